@@ -1,0 +1,223 @@
+//! The job spec: the one contract between the compiler and the runner.
+//!
+//! `bkc build` writes one of these per job to `/etc/bkc/jobs/<job>.json`; `bkc-run` reads it and
+//! needs nothing else. Every value is resolved at compile time: host addresses, ports, users, the
+//! host and path of every lock the job takes or waits on. The runner never sees the topology.
+//!
+//! Hosts are always named. A location whose `host` equals [`JobSpec::host`] is local to the runner;
+//! any other host is reached over SSH through its entry in [`JobSpec::hosts`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any change a runner of the previous version would misread.
+pub const SPEC_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobSpec {
+    pub version: u32,
+    /// The job's name, as in `bkc-<job>.service`.
+    pub job: String,
+    /// The host this job runs on.
+    pub host: String,
+    /// Where the runner keeps `<job>.json`, the report of the last run.
+    pub state_dir: String,
+    /// Where the runner writes `bkc_<job>.prom` for node_exporter's textfile collector, if anywhere.
+    pub metrics_dir: Option<String>,
+    /// The pinned known_hosts file for every SSH connection the runner makes.
+    pub known_hosts: String,
+    /// The SSH private key the runner uses; `None` leaves the choice to ssh.
+    pub identity: Option<String>,
+    /// Every host the job reaches over SSH (never the job's own host).
+    pub hosts: BTreeMap<String, Endpoint>,
+    /// `every "4d"`: run only when the last success is at least this old.
+    pub every: Option<Interval>,
+    /// Give up the whole run after this many seconds.
+    pub timeout_secs: Option<u64>,
+    pub nice: Option<i32>,
+    pub io_class: Option<IoClass>,
+    /// Network failures of a sync are retried this many times.
+    pub retries: u32,
+    /// The first retry waits this long; each further one waits twice as long as the one before.
+    pub retry_delay_secs: u64,
+    /// Locks taken before anything else, already in the one global order (host, path), so that
+    /// two runners can never deadlock. Own locks are exclusive; `blocks-on` locks are shared.
+    pub locks: Vec<Lock>,
+    /// Seed-style lock files created exclusively while the job runs and removed at the end.
+    pub lock_files: Vec<Location>,
+    /// Seed-style lock files this job waits on until they are gone.
+    pub wait_files: Vec<WaitFile>,
+    pub hooks: Vec<Hook>,
+    pub syncs: Vec<Sync>,
+}
+
+/// How to reach a host over SSH.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Endpoint {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+}
+
+/// A path on a named host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Location {
+    pub host: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Interval {
+    pub secs: u64,
+    /// The timer fires every `slack * 2` seconds; a run counts as due when the last success is
+    /// older than `secs - slack`, so that timer jitter never pushes a run a whole period late.
+    pub slack_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoClass {
+    Realtime,
+    BestEffort,
+    Idle,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockMode {
+    /// The job's own lock: while it is held, no job that blocks on this one can start.
+    Exclusive,
+    /// Another job's lock, held shared for the whole run: that job cannot start meanwhile, and
+    /// any number of jobs blocking on it may still run side by side.
+    Shared,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Lock {
+    #[serde(flatten)]
+    pub at: Location,
+    pub mode: LockMode,
+    /// For a shared lock, the job that owns it (named in timeout messages).
+    pub owner: String,
+    /// How long one blocking attempt lasts before the runner re-checks and logs that it waits.
+    pub wait_secs: u64,
+    /// Give up after this long in total.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WaitFile {
+    #[serde(flatten)]
+    pub at: Location,
+    pub wait_secs: u64,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HookWhen {
+    Before,
+    After,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFailure {
+    /// Log the failure and go on as if the hook succeeded.
+    Ignore,
+    /// Go on, but mark the run failed.
+    Continue,
+    /// Stop the run here (after hooks still run).
+    Break,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    /// One string: the admin's own command line, run through `sh -c` on its host.
+    Shell(String),
+    /// Several strings: an argv, run without a shell (quoted for the remote shell over SSH).
+    Argv(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Hook {
+    pub when: HookWhen,
+    pub host: String,
+    pub command: Command,
+    pub on_failure: OnFailure,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Sync {
+    pub source: Location,
+    pub dest: Location,
+    /// rsync options, as written in the topology (default `-a`).
+    pub opts: Vec<String>,
+    pub exclude: Vec<String>,
+    /// rsync `--bwlimit` value, already validated.
+    pub bwlimit: Option<String>,
+    /// True when `opts` deletes on the receiver: the runner then refuses a missing or empty source.
+    pub deletes: bool,
+    pub allow_empty_source: bool,
+    /// Hardlinked snapshots under `dest`, with this retention.
+    pub snapshot: Option<Retention>,
+}
+
+/// Snapshot retention. The newest complete snapshot is always kept, whatever these say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Retention {
+    pub keep_last: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+}
+
+impl JobSpec {
+    /// Parse and check a spec as the runner reads it from disk.
+    pub fn from_json(text: &str) -> Result<JobSpec, SpecError> {
+        // Read the version alone first, so a spec from a newer bkc gets a message about versions
+        // rather than about whichever field it added.
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u32,
+        }
+        let v: Versioned = serde_json::from_str(text).map_err(SpecError::Malformed)?;
+        if v.version != SPEC_VERSION {
+            return Err(SpecError::Version(v.version));
+        }
+        serde_json::from_str(text).map_err(SpecError::Malformed)
+    }
+
+    /// The JSON bkc writes: pretty, with a trailing newline, byte-stable for a given spec.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a JobSpec always serialises");
+        s.push('\n');
+        s
+    }
+
+    /// True when `host` is the runner's own host, so no SSH is needed to reach it.
+    pub fn is_local(&self, host: &str) -> bool {
+        host == self.host
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("job spec is not valid: {0}")]
+    Malformed(serde_json::Error),
+    #[error(
+        "job spec version {0} is not understood by this bkc-run (it reads version {SPEC_VERSION}); install the bkc-run that matches the bkc that built it"
+    )]
+    Version(u32),
+}
