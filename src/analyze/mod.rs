@@ -1,1 +1,372 @@
-//! analyze
+//! AST -> validated [`Topology`]: resolve names, check paths, translate schedules, derive locks.
+//!
+//! Every check reports into one [`Diagnostics`] and carries on with what it could resolve, so
+//! a file with ten mistakes gets ten diagnostics in one run. A [`Topology`] is returned only when
+//! none of them is an error.
+
+mod jobs;
+mod locks;
+mod paths;
+mod timer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+
+use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean};
+use crate::schedule::{ScheduleError, parse_duration};
+use crate::syntax::{self, ast};
+use crate::topology::{Host, Topology};
+
+/// The result of compiling one file: the topology if it had no errors, and every diagnostic.
+pub struct Compiled {
+    pub topology: Option<Topology>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub source: Source,
+}
+
+impl Compiled {
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+}
+
+/// Compile topology text. `name` is what diagnostics call the file.
+pub fn compile(name: &str, text: &str) -> Compiled {
+    let source: Source = NamedSource::new(name, Arc::<str>::from(text));
+    let mut d = Diagnostics::default();
+    let topology = syntax::parse(text, &mut d).and_then(|file| analyze(&file, text, &mut d));
+    let topology = if d.has_errors() { None } else { topology };
+    Compiled {
+        topology,
+        diagnostics: d.finish(&source),
+        source,
+    }
+}
+
+/// Settings that apply to every host and job unless overridden, with bkc's defaults filled in.
+pub(crate) struct Settings {
+    pub user: String,
+    pub port: u16,
+    pub identity: Option<String>,
+    pub lock_dir: String,
+    pub state_dir: String,
+    pub metrics_dir: Option<String>,
+    pub runner: String,
+    pub lock_wait: u64,
+    pub lock_timeout: u64,
+}
+
+pub(crate) const KNOWN_HOSTS: &str = "/etc/bkc/known_hosts";
+
+/// Shared state of one analysis: the source text (to point inside string literals) and the
+/// diagnostics sink.
+pub(crate) struct Ctx<'a> {
+    pub text: &'a str,
+    pub d: &'a mut Diagnostics,
+}
+
+impl Ctx<'_> {
+    pub fn push(&mut self, diag: Diagnostic) {
+        self.d.push(diag);
+    }
+
+    /// The span of `range` inside the string literal at `span`, when the literal is written
+    /// plainly (no escapes), so a label can point at the one bad field; otherwise the whole value.
+    pub fn inner(&self, value: &ast::Str, range: std::ops::Range<usize>) -> SourceSpan {
+        let raw = self
+            .text
+            .get(value.span.offset()..value.span.offset() + value.span.len());
+        match raw {
+            Some(raw)
+                if raw.len() == value.value.len() + 2 && raw[1..raw.len() - 1] == value.value =>
+            {
+                SourceSpan::new(
+                    (value.span.offset() + 1 + range.start).into(),
+                    range.len().max(1),
+                )
+            }
+            _ => value.span,
+        }
+    }
+
+    pub fn schedule_error(&mut self, code: &'static str, value: &ast::Str, e: ScheduleError) {
+        let span = match e.range.clone() {
+            Some(r) => self.inner(value, r),
+            None => value.span,
+        };
+        self.push(
+            Diagnostic::error(code, e.message)
+                .label(span, "here")
+                .help(e.help),
+        );
+    }
+
+    pub fn duration(&mut self, value: &ast::Str, allow_zero: bool) -> Option<u64> {
+        match parse_duration(&value.value, allow_zero) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.schedule_error("bkc::invalid_duration", value, e);
+                None
+            }
+        }
+    }
+
+    pub fn path(&mut self, value: &ast::Str, path: &str, offset: usize, what: &str) -> bool {
+        match paths::path_problem(path) {
+            None => true,
+            Some((problem, help)) => {
+                let span = self.inner(value, offset..offset + path.len());
+                self.push(
+                    Diagnostic::error("bkc::invalid_path", format!("{problem}: `{path}`"))
+                        .label(span, format!("{what} must be an absolute path"))
+                        .help(help),
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Names of hosts, jobs and tags: they become unit names and file names.
+pub(crate) fn check_name(cx: &mut Ctx, name: &ast::Str, what: &str) -> bool {
+    let v = &name.value;
+    let ok = v.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && v.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && v.len() <= 200;
+    if !ok {
+        cx.push(
+            Diagnostic::error("bkc::invalid_name", format!("`{v}` is not a valid {what} name"))
+                .label(name.span, "invalid name")
+                .help(format!(
+                    "a {what} name starts with a letter or digit and holds only letters, digits, `_`, `.` and `-` (it becomes part of unit and file names)"
+                )),
+        );
+    }
+    ok
+}
+
+fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> Option<Topology> {
+    let mut cx = Ctx { text, d };
+    let settings = settings(&mut cx, file.defaults.as_ref());
+    let hosts = hosts(&mut cx, &file.hosts, &settings);
+    let drafts = jobs::jobs(&mut cx, &file.jobs, &hosts, &settings);
+    let (jobs, derived) = locks::derive(&mut cx, &file.jobs, drafts, &hosts, &settings);
+    Some(Topology {
+        hosts,
+        jobs,
+        derived,
+        _checked: (),
+    })
+}
+
+fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
+    let mut s = Settings {
+        user: "root".into(),
+        port: 22,
+        identity: None,
+        lock_dir: "/run/bkc/locks".into(),
+        state_dir: "/var/lib/bkc".into(),
+        metrics_dir: None,
+        runner: "/usr/local/bin/bkc-run".into(),
+        lock_wait: 60,
+        lock_timeout: 6 * 3600,
+    };
+    let Some(df) = defaults else { return s };
+    if let Some(u) = &df.user
+        && check_user(cx, u)
+    {
+        s.user = u.value.clone();
+    }
+    if let Some(p) = &df.port {
+        s.port = port(cx, p).unwrap_or(22);
+    }
+    for (slot, value, what) in [
+        (&mut s.lock_dir, &df.lock_dir, "lock-dir"),
+        (&mut s.state_dir, &df.state_dir, "state-dir"),
+        (&mut s.runner, &df.runner, "runner"),
+    ] {
+        if let Some(v) = value
+            && cx.path(v, &v.value, 0, what)
+        {
+            *slot = paths::normalize(&v.value).to_string();
+        }
+    }
+    for (slot, value, what) in [
+        (&mut s.identity, &df.identity, "identity"),
+        (&mut s.metrics_dir, &df.metrics_dir, "metrics-dir"),
+    ] {
+        if let Some(v) = value
+            && cx.path(v, &v.value, 0, what)
+        {
+            *slot = Some(paths::normalize(&v.value).to_string());
+        }
+    }
+    if let Some(v) = &df.lock_wait {
+        s.lock_wait = cx.duration(v, false).unwrap_or(s.lock_wait);
+    }
+    if let Some(v) = &df.lock_timeout {
+        s.lock_timeout = cx.duration(v, false).unwrap_or(s.lock_timeout);
+    }
+    s
+}
+
+fn port(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<u16> {
+    match u16::try_from(p.value) {
+        Ok(v) if v > 0 => Some(v),
+        _ => {
+            cx.push(
+                Diagnostic::error(
+                    "bkc::invalid_port",
+                    format!("{} is not a TCP port", p.value),
+                )
+                .label(p.span, "out of range")
+                .help("a port is a number from 1 to 65535"),
+            );
+            None
+        }
+    }
+}
+
+/// Reject what ssh would read as an option or split into two words.
+fn check_word(cx: &mut Ctx, v: &ast::Str, what: &str, code: &'static str) -> bool {
+    let bad = v.value.is_empty()
+        || v.value.starts_with('-')
+        || v.value
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '@');
+    if bad {
+        cx.push(
+            Diagnostic::error(code, format!("`{}` is not a valid {what}", v.value))
+                .label(v.span, format!("invalid {what}"))
+                .help(format!(
+                    "a {what} must not be empty, start with `-`, or contain spaces, `@` or control characters"
+                )),
+        );
+    }
+    !bad
+}
+
+fn check_user(cx: &mut Ctx, v: &ast::Str) -> bool {
+    check_word(cx, v, "user name", "bkc::invalid_user")
+}
+
+const KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Host> {
+    let mut out = BTreeMap::new();
+    let mut first: BTreeMap<&str, SourceSpan> = BTreeMap::new();
+    for h in list {
+        if !check_name(cx, &h.name, "host") {
+            continue;
+        }
+        if let Some(prev) = first.get(h.name.value.as_str()) {
+            cx.push(
+                Diagnostic::error("bkc::duplicate_host", format!("host `{}` is defined twice", h.name.value))
+                    .label(h.name.span, "defined again here")
+                    .also(*prev, "first defined here")
+                    .help("give each host one `host` node; rename one of them if they are different machines"),
+            );
+            continue;
+        }
+        first.insert(&h.name.value, h.name.span);
+        let address = match &h.address {
+            Some(a) if check_word(cx, a, "address", "bkc::invalid_address") => a.value.clone(),
+            _ => h.name.value.clone(),
+        };
+        let user = match &h.user {
+            Some(u) if check_user(cx, u) => u.value.clone(),
+            _ => s.user.clone(),
+        };
+        let port = h.port.as_ref().and_then(|p| port(cx, p)).unwrap_or(s.port);
+        let lock_dir = match &h.lock_dir {
+            Some(v) if cx.path(v, &v.value, 0, "lock-dir") => {
+                paths::normalize(&v.value).to_string()
+            }
+            _ => s.lock_dir.clone(),
+        };
+        let mut host_keys = Vec::new();
+        for k in &h.host_keys {
+            let mut words = k.value.split_whitespace();
+            let ty = words.next().unwrap_or("");
+            let blob = words.next().unwrap_or("");
+            let b64 = blob.len() >= 16
+                && blob
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+            if !KEY_TYPES.contains(&ty) || !b64 || k.value.contains(['\n', '\r']) {
+                let mut diag = Diagnostic::error(
+                    "bkc::invalid_host_key",
+                    "this is not an SSH public host key",
+                )
+                .label(k.span, "expected `<type> <base64>`");
+                diag = match did_you_mean(ty, KEY_TYPES.iter().copied()).filter(|t| *t != ty) {
+                    Some(t) => diag.help(format!("did you mean the key type `{t}`?")),
+                    None => diag.help(format!(
+                        "copy the line from the host's /etc/ssh/ssh_host_ed25519_key.pub (or run `ssh-keyscan -t ed25519 {address}`)"
+                    )),
+                };
+                cx.push(diag);
+                continue;
+            }
+            host_keys.push(format!("{ty} {blob}"));
+        }
+        let mut tags = Vec::new();
+        for t in &h.tags {
+            if check_name(cx, t, "tag") {
+                tags.push(t.value.clone());
+            }
+        }
+        out.insert(
+            h.name.value.clone(),
+            Host {
+                name: h.name.value.clone(),
+                address,
+                port,
+                user,
+                host_keys,
+                tags,
+                lock_dir,
+            },
+        );
+    }
+    out
+}
+
+/// Resolve a host reference, or report it with a "did you mean".
+pub(crate) fn resolve_host<'h>(
+    cx: &mut Ctx,
+    hosts: &'h BTreeMap<String, Host>,
+    name: &str,
+    span: SourceSpan,
+    what: &str,
+) -> Option<&'h Host> {
+    if let Some(h) = hosts.get(name) {
+        return Some(h);
+    }
+    let mut diag = Diagnostic::error(
+        "bkc::unknown_host",
+        format!("{what} names host `{name}`, which is not defined"),
+    )
+    .label(span, "unknown host");
+    diag = match did_you_mean(name, hosts.keys().map(String::as_str)) {
+        Some(s) => diag.help(format!("did you mean `{s}`?")),
+        None => diag.help(format!("define it: host \"{name}\" address=\"…\"")),
+    };
+    cx.push(diag);
+    None
+}

@@ -1,1 +1,160 @@
-//! syntax
+//! Text -> KDL document -> AST with spans.
+//!
+//! Before the kdl crate sees a file, a cheap scan bounds what would make it misbehave: a file
+//! over [`MAX_BYTES`], braces nested deeper than [`MAX_DEPTH`] (kdl 6 recurses per level and
+//! overflows the stack near 10,000), and `/-{` blocks nested more than [`MAX_SLASHDASH_DEPTH`]
+//! deep (kdl-org/kdl-rs#177: each level multiplies the parse time by four, so 20 levels would
+//! take hours). A topology needs three levels of braces; the limits are far above that.
+
+pub mod ast;
+mod lower;
+mod reader;
+
+use miette::SourceSpan;
+
+use crate::diag::{Diagnostic, Diagnostics};
+
+pub const MAX_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_DEPTH: usize = 64;
+pub const MAX_SLASHDASH_DEPTH: usize = 6;
+
+/// Parse and lower a topology. Syntax errors end the stage (the AST would be guesswork); errors
+/// in the shape of nodes do not, so that `analyze` can still report everything else.
+pub fn parse(text: &str, d: &mut Diagnostics) -> Option<ast::File> {
+    if text.len() > MAX_BYTES {
+        d.push(
+            Diagnostic::error(
+                "bkc::file_too_large",
+                format!(
+                    "the file is {} bytes; bkc reads at most {MAX_BYTES}",
+                    text.len()
+                ),
+            )
+            .help("split the topology, or check that this is the file you meant"),
+        );
+        return None;
+    }
+    if let Some(diag) = scan(text) {
+        d.push(diag);
+        return None;
+    }
+    match text.parse::<kdl::KdlDocument>() {
+        Ok(doc) => Some(lower::file(&doc, d)),
+        Err(err) => {
+            // kdl's diagnostics carry their own unnamed copy of the text; rebuild each one on
+            // ours so that it renders with the file name.
+            for k in err.diagnostics {
+                let message = k.message.unwrap_or_else(|| "syntax error".into());
+                let label = k.label.unwrap_or_else(|| "here".into());
+                let help = k
+                    .help
+                    .unwrap_or_else(|| "see docs/SCHEMA.md for the KDL syntax bkc reads".into());
+                d.push(
+                    Diagnostic::error("bkc::syntax", message)
+                        .label(clamp(k.span, text.len()), label)
+                        .help(help),
+                );
+            }
+            None
+        }
+    }
+}
+
+fn clamp(span: SourceSpan, len: usize) -> SourceSpan {
+    let start = span.offset().min(len);
+    SourceSpan::new(start.into(), span.len().min(len - start))
+}
+
+/// Bound brace nesting and `/-{` nesting before the parser runs. The scan knows KDL's strings
+/// and comments so that braces inside them do not count.
+fn scan(text: &str) -> Option<Diagnostic> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    // For each open brace: whether it was slashdashed.
+    let mut stack: Vec<bool> = Vec::new();
+    let mut slashed = 0usize;
+    let mut pending_slashdash = false;
+    while i < b.len() {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i..].starts_with(b"/*") {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i..].starts_with(b"*/") {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'-') => {
+                pending_slashdash = true;
+                i += 2;
+                continue;
+            }
+            b'#' if matches!(b.get(i + 1), Some(b'"' | b'#')) => {
+                let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
+                if b.get(i + hashes) == Some(&b'"') {
+                    let mut close = vec![b'"'];
+                    close.extend(std::iter::repeat_n(b'#', hashes));
+                    i += hashes + 1;
+                    while i < b.len() && !b[i..].starts_with(&close) {
+                        i += 1;
+                    }
+                    i += close.len();
+                    pending_slashdash = false;
+                    continue;
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                pending_slashdash = false;
+                continue;
+            }
+            b'{' => {
+                stack.push(pending_slashdash);
+                if pending_slashdash {
+                    slashed += 1;
+                }
+                if stack.len() > MAX_DEPTH || slashed > MAX_SLASHDASH_DEPTH {
+                    let (what, limit) = if stack.len() > MAX_DEPTH {
+                        ("blocks", MAX_DEPTH)
+                    } else {
+                        ("commented-out `/-{` blocks", MAX_SLASHDASH_DEPTH)
+                    };
+                    return Some(
+                        Diagnostic::error("bkc::nesting", format!("{what} are nested more than {limit} deep"))
+                            .label(SourceSpan::new(i.into(), 1), "too deep")
+                            .help("a topology needs three levels; delete the commented-out blocks or flatten the file"),
+                    );
+                }
+            }
+            b'}' => {
+                if stack.pop() == Some(true) {
+                    slashed -= 1;
+                }
+            }
+            c if !c.is_ascii_whitespace() => pending_slashdash = false,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}

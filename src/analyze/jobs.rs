@@ -1,0 +1,589 @@
+//! Jobs: resolve hosts and paths, check syncs, hooks and settings, and build each job's spec
+//! (all but its locks, which need every job at once: see `locks`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use miette::SourceSpan;
+
+use super::{Ctx, KNOWN_HOSTS, Settings, check_name, paths, resolve_host, timer};
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::schedule::parse_size;
+use crate::spec::{
+    self, Command, Hook, HookWhen, IoClass, JobSpec, Location, OnFailure, Retention, SPEC_VERSION,
+    WaitFile,
+};
+use crate::syntax::ast;
+use crate::topology::{Host, Job, Service};
+
+/// A job whose locks are not derived yet, with what lock derivation needs to know of it.
+pub(crate) struct Draft {
+    pub job: Job,
+    pub ast: usize,
+    /// Places the job's syncs read and write, with the span of the sync that does it.
+    pub reads: Vec<(Location, SourceSpan)>,
+    pub writes: Vec<(Location, SourceSpan)>,
+}
+
+pub(crate) fn jobs(
+    cx: &mut Ctx,
+    list: &[ast::Job],
+    hosts: &BTreeMap<String, Host>,
+    s: &Settings,
+) -> BTreeMap<String, Draft> {
+    let mut out: BTreeMap<String, Draft> = BTreeMap::new();
+    let mut first: BTreeMap<&str, SourceSpan> = BTreeMap::new();
+    for (i, j) in list.iter().enumerate() {
+        let name_ok = check_name(cx, &j.name, "job");
+        if let Some(prev) = first.get(j.name.value.as_str()) {
+            cx.push(
+                Diagnostic::error("bkc::duplicate_job", format!("job `{}` is defined twice", j.name.value))
+                    .label(j.name.span, "defined again here")
+                    .also(*prev, "first defined here")
+                    .help("job names become unit names (bkc-<job>.service) and must be unique; rename one"),
+            );
+            continue;
+        }
+        first.insert(&j.name.value, j.name.span);
+        let host = j.on.as_ref().and_then(|on| {
+            resolve_host(
+                cx,
+                hosts,
+                &on.value,
+                on.span,
+                &format!("job `{}`", j.name.value),
+            )
+        });
+        let draft = job(cx, j, host, hosts, s);
+        if let (true, Some(mut draft)) = (name_ok, draft) {
+            draft.ast = i;
+            out.insert(j.name.value.clone(), draft);
+        }
+    }
+    out
+}
+
+fn job(
+    cx: &mut Ctx,
+    j: &ast::Job,
+    on: Option<&Host>,
+    hosts: &BTreeMap<String, Host>,
+    s: &Settings,
+) -> Option<Draft> {
+    let (timer, every) = timer::timer(cx, j);
+    let timeout_secs = j.timeout.as_ref().and_then(|v| cx.duration(v, false));
+    let expected_duration = j
+        .expected_duration
+        .as_ref()
+        .and_then(|v| cx.duration(v, false));
+    let nice = j.nice.as_ref().and_then(|n| match i32::try_from(n.value) {
+        Ok(v) if (-20..=19).contains(&v) => Some(v),
+        _ => {
+            cx.push(
+                Diagnostic::error(
+                    "bkc::invalid_nice",
+                    format!("nice {} is out of range", n.value),
+                )
+                .label(n.span, "out of range")
+                .help("niceness goes from -20 (most favoured) to 19 (least); 10 suits backups"),
+            );
+            None
+        }
+    });
+    let io_class = j.io_class.as_ref().and_then(|c| match c.value.as_str() {
+        "realtime" => Some(IoClass::Realtime),
+        "best-effort" => Some(IoClass::BestEffort),
+        "idle" => Some(IoClass::Idle),
+        other => {
+            let known = ["realtime", "best-effort", "idle"];
+            cx.push(
+                Diagnostic::error(
+                    "bkc::invalid_io_class",
+                    format!("`{other}` is not an I/O scheduling class"),
+                )
+                .label(c.span, "unknown class")
+                .help(match did_you_mean(other, known) {
+                    Some(k) => format!("did you mean `{k}`?"),
+                    None => "use one of: realtime, best-effort, idle".to_string(),
+                }),
+            );
+            None
+        }
+    });
+    let job_bwlimit = j.bwlimit.as_ref().and_then(|b| size(cx, b));
+    let (retries, retry_delay_secs) = match &j.retries {
+        None => (0, 60),
+        Some(r) => {
+            let count = match u32::try_from(r.count.value) {
+                Ok(c) if c <= 100 => c,
+                _ => {
+                    cx.push(
+                        Diagnostic::error(
+                            "bkc::invalid_retries",
+                            format!("{} retries is out of range", r.count.value),
+                        )
+                        .label(r.count.span, "out of range")
+                        .help("give a count from 0 to 100"),
+                    );
+                    0
+                }
+            };
+            let delay = r
+                .delay
+                .as_ref()
+                .and_then(|v| cx.duration(v, false))
+                .unwrap_or(60);
+            (count, delay)
+        }
+    };
+
+    // Without its host nothing below can be resolved; the checks above still ran.
+    let on = on?;
+    let mut used_hosts: BTreeSet<String> = BTreeSet::new();
+    let mut locate = |cx: &mut Ctx, value: &ast::Str, what: &str| -> Option<Location> {
+        let (prefix, path) = paths::split_remote(&value.value);
+        let host = match prefix {
+            Some(p) => resolve_host(cx, hosts, p, cx.inner(value, 0..p.len()), what)?,
+            None => on,
+        };
+        let offset = prefix.map_or(0, |p| p.len() + 1);
+        if !cx.path(value, path, offset, what) {
+            return None;
+        }
+        used_hosts.insert(host.name.clone());
+        Some(Location {
+            host: host.name.clone(),
+            path: path.to_string(),
+        })
+    };
+
+    let mut syncs = Vec::new();
+    let mut reads = Vec::new();
+    let mut writes = Vec::new();
+    let mut rw_paths: Vec<String> = Vec::new();
+    for sy in &j.syncs {
+        let source = locate(cx, &sy.source, "the sync's source");
+        let dest = locate(cx, &sy.dest, "the sync's destination");
+        let (Some(source), Some(dest)) = (source, dest) else {
+            continue;
+        };
+        if source.host != on.name && dest.host != on.name {
+            cx.push(
+                Diagnostic::error("bkc::both_remote", "both ends of this sync are on other hosts")
+                    .label(sy.source.span, format!("on `{}`", source.host))
+                    .also(sy.dest.span, format!("on `{}`", dest.host))
+                    .help(format!(
+                        "rsync copies between the local host and at most one remote; run the job on one end: on=\"{}\"",
+                        source.host
+                    )),
+            );
+            continue;
+        }
+        if source.host == dest.host
+            && paths::normalize(&source.path) == paths::normalize(&dest.path)
+        {
+            cx.push(
+                Diagnostic::error("bkc::sync_to_itself", "this sync copies a path onto itself")
+                    .label(sy.dest.span, "same place as the source")
+                    .also(sy.source.span, "source")
+                    .help("the destination must be another directory or another host"),
+            );
+            continue;
+        }
+        if source.host == dest.host && paths::overlaps(&source.path, &dest.path) {
+            cx.push(
+                Diagnostic::error("bkc::sync_overlap", "the destination and the source contain one another")
+                    .label(sy.dest.span, "inside the source, or around it")
+                    .also(sy.source.span, "source")
+                    .help("rsync would copy its own output again on every run; put the destination outside the source"),
+            );
+            continue;
+        }
+        let (opts, deletes) = opts(cx, sy);
+        let snapshot = sy.snapshot.as_ref().map(|sn| retention(cx, sn));
+        if sy.snapshot.is_some()
+            && let Some(o) = sy
+                .opts
+                .iter()
+                .flatten()
+                .find(|o| o.value.starts_with("--link-dest"))
+        {
+            cx.push(
+                Diagnostic::error(
+                    "bkc::conflicting_option",
+                    "`--link-dest` is set by `snapshot`",
+                )
+                .label(o.span, "set here too")
+                .help("remove it: snapshots link against the newest complete snapshot themselves"),
+            );
+        }
+        let bwlimit = sy
+            .bwlimit
+            .as_ref()
+            .and_then(|b| size(cx, b))
+            .or(job_bwlimit.clone());
+        let allow_empty_source = sy
+            .allow_empty_source
+            .as_ref()
+            .or(j.allow_empty_source.as_ref())
+            .is_some_and(|a| a.value);
+        if dest.host == on.name {
+            rw_paths.push(paths::normalize(&dest.path).to_string());
+        }
+        reads.push((source.clone(), sy.source.span));
+        writes.push((dest.clone(), sy.dest.span));
+        syncs.push(spec::Sync {
+            source,
+            dest,
+            opts,
+            exclude: sy.exclude.iter().map(|e| e.value.clone()).collect(),
+            bwlimit,
+            deletes,
+            allow_empty_source,
+            snapshot,
+        });
+    }
+    if j.syncs.is_empty() && j.hooks.is_empty() {
+        cx.push(
+            Diagnostic::warning(
+                "bkc::empty_job",
+                format!("job `{}` has nothing to do", j.name.value),
+            )
+            .label(j.name.span, "no `sync` and no `hook`")
+            .help("add a sync: sync \"/data/\" \"backup_a:/srv/backup/data/\""),
+        );
+    }
+
+    let mut hooks = Vec::new();
+    for h in &j.hooks {
+        let when = match h.when.value.as_str() {
+            "before" => Some(HookWhen::Before),
+            "after" => Some(HookWhen::After),
+            other => {
+                cx.push(
+                    Diagnostic::error("bkc::invalid_hook", format!("`{other}` is not a hook time"))
+                        .label(h.when.span, "expected `before` or `after`")
+                        .help(format!(
+                            "write hook \"before\" … or hook \"after\" …{}",
+                            did_you_mean(other, ["before", "after"])
+                                .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"))
+                        )),
+                );
+                None
+            }
+        };
+        let host = match &h.host {
+            Some(hn) => resolve_host(cx, hosts, &hn.value, hn.span, "this hook"),
+            None => Some(on),
+        };
+        let on_failure = match h.on_failure.as_ref().map(|o| (o, o.value.as_str())) {
+            None if when == Some(HookWhen::Before) => Some(OnFailure::Break),
+            None => Some(OnFailure::Continue),
+            Some((_, "ignore")) => Some(OnFailure::Ignore),
+            Some((_, "continue")) => Some(OnFailure::Continue),
+            Some((_, "break")) => Some(OnFailure::Break),
+            Some((o, other)) => {
+                cx.push(
+                    Diagnostic::error("bkc::invalid_hook", format!("`{other}` is not a failure policy"))
+                        .label(o.span, "unknown policy")
+                        .help("use ignore (go on), continue (go on, mark the run failed) or break (stop the run)"),
+                );
+                None
+            }
+        };
+        if let Some(w) = &h.writes {
+            if host.is_some_and(|x| x.name != on.name) {
+                cx.push(
+                    Diagnostic::error(
+                        "bkc::invalid_hook",
+                        "`writes` applies to hooks on the job's own host",
+                    )
+                    .label(w.span, "this hook runs elsewhere")
+                    .help(
+                        "remove `writes`: a hook on another host runs outside this job's sandbox",
+                    ),
+                );
+            } else if cx.path(w, &w.value, 0, "writes") {
+                rw_paths.push(paths::normalize(&w.value).to_string());
+            }
+        }
+        if h.command.iter().any(|c| c.value.contains('\0')) || h.command[0].value.trim().is_empty()
+        {
+            cx.push(
+                Diagnostic::error(
+                    "bkc::invalid_hook",
+                    "the hook's command is empty or contains NUL",
+                )
+                .label(h.command[0].span, "here")
+                .help(
+                    "give the command line: hook \"before\" \"pg_dumpall -f /var/backups/db.sql\"",
+                ),
+            );
+            continue;
+        }
+        let (Some(when), Some(host), Some(on_failure)) = (when, host, on_failure) else {
+            continue;
+        };
+        used_hosts.insert(host.name.clone());
+        let command = match h.command.as_slice() {
+            [one] => Command::Shell(one.value.clone()),
+            many => Command::Argv(many.iter().map(|c| c.value.clone()).collect()),
+        };
+        hooks.push(Hook {
+            when,
+            host: host.name.clone(),
+            command,
+            on_failure,
+        });
+    }
+
+    let mut lock_files = Vec::new();
+    for l in &j.lock_files {
+        let host = match &l.host {
+            Some(hn) => resolve_host(cx, hosts, &hn.value, hn.span, "this lock-file"),
+            None => Some(on),
+        };
+        if let Some(host) = host
+            && cx.path(&l.path, &l.path.value, 0, "lock-file")
+        {
+            used_hosts.insert(host.name.clone());
+            if host.name == on.name {
+                rw_paths.push(parent(&l.path.value));
+            }
+            lock_files.push(Location {
+                host: host.name.clone(),
+                path: l.path.value.clone(),
+            });
+        }
+    }
+    let mut wait_files = Vec::new();
+    for w in &j.blocks_on_files {
+        let host = match &w.host {
+            Some(hn) => resolve_host(cx, hosts, &hn.value, hn.span, "this blocks-on-file"),
+            None => Some(on),
+        };
+        let wait = w
+            .wait
+            .as_ref()
+            .and_then(|v| cx.duration(v, false))
+            .unwrap_or(s.lock_wait);
+        let timeout = w
+            .timeout
+            .as_ref()
+            .and_then(|v| cx.duration(v, false))
+            .unwrap_or(s.lock_timeout);
+        if let Some(host) = host
+            && cx.path(&w.path, &w.path.value, 0, "blocks-on-file")
+        {
+            used_hosts.insert(host.name.clone());
+            if host.name == on.name {
+                // A stale lock file left by a dead process on this host is removed by the runner.
+                rw_paths.push(parent(&w.path.value));
+            }
+            wait_files.push(WaitFile {
+                at: Location {
+                    host: host.name.clone(),
+                    path: w.path.value.clone(),
+                },
+                wait_secs: wait,
+                timeout_secs: timeout,
+            });
+        }
+    }
+
+    if timer.is_none() && j.schedules.is_empty() && j.crons.is_empty() && j.every.is_none() {
+        cx.push(
+            Diagnostic::warning("bkc::no_schedule", format!("job `{}` has no schedule", j.name.value))
+                .label(j.name.span, "no `schedule`, `cron` or `every`")
+                .help("it gets no timer and runs only when started by hand (bkc run); add schedule \"daily\" to run it daily"),
+        );
+    }
+
+    rw_paths.push(on.lock_dir.clone());
+    rw_paths.push(s.state_dir.clone());
+    rw_paths.extend(s.metrics_dir.clone());
+    let read_write_paths = minimal_cover(rw_paths);
+    let writes_home = read_write_paths.iter().any(|p| paths::is_home(p));
+
+    used_hosts.remove(&on.name);
+    let endpoints = used_hosts
+        .iter()
+        .map(|h| {
+            let h = &hosts[h];
+            (
+                h.name.clone(),
+                spec::Endpoint {
+                    address: h.address.clone(),
+                    port: h.port,
+                    user: h.user.clone(),
+                },
+            )
+        })
+        .collect();
+
+    let spec = JobSpec {
+        version: SPEC_VERSION,
+        job: j.name.value.clone(),
+        host: on.name.clone(),
+        state_dir: s.state_dir.clone(),
+        metrics_dir: s.metrics_dir.clone(),
+        known_hosts: KNOWN_HOSTS.to_string(),
+        identity: s.identity.clone(),
+        hosts: endpoints,
+        every,
+        timeout_secs,
+        nice,
+        io_class,
+        retries,
+        retry_delay_secs,
+        locks: Vec::new(),
+        lock_files,
+        wait_files,
+        hooks,
+        syncs,
+    };
+    Some(Draft {
+        job: Job {
+            name: j.name.value.clone(),
+            host: on.name.clone(),
+            description: j.description.as_ref().map(|d| d.value.clone()),
+            timer,
+            service: Service {
+                runner: s.runner.clone(),
+                read_write_paths,
+                writes_home,
+                timeout_secs,
+            },
+            spec,
+            blocks_on: Vec::new(),
+            expected_duration,
+        },
+        ast: 0,
+        reads,
+        writes,
+    })
+}
+
+fn parent(p: &str) -> String {
+    let p = paths::normalize(p);
+    match p.rfind('/') {
+        Some(0) | None => "/".to_string(),
+        Some(i) => p[..i].to_string(),
+    }
+}
+
+/// Sorted, without duplicates and without paths inside another listed path.
+fn minimal_cover(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    let mut out: Vec<String> = Vec::new();
+    for p in v {
+        if !out.iter().any(|o| paths::is_ancestor_or_same(o, &p)) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn size(cx: &mut Ctx, v: &ast::Str) -> Option<String> {
+    match parse_size(&v.value) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            cx.schedule_error("bkc::invalid_size", v, e);
+            None
+        }
+    }
+}
+
+/// Options bkc sets itself and must not be overridden, with why.
+const RESERVED: &[(&str, &str)] = &[
+    (
+        "-e",
+        "bkc sets the ssh command itself; set `port` and `user` on the host instead",
+    ),
+    (
+        "--rsh",
+        "bkc sets the ssh command itself; set `port` and `user` on the host instead",
+    ),
+    ("--bwlimit", "use `bwlimit \"5M\"` on the sync or the job"),
+    ("--exclude", "use `exclude \"pattern\"` on the sync"),
+    ("--dry-run", "use `bkc-run --dry-run` to try a job"),
+    ("-n", "use `bkc-run --dry-run` to try a job"),
+];
+
+fn opts(cx: &mut Ctx, sy: &ast::Sync) -> (Vec<String>, bool) {
+    let Some(list) = &sy.opts else {
+        return (vec!["-a".to_string()], false);
+    };
+    let mut out = Vec::new();
+    let mut deletes = false;
+    for o in list {
+        let v = o.value.as_str();
+        let key = v.split('=').next().unwrap_or(v);
+        if !v.starts_with('-') {
+            cx.push(
+                Diagnostic::error("bkc::invalid_option", format!("`{v}` is not an rsync option"))
+                    .label(o.span, "options start with `-`")
+                    .help("paths belong in `sync \"source\" \"destination\"`; options look like \"-a\" or \"--delete\""),
+            );
+            continue;
+        }
+        if let Some((_, why)) = RESERVED.iter().find(|(r, _)| *r == key) {
+            cx.push(
+                Diagnostic::error(
+                    "bkc::conflicting_option",
+                    format!("`{v}` cannot be set in `opts`"),
+                )
+                .label(o.span, "reserved")
+                .help(*why),
+            );
+            continue;
+        }
+        if key == "--del" || key.starts_with("--delete") {
+            deletes = true;
+        }
+        out.push(v.to_string());
+    }
+    (out, deletes)
+}
+
+fn retention(cx: &mut Ctx, sn: &ast::Snapshot) -> Retention {
+    let mut keep = |v: &Option<ast::Spanned<i128>>| {
+        v.as_ref().and_then(|n| match u32::try_from(n.value) {
+            Ok(c) if c >= 1 => Some(c),
+            _ => {
+                cx.push(
+                    Diagnostic::error(
+                        "bkc::invalid_retention",
+                        format!("keep {} is out of range", n.value),
+                    )
+                    .label(n.span, "out of range")
+                    .help("keep at least 1; leave the setting out to not keep by that period"),
+                );
+                None
+            }
+        })
+    };
+    let r = Retention {
+        keep_last: keep(&sn.keep_last),
+        keep_daily: keep(&sn.keep_daily),
+        keep_weekly: keep(&sn.keep_weekly),
+        keep_monthly: keep(&sn.keep_monthly),
+    };
+    let given = [
+        &sn.keep_last,
+        &sn.keep_daily,
+        &sn.keep_weekly,
+        &sn.keep_monthly,
+    ];
+    if given.iter().all(|g| g.is_none()) {
+        cx.push(
+            Diagnostic::warning(
+                "bkc::no_retention",
+                "this snapshot keeps every copy forever",
+            )
+            .label(sn.span, "no keep-* setting")
+            .help("add a retention such as keep-daily=7 keep-weekly=4 keep-monthly=12"),
+        );
+    }
+    r
+}

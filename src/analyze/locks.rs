@@ -1,0 +1,344 @@
+//! Locks and waits: resolve `blocks-on`, refuse cycles, derive the exclusions the file left out,
+//! and give every job its list of locks in the one global order.
+//!
+//! The protocol (docs/LOCKS.md): a job holds `<lock-dir>/<job>.lock` exclusively on every host
+//! its data touches, and for each job it blocks on, that job's lock *shared* on a host both
+//! reach. So the job it blocks on cannot start meanwhile, jobs blocking on the same job can
+//! still run side by side, and taking all locks sorted by (host, path) rules out deadlock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use miette::SourceSpan;
+
+use super::jobs::Draft;
+use super::{Ctx, Settings, paths};
+use crate::diag::{Diagnostic, did_you_mean};
+use crate::spec::{Endpoint, Location, Lock, LockMode};
+use crate::syntax::ast;
+use crate::topology::{Derived, Host, Job, Relation};
+
+struct Edge {
+    to: String,
+    wait: u64,
+    timeout: u64,
+    span: Option<SourceSpan>,
+}
+
+pub(crate) fn derive(
+    cx: &mut Ctx,
+    asts: &[ast::Job],
+    mut drafts: BTreeMap<String, Draft>,
+    hosts: &BTreeMap<String, Host>,
+    s: &Settings,
+) -> (BTreeMap<String, Job>, Vec<Derived>) {
+    let written: BTreeSet<&str> = asts.iter().map(|j| j.name.value.as_str()).collect();
+    let mut edges: BTreeMap<String, Vec<Edge>> = BTreeMap::new();
+    for (name, draft) in &drafts {
+        let mut out: Vec<Edge> = Vec::new();
+        for b in &asts[draft.ast].blocks_on {
+            let target = &b.job.value;
+            if target == name {
+                cx.push(
+                    Diagnostic::error("bkc::self_wait", format!("job `{name}` waits on itself"))
+                        .label(b.job.span, "this is the job's own name")
+                        .help("a job never overlaps itself (its own lock sees to that); remove this blocks-on"),
+                );
+                continue;
+            }
+            if !drafts.contains_key(target) {
+                // A job that is written but had errors of its own was reported already.
+                if !written.contains(target.as_str()) {
+                    let diag = Diagnostic::error(
+                        "bkc::unknown_job",
+                        format!("blocks-on names job `{target}`, which is not defined"),
+                    )
+                    .label(b.job.span, "unknown job");
+                    cx.push(
+                        match did_you_mean(target, drafts.keys().map(String::as_str)) {
+                            Some(m) => diag.help(format!("did you mean `{m}`?")),
+                            None => diag.help("name a job defined in this file"),
+                        },
+                    );
+                }
+                continue;
+            }
+            if let Some(prev) = out.iter().find(|e| &e.to == target) {
+                let mut diag = Diagnostic::error(
+                    "bkc::duplicate_setting",
+                    format!("blocks-on \"{target}\" is given twice"),
+                )
+                .label(b.span, "given again here");
+                if let Some(p) = prev.span {
+                    diag = diag.also(p, "first given here");
+                }
+                cx.push(diag.help("keep one"));
+                continue;
+            }
+            let wait = b
+                .wait
+                .as_ref()
+                .and_then(|v| cx.duration(v, false))
+                .unwrap_or(s.lock_wait);
+            let timeout = b
+                .timeout
+                .as_ref()
+                .and_then(|v| cx.duration(v, false))
+                .unwrap_or(s.lock_timeout);
+            out.push(Edge {
+                to: target.clone(),
+                wait,
+                timeout,
+                span: Some(b.job.span),
+            });
+        }
+        edges.insert(name.clone(), out);
+    }
+
+    cycles(cx, &edges);
+    let derived = exclusions(cx, &drafts, &mut edges, s);
+
+    let touched: BTreeMap<String, BTreeSet<String>> = drafts
+        .iter()
+        .map(|(name, d)| {
+            let mut t = BTreeSet::from([d.job.host.clone()]);
+            for sy in &d.job.spec.syncs {
+                t.insert(sy.source.host.clone());
+                t.insert(sy.dest.host.clone());
+            }
+            (name.clone(), t)
+        })
+        .collect();
+    let homes: BTreeMap<String, String> = drafts
+        .iter()
+        .map(|(n, d)| (n.clone(), d.job.host.clone()))
+        .collect();
+    let lock_path = |host: &str, job: &str| format!("{}/{job}.lock", hosts[host].lock_dir);
+
+    for (name, draft) in drafts.iter_mut() {
+        let mine = &touched[name];
+        let mut locks: Vec<Lock> = mine
+            .iter()
+            .map(|h| Lock {
+                at: Location {
+                    host: h.clone(),
+                    path: lock_path(h, name),
+                },
+                mode: LockMode::Exclusive,
+                owner: name.clone(),
+                wait_secs: s.lock_wait,
+                timeout_secs: s.lock_timeout,
+            })
+            .collect();
+        for e in &edges[name] {
+            let theirs = &touched[&e.to];
+            // Prefer our own host (a local lock wakes its waiter at once), then any host both
+            // touch, then the other job's own host, which it always locks.
+            let host = if theirs.contains(&draft.job.host) {
+                draft.job.host.clone()
+            } else {
+                mine.intersection(theirs)
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| homes[&e.to].clone())
+            };
+            locks.push(Lock {
+                at: Location {
+                    path: lock_path(&host, &e.to),
+                    host,
+                },
+                mode: LockMode::Shared,
+                owner: e.to.clone(),
+                wait_secs: e.wait,
+                timeout_secs: e.timeout,
+            });
+            draft.job.blocks_on.push(Relation {
+                job: e.to.clone(),
+                derived: e.span.is_none(),
+            });
+        }
+        locks.sort_by(|a, b| a.at.cmp(&b.at));
+        for l in &locks {
+            if l.at.host != draft.job.host && !draft.job.spec.hosts.contains_key(&l.at.host) {
+                let h = &hosts[&l.at.host];
+                draft.job.spec.hosts.insert(
+                    h.name.clone(),
+                    Endpoint {
+                        address: h.address.clone(),
+                        port: h.port,
+                        user: h.user.clone(),
+                    },
+                );
+            }
+        }
+        draft.job.spec.locks = locks;
+    }
+    let jobs = drafts.into_iter().map(|(k, d)| (k, d.job)).collect();
+    (jobs, derived)
+}
+
+/// Refuse chains of waits that close on themselves through three or more jobs. Two jobs that
+/// block on each other are the normal way to say "never at the same time" and are not a cycle.
+fn cycles(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>) {
+    let mut reported: BTreeSet<BTreeSet<&str>> = BTreeSet::new();
+    for start in edges.keys() {
+        let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
+        let mut budget = 100_000u32;
+        while let Some((node, next)) = path.last_mut() {
+            budget = budget.saturating_sub(1);
+            let out = &edges[*node];
+            if *next >= out.len() || budget == 0 {
+                path.pop();
+                continue;
+            }
+            let to = out[*next].to.as_str();
+            *next += 1;
+            if to == start && path.len() >= 3 {
+                let members: BTreeSet<&str> = path.iter().map(|(n, _)| *n).collect();
+                if reported.insert(members) {
+                    report_cycle(cx, edges, &path.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+                }
+                break;
+            }
+            // Only visit jobs that sort after the start, so each cycle is found from its
+            // smallest member, and never revisit a job already on the path.
+            if to > start.as_str() && !path.iter().any(|(n, _)| *n == to) {
+                path.push((to, 0));
+            }
+        }
+    }
+}
+
+fn report_cycle(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>, members: &[&str]) {
+    let mut ring: Vec<&str> = members.to_vec();
+    ring.push(members[0]);
+    let mut diag = Diagnostic::error(
+        "bkc::wait_cycle",
+        format!(
+            "these jobs wait on each other in a circle: {}",
+            ring.join(" → ")
+        ),
+    );
+    for (i, pair) in ring.windows(2).enumerate() {
+        let span = edges[pair[0]]
+            .iter()
+            .find(|e| e.to == pair[1])
+            .and_then(|e| e.span);
+        if let Some(span) = span {
+            let text = format!("`{}` waits on `{}`", pair[0], pair[1]);
+            diag = if i == 0 {
+                diag.label(span, text)
+            } else {
+                diag.also(span, text)
+            };
+        }
+    }
+    cx.push(diag.help(
+        "each of them could wait for the next forever; remove one blocks-on to break the circle",
+    ));
+}
+
+/// Two jobs that touch overlapping paths on one host, one of them writing, must not run at
+/// once. Where the file relates them in neither direction, make one wait on the other.
+fn exclusions(
+    cx: &mut Ctx,
+    drafts: &BTreeMap<String, Draft>,
+    edges: &mut BTreeMap<String, Vec<Edge>>,
+    s: &Settings,
+) -> Vec<Derived> {
+    struct Touch<'a> {
+        job: &'a str,
+        at: &'a Location,
+        write: bool,
+        span: SourceSpan,
+    }
+    let mut by_host: BTreeMap<&str, Vec<Touch>> = BTreeMap::new();
+    for (name, d) in drafts {
+        for (list, write) in [(&d.reads, false), (&d.writes, true)] {
+            for (at, span) in list {
+                by_host.entry(at.host.as_str()).or_default().push(Touch {
+                    job: name,
+                    at,
+                    write,
+                    span: *span,
+                });
+            }
+        }
+    }
+    let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut derived = Vec::new();
+    for touches in by_host.values_mut() {
+        // Sorted by path components, a directory comes right before everything inside it, so
+        // the stack below always holds exactly the ancestors of the current path.
+        touches.sort_by(|a, b| {
+            let ka = a.at.path.split('/').filter(|c| !c.is_empty());
+            let kb = b.at.path.split('/').filter(|c| !c.is_empty());
+            ka.cmp(kb)
+        });
+        let mut stack: Vec<&Touch> = Vec::new();
+        for t in touches.iter() {
+            while stack
+                .last()
+                .is_some_and(|top| !paths::is_ancestor_or_same(&top.at.path, &t.at.path))
+            {
+                stack.pop();
+            }
+            for other in &stack {
+                if other.job == t.job || !(other.write || t.write) {
+                    continue;
+                }
+                // The writer waits on the other; of two writers, the later name waits.
+                let (a, b) = match (t.write, other.write) {
+                    (true, false) => (t, *other),
+                    (false, true) => (*other, t),
+                    _ if t.job > other.job => (t, *other),
+                    _ => (*other, t),
+                };
+                let related = edges[a.job].iter().any(|e| e.to == b.job)
+                    || edges[b.job].iter().any(|e| e.to == a.job);
+                if related || !seen.insert((a.job, b.job)) {
+                    continue;
+                }
+                let place = |x: &Touch| format!("{}:{}", x.at.host, x.at.path);
+                let verb = |x: &Touch| if x.write { "writes" } else { "reads" };
+                cx.push(
+                    Diagnostic::warning(
+                        "bkc::derived_exclusion",
+                        format!(
+                            "`{}` {} `{}` while `{}` {} `{}`, and neither blocks on the other",
+                            a.job,
+                            verb(a),
+                            place(a),
+                            b.job,
+                            verb(b),
+                            place(b)
+                        ),
+                    )
+                    .label(a.span, format!("`{}` {} here", a.job, verb(a)))
+                    .also(b.span, format!("`{}` {} here", b.job, verb(b)))
+                    .help(format!(
+                        "bkc adds blocks-on \"{}\" to job `{}` so they never run at once; write it there yourself to silence this warning",
+                        b.job, a.job
+                    )),
+                );
+                derived.push(Derived {
+                    job: a.job.to_string(),
+                    blocks_on: b.job.to_string(),
+                    overlap: place(a),
+                });
+            }
+            stack.push(t);
+        }
+    }
+    for d in &derived {
+        if let Some(list) = edges.get_mut(&d.job) {
+            list.push(Edge {
+                to: d.blocks_on.clone(),
+                wait: s.lock_wait,
+                timeout: s.lock_timeout,
+                span: None,
+            });
+        }
+    }
+    derived.sort_by(|x, y| (&x.job, &x.blocks_on).cmp(&(&y.job, &y.blocks_on)));
+    derived
+}

@@ -1,0 +1,89 @@
+//! A job's schedule -> its systemd timer.
+
+use crate::diag::Diagnostic;
+use crate::schedule::{Calendar, cron_to_calendar, format_duration, parse_duration};
+use crate::spec::Interval;
+use crate::syntax::ast;
+use crate::topology::Timer;
+
+use super::Ctx;
+
+/// The timer (None for a job that only runs when started by hand) and, for `every`, the interval
+/// the runner enforces.
+pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interval>) {
+    let mut on_calendar = Vec::new();
+    let mut describe = Vec::new();
+    for s in &j.schedules {
+        match Calendar::parse(&s.value) {
+            Ok(cal) => {
+                on_calendar.push(s.value.trim().to_string());
+                describe.push(cal.describe());
+            }
+            Err(e) => cx.schedule_error("bkc::invalid_calendar", s, e),
+        }
+    }
+    for c in &j.crons {
+        match cron_to_calendar(&c.value) {
+            Ok(lines) => {
+                on_calendar.extend(lines);
+                describe.push(format!("cron {}", c.value.trim()));
+            }
+            Err(e) => cx.schedule_error("bkc::invalid_cron", c, e),
+        }
+    }
+    let mut interval = None;
+    if let Some(every) = &j.every {
+        if let Some(first) = j.schedules.first().or(j.crons.first()) {
+            cx.push(
+                Diagnostic::error(
+                    "bkc::conflicting_schedule",
+                    "`every` cannot be combined with `schedule` or `cron`",
+                )
+                .label(every.span, "an interval here")
+                .also(first.span, "and a calendar here")
+                .help("keep one: `every \"4d\"` for a true interval, or calendar times"),
+            );
+        } else {
+            match parse_duration(&every.value, false) {
+                Ok(secs) if secs >= 3600 => {
+                    // A daily (or hourly) persistent timer asks the runner; the runner runs only
+                    // when the last success is old enough. This survives reboots and never
+                    // restarts each month the way `*/4` in a day field does.
+                    let period = if secs >= 86400 { 86400 } else { 3600 };
+                    on_calendar.push(if period == 86400 { "daily" } else { "hourly" }.to_string());
+                    describe.push(format!("every {}", format_duration(secs)));
+                    interval = Some(Interval {
+                        secs,
+                        slack_secs: period / 2,
+                    });
+                }
+                Ok(_) => cx.push(
+                    Diagnostic::error(
+                        "bkc::invalid_duration",
+                        "`every` needs an interval of at least 1h",
+                    )
+                    .label(every.span, "too short")
+                    .help("for runs more often than hourly use a calendar: schedule \"*:0/15\""),
+                ),
+                Err(e) => cx.schedule_error("bkc::invalid_duration", every, e),
+            }
+        }
+    }
+    if on_calendar.is_empty() {
+        return (None, interval);
+    }
+    let random_delay_secs = j
+        .random_delay
+        .as_ref()
+        .and_then(|v| cx.duration(v, true))
+        .filter(|v| *v > 0);
+    let accuracy_secs = j.accuracy.as_ref().and_then(|v| cx.duration(v, false));
+    let timer = Timer {
+        on_calendar,
+        describe: describe.join(", "),
+        persistent: j.persistent.as_ref().is_none_or(|p| p.value),
+        random_delay_secs,
+        accuracy_secs,
+    };
+    (Some(timer), interval)
+}

@@ -1,0 +1,145 @@
+//! The topology as written: every value with the span it came from, nothing resolved yet.
+//!
+//! Lowering guarantees only the shape (a `port` is an integer, a `sync` has two strings); whether
+//! names exist, paths are absolute or schedules make sense is `analyze`'s business.
+
+use miette::SourceSpan;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: SourceSpan) -> Spanned<T> {
+        Spanned { value, span }
+    }
+}
+
+pub type Str = Spanned<String>;
+
+#[derive(Debug, Default)]
+pub struct File {
+    pub defaults: Option<Defaults>,
+    pub hosts: Vec<Host>,
+    pub jobs: Vec<Job>,
+}
+
+#[derive(Debug)]
+pub struct Defaults {
+    pub span: SourceSpan,
+    pub user: Option<Str>,
+    pub port: Option<Spanned<i128>>,
+    pub identity: Option<Str>,
+    pub lock_dir: Option<Str>,
+    pub state_dir: Option<Str>,
+    pub metrics_dir: Option<Str>,
+    pub runner: Option<Str>,
+    pub lock_wait: Option<Str>,
+    pub lock_timeout: Option<Str>,
+}
+
+#[derive(Debug)]
+pub struct Host {
+    pub span: SourceSpan,
+    pub name: Str,
+    pub address: Option<Str>,
+    pub port: Option<Spanned<i128>>,
+    pub user: Option<Str>,
+    pub lock_dir: Option<Str>,
+    pub host_keys: Vec<Str>,
+    pub tags: Vec<Str>,
+}
+
+#[derive(Debug)]
+pub struct Job {
+    pub span: SourceSpan,
+    pub name: Str,
+    pub on: Option<Str>,
+    pub description: Option<Str>,
+    pub schedules: Vec<Str>,
+    pub crons: Vec<Str>,
+    pub every: Option<Str>,
+    pub persistent: Option<Spanned<bool>>,
+    pub random_delay: Option<Str>,
+    pub accuracy: Option<Str>,
+    pub blocks_on: Vec<BlocksOn>,
+    pub lock_files: Vec<LockFile>,
+    pub blocks_on_files: Vec<BlocksOnFile>,
+    pub syncs: Vec<Sync>,
+    pub nice: Option<Spanned<i128>>,
+    pub io_class: Option<Str>,
+    pub bwlimit: Option<Str>,
+    pub timeout: Option<Str>,
+    pub retries: Option<Retries>,
+    pub hooks: Vec<Hook>,
+    pub allow_empty_source: Option<Spanned<bool>>,
+    pub expected_duration: Option<Str>,
+}
+
+/// A duration may be written as a string ("5m") or as a number of seconds (300); both arrive
+/// here as text and `analyze` parses them with one parser.
+#[derive(Debug)]
+pub struct BlocksOn {
+    pub span: SourceSpan,
+    pub job: Str,
+    pub wait: Option<Str>,
+    pub timeout: Option<Str>,
+}
+
+#[derive(Debug)]
+pub struct LockFile {
+    pub span: SourceSpan,
+    pub path: Str,
+    pub host: Option<Str>,
+}
+
+#[derive(Debug)]
+pub struct BlocksOnFile {
+    pub span: SourceSpan,
+    pub path: Str,
+    pub host: Option<Str>,
+    pub wait: Option<Str>,
+    pub timeout: Option<Str>,
+}
+
+#[derive(Debug)]
+pub struct Sync {
+    pub span: SourceSpan,
+    pub source: Str,
+    pub dest: Str,
+    pub opts: Option<Vec<Str>>,
+    pub exclude: Vec<Str>,
+    pub bwlimit: Option<Str>,
+    pub snapshot: Option<Snapshot>,
+    pub allow_empty_source: Option<Spanned<bool>>,
+}
+
+#[derive(Debug)]
+pub struct Snapshot {
+    pub span: SourceSpan,
+    pub keep_last: Option<Spanned<i128>>,
+    pub keep_daily: Option<Spanned<i128>>,
+    pub keep_weekly: Option<Spanned<i128>>,
+    pub keep_monthly: Option<Spanned<i128>>,
+}
+
+#[derive(Debug)]
+pub struct Retries {
+    pub span: SourceSpan,
+    pub count: Spanned<i128>,
+    pub delay: Option<Str>,
+}
+
+#[derive(Debug)]
+pub struct Hook {
+    pub span: SourceSpan,
+    pub when: Str,
+    /// One string: a shell line. Several: an argv.
+    pub command: Vec<Str>,
+    pub host: Option<Str>,
+    pub on_failure: Option<Str>,
+    /// A local path the hook writes, opened in the service's sandbox.
+    pub writes: Option<Str>,
+}

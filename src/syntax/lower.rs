@@ -1,0 +1,631 @@
+//! KDL document -> AST. One function per node kind; the list of names each level accepts is
+//! written once, next to the `match` that handles them, and feeds the "did you mean".
+
+use kdl::{KdlDocument, KdlNode};
+use miette::SourceSpan;
+
+use super::ast::*;
+use super::reader::Reader;
+use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+
+const TOP: &[&str] = &["defaults", "host", "job"];
+const DEFAULTS: &[&str] = &[
+    "user",
+    "port",
+    "identity",
+    "lock-dir",
+    "state-dir",
+    "metrics-dir",
+    "runner",
+    "lock-wait",
+    "lock-timeout",
+];
+const HOST_PROPS: &[&str] = &["address", "port", "user", "lock-dir"];
+const HOST: &[&str] = &["host-key", "tag", "address", "port", "user", "lock-dir"];
+const JOB: &[&str] = &[
+    "description",
+    "schedule",
+    "cron",
+    "every",
+    "persistent",
+    "random-delay",
+    "accuracy",
+    "blocks-on",
+    "lock-file",
+    "blocks-on-file",
+    "sync",
+    "nice",
+    "io-class",
+    "bwlimit",
+    "timeout",
+    "retries",
+    "hook",
+    "allow-empty-source",
+    "expected-duration",
+];
+const SYNC: &[&str] = &[
+    "opts",
+    "exclude",
+    "bwlimit",
+    "snapshot",
+    "allow-empty-source",
+];
+
+pub(crate) fn file(doc: &KdlDocument, d: &mut Diagnostics) -> File {
+    let mut f = File::default();
+    for node in doc.nodes() {
+        match node.name().value() {
+            "defaults" => {
+                let new = defaults(node, d);
+                match &f.defaults {
+                    Some(old) => d.push(duplicate_setting("defaults", new.span, old.span)),
+                    None => f.defaults = Some(new),
+                }
+            }
+            "host" => f.hosts.extend(host(node, d)),
+            "job" => f.jobs.extend(job(node, d)),
+            other => d.push(unknown_node(node, other, "the top level", TOP)),
+        }
+    }
+    f
+}
+
+fn children(node: &KdlNode) -> &[KdlNode] {
+    node.children().map_or(&[], |c| c.nodes())
+}
+
+fn unknown_node(node: &KdlNode, name: &str, place: &str, known: &[&str]) -> Diagnostic {
+    let diag = Diagnostic::error(
+        "bkc::unknown_node",
+        format!("unknown node `{name}` in {place}"),
+    )
+    .label(node.name().span(), "not a bkc node");
+    match did_you_mean(name, known.iter().copied()) {
+        Some(s) => diag.help(format!("did you mean `{s}`?")),
+        None => diag.help(format!("{place} may contain: {}", known.join(", "))),
+    }
+}
+
+fn duplicate_setting(name: &str, span: SourceSpan, first: SourceSpan) -> Diagnostic {
+    Diagnostic::error("bkc::duplicate_setting", format!("`{name}` is given twice"))
+        .label(span, "given again here")
+        .also(first, "first given here")
+        .help(format!("keep one `{name}`"))
+}
+
+/// Store a setting that may appear once, reporting a repeat with both places.
+fn once<T>(
+    slot: &mut Option<Spanned<T>>,
+    value: Option<Spanned<T>>,
+    name: &str,
+    d: &mut Diagnostics,
+) {
+    let Some(value) = value else { return };
+    match slot {
+        Some(old) => d.push(duplicate_setting(name, value.span, old.span)),
+        None => *slot = Some(value),
+    }
+}
+
+/// A leaf node holding one string, such as `user "root"`.
+fn leaf_str(d: &mut Diagnostics, node: &KdlNode, what: &str, example: &str) -> Option<Str> {
+    let mut r = Reader::new(node);
+    let v = r.req_str(d, 0, what, example);
+    r.finish(d, &[], false);
+    v
+}
+
+fn leaf_int(
+    d: &mut Diagnostics,
+    node: &KdlNode,
+    what: &str,
+    example: &str,
+) -> Option<Spanned<i128>> {
+    let mut r = Reader::new(node);
+    let v = r.req_int(d, 0, what, example);
+    r.finish(d, &[], false);
+    v
+}
+
+fn leaf_flag(d: &mut Diagnostics, node: &KdlNode) -> Option<Spanned<bool>> {
+    let mut r = Reader::new(node);
+    let v = r.flag(d);
+    r.finish(d, &[], false);
+    v
+}
+
+/// A leaf holding a duration, as a string ("5m") or a number of seconds.
+fn leaf_duration(d: &mut Diagnostics, node: &KdlNode, example: &str) -> Option<Str> {
+    let mut r = Reader::new(node);
+    let args = r.rest(0);
+    for e in args.iter().skip(1) {
+        d.push(
+            Diagnostic::error(
+                "bkc::unexpected_argument",
+                format!("`{}` has too many arguments", r.name()),
+            )
+            .label(e.span(), "not expected here")
+            .help(format!("write it as: {example}")),
+        );
+    }
+    let v = match args.first() {
+        Some(e) => match e.value() {
+            kdl::KdlValue::Integer(i) => Some(Spanned::new(i.to_string(), e.span())),
+            kdl::KdlValue::String(s) => Some(Spanned::new(s.clone(), e.span())),
+            _ => {
+                d.push(
+                    Diagnostic::error("bkc::wrong_type", "expected a duration such as \"5m\"")
+                        .label(e.span(), "not a duration")
+                        .help(format!("write it as: {example}")),
+                );
+                None
+            }
+        },
+        None => {
+            d.push(
+                Diagnostic::error(
+                    "bkc::missing_value",
+                    format!("`{}` needs a duration", r.name()),
+                )
+                .label(r.span(), "duration missing")
+                .help(format!("write it as: {example}")),
+            );
+            None
+        }
+    };
+    r.finish(d, &[], false);
+    v
+}
+
+fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
+    let mut out = Defaults {
+        span: node.span(),
+        user: None,
+        port: None,
+        identity: None,
+        lock_dir: None,
+        state_dir: None,
+        metrics_dir: None,
+        runner: None,
+        lock_wait: None,
+        lock_timeout: None,
+    };
+    Reader::new(node).finish(d, &[], true);
+    for c in children(node) {
+        let name = c.name().value();
+        match name {
+            "user" => once(
+                &mut out.user,
+                leaf_str(d, c, "a user name", "user \"root\""),
+                name,
+                d,
+            ),
+            "port" => once(
+                &mut out.port,
+                leaf_int(d, c, "a port number", "port 22"),
+                name,
+                d,
+            ),
+            "identity" => {
+                let v = leaf_str(d, c, "a key path", "identity \"/etc/bkc/id_ed25519\"");
+                once(&mut out.identity, v, name, d)
+            }
+            "lock-dir" => {
+                let v = leaf_str(d, c, "a directory", "lock-dir \"/run/bkc/locks\"");
+                once(&mut out.lock_dir, v, name, d)
+            }
+            "state-dir" => {
+                let v = leaf_str(d, c, "a directory", "state-dir \"/var/lib/bkc\"");
+                once(&mut out.state_dir, v, name, d)
+            }
+            "metrics-dir" => {
+                let v = leaf_str(
+                    d,
+                    c,
+                    "a directory",
+                    "metrics-dir \"/var/lib/prometheus/node-exporter\"",
+                );
+                once(&mut out.metrics_dir, v, name, d)
+            }
+            "runner" => {
+                let v = leaf_str(
+                    d,
+                    c,
+                    "the runner's path",
+                    "runner \"/usr/local/bin/bkc-run\"",
+                );
+                once(&mut out.runner, v, name, d)
+            }
+            "lock-wait" => once(
+                &mut out.lock_wait,
+                leaf_duration(d, c, "lock-wait \"1m\""),
+                name,
+                d,
+            ),
+            "lock-timeout" => once(
+                &mut out.lock_timeout,
+                leaf_duration(d, c, "lock-timeout \"6h\""),
+                name,
+                d,
+            ),
+            other => d.push(unknown_node(c, other, "`defaults`", DEFAULTS)),
+        }
+    }
+    out
+}
+
+fn host(node: &KdlNode, d: &mut Diagnostics) -> Option<Host> {
+    let mut r = Reader::new(node);
+    let name = r.req_str(
+        d,
+        0,
+        "a name",
+        "host \"backup_a\" address=\"backup-a.example.com\"",
+    );
+    let mut h = Host {
+        span: node.span(),
+        name: name
+            .clone()
+            .unwrap_or_else(|| Spanned::new(String::new(), r.name_span())),
+        address: r.prop_str(d, "address"),
+        port: r.prop_int(d, "port"),
+        user: r.prop_str(d, "user"),
+        lock_dir: r.prop_str(d, "lock-dir"),
+        host_keys: Vec::new(),
+        tags: Vec::new(),
+    };
+    r.finish(d, HOST_PROPS, true);
+    for c in children(node) {
+        let cname = c.name().value();
+        match cname {
+            "host-key" => h.host_keys.extend(leaf_str(
+                d,
+                c,
+                "a public key",
+                "host-key \"ssh-ed25519 AAAA…\"",
+            )),
+            "tag" => {
+                let mut r = Reader::new(c);
+                for e in r.rest(0) {
+                    match e.value() {
+                        kdl::KdlValue::String(s) => h.tags.push(Spanned::new(s.clone(), e.span())),
+                        _ => d.push(
+                            Diagnostic::error(
+                                "bkc::wrong_type",
+                                "expected a tag name as a string in quotes",
+                            )
+                            .label(e.span(), "not a string")
+                            .help("write it as: tag \"lan\""),
+                        ),
+                    }
+                }
+                r.finish(d, &[], false);
+            }
+            "address" => once(
+                &mut h.address,
+                leaf_str(d, c, "an address", "address \"backup-a.lan\""),
+                cname,
+                d,
+            ),
+            "port" => once(
+                &mut h.port,
+                leaf_int(d, c, "a port number", "port 22"),
+                cname,
+                d,
+            ),
+            "user" => once(
+                &mut h.user,
+                leaf_str(d, c, "a user name", "user \"backup\""),
+                cname,
+                d,
+            ),
+            "lock-dir" => once(
+                &mut h.lock_dir,
+                leaf_str(d, c, "a directory", "lock-dir \"/run/bkc/locks\""),
+                cname,
+                d,
+            ),
+            other => d.push(unknown_node(c, other, "a `host`", HOST)),
+        }
+    }
+    name.map(|_| h)
+}
+
+fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
+    let mut r = Reader::new(node);
+    let name = r.req_str(d, 0, "a name", "job \"desktop-to-a\" on=\"desktop\" { … }")?;
+    let on = r.prop_str(d, "on");
+    if on.is_none() && r.name() == "job" {
+        d.push(
+            Diagnostic::error(
+                "bkc::missing_value",
+                format!("job `{}` does not say which host runs it", name.value),
+            )
+            .label(name.span, "no `on=` here")
+            .help(format!(
+                "add the host: job \"{}\" on=\"desktop\" {{ … }}",
+                name.value
+            )),
+        );
+    }
+    r.finish(d, &["on"], true);
+    let mut j = Job {
+        span: node.span(),
+        name,
+        on,
+        description: None,
+        schedules: Vec::new(),
+        crons: Vec::new(),
+        every: None,
+        persistent: None,
+        random_delay: None,
+        accuracy: None,
+        blocks_on: Vec::new(),
+        lock_files: Vec::new(),
+        blocks_on_files: Vec::new(),
+        syncs: Vec::new(),
+        nice: None,
+        io_class: None,
+        bwlimit: None,
+        timeout: None,
+        retries: None,
+        hooks: Vec::new(),
+        allow_empty_source: None,
+        expected_duration: None,
+    };
+    for c in children(node) {
+        let cname = c.name().value();
+        match cname {
+            "description" => once(
+                &mut j.description,
+                leaf_str(d, c, "a text", "description \"music to backup_a\""),
+                cname,
+                d,
+            ),
+            "schedule" => j.schedules.extend(leaf_str(
+                d,
+                c,
+                "a calendar expression",
+                "schedule \"daily\"",
+            )),
+            "cron" => j
+                .crons
+                .extend(leaf_str(d, c, "a cron expression", "cron \"0 3 * * *\"")),
+            "every" => once(
+                &mut j.every,
+                leaf_str(d, c, "an interval", "every \"4d\""),
+                cname,
+                d,
+            ),
+            "persistent" => once(&mut j.persistent, leaf_flag(d, c), cname, d),
+            "random-delay" => once(
+                &mut j.random_delay,
+                leaf_duration(d, c, "random-delay \"10m\""),
+                cname,
+                d,
+            ),
+            "accuracy" => once(
+                &mut j.accuracy,
+                leaf_duration(d, c, "accuracy \"1m\""),
+                cname,
+                d,
+            ),
+            "expected-duration" => {
+                let v = leaf_duration(d, c, "expected-duration \"2h\"");
+                once(&mut j.expected_duration, v, cname, d)
+            }
+            "timeout" => once(
+                &mut j.timeout,
+                leaf_duration(d, c, "timeout \"6h\""),
+                cname,
+                d,
+            ),
+            "blocks-on" => {
+                let mut r = Reader::new(c);
+                let job = r.req_str(
+                    d,
+                    0,
+                    "a job name",
+                    "blocks-on \"a-to-b\" wait=\"5m\" timeout=\"12h\"",
+                );
+                let b = job.map(|job| BlocksOn {
+                    span: c.span(),
+                    job,
+                    wait: r.prop_duration(d, "wait"),
+                    timeout: r.prop_duration(d, "timeout"),
+                });
+                r.finish(d, &["wait", "timeout"], false);
+                j.blocks_on.extend(b);
+            }
+            "lock-file" => {
+                let mut r = Reader::new(c);
+                let path = r.req_str(
+                    d,
+                    0,
+                    "a path",
+                    "lock-file \"/var/run/backup.lock\" host=\"backup_a\"",
+                );
+                let l = path.map(|path| LockFile {
+                    span: c.span(),
+                    path,
+                    host: r.prop_str(d, "host"),
+                });
+                r.finish(d, &["host"], false);
+                j.lock_files.extend(l);
+            }
+            "blocks-on-file" => {
+                let mut r = Reader::new(c);
+                let example = "blocks-on-file \"/var/run/backup.lock\" host=\"backup_a\" wait=300 timeout=\"6h\"";
+                let path = r.req_str(d, 0, "a path", example);
+                let b = path.map(|path| BlocksOnFile {
+                    span: c.span(),
+                    path,
+                    host: r.prop_str(d, "host"),
+                    wait: r.prop_duration(d, "wait"),
+                    timeout: r.prop_duration(d, "timeout"),
+                });
+                r.finish(d, &["host", "wait", "timeout"], false);
+                j.blocks_on_files.extend(b);
+            }
+            "sync" => j.syncs.extend(sync(c, d)),
+            "nice" => once(
+                &mut j.nice,
+                leaf_int(d, c, "a niceness from -20 to 19", "nice 10"),
+                cname,
+                d,
+            ),
+            "io-class" => once(
+                &mut j.io_class,
+                leaf_str(d, c, "an I/O class", "io-class \"idle\""),
+                cname,
+                d,
+            ),
+            "bwlimit" => once(
+                &mut j.bwlimit,
+                leaf_str(d, c, "a rate", "bwlimit \"5M\""),
+                cname,
+                d,
+            ),
+            "retries" => {
+                let mut r = Reader::new(c);
+                let count = r.req_int(d, 0, "a count", "retries 3 delay=\"1m\"");
+                let v = count.map(|count| Retries {
+                    span: c.span(),
+                    count,
+                    delay: r.prop_duration(d, "delay"),
+                });
+                r.finish(d, &["delay"], false);
+                if let Some(v) = v {
+                    match &j.retries {
+                        Some(old) => d.push(duplicate_setting(cname, v.span, old.span)),
+                        None => j.retries = Some(v),
+                    }
+                }
+            }
+            "hook" => j.hooks.extend(hook(c, d)),
+            "allow-empty-source" => once(&mut j.allow_empty_source, leaf_flag(d, c), cname, d),
+            other => d.push(unknown_node(c, other, "a `job`", JOB)),
+        }
+    }
+    Some(j)
+}
+
+fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
+    let example = "sync \"/home/alice/Music/\" \"backup_a:/srv/backup/music/\"";
+    let mut r = Reader::new(node);
+    let source = r.req_str(d, 0, "a source path", example);
+    let dest = r.req_str(d, 1, "a destination path", example);
+    r.finish(d, &[], true);
+    let mut s = Sync {
+        span: node.span(),
+        source: source?,
+        dest: dest?,
+        opts: None,
+        exclude: Vec::new(),
+        bwlimit: None,
+        snapshot: None,
+        allow_empty_source: None,
+    };
+    for c in children(node) {
+        let cname = c.name().value();
+        match cname {
+            "opts" | "exclude" => {
+                let mut r = Reader::new(c);
+                let mut values = Vec::new();
+                for e in r.rest(0) {
+                    match e.value() {
+                        kdl::KdlValue::String(v) => values.push(Spanned::new(v.clone(), e.span())),
+                        _ => d.push(
+                            Diagnostic::error(
+                                "bkc::wrong_type",
+                                format!("`{cname}` takes strings"),
+                            )
+                            .label(e.span(), "not a string")
+                            .help(format!("quote it: {cname} \"{}\"", e.value())),
+                        ),
+                    }
+                }
+                r.finish(d, &[], false);
+                if cname == "exclude" {
+                    s.exclude.extend(values);
+                } else if s.opts.is_some() {
+                    d.push(
+                        Diagnostic::error("bkc::duplicate_setting", "`opts` is given twice")
+                            .label(c.span(), "given again here")
+                            .help("put every option in one `opts`"),
+                    );
+                } else {
+                    s.opts = Some(values);
+                }
+            }
+            "bwlimit" => once(
+                &mut s.bwlimit,
+                leaf_str(d, c, "a rate", "bwlimit \"5M\""),
+                cname,
+                d,
+            ),
+            "allow-empty-source" => once(&mut s.allow_empty_source, leaf_flag(d, c), cname, d),
+            "snapshot" => {
+                let mut r = Reader::new(c);
+                let snap = Snapshot {
+                    span: c.span(),
+                    keep_last: r.prop_int(d, "keep-last"),
+                    keep_daily: r.prop_int(d, "keep-daily"),
+                    keep_weekly: r.prop_int(d, "keep-weekly"),
+                    keep_monthly: r.prop_int(d, "keep-monthly"),
+                };
+                r.finish(
+                    d,
+                    &["keep-last", "keep-daily", "keep-weekly", "keep-monthly"],
+                    false,
+                );
+                match &s.snapshot {
+                    Some(old) => d.push(duplicate_setting(cname, snap.span, old.span)),
+                    None => s.snapshot = Some(snap),
+                }
+            }
+            other => d.push(unknown_node(c, other, "a `sync`", SYNC)),
+        }
+    }
+    Some(s)
+}
+
+fn hook(node: &KdlNode, d: &mut Diagnostics) -> Option<Hook> {
+    let example =
+        "hook \"before\" \"pg_dumpall -f /var/backups/db.sql\" host=\"db\" on-failure=\"break\"";
+    let mut r = Reader::new(node);
+    let when = r.req_str(d, 0, "`before` or `after`", example);
+    let mut command = Vec::new();
+    for e in r.rest(1) {
+        match e.value() {
+            kdl::KdlValue::String(s) => command.push(Spanned::new(s.clone(), e.span())),
+            _ => d.push(
+                Diagnostic::error("bkc::wrong_type", "a hook's command is made of strings")
+                    .label(e.span(), "not a string")
+                    .help("quote every word of the command"),
+            ),
+        }
+    }
+    if command.is_empty() && when.is_some() {
+        d.push(
+            Diagnostic::error("bkc::missing_value", "`hook` needs a command")
+                .label(node.span(), "command missing")
+                .help(format!("write it as: {example}")),
+        );
+    }
+    let host = r.prop_str(d, "host");
+    let on_failure = r.prop_str(d, "on-failure");
+    let writes = r.prop_str(d, "writes");
+    r.finish(d, &["host", "on-failure", "writes"], false);
+    if command.is_empty() {
+        return None;
+    }
+    Some(Hook {
+        span: node.span(),
+        when: when?,
+        command,
+        host,
+        on_failure,
+        writes,
+    })
+}
