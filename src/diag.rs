@@ -136,6 +136,10 @@ impl Diagnostics {
         self.items.iter().any(Diagnostic::is_error)
     }
 
+    pub fn retain(&mut self, keep: impl FnMut(&Diagnostic) -> bool) {
+        self.items.retain(keep);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

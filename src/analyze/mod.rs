@@ -41,7 +41,14 @@ pub fn compile(name: &str, text: &str) -> Compiled {
     let source: Source = NamedSource::new(name, Arc::<str>::from(text));
     let mut d = Diagnostics::default();
     let topology = syntax::parse(text, &mut d).and_then(|file| analyze(&file, text, &mut d));
-    let topology = if d.has_errors() { None } else { topology };
+    let topology = if d.has_errors() {
+        // A node that failed to lower is often the very one a "has no schedule" or "has nothing
+        // to do" warning misses; with errors present those warnings would only be noise.
+        d.retain(|x| x.is_error() || !ABSENCE_WARNINGS.contains(&x.code));
+        None
+    } else {
+        topology
+    };
     Compiled {
         topology,
         diagnostics: d.finish(&source),
@@ -61,6 +68,9 @@ pub(crate) struct Settings {
     pub lock_wait: u64,
     pub lock_timeout: u64,
 }
+
+/// Warnings about something missing, dropped when the file has errors (see `compile`).
+const ABSENCE_WARNINGS: &[&str] = &["bkc::no_schedule", "bkc::empty_job"];
 
 pub(crate) const KNOWN_HOSTS: &str = "/etc/bkc/known_hosts";
 
