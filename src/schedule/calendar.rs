@@ -1205,7 +1205,12 @@ fn format_chain(out: &mut String, width: usize, chain: &Chain, usec: bool) {
         out.push('*');
         return;
     };
-    if usec && chain.len() == 1 && chain[0].start == 0 && chain[0].repeat == USEC_PER_SEC {
+    if usec
+        && chain.len() == 1
+        && chain[0].start == 0
+        && chain[0].stop < 0
+        && chain[0].repeat == USEC_PER_SEC
+    {
         out.push('*');
         return;
     }
