@@ -1,41 +1,67 @@
-//! TEMPORARY shim until the schedule branch lands.
+//! The schedule language of bkc: cron expressions, systemd calendar expressions, time spans and
+//! rsync bandwidth limits.
+//!
+//! Everything here is self-contained and pure (apart from reading time zone files, as systemd
+//! does), so the analyzer can check a topology without a systemd at hand, and the emitter can
+//! write `OnCalendar=` lines that systemd will read exactly the way we did.
+//!
+//! - [`cron_to_calendar`] turns a 5-field cron line into equivalent `OnCalendar=` expressions.
+//! - [`Calendar`] parses, normalizes and evaluates `OnCalendar=` expressions like systemd 252.
+//! - [`parse_duration`] / [`format_duration`] handle systemd time spans.
+//! - [`parse_size`] checks an rsync `--bwlimit` value.
+
+mod calendar;
+mod cron;
+mod duration;
+
+pub use calendar::Calendar;
+pub use cron::cron_to_calendar;
+pub use duration::{format_duration, parse_duration, parse_size};
+
+use std::fmt;
+use std::ops::Range;
+
+/// An error in a schedule/duration/size string, with the byte range inside the string that is
+/// wrong (None = the whole string) and a help line that says how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleError {
     pub message: String,
-    pub range: Option<std::ops::Range<usize>>,
+    pub range: Option<Range<usize>>,
     pub help: String,
 }
-pub fn cron_to_calendar(expr: &str) -> Result<Vec<String>, ScheduleError> {
-    Ok(vec![expr.to_string()])
-}
-pub struct Calendar(String);
-impl Calendar {
-    pub fn parse(expr: &str) -> Result<Calendar, ScheduleError> {
-        Ok(Calendar(expr.into()))
+
+impl ScheduleError {
+    pub(crate) fn new(
+        message: impl Into<String>,
+        range: Option<Range<usize>>,
+        help: impl Into<String>,
+    ) -> ScheduleError {
+        ScheduleError {
+            message: message.into(),
+            range,
+            help: help.into(),
+        }
     }
-    pub fn describe(&self) -> String {
-        self.0.clone()
+
+    /// An error about `range` of the input.
+    pub(crate) fn at(
+        range: Range<usize>,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) -> ScheduleError {
+        ScheduleError::new(message, Some(range), help)
+    }
+
+    /// An error about the input as a whole.
+    pub(crate) fn whole(message: impl Into<String>, help: impl Into<String>) -> ScheduleError {
+        ScheduleError::new(message, None, help)
     }
 }
-pub fn parse_duration(s: &str, _z: bool) -> Result<u64, ScheduleError> {
-    let n: u64 = s
-        .trim_end_matches(|c: char| c.is_alphabetic())
-        .parse()
-        .map_err(|_| ScheduleError {
-            message: "bad".into(),
-            range: None,
-            help: "x".into(),
-        })?;
-    Ok(n * match s.chars().last() {
-        Some('d') => 86400,
-        Some('h') => 3600,
-        Some('m') => 60,
-        _ => 1,
-    })
+
+impl fmt::Display for ScheduleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
 }
-pub fn format_duration(secs: u64) -> String {
-    format!("{secs}s")
-}
-pub fn parse_size(s: &str) -> Result<String, ScheduleError> {
-    Ok(s.into())
-}
+
+impl std::error::Error for ScheduleError {}

@@ -1,37 +1,49 @@
-//! Shared by the integration tests: tools and privileges a test needs.
+//! Helpers shared by the integration tests.
 //!
-//! A test that cannot run here (no root, a tool missing) says why and skips on a laptop; in CI
-//! (`CI=true`) the same situation fails the test, so nothing is silently left untested.
-#![allow(dead_code)] // each test binary uses its own subset
+//! Some tests compare bkc with real tools (systemd-analyze, rsync, croniter) or need root. On a
+//! developer machine without them such a test prints why and passes; on CI (`CI=true`) a
+//! missing tool is a broken test environment, so the test fails instead of silently skipping.
+//!
+//! Use it at the top of a test: `if !common::require_tool("systemd-analyze") { return; }`.
 
-use std::process::Command;
+// Each test binary compiles this file and uses only some of it.
+#![allow(dead_code)]
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+use std::path::Path;
+
+/// True if `name` (a program on PATH, or a path) can be run. Otherwise skip: print a message
+/// and return false, or panic when running on CI.
+pub fn require_tool(name: &str) -> bool {
+    let found = if name.contains('/') {
+        is_executable(Path::new(name))
+    } else {
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| is_executable(&dir.join(name)))
+        })
+    };
+    found || skip(&format!("`{name}` is not installed"))
 }
 
-fn unavailable(why: &str) -> bool {
-    if in_ci() {
-        panic!("{why} (CI=true: not skipping)");
+/// True if the test runs as root. Otherwise skip (or panic on CI), like [`require_tool`].
+pub fn require_root() -> bool {
+    // SAFETY: geteuid() has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    euid == 0 || skip("this test needs root")
+}
+
+/// Report that a test cannot run here: returns false, or panics when the env var CI is "true".
+pub fn skip(reason: &str) -> bool {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{reason} (required on CI)");
     }
-    eprintln!("skipped: {why}");
+    eprintln!("skipping: {reason}");
     false
 }
 
-/// True when `name` can be run; otherwise skip (false) or, in CI, fail.
-pub fn require_tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    found || unavailable(&format!("`{name}` is not installed"))
-}
-
-/// True when running as root; otherwise skip (false) or, in CI, fail.
-pub fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    euid == 0 || unavailable("this test needs root")
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// The path of a binary of this crate, built by cargo for the integration tests.
