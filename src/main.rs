@@ -6,6 +6,7 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,9 @@ struct Input {
     /// Fail on warnings too.
     #[arg(long)]
     deny_warnings: bool,
+    /// Print how long each stage took.
+    #[arg(long)]
+    timings: bool,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +65,9 @@ fn main() -> ExitCode {
         Command::Check { input } => match load(&input) {
             Ok(c) => {
                 let failed = report(&c, &input);
+                if input.timings {
+                    print_timings(&c.timings);
+                }
                 if !failed {
                     let t = c.topology.as_ref().expect("no errors means a topology");
                     eprintln!(
@@ -90,12 +97,20 @@ fn main() -> ExitCode {
                     );
                     return ExitCode::from(2);
                 }
+                let start = Instant::now();
                 let artifacts = match emit::emit(t, &hosts) {
                     Ok(a) => a,
                     Err(e) => return fail(e),
                 };
+                let emitted = Instant::now();
                 if let Err(e) = emit::write_tree(&artifacts, &out, hosts.is_empty()) {
                     return fail(e);
+                }
+                if input.timings {
+                    let mut timings = c.timings.clone();
+                    timings.push(("emit", emitted - start));
+                    timings.push(("write", emitted.elapsed()));
+                    print_timings(&timings);
                 }
                 let files: usize = artifacts.hosts.values().map(|h| h.files.len()).sum();
                 eprintln!(
@@ -108,6 +123,14 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
     }
+}
+
+fn print_timings(timings: &[(&str, Duration)]) {
+    let line: Vec<String> = timings
+        .iter()
+        .map(|(stage, d)| format!("{stage} {:.1} ms", d.as_secs_f64() * 1000.0))
+        .collect();
+    eprintln!("timings: {}", line.join(", "));
 }
 
 fn exit(failed: bool) -> ExitCode {

@@ -11,6 +11,7 @@ mod timer;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use miette::{NamedSource, SourceSpan};
 
@@ -24,6 +25,8 @@ pub struct Compiled {
     pub topology: Option<Topology>,
     pub diagnostics: Vec<Diagnostic>,
     pub source: Source,
+    /// Wall time of each stage, for `--timings` and the benchmark.
+    pub timings: Vec<(&'static str, Duration)>,
 }
 
 impl Compiled {
@@ -40,7 +43,11 @@ impl Compiled {
 pub fn compile(name: &str, text: &str) -> Compiled {
     let source: Source = NamedSource::new(name, Arc::<str>::from(text));
     let mut d = Diagnostics::default();
-    let topology = syntax::parse(text, &mut d).and_then(|file| analyze(&file, text, &mut d));
+    let start = Instant::now();
+    let file = syntax::parse(text, &mut d);
+    let parsed = Instant::now();
+    let topology = file.and_then(|file| analyze(&file, text, &mut d));
+    let timings = vec![("parse", parsed - start), ("analyze", parsed.elapsed())];
     let topology = if d.has_errors() {
         // A node that failed to lower is often the very one a "has no schedule" or "has nothing
         // to do" warning misses; with errors present those warnings would only be noise.
@@ -53,6 +60,7 @@ pub fn compile(name: &str, text: &str) -> Compiled {
         topology,
         diagnostics: d.finish(&source),
         source,
+        timings,
     }
 }
 

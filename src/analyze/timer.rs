@@ -1,6 +1,6 @@
 //! A job's schedule -> its systemd timer.
 
-use crate::diag::Diagnostic;
+use crate::diag::{Diagnostic, did_you_mean};
 use crate::schedule::{Calendar, cron_to_calendar, format_duration, parse_duration};
 use crate::spec::Interval;
 use crate::syntax::ast;
@@ -8,12 +8,46 @@ use crate::topology::Timer;
 
 use super::Ctx;
 
+/// The words systemd accepts alone as a calendar (systemd.time(7)).
+const SHORTHANDS: &[&str] = &[
+    "minutely",
+    "hourly",
+    "daily",
+    "weekly",
+    "monthly",
+    "quarterly",
+    "semiannually",
+    "yearly",
+    "annually",
+];
+
 /// The timer (None for a job that only runs when started by hand) and, for `every`, the interval
 /// the runner enforces.
 pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interval>) {
     let mut on_calendar = Vec::new();
     let mut describe = Vec::new();
     for s in &j.schedules {
+        let word = s.value.trim();
+        if !word.is_empty()
+            && word.bytes().all(|c| c.is_ascii_alphabetic())
+            && Calendar::parse(word).is_err()
+        {
+            // A lone word can only be a shorthand; say which one was meant rather than what
+            // the full syntax expected at its first letter.
+            let help = match did_you_mean(&word.to_ascii_lowercase(), SHORTHANDS.iter().copied()) {
+                Some(m) => format!("did you mean `{m}`?"),
+                None => format!("the shorthands are: {}", SHORTHANDS.join(", ")),
+            };
+            cx.push(
+                Diagnostic::error(
+                    "bkc::invalid_calendar",
+                    format!("`{word}` is not a calendar shorthand"),
+                )
+                .label(s.span, "unknown shorthand")
+                .help(help),
+            );
+            continue;
+        }
         match Calendar::parse(&s.value) {
             Ok(cal) => {
                 on_calendar.push(s.value.trim().to_string());

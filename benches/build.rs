@@ -1,0 +1,130 @@
+//! `cargo bench --bench build`: time and peak memory of `bkc check` and `bkc build` on
+//! generated topologies of 100, 1,000 and 10,000 jobs (one host per ten jobs), with the time
+//! split into parse, analyze, emit and write as `bkc --timings` reports it.
+//!
+//! Each figure is the median of several runs of the release binary as a child process; peak
+//! memory is the child's maximum resident set size from wait4(2).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// A topology in the style of the seed chain: each job syncs its host's data to the next host,
+/// every fifth job also keeps snapshots, and every tenth blocks on the job before it.
+fn topology(jobs: usize) -> String {
+    let hosts = (jobs / 10).max(2);
+    let mut s = String::from("defaults {\n    identity \"/etc/bkc/id_ed25519\"\n}\n");
+    for h in 0..hosts {
+        writeln!(
+            s,
+            "host \"h{h}\" address=\"h{h}.example.com\" {{\n    host-key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6hLBhJSKvFibnrF4/SbGfY\"\n}}"
+        )
+        .unwrap();
+    }
+    for j in 0..jobs {
+        let (on, to) = (j % hosts, (j + 1) % hosts);
+        writeln!(
+            s,
+            "job \"j{j}\" on=\"h{on}\" {{\n    cron \"{} 3 * * *\"",
+            j % 60
+        )
+        .unwrap();
+        if j % 10 == 9 {
+            writeln!(s, "    blocks-on \"j{}\" wait=\"5m\" timeout=\"6h\"", j - 1).unwrap();
+        }
+        writeln!(s, "    sync \"/srv/data/j{j}/\" \"h{to}:/srv/backup/j{j}/\" {{\n        opts \"-a\" \"--delete\"\n        exclude \".cache\"").unwrap();
+        if j % 5 == 0 {
+            writeln!(s, "        snapshot keep-daily=7 keep-weekly=4").unwrap();
+        }
+        writeln!(s, "    }}\n}}").unwrap();
+    }
+    s
+}
+
+struct Run {
+    secs: f64,
+    max_rss_kib: i64,
+    timings: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let start = Instant::now();
+    let child = Command::new(bkc())
+        .args(args)
+        .arg("--timings")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("bkc runs");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value for wait4 to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child; status and usage point to live locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(r, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "bkc {args:?} failed"
+    );
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.unwrap(), &mut err).unwrap();
+    let timings = err
+        .lines()
+        .find_map(|l| l.strip_prefix("timings: "))
+        .unwrap_or("")
+        .to_string();
+    Run {
+        secs,
+        max_rss_kib: usage.ru_maxrss,
+        timings,
+    }
+}
+
+fn bkc() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+        PathBuf::from,
+    );
+    target.join("release/bkc")
+}
+
+fn main() {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "bkc"])
+        .status()
+        .unwrap();
+    assert!(built.success());
+    let dir = std::env::temp_dir().join(format!("bkc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    println!("| jobs | hosts | file | command | median wall | peak RSS | stages (median run) |");
+    println!("|---:|---:|---:|---|---:|---:|---|");
+    for jobs in [100, 1_000, 10_000] {
+        let file = dir.join(format!("t{jobs}.kdl"));
+        let text = topology(jobs);
+        std::fs::write(&file, &text).unwrap();
+        let f = file.to_str().unwrap();
+        let out = dir.join(format!("out{jobs}"));
+        let o = out.to_str().unwrap();
+        for (label, args) in [
+            ("check", vec!["check", f]),
+            ("build", vec!["build", f, "-o", o]),
+        ] {
+            let mut runs: Vec<Run> = (0..5).map(|_| run(&args)).collect();
+            runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+            let m = &runs[runs.len() / 2];
+            let rss = runs.iter().map(|r| r.max_rss_kib).max().unwrap();
+            println!(
+                "| {jobs} | {} | {} KiB | {label} | {:.3} s | {:.1} MiB | {} |",
+                (jobs / 10).max(2),
+                text.len() / 1024,
+                m.secs,
+                rss as f64 / 1024.0,
+                m.timings
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
