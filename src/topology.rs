@@ -1,20 +1,21 @@
 //! The validated topology: what `analyze` produces and everything after it consumes.
 //!
 //! A [`Topology`] exists only when the file had no errors: every name resolves, every schedule
-//! is translated, every lock is derived. Its fields are public to read; it cannot be built
-//! outside `analyze` (the private field), so no later stage can meet an unchecked value.
+//! is translated, every lock is derived. Its fields are public to read; outside this crate it
+//! cannot be built (`non_exhaustive`), and inside it only `analyze` builds one, so no later
+//! stage can meet an unchecked value.
 
 use std::collections::BTreeMap;
 
 use crate::spec::JobSpec;
 
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Topology {
     pub hosts: BTreeMap<String, Host>,
     pub jobs: BTreeMap<String, Job>,
     /// Exclusions bkc added because two jobs touch the same data and the file did not relate them.
     pub derived: Vec<Derived>,
-    pub(crate) _checked: (),
 }
 
 #[derive(Debug, Clone)]

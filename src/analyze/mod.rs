@@ -180,7 +180,6 @@ fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> Option<Topology
         hosts,
         jobs,
         derived,
-        _checked: (),
     })
 }
 

@@ -146,11 +146,7 @@ fn scan(text: &str) -> Option<Diagnostic> {
                     );
                 }
             }
-            b'}' => {
-                if stack.pop() == Some(true) {
-                    slashed -= 1;
-                }
-            }
+            b'}' => slashed -= usize::from(stack.pop() == Some(true)),
             c if !c.is_ascii_whitespace() => pending_slashdash = false,
             _ => {}
         }
