@@ -91,9 +91,13 @@ fn main() -> ExitCode {
                 let unknown: Vec<&String> =
                     hosts.iter().filter(|h| !t.hosts.contains_key(*h)).collect();
                 if !unknown.is_empty() {
+                    let known: Vec<&str> = t.hosts.keys().map(String::as_str).collect();
+                    let unknown: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
                     eprintln!(
-                        "error: --host names hosts not in {}: {unknown:?}",
-                        input.file.display()
+                        "error: --host {} is not a host of {} (its hosts: {})",
+                        unknown.join(", "),
+                        input.file.display(),
+                        known.join(", ")
                     );
                     return ExitCode::from(2);
                 }
