@@ -8,6 +8,7 @@
 pub mod analyze;
 pub mod diag;
 pub mod emit;
+mod parallel;
 pub mod runner;
 pub mod schedule;
 pub mod spec;

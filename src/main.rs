@@ -107,9 +107,10 @@ fn main() -> ExitCode {
                     Err(e) => return fail(e),
                 };
                 let emitted = Instant::now();
-                if let Err(e) = emit::write_tree(&artifacts, &out, hosts.is_empty()) {
-                    return fail(e);
-                }
+                let written = match emit::write_tree(&artifacts, &out, hosts.is_empty()) {
+                    Ok(n) => n,
+                    Err(e) => return fail(e),
+                };
                 if input.timings {
                     let mut timings = c.timings.clone();
                     timings.push(("emit", emitted - start));
@@ -117,10 +118,11 @@ fn main() -> ExitCode {
                     print_timings(&timings);
                 }
                 let files: usize = artifacts.hosts.values().map(|h| h.files.len()).sum();
+                let total = artifacts.hosts.len();
                 eprintln!(
-                    "wrote {files} files for {} hosts to {}",
-                    artifacts.hosts.len(),
-                    out.display()
+                    "{}: {files} files for {total} hosts ({written} written, {} already up to date)",
+                    out.display(),
+                    total - written
                 );
                 ExitCode::SUCCESS
             }

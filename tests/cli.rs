@@ -131,3 +131,42 @@ fn host_limits_the_output() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("nope"));
 }
+
+/// A rebuild leaves hosts that are already up to date untouched, and rewrites a host whose
+/// directory was changed by hand.
+#[test]
+fn rebuild_rewrites_only_what_differs() {
+    use std::os::unix::fs::MetadataExt;
+    let d = scratch("rebuild");
+    let out = d.join("out");
+    let o = out.to_str().unwrap();
+    assert!(
+        bkc(&["build", "examples/seed-chain.kdl", "-o", o])
+            .status
+            .success()
+    );
+    let timer = out.join("desktop/etc/systemd/system/bkc-desktop-to-a.timer");
+    let inode = std::fs::metadata(&timer).unwrap().ino();
+    let r = bkc(&["build", "examples/seed-chain.kdl", "-o", o]);
+    assert!(
+        stderr(&r).contains("(0 written, 3 already up to date)"),
+        "{}",
+        stderr(&r)
+    );
+    assert_eq!(std::fs::metadata(&timer).unwrap().ino(), inode);
+
+    std::fs::write(&timer, "edited by hand\n").unwrap();
+    std::fs::write(out.join("backup_a/etc/stray"), "x").unwrap();
+    let r = bkc(&["build", "examples/seed-chain.kdl", "-o", o]);
+    assert!(
+        stderr(&r).contains("(2 written, 1 already up to date)"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(
+        std::fs::read_to_string(&timer)
+            .unwrap()
+            .contains("OnCalendar=daily")
+    );
+    assert!(!out.join("backup_a/etc/stray").exists());
+}

@@ -74,38 +74,56 @@ fn environment() -> Environment<'static> {
 /// Render every host's files. `only` limits the output to those hosts (all when empty).
 pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
     let env = environment();
-    let mut hosts: BTreeMap<String, HostFiles> = topology
+    let mut by_host: BTreeMap<&str, Vec<&Job>> = topology
         .hosts
         .keys()
         .filter(|h| only.is_empty() || only.contains(h))
-        .map(|h| (h.clone(), HostFiles::default()))
+        .map(|h| (h.as_str(), Vec::new()))
         .collect();
     for job in topology.jobs.values() {
-        let Some(files) = hosts.get_mut(&job.host) else {
-            continue;
-        };
-        render_job(&env, job, files)?;
-    }
-    for (name, files) in hosts.iter_mut() {
-        if let Some(kh) = known_hosts(topology, name) {
-            files.files.insert(
-                KNOWN_HOSTS_PATH.to_string(),
-                File {
-                    bytes: kh.into_bytes(),
-                    mode: 0o644,
-                },
-            );
+        if let Some(list) = by_host.get_mut(job.host.as_str()) {
+            list.push(job);
         }
-        let manifest = Manifest::of(name, files);
+    }
+    let work: Vec<(&str, Vec<&Job>)> = by_host.into_iter().collect();
+    let rendered = crate::parallel::map(&work, |(host, jobs)| {
+        render_host(&env, topology, host, jobs)
+    });
+    let mut hosts = BTreeMap::new();
+    for ((host, _), files) in work.iter().zip(rendered) {
+        hosts.insert(host.to_string(), files?);
+    }
+    Ok(Artifacts { hosts })
+}
+
+fn render_host(
+    env: &Environment,
+    topology: &Topology,
+    host: &str,
+    jobs: &[&Job],
+) -> Result<HostFiles, EmitError> {
+    let mut files = HostFiles::default();
+    for job in jobs {
+        render_job(env, job, &mut files)?;
+    }
+    if let Some(kh) = known_hosts(topology, jobs) {
         files.files.insert(
-            MANIFEST_PATH.to_string(),
+            KNOWN_HOSTS_PATH.to_string(),
             File {
-                bytes: manifest.to_json().into_bytes(),
+                bytes: kh.into_bytes(),
                 mode: 0o644,
             },
         );
     }
-    Ok(Artifacts { hosts })
+    let manifest = Manifest::of(host, &files);
+    files.files.insert(
+        MANIFEST_PATH.to_string(),
+        File {
+            bytes: manifest.to_json().into_bytes(),
+            mode: 0o644,
+        },
+    );
+    Ok(files)
 }
 
 fn render_job(env: &Environment, job: &Job, files: &mut HostFiles) -> Result<(), EmitError> {
@@ -180,12 +198,10 @@ fn render_job(env: &Environment, job: &Job, files: &mut HostFiles) -> Result<(),
     Ok(())
 }
 
-/// The pinned keys of every host this host's runners connect to, in known_hosts format.
-fn known_hosts(topology: &Topology, host: &str) -> Option<String> {
-    let mut reached: Vec<&str> = topology
-        .jobs
-        .values()
-        .filter(|j| j.host == host)
+/// The pinned keys of every host this host's runners (`jobs`) connect to, in known_hosts format.
+fn known_hosts(topology: &Topology, jobs: &[&Job]) -> Option<String> {
+    let mut reached: Vec<&str> = jobs
+        .iter()
         .flat_map(|j| j.spec.hosts.keys().map(String::as_str))
         .collect();
     reached.sort_unstable();
