@@ -225,7 +225,7 @@ impl Calendar {
             let after = p.peek_at(p.pos + name.len());
             if !matches!(after, None | Some(b'-' | b'.' | b',' | b' ')) {
                 return Err(ScheduleError::at(
-                    start..p.pos + name.len() + 1,
+                    start..char_end(p.s, p.pos + name.len()),
                     "unknown weekday",
                     "weekdays are Mon, Tue, Wed, Thu, Fri, Sat, Sun (or written out), \
                      followed by `,`, `..` or a space",
@@ -888,11 +888,7 @@ impl Cursor<'_> {
 
     /// The range of the (UTF-8) character at the cursor, or an empty range at the end.
     fn here(&self) -> Range<usize> {
-        let mut end = (self.pos + 1).min(self.s.len());
-        while end < self.s.len() && (self.s[end] & 0xC0) == 0x80 {
-            end += 1;
-        }
-        self.pos.min(self.s.len())..end
+        self.pos.min(self.s.len())..char_end(self.s, self.pos)
     }
 
     fn error(&self, message: &str) -> ScheduleError {
@@ -902,6 +898,15 @@ impl Cursor<'_> {
     fn error_with(&self, message: &str, help: &str) -> ScheduleError {
         ScheduleError::at(self.here(), message, help)
     }
+}
+
+/// The end of the (UTF-8) character that starts at byte `i`.
+fn char_end(s: &[u8], i: usize) -> usize {
+    let mut end = (i + 1).min(s.len());
+    while end < s.len() && (s[end] & 0xC0) == 0x80 {
+        end += 1;
+    }
+    end
 }
 
 /// A chain: `*`, or components separated by `,`.

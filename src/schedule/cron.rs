@@ -249,7 +249,12 @@ fn parse_field(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<Fiel
         offset += item.len() + 1;
         if item.is_empty() {
             return Err(ScheduleError::at(
-                item_range.start.saturating_sub(1)..item_range.end.min(expr.len()) + 1,
+                // The comma before the empty element, or after it when it comes first.
+                if item_range.start > range.start {
+                    item_range.start - 1..item_range.start
+                } else {
+                    item_range.start..item_range.start + 1
+                },
                 format!("empty element in the {} list", spec.name),
                 "separate values with single commas, e.g. `1,15`",
             ));
@@ -294,6 +299,13 @@ fn parse_item(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<u64, 
     };
     let body_range = base..base + body.len();
 
+    if body.is_empty() {
+        return Err(ScheduleError::at(
+            range,
+            format!("missing value before the step in the {} field", spec.name),
+            "a step is written `*/15`, `0-30/5` or `5/10`",
+        ));
+    }
     let (low, high) = if body == "*" {
         (spec.min, spec.max)
     } else if body.starts_with('*') {
@@ -304,7 +316,19 @@ fn parse_item(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<u64, 
         ));
     } else {
         let (a_text, b_text) = match body.find('-') {
-            Some(dash) => (&body[..dash], Some((&body[dash + 1..], base + dash + 1))),
+            Some(dash) => {
+                if dash == 0 || dash + 1 == body.len() {
+                    return Err(ScheduleError::at(
+                        base + dash..base + dash + 1,
+                        format!("range in the {} field lacks a bound", spec.name),
+                        format!(
+                            "a range is written `a-b` with values {}-{}; negative values do not exist",
+                            spec.min, spec.max
+                        ),
+                    ));
+                }
+                (&body[..dash], Some((&body[dash + 1..], base + dash + 1)))
+            }
             None => (body, None),
         };
         let a = parse_value(a_text, base, spec)?;
@@ -342,13 +366,6 @@ fn parse_item(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<u64, 
 fn parse_value(text: &str, start: usize, spec: &FieldSpec) -> Result<u32, ScheduleError> {
     let range = start..start + text.len();
     let bounds = format!("{}-{}", spec.min, spec.max);
-    if text.is_empty() {
-        return Err(ScheduleError::at(
-            start.saturating_sub(1)..start + 1,
-            format!("missing value in the {} field", spec.name),
-            format!("values in the {} field are {bounds}", spec.name),
-        ));
-    }
     if text.bytes().all(|b| b.is_ascii_digit()) {
         let value: u32 = text.parse().unwrap_or(u32::MAX);
         if value < spec.min || value > spec.max {
