@@ -133,23 +133,43 @@ impl Calendar {
         }
 
         if !cal.parse_shorthand(body) {
-            let mut p = Cursor {
-                s: body.as_bytes(),
-                pos: 0,
-            };
-            cal.parse_weekdays(&mut p)?;
-            let timestamp = cal.parse_date(&mut p)?;
-            if !timestamp {
-                cal.parse_time(&mut p)?;
-            }
-            if !p.at_end() {
-                return Err(p.error("unexpected text after the calendar expression"));
-            }
+            cal.parse_body(body).map_err(|e| {
+                // A last word with a '/' that is no zone is more likely a misspelt zone than a
+                // syntax error at its start.
+                match expr.rfind(' ') {
+                    Some(space) if body.len() == expr.len() && expr[space..].contains('/') => {
+                        ScheduleError::at(
+                            space + 1..expr.len(),
+                            format!("unknown time zone `{}`", &expr[space + 1..]),
+                            "time zones are IANA names such as `Europe/Berlin` or `UTC` \
+                             (see /usr/share/zoneinfo; case matters)",
+                        )
+                    }
+                    _ => e,
+                }
+            })?;
         }
 
         cal.normalize();
         cal.validate(expr)?;
         Ok(cal)
+    }
+
+    /// Weekdays, date and time, in this order, each optional.
+    fn parse_body(&mut self, body: &str) -> Result<(), ScheduleError> {
+        let mut p = Cursor {
+            s: body.as_bytes(),
+            pos: 0,
+        };
+        self.parse_weekdays(&mut p)?;
+        let timestamp = self.parse_date(&mut p)?;
+        if !timestamp {
+            self.parse_time(&mut p)?;
+        }
+        if !p.at_end() {
+            return Err(p.error("unexpected text after the calendar expression"));
+        }
+        Ok(())
     }
 
     /// The shorthands systemd knows, case-insensitively. Returns false if `body` is none of them.
@@ -1120,7 +1140,7 @@ fn check_chain(
             ScheduleError::at(
                 span.clone(),
                 format!("{what} {} is out of range", show(v)),
-                format!("a {what} must be within {bounds}"),
+                format!("the {what} must be within {bounds}"),
             )
         };
         if c.start < from || c.start > to {

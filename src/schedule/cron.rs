@@ -97,7 +97,7 @@ pub fn cron_to_calendar(expr: &str) -> Result<Vec<String>, ScheduleError> {
             format!("cron expression has {} fields, expected 5", words.len()),
             format!(
                 "bkc takes classic 5-field cron, without seconds or years (Quartz style) and \
-                 without a command; for sub-minute schedules use `every`. {FIELDS_HELP}"
+                 without a command; for sub-minute schedules use `every`; {FIELDS_HELP}"
             ),
         )),
         n => Err(ScheduleError::whole(
@@ -142,6 +142,29 @@ const MACROS: [(&str, &str); 7] = [
 /// The fields a cron `@` macro stands for.
 fn macro_fields(expr: &str, words: &[Range<usize>]) -> Result<&'static str, ScheduleError> {
     let word = &expr[words[0].clone()];
+    let Some((_, fields)) = MACROS.iter().find(|(name, _)| *name == word) else {
+        if word.eq_ignore_ascii_case("@reboot") {
+            return Err(ScheduleError::at(
+                words[0].clone(),
+                "@reboot is not a time",
+                "to run after boot, use `every` (a monotonic timer) or a systemd unit ordered \
+                 after the boot target",
+            ));
+        }
+        let lower = word.to_ascii_lowercase();
+        let help = if MACROS.iter().any(|(name, _)| *name == lower) {
+            format!("cron macros are lower case: `{lower}`")
+        } else {
+            "cron macros are @hourly, @daily, @midnight, @weekly, @monthly, @yearly and \
+             @annually; for a fixed interval use `every`"
+                .to_string()
+        };
+        return Err(ScheduleError::at(
+            words[0].clone(),
+            format!("unknown cron macro `{word}`"),
+            help,
+        ));
+    };
     if words.len() > 1 {
         return Err(ScheduleError::at(
             words[1].start..words[words.len() - 1].end,
@@ -149,29 +172,7 @@ fn macro_fields(expr: &str, words: &[Range<usize>]) -> Result<&'static str, Sche
             "a cron macro stands alone, e.g. `@daily`",
         ));
     }
-    if let Some((_, fields)) = MACROS.iter().find(|(name, _)| *name == word) {
-        return Ok(fields);
-    }
-    if word.eq_ignore_ascii_case("@reboot") {
-        return Err(ScheduleError::at(
-            words[0].clone(),
-            "@reboot is not a time",
-            "to run after boot, use `every` (a monotonic timer) or a systemd unit ordered \
-             after the boot target",
-        ));
-    }
-    let lower = word.to_ascii_lowercase();
-    let help = if MACROS.iter().any(|(name, _)| *name == lower) {
-        format!("cron macros are lower case: `{lower}`")
-    } else {
-        "cron macros are @hourly, @daily, @midnight, @weekly, @monthly, @yearly and @annually"
-            .to_string()
-    };
-    Err(ScheduleError::at(
-        words[0].clone(),
-        format!("unknown cron macro `{word}`"),
-        help,
-    ))
+    Ok(fields)
 }
 
 fn translate(expr: &str, words: &[Range<usize>]) -> Result<Vec<String>, ScheduleError> {
