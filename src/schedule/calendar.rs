@@ -133,23 +133,43 @@ impl Calendar {
         }
 
         if !cal.parse_shorthand(body) {
-            let mut p = Cursor {
-                s: body.as_bytes(),
-                pos: 0,
-            };
-            cal.parse_weekdays(&mut p)?;
-            let timestamp = cal.parse_date(&mut p)?;
-            if !timestamp {
-                cal.parse_time(&mut p)?;
-            }
-            if !p.at_end() {
-                return Err(p.error("unexpected text after the calendar expression"));
-            }
+            cal.parse_body(body).map_err(|e| {
+                // A last word with a '/' that is no zone is more likely a misspelt zone than a
+                // syntax error at its start.
+                match expr.rfind(' ') {
+                    Some(space) if body.len() == expr.len() && expr[space..].contains('/') => {
+                        ScheduleError::at(
+                            space + 1..expr.len(),
+                            format!("unknown time zone `{}`", &expr[space + 1..]),
+                            "time zones are IANA names such as `Europe/Berlin` or `UTC` \
+                             (see /usr/share/zoneinfo; case matters)",
+                        )
+                    }
+                    _ => e,
+                }
+            })?;
         }
 
         cal.normalize();
         cal.validate(expr)?;
         Ok(cal)
+    }
+
+    /// Weekdays, date and time, in this order, each optional.
+    fn parse_body(&mut self, body: &str) -> Result<(), ScheduleError> {
+        let mut p = Cursor {
+            s: body.as_bytes(),
+            pos: 0,
+        };
+        self.parse_weekdays(&mut p)?;
+        let timestamp = self.parse_date(&mut p)?;
+        if !timestamp {
+            self.parse_time(&mut p)?;
+        }
+        if !p.at_end() {
+            return Err(p.error("unexpected text after the calendar expression"));
+        }
+        Ok(())
     }
 
     /// The shorthands systemd knows, case-insensitively. Returns false if `body` is none of them.
@@ -225,7 +245,7 @@ impl Calendar {
             let after = p.peek_at(p.pos + name.len());
             if !matches!(after, None | Some(b'-' | b'.' | b',' | b' ')) {
                 return Err(ScheduleError::at(
-                    start..p.pos + name.len() + 1,
+                    start..char_end(p.s, p.pos + name.len()),
                     "unknown weekday",
                     "weekdays are Mon, Tue, Wed, Thu, Fri, Sat, Sun (or written out), \
                      followed by `,`, `..` or a space",
@@ -888,11 +908,7 @@ impl Cursor<'_> {
 
     /// The range of the (UTF-8) character at the cursor, or an empty range at the end.
     fn here(&self) -> Range<usize> {
-        let mut end = (self.pos + 1).min(self.s.len());
-        while end < self.s.len() && (self.s[end] & 0xC0) == 0x80 {
-            end += 1;
-        }
-        self.pos.min(self.s.len())..end
+        self.pos.min(self.s.len())..char_end(self.s, self.pos)
     }
 
     fn error(&self, message: &str) -> ScheduleError {
@@ -902,6 +918,15 @@ impl Cursor<'_> {
     fn error_with(&self, message: &str, help: &str) -> ScheduleError {
         ScheduleError::at(self.here(), message, help)
     }
+}
+
+/// The end of the (UTF-8) character that starts at byte `i`.
+fn char_end(s: &[u8], i: usize) -> usize {
+    let mut end = (i + 1).min(s.len());
+    while end < s.len() && (s[end] & 0xC0) == 0x80 {
+        end += 1;
+    }
+    end
 }
 
 /// A chain: `*`, or components separated by `,`.
@@ -1115,7 +1140,7 @@ fn check_chain(
             ScheduleError::at(
                 span.clone(),
                 format!("{what} {} is out of range", show(v)),
-                format!("a {what} must be within {bounds}"),
+                format!("the {what} must be within {bounds}"),
             )
         };
         if c.start < from || c.start > to {

@@ -97,7 +97,7 @@ pub fn cron_to_calendar(expr: &str) -> Result<Vec<String>, ScheduleError> {
             format!("cron expression has {} fields, expected 5", words.len()),
             format!(
                 "bkc takes classic 5-field cron, without seconds or years (Quartz style) and \
-                 without a command; for sub-minute schedules use `every`. {FIELDS_HELP}"
+                 without a command; for sub-minute schedules use `every`; {FIELDS_HELP}"
             ),
         )),
         n => Err(ScheduleError::whole(
@@ -142,6 +142,29 @@ const MACROS: [(&str, &str); 7] = [
 /// The fields a cron `@` macro stands for.
 fn macro_fields(expr: &str, words: &[Range<usize>]) -> Result<&'static str, ScheduleError> {
     let word = &expr[words[0].clone()];
+    let Some((_, fields)) = MACROS.iter().find(|(name, _)| *name == word) else {
+        if word.eq_ignore_ascii_case("@reboot") {
+            return Err(ScheduleError::at(
+                words[0].clone(),
+                "@reboot is not a time",
+                "to run after boot, use `every` (a monotonic timer) or a systemd unit ordered \
+                 after the boot target",
+            ));
+        }
+        let lower = word.to_ascii_lowercase();
+        let help = if MACROS.iter().any(|(name, _)| *name == lower) {
+            format!("cron macros are lower case: `{lower}`")
+        } else {
+            "cron macros are @hourly, @daily, @midnight, @weekly, @monthly, @yearly and \
+             @annually; for a fixed interval use `every`"
+                .to_string()
+        };
+        return Err(ScheduleError::at(
+            words[0].clone(),
+            format!("unknown cron macro `{word}`"),
+            help,
+        ));
+    };
     if words.len() > 1 {
         return Err(ScheduleError::at(
             words[1].start..words[words.len() - 1].end,
@@ -149,29 +172,7 @@ fn macro_fields(expr: &str, words: &[Range<usize>]) -> Result<&'static str, Sche
             "a cron macro stands alone, e.g. `@daily`",
         ));
     }
-    if let Some((_, fields)) = MACROS.iter().find(|(name, _)| *name == word) {
-        return Ok(fields);
-    }
-    if word.eq_ignore_ascii_case("@reboot") {
-        return Err(ScheduleError::at(
-            words[0].clone(),
-            "@reboot is not a time",
-            "to run after boot, use `every` (a monotonic timer) or a systemd unit ordered \
-             after the boot target",
-        ));
-    }
-    let lower = word.to_ascii_lowercase();
-    let help = if MACROS.iter().any(|(name, _)| *name == lower) {
-        format!("cron macros are lower case: `{lower}`")
-    } else {
-        "cron macros are @hourly, @daily, @midnight, @weekly, @monthly, @yearly and @annually"
-            .to_string()
-    };
-    Err(ScheduleError::at(
-        words[0].clone(),
-        format!("unknown cron macro `{word}`"),
-        help,
-    ))
+    Ok(fields)
 }
 
 fn translate(expr: &str, words: &[Range<usize>]) -> Result<Vec<String>, ScheduleError> {
@@ -249,7 +250,12 @@ fn parse_field(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<Fiel
         offset += item.len() + 1;
         if item.is_empty() {
             return Err(ScheduleError::at(
-                item_range.start.saturating_sub(1)..item_range.end.min(expr.len()) + 1,
+                // The comma before the empty element, or after it when it comes first.
+                if item_range.start > range.start {
+                    item_range.start - 1..item_range.start
+                } else {
+                    item_range.start..item_range.start + 1
+                },
                 format!("empty element in the {} list", spec.name),
                 "separate values with single commas, e.g. `1,15`",
             ));
@@ -294,6 +300,13 @@ fn parse_item(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<u64, 
     };
     let body_range = base..base + body.len();
 
+    if body.is_empty() {
+        return Err(ScheduleError::at(
+            range,
+            format!("missing value before the step in the {} field", spec.name),
+            "a step is written `*/15`, `0-30/5` or `5/10`",
+        ));
+    }
     let (low, high) = if body == "*" {
         (spec.min, spec.max)
     } else if body.starts_with('*') {
@@ -304,7 +317,19 @@ fn parse_item(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<u64, 
         ));
     } else {
         let (a_text, b_text) = match body.find('-') {
-            Some(dash) => (&body[..dash], Some((&body[dash + 1..], base + dash + 1))),
+            Some(dash) => {
+                if dash == 0 || dash + 1 == body.len() {
+                    return Err(ScheduleError::at(
+                        base + dash..base + dash + 1,
+                        format!("range in the {} field lacks a bound", spec.name),
+                        format!(
+                            "a range is written `a-b` with values {}-{}; negative values do not exist",
+                            spec.min, spec.max
+                        ),
+                    ));
+                }
+                (&body[..dash], Some((&body[dash + 1..], base + dash + 1)))
+            }
             None => (body, None),
         };
         let a = parse_value(a_text, base, spec)?;
@@ -342,13 +367,6 @@ fn parse_item(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<u64, 
 fn parse_value(text: &str, start: usize, spec: &FieldSpec) -> Result<u32, ScheduleError> {
     let range = start..start + text.len();
     let bounds = format!("{}-{}", spec.min, spec.max);
-    if text.is_empty() {
-        return Err(ScheduleError::at(
-            start.saturating_sub(1)..start + 1,
-            format!("missing value in the {} field", spec.name),
-            format!("values in the {} field are {bounds}", spec.name),
-        ));
-    }
     if text.bytes().all(|b| b.is_ascii_digit()) {
         let value: u32 = text.parse().unwrap_or(u32::MAX);
         if value < spec.min || value > spec.max {

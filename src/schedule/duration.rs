@@ -19,9 +19,10 @@ fn unit_seconds(unit: &str) -> Option<u64> {
     })
 }
 
-/// The largest span systemd can hold: its time spans are microseconds in 64 bits, and the
-/// largest value means "infinity".
-const MAX_SECONDS: u64 = (u64::MAX - 1) / 1_000_000;
+/// The largest span that systemd reads back from [`format_duration`]: systemd counts
+/// microseconds in 64 bits and refuses a component whose microseconds reach 2^64 / unit, which
+/// for weeks is at 30 500 568 (about 584 000 years).
+const MAX_SECONDS: u64 = 30_500_567 * 604_800;
 
 /// systemd-style time span: "300" (seconds), "5m", "5min", "12h", "4d", "2w", "1h 30m", "90s",
 /// "1.5h". Units: s/sec/second(s), m/min/minute(s), h/hr/hour(s), d/day(s), w/week(s). Returns
@@ -357,7 +358,8 @@ mod tests {
                 .message
                 .contains("too large")
         );
-        assert!(err("30600000w").message.contains("too large"));
+        assert!(err("30500568w").message.contains("too large"));
+        assert_eq!(parse_duration("30500567w", false), Ok(MAX_SECONDS));
         assert!(err("infinity").message.contains("expected a number"));
         assert!(err("1e3").message.contains("unknown time unit"));
     }
