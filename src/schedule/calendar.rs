@@ -585,7 +585,7 @@ impl Calendar {
     fn find_next(&self, clock: &mut Clock, start: Tm, start_usec: i64) -> Option<(Tm, i64)> {
         let mut c = start;
         let mut usec = start_usec;
-        for _ in 0..MAX_CALENDAR_ITERATIONS {
+        'search: for _ in 0..MAX_CALENDAR_ITERATIONS {
             // Normalize the current date.
             if let Some(r) = clock.mktime(&c) {
                 c = r.tm;
@@ -597,12 +597,7 @@ impl Calendar {
             match r {
                 Err(()) => return None,
                 Ok(true) => {
-                    c.mon = 0;
-                    c.mday = 1;
-                    c.hour = 0;
-                    c.min = 0;
-                    c.sec = 0;
-                    usec = 0;
+                    reset_below(&mut c, &mut usec, Level::Year);
                 }
                 Ok(false) => {}
             }
@@ -610,143 +605,57 @@ impl Calendar {
                 return None;
             }
 
-            let mut v = c.mon + 1;
-            let r = self.find_matching(&self.month, &c, &mut v, clock, false);
-            c.mon = v - 1;
-            if r == Ok(true) {
-                c.mday = 1;
-                c.hour = 0;
-                c.min = 0;
-                c.sec = 0;
-                usec = 0;
+            // Month, day, hour, minute, second in turn: each moves to its next allowed value
+            // (starting the finer ones over when it moves), and one that runs past its range
+            // carries into the next coarser field and restarts the search from there.
+            for level in [
+                Level::Month,
+                Level::Day,
+                Level::Hour,
+                Level::Minute,
+                Level::Second,
+            ] {
+                let mut v = level.get(&c, usec);
+                let r =
+                    self.find_matching(self.chain(level), &c, &mut v, clock, level == Level::Day);
+                level.set(&mut c, &mut usec, v);
+                if r == Ok(true) && level != Level::Second {
+                    reset_below(&mut c, &mut usec, level);
+                }
+                let b = if r.is_err() {
+                    -1
+                } else {
+                    within_bounds(&mut c, clock)
+                };
+                if b < 0 {
+                    level.carry(&mut c, &mut usec);
+                    continue 'search;
+                }
+                if b == 0 {
+                    // The value we picked may not exist (a daylight saving gap); start over
+                    // from the normalized time.
+                    continue 'search;
+                }
+                if level == Level::Day && !self.matches_weekday(&c, clock) {
+                    c.mday += 1;
+                    reset_below(&mut c, &mut usec, Level::Day);
+                    continue 'search;
+                }
             }
-            let b = if r.is_err() {
-                -1
-            } else {
-                within_bounds(&mut c, clock)
-            };
-            if b < 0 {
-                c.year += 1;
-                c.mon = 0;
-                c.mday = 1;
-                c.hour = 0;
-                c.min = 0;
-                c.sec = 0;
-                usec = 0;
-                continue;
-            }
-            if b == 0 {
-                continue;
-            }
-
-            let mut v = c.mday;
-            let r = self.find_matching(&self.day, &c, &mut v, clock, true);
-            c.mday = v;
-            if r == Ok(true) {
-                c.hour = 0;
-                c.min = 0;
-                c.sec = 0;
-                usec = 0;
-            }
-            let b = if r.is_err() {
-                -1
-            } else {
-                within_bounds(&mut c, clock)
-            };
-            if b < 0 {
-                c.mon += 1;
-                c.mday = 1;
-                c.hour = 0;
-                c.min = 0;
-                c.sec = 0;
-                usec = 0;
-                continue;
-            }
-            if b == 0 {
-                continue;
-            }
-
-            if !self.matches_weekday(&c, clock) {
-                c.mday += 1;
-                c.hour = 0;
-                c.min = 0;
-                c.sec = 0;
-                usec = 0;
-                continue;
-            }
-
-            let mut v = c.hour;
-            let r = self.find_matching(&self.hour, &c, &mut v, clock, false);
-            c.hour = v;
-            if r == Ok(true) {
-                c.min = 0;
-                c.sec = 0;
-                usec = 0;
-            }
-            let b = if r.is_err() {
-                -1
-            } else {
-                within_bounds(&mut c, clock)
-            };
-            if b < 0 {
-                c.mday += 1;
-                c.hour = 0;
-                c.min = 0;
-                c.sec = 0;
-                usec = 0;
-                continue;
-            }
-            if b == 0 {
-                // The hour we picked may not exist (daylight saving time); start over from
-                // the normalized time.
-                continue;
-            }
-
-            let mut v = c.min;
-            let r = self.find_matching(&self.minute, &c, &mut v, clock, false);
-            c.min = v;
-            if r == Ok(true) {
-                c.sec = 0;
-                usec = 0;
-            }
-            let b = if r.is_err() {
-                -1
-            } else {
-                within_bounds(&mut c, clock)
-            };
-            if b < 0 {
-                c.hour += 1;
-                c.min = 0;
-                c.sec = 0;
-                usec = 0;
-                continue;
-            }
-            if b == 0 {
-                continue;
-            }
-
-            let mut v = c.sec * USEC_PER_SEC + usec;
-            let r = self.find_matching(&self.usec, &c, &mut v, clock, false);
-            usec = v % USEC_PER_SEC;
-            c.sec = v / USEC_PER_SEC;
-            let b = if r.is_err() {
-                -1
-            } else {
-                within_bounds(&mut c, clock)
-            };
-            if b < 0 {
-                c.min += 1;
-                c.sec = 0;
-                usec = 0;
-                continue;
-            }
-            if b == 0 {
-                continue;
-            }
-
             return Some((c, usec));
         }
         None
+    }
+
+    fn chain(&self, level: Level) -> &Chain {
+        match level {
+            Level::Year => &self.year,
+            Level::Month => &self.month,
+            Level::Day => &self.day,
+            Level::Hour => &self.hour,
+            Level::Minute => &self.minute,
+            Level::Second => &self.usec,
+        }
     }
 
     /// The earliest value >= `*val` that `chain` allows. Ok(true) if `*val` changed, Err if no
@@ -1517,6 +1426,92 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// The fields of a calendar time, coarsest first.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+}
+
+impl Level {
+    /// The field's value as its chain counts it (months from 1, seconds in microseconds).
+    fn get(self, c: &Tm, usec: i64) -> i64 {
+        match self {
+            Level::Year => c.year,
+            Level::Month => c.mon + 1,
+            Level::Day => c.mday,
+            Level::Hour => c.hour,
+            Level::Minute => c.min,
+            Level::Second => c.sec * USEC_PER_SEC + usec,
+        }
+    }
+
+    fn set(self, c: &mut Tm, usec: &mut i64, v: i64) {
+        match self {
+            Level::Year => c.year = v,
+            Level::Month => c.mon = v - 1,
+            Level::Day => c.mday = v,
+            Level::Hour => c.hour = v,
+            Level::Minute => c.min = v,
+            Level::Second => {
+                *usec = v % USEC_PER_SEC;
+                c.sec = v / USEC_PER_SEC;
+            }
+        }
+    }
+
+    /// Move on to the next value of the next coarser field, starting this one and all finer
+    /// ones over.
+    fn carry(self, c: &mut Tm, usec: &mut i64) {
+        let coarser = match self {
+            Level::Year | Level::Month => {
+                c.year += 1;
+                Level::Year
+            }
+            Level::Day => {
+                c.mon += 1;
+                Level::Month
+            }
+            Level::Hour => {
+                c.mday += 1;
+                Level::Day
+            }
+            Level::Minute => {
+                c.hour += 1;
+                Level::Hour
+            }
+            Level::Second => {
+                c.min += 1;
+                Level::Minute
+            }
+        };
+        reset_below(c, usec, coarser);
+    }
+}
+
+/// Start every field finer than `level` over from its smallest value, as systemd's search does
+/// whenever a coarser field moves on.
+fn reset_below(c: &mut Tm, usec: &mut i64, level: Level) {
+    if level < Level::Month {
+        c.mon = 0;
+    }
+    if level < Level::Day {
+        c.mday = 1;
+    }
+    if level < Level::Hour {
+        c.hour = 0;
+    }
+    if level < Level::Minute {
+        c.min = 0;
+    }
+    c.sec = 0;
+    *usec = 0;
 }
 
 #[cfg(test)]

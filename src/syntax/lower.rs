@@ -162,14 +162,7 @@ fn leaf_duration(d: &mut Diagnostics, node: &KdlNode, example: &str) -> Option<S
             }
         },
         None => {
-            d.push(
-                Diagnostic::error(
-                    "bkc::missing_value",
-                    format!("`{}` needs a duration", r.name()),
-                )
-                .label(r.span(), "duration missing")
-                .help(format!("write it as: {example}")),
-            );
+            d.push(r.missing("a duration", example));
             None
         }
     };

@@ -76,6 +76,16 @@ impl<'a> Reader<'a> {
         Some(e)
     }
 
+    /// The node lacks a required value; `example` shows it written correctly.
+    pub(crate) fn missing(&self, what: &str, example: &str) -> Diagnostic {
+        Diagnostic::error(
+            "bkc::missing_value",
+            format!("`{}` needs {what}", self.name()),
+        )
+        .label(self.span(), format!("{what} missing"))
+        .help(format!("write it as: {example}"))
+    }
+
     /// A required string argument. `example` shows the node written correctly.
     pub(crate) fn req_str(
         &mut self,
@@ -87,14 +97,7 @@ impl<'a> Reader<'a> {
         match self.arg(idx) {
             Some(e) => string(d, e, what),
             None => {
-                d.push(
-                    Diagnostic::error(
-                        "bkc::missing_value",
-                        format!("`{}` needs {what}", self.name()),
-                    )
-                    .label(self.span(), format!("{what} missing"))
-                    .help(format!("write it as: {example}")),
-                );
+                d.push(self.missing(what, example));
                 None
             }
         }
@@ -110,14 +113,7 @@ impl<'a> Reader<'a> {
         match self.arg(idx) {
             Some(e) => integer(d, e, what),
             None => {
-                d.push(
-                    Diagnostic::error(
-                        "bkc::missing_value",
-                        format!("`{}` needs {what}", self.name()),
-                    )
-                    .label(self.span(), format!("{what} missing"))
-                    .help(format!("write it as: {example}")),
-                );
+                d.push(self.missing(what, example));
                 None
             }
         }
