@@ -9,8 +9,6 @@ use std::collections::HashMap;
 use std::process::Command;
 
 use bkc::schedule::Calendar;
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 const ITERATIONS: usize = 50;
 
@@ -43,84 +41,6 @@ fn data_lines(name: &str) -> Vec<String> {
         .collect()
 }
 
-/// What systemd-analyze printed for one expression.
-#[derive(Debug, Default)]
-struct Analyzed {
-    normalized: String,
-    elapses: Vec<String>,
-}
-
-/// Run `systemd-analyze calendar` on all `exprs` at once (in UTC) and collect its answers by
-/// expression. All of them must be valid.
-fn systemd_analyze(exprs: &[String], base: &str) -> HashMap<String, Analyzed> {
-    let out = Command::new("systemd-analyze")
-        .arg("calendar")
-        .arg(format!("--iterations={ITERATIONS}"))
-        .arg(format!("--base-time={base} UTC"))
-        .arg("--")
-        .args(exprs)
-        .env("TZ", "UTC")
-        .env("SYSTEMD_COLORS", "0")
-        .output()
-        .expect("run systemd-analyze");
-    assert!(
-        out.status.success(),
-        "systemd-analyze failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let blocks = parse_analyze_output(&String::from_utf8_lossy(&out.stdout));
-    assert_eq!(blocks.len(), exprs.len(), "one answer per expression");
-    exprs.iter().cloned().zip(blocks).collect()
-}
-
-/// Split the output into one block per expression, in order. A block starts with "Original
-/// form:" (printed only when it differs from the normalized form) or with "Normalized form:".
-fn parse_analyze_output(stdout: &str) -> Vec<Analyzed> {
-    let mut blocks: Vec<Analyzed> = Vec::new();
-    let mut after_original = false;
-    for line in stdout.lines() {
-        let line = line.trim_start();
-        if line.starts_with("Original form: ") {
-            blocks.push(Analyzed::default());
-            after_original = true;
-            continue;
-        }
-        if let Some(n) = line.strip_prefix("Normalized form: ") {
-            if !after_original {
-                blocks.push(Analyzed::default());
-            }
-            blocks.last_mut().unwrap().normalized = n.to_string();
-        } else if let Some((label, when)) = line.split_once(": ")
-            && (label == "Next elapse" || label.starts_with("Iter. #"))
-            && when != "never"
-        {
-            // "Thu 2026-01-01 02:15:00 UTC" -> "2026-01-01 02:15:00"
-            let parts: Vec<&str> = when.split(' ').collect();
-            assert_eq!(parts.len(), 4, "unexpected time {when:?}");
-            let block = blocks.last_mut().expect("a block");
-            block.elapses.push(format!("{} {}", parts[1], parts[2]));
-        }
-        after_original = false;
-    }
-    blocks
-}
-
-fn ours(cal: &Calendar, base: &str) -> Vec<String> {
-    let mut t: Timestamp = format!("{}Z", base.replace(' ', "T")).parse().unwrap();
-    let mut out = Vec::new();
-    for _ in 0..ITERATIONS {
-        match cal.next_after(t, &TimeZone::UTC) {
-            Some(next) => {
-                assert!(next > t, "next elapse must move forward");
-                out.push(next.strftime("%Y-%m-%d %H:%M:%S").to_string());
-                t = next;
-            }
-            None => break,
-        }
-    }
-    out
-}
-
 #[test]
 fn corpus_matches_systemd() {
     let corpus = data_lines("calendar-corpus.txt");
@@ -144,7 +64,11 @@ fn corpus_matches_systemd() {
     }
     let mut failures = Vec::new();
     for base in BASES {
-        let theirs = systemd_analyze(&corpus, base);
+        let theirs: HashMap<String, common::Analyzed> = corpus
+            .iter()
+            .cloned()
+            .zip(common::systemd_calendar(&corpus, base, ITERATIONS))
+            .collect();
         for (expr, cal) in &parsed {
             let t = &theirs[expr];
             if base == BASES[0] && t.normalized != cal.normalized() {
@@ -154,7 +78,7 @@ fn corpus_matches_systemd() {
                     t.normalized
                 ));
             }
-            let mine = ours(cal, base);
+            let mine = common::our_elapses(cal, base, ITERATIONS);
             if mine != t.elapses {
                 let at = mine.iter().zip(&t.elapses).position(|(a, b)| a != b);
                 failures.push(format!(

@@ -11,8 +11,6 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use bkc::schedule::{Calendar, cron_to_calendar};
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
 
 const ITERATIONS: usize = 50;
 const BASE: &str = "2026-01-01 00:00:00";
@@ -67,51 +65,6 @@ fn corpus() -> Vec<Case> {
         .collect()
 }
 
-/// `systemd-analyze calendar` for all `exprs` at once: the elapses of each, in order.
-fn systemd_elapses(exprs: &[String]) -> Vec<Vec<String>> {
-    let out = Command::new("systemd-analyze")
-        .arg("calendar")
-        .arg(format!("--iterations={ITERATIONS}"))
-        .arg(format!("--base-time={BASE} UTC"))
-        .arg("--")
-        .args(exprs)
-        .env("TZ", "UTC")
-        .env("SYSTEMD_COLORS", "0")
-        .output()
-        .expect("run systemd-analyze");
-    assert!(
-        out.status.success(),
-        "systemd-analyze failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // One block per expression, starting with "Original form:" (only printed when it differs
-    // from the normalized form) or "Normalized form:".
-    let mut blocks: Vec<Vec<String>> = Vec::new();
-    let mut after_original = false;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let line = line.trim_start();
-        if line.starts_with("Original form: ")
-            || (line.starts_with("Normalized form: ") && !after_original)
-        {
-            blocks.push(Vec::new());
-        }
-        after_original = line.starts_with("Original form: ");
-        if let Some((label, when)) = line.split_once(": ")
-            && (label == "Next elapse" || label.starts_with("Iter. #"))
-            && when != "never"
-        {
-            // "Thu 2026-01-01 02:15:00 UTC" -> "2026-01-01 02:15:00"
-            let parts: Vec<&str> = when.split(' ').collect();
-            blocks
-                .last_mut()
-                .expect("a block")
-                .push(format!("{} {}", parts[1], parts[2]));
-        }
-    }
-    assert_eq!(blocks.len(), exprs.len(), "one answer per expression");
-    blocks
-}
-
 /// croniter's fire times for each cron expression, or its error.
 fn croniter_elapses(crons: &[&str]) -> Vec<Result<Vec<String>, String>> {
     let script = CRONITER.replace("ITERATIONS", &ITERATIONS.to_string());
@@ -155,20 +108,6 @@ fn croniter_available() -> bool {
     ok || common::skip("python3-croniter is not installed")
 }
 
-fn our_elapses(line: &str) -> Vec<String> {
-    let cal = Calendar::parse(line).unwrap();
-    let mut t: Timestamp = format!("{}Z", BASE.replace(' ', "T")).parse().unwrap();
-    let mut out = Vec::new();
-    while out.len() < ITERATIONS {
-        let Some(next) = cal.next_after(t, &TimeZone::UTC) else {
-            break;
-        };
-        out.push(next.strftime("%Y-%m-%d %H:%M:%S").to_string());
-        t = next;
-    }
-    out
-}
-
 #[test]
 fn cron_corpus_matches_croniter_and_systemd() {
     let cases = corpus();
@@ -202,12 +141,18 @@ fn cron_corpus_matches_croniter_and_systemd() {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let by_line: HashMap<&String, Vec<String>> =
-        distinct.iter().zip(systemd_elapses(&distinct)).collect();
+    let by_line: HashMap<&String, Vec<String>> = distinct
+        .iter()
+        .zip(
+            common::systemd_calendar(&distinct, BASE, ITERATIONS)
+                .into_iter()
+                .map(|a| a.elapses),
+        )
+        .collect();
 
     let mut failures = Vec::new();
     for line in &distinct {
-        let ours = our_elapses(line);
+        let ours = common::our_elapses(&Calendar::parse(line).unwrap(), BASE, ITERATIONS);
         if ours != by_line[line] {
             failures.push(format!("{line:?}: our engine differs from systemd"));
         }

@@ -54,3 +54,82 @@ pub fn bin(name: &str) -> std::path::PathBuf {
         other => panic!("no binary {other}"),
     }
 }
+
+/// What `systemd-analyze calendar` printed for one expression.
+#[derive(Debug, Default)]
+pub struct Analyzed {
+    pub normalized: String,
+    /// "YYYY-MM-DD HH:MM:SS", in UTC.
+    pub elapses: Vec<String>,
+}
+
+/// systemd's own calendar engine on all `exprs` at once, in UTC, from `base` (exclusive):
+/// the normalized form and the next `iterations` elapses of each. All must be valid.
+pub fn systemd_calendar(exprs: &[String], base: &str, iterations: usize) -> Vec<Analyzed> {
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("calendar")
+        .arg(format!("--iterations={iterations}"))
+        .arg(format!("--base-time={base} UTC"))
+        .arg("--")
+        .args(exprs)
+        .env("TZ", "UTC")
+        .env("SYSTEMD_COLORS", "0")
+        .output()
+        .expect("run systemd-analyze");
+    assert!(
+        out.status.success(),
+        "systemd-analyze failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let blocks = parse_analyze_output(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(blocks.len(), exprs.len(), "one answer per expression");
+    blocks
+}
+
+/// Split the output into one block per expression, in order. A block starts with "Original
+/// form:" (printed only when it differs from the normalized form) or with "Normalized form:".
+fn parse_analyze_output(stdout: &str) -> Vec<Analyzed> {
+    let mut blocks: Vec<Analyzed> = Vec::new();
+    let mut after_original = false;
+    for line in stdout.lines() {
+        let line = line.trim_start();
+        if line.starts_with("Original form: ") {
+            blocks.push(Analyzed::default());
+            after_original = true;
+            continue;
+        }
+        if let Some(n) = line.strip_prefix("Normalized form: ") {
+            if !after_original {
+                blocks.push(Analyzed::default());
+            }
+            blocks.last_mut().unwrap().normalized = n.to_string();
+        } else if let Some((label, when)) = line.split_once(": ")
+            && (label == "Next elapse" || label.starts_with("Iter. #"))
+            && when != "never"
+        {
+            // "Thu 2026-01-01 02:15:00 UTC" -> "2026-01-01 02:15:00"
+            let parts: Vec<&str> = when.split(' ').collect();
+            assert_eq!(parts.len(), 4, "unexpected time {when:?}");
+            let block = blocks.last_mut().expect("a block");
+            block.elapses.push(format!("{} {}", parts[1], parts[2]));
+        }
+        after_original = false;
+    }
+    blocks
+}
+
+/// bkc's calendar engine: the next `iterations` elapses of `cal` after `base`, in UTC, in the
+/// format of [`Analyzed::elapses`].
+pub fn our_elapses(cal: &bkc::schedule::Calendar, base: &str, iterations: usize) -> Vec<String> {
+    let mut t: jiff::Timestamp = format!("{}Z", base.replace(' ', "T")).parse().unwrap();
+    let mut out = Vec::new();
+    while out.len() < iterations {
+        let Some(next) = cal.next_after(t, &jiff::tz::TimeZone::UTC) else {
+            break;
+        };
+        assert!(next > t, "next elapse must move forward");
+        out.push(next.strftime("%Y-%m-%d %H:%M:%S").to_string());
+        t = next;
+    }
+    out
+}
