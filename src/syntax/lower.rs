@@ -107,6 +107,32 @@ fn once<T>(
     }
 }
 
+fn set_str(slot: &mut Option<Str>, d: &mut Diagnostics, node: &KdlNode, what: &str, example: &str) {
+    let v = leaf_str(d, node, what, example);
+    once(slot, v, node.name().value(), d);
+}
+
+fn set_int(
+    slot: &mut Option<Spanned<i128>>,
+    d: &mut Diagnostics,
+    node: &KdlNode,
+    what: &str,
+    example: &str,
+) {
+    let v = leaf_int(d, node, what, example);
+    once(slot, v, node.name().value(), d);
+}
+
+fn set_flag(slot: &mut Option<Spanned<bool>>, d: &mut Diagnostics, node: &KdlNode) {
+    let v = leaf_flag(d, node);
+    once(slot, v, node.name().value(), d);
+}
+
+fn set_duration(slot: &mut Option<Str>, d: &mut Diagnostics, node: &KdlNode, example: &str) {
+    let v = leaf_duration(d, node, example);
+    once(slot, v, node.name().value(), d);
+}
+
 /// A leaf node holding one string, such as `user "root"`.
 fn leaf_str(d: &mut Diagnostics, node: &KdlNode, what: &str, example: &str) -> Option<Str> {
     let mut r = Reader::new(node);
@@ -187,60 +213,45 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
     for c in children(node) {
         let name = c.name().value();
         match name {
-            "user" => once(
-                &mut out.user,
-                leaf_str(d, c, "a user name", "user \"root\""),
-                name,
+            "user" => set_str(&mut out.user, d, c, "a user name", "user \"root\""),
+            "port" => set_int(&mut out.port, d, c, "a port number", "port 22"),
+            "identity" => set_str(
+                &mut out.identity,
                 d,
+                c,
+                "a key path",
+                "identity \"/etc/bkc/id_ed25519\"",
             ),
-            "port" => once(
-                &mut out.port,
-                leaf_int(d, c, "a port number", "port 22"),
-                name,
+            "lock-dir" => set_str(
+                &mut out.lock_dir,
                 d,
+                c,
+                "a directory",
+                "lock-dir \"/run/bkc/locks\"",
             ),
-            "identity" => {
-                let v = leaf_str(d, c, "a key path", "identity \"/etc/bkc/id_ed25519\"");
-                once(&mut out.identity, v, name, d)
-            }
-            "lock-dir" => {
-                let v = leaf_str(d, c, "a directory", "lock-dir \"/run/bkc/locks\"");
-                once(&mut out.lock_dir, v, name, d)
-            }
-            "state-dir" => {
-                let v = leaf_str(d, c, "a directory", "state-dir \"/var/lib/bkc\"");
-                once(&mut out.state_dir, v, name, d)
-            }
-            "metrics-dir" => {
-                let v = leaf_str(
-                    d,
-                    c,
-                    "a directory",
-                    "metrics-dir \"/var/lib/prometheus/node-exporter\"",
-                );
-                once(&mut out.metrics_dir, v, name, d)
-            }
-            "runner" => {
-                let v = leaf_str(
-                    d,
-                    c,
-                    "the runner's path",
-                    "runner \"/usr/local/bin/bkc-run\"",
-                );
-                once(&mut out.runner, v, name, d)
-            }
-            "lock-wait" => once(
-                &mut out.lock_wait,
-                leaf_duration(d, c, "lock-wait \"1m\""),
-                name,
+            "state-dir" => set_str(
+                &mut out.state_dir,
                 d,
+                c,
+                "a directory",
+                "state-dir \"/var/lib/bkc\"",
             ),
-            "lock-timeout" => once(
-                &mut out.lock_timeout,
-                leaf_duration(d, c, "lock-timeout \"6h\""),
-                name,
+            "metrics-dir" => set_str(
+                &mut out.metrics_dir,
                 d,
+                c,
+                "a directory",
+                "metrics-dir \"/var/lib/prometheus/node-exporter\"",
             ),
+            "runner" => set_str(
+                &mut out.runner,
+                d,
+                c,
+                "the runner's path",
+                "runner \"/usr/local/bin/bkc-run\"",
+            ),
+            "lock-wait" => set_duration(&mut out.lock_wait, d, c, "lock-wait \"1m\""),
+            "lock-timeout" => set_duration(&mut out.lock_timeout, d, c, "lock-timeout \"6h\""),
             other => d.push(unknown_node(c, other, "`defaults`", DEFAULTS)),
         }
     }
@@ -294,29 +305,21 @@ fn host(node: &KdlNode, d: &mut Diagnostics) -> Option<Host> {
                 }
                 r.finish(d, &[], false);
             }
-            "address" => once(
+            "address" => set_str(
                 &mut h.address,
-                leaf_str(d, c, "an address", "address \"backup-a.lan\""),
-                cname,
                 d,
+                c,
+                "an address",
+                "address \"backup-a.lan\"",
             ),
-            "port" => once(
-                &mut h.port,
-                leaf_int(d, c, "a port number", "port 22"),
-                cname,
-                d,
-            ),
-            "user" => once(
-                &mut h.user,
-                leaf_str(d, c, "a user name", "user \"backup\""),
-                cname,
-                d,
-            ),
-            "lock-dir" => once(
+            "port" => set_int(&mut h.port, d, c, "a port number", "port 22"),
+            "user" => set_str(&mut h.user, d, c, "a user name", "user \"backup\""),
+            "lock-dir" => set_str(
                 &mut h.lock_dir,
-                leaf_str(d, c, "a directory", "lock-dir \"/run/bkc/locks\""),
-                cname,
                 d,
+                c,
+                "a directory",
+                "lock-dir \"/run/bkc/locks\"",
             ),
             other => d.push(unknown_node(c, other, "a `host`", HOST)),
         }
@@ -369,11 +372,12 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
     for c in children(node) {
         let cname = c.name().value();
         match cname {
-            "description" => once(
+            "description" => set_str(
                 &mut j.description,
-                leaf_str(d, c, "a text", "description \"music to backup_a\""),
-                cname,
                 d,
+                c,
+                "a text",
+                "description \"music to backup_a\"",
             ),
             "schedule" => j.schedules.extend(leaf_str(
                 d,
@@ -384,35 +388,14 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
             "cron" => j
                 .crons
                 .extend(leaf_str(d, c, "a cron expression", "cron \"0 3 * * *\"")),
-            "every" => once(
-                &mut j.every,
-                leaf_str(d, c, "an interval", "every \"4d\""),
-                cname,
-                d,
-            ),
-            "persistent" => once(&mut j.persistent, leaf_flag(d, c), cname, d),
-            "random-delay" => once(
-                &mut j.random_delay,
-                leaf_duration(d, c, "random-delay \"10m\""),
-                cname,
-                d,
-            ),
-            "accuracy" => once(
-                &mut j.accuracy,
-                leaf_duration(d, c, "accuracy \"1m\""),
-                cname,
-                d,
-            ),
+            "every" => set_str(&mut j.every, d, c, "an interval", "every \"4d\""),
+            "persistent" => set_flag(&mut j.persistent, d, c),
+            "random-delay" => set_duration(&mut j.random_delay, d, c, "random-delay \"10m\""),
+            "accuracy" => set_duration(&mut j.accuracy, d, c, "accuracy \"1m\""),
             "expected-duration" => {
-                let v = leaf_duration(d, c, "expected-duration \"2h\"");
-                once(&mut j.expected_duration, v, cname, d)
+                set_duration(&mut j.expected_duration, d, c, "expected-duration \"2h\"")
             }
-            "timeout" => once(
-                &mut j.timeout,
-                leaf_duration(d, c, "timeout \"6h\""),
-                cname,
-                d,
-            ),
+            "timeout" => set_duration(&mut j.timeout, d, c, "timeout \"6h\""),
             "blocks-on" => {
                 let mut r = Reader::new(c);
                 let job = r.req_str(
@@ -461,24 +444,9 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
                 j.blocks_on_files.extend(b);
             }
             "sync" => j.syncs.extend(sync(c, d)),
-            "nice" => once(
-                &mut j.nice,
-                leaf_int(d, c, "a niceness from -20 to 19", "nice 10"),
-                cname,
-                d,
-            ),
-            "io-class" => once(
-                &mut j.io_class,
-                leaf_str(d, c, "an I/O class", "io-class \"idle\""),
-                cname,
-                d,
-            ),
-            "bwlimit" => once(
-                &mut j.bwlimit,
-                leaf_str(d, c, "a rate", "bwlimit \"5M\""),
-                cname,
-                d,
-            ),
+            "nice" => set_int(&mut j.nice, d, c, "a niceness from -20 to 19", "nice 10"),
+            "io-class" => set_str(&mut j.io_class, d, c, "an I/O class", "io-class \"idle\""),
+            "bwlimit" => set_str(&mut j.bwlimit, d, c, "a rate", "bwlimit \"5M\""),
             "retries" => {
                 let mut r = Reader::new(c);
                 let count = r.req_int(d, 0, "a count", "retries 3 delay=\"1m\"");
@@ -496,7 +464,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
                 }
             }
             "hook" => j.hooks.extend(hook(c, d)),
-            "allow-empty-source" => once(&mut j.allow_empty_source, leaf_flag(d, c), cname, d),
+            "allow-empty-source" => set_flag(&mut j.allow_empty_source, d, c),
             other => d.push(unknown_node(c, other, "a `job`", JOB)),
         }
     }
@@ -551,13 +519,8 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
                     s.opts = Some(values);
                 }
             }
-            "bwlimit" => once(
-                &mut s.bwlimit,
-                leaf_str(d, c, "a rate", "bwlimit \"5M\""),
-                cname,
-                d,
-            ),
-            "allow-empty-source" => once(&mut s.allow_empty_source, leaf_flag(d, c), cname, d),
+            "bwlimit" => set_str(&mut s.bwlimit, d, c, "a rate", "bwlimit \"5M\""),
+            "allow-empty-source" => set_flag(&mut s.allow_empty_source, d, c),
             "snapshot" => {
                 let mut r = Reader::new(c);
                 let snap = Snapshot {
