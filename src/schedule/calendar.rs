@@ -384,18 +384,7 @@ impl Calendar {
             _ => false,
         };
         let digits = p.pos;
-        let mut value: u64 = 0;
-        let mut overflow = false;
-        while let Some(c @ b'0'..=b'9') = p.peek() {
-            match value
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(c - b'0')))
-            {
-                Some(v) => value = v,
-                None => overflow = true,
-            }
-            p.pos += 1;
-        }
+        let (value, overflow) = p.digits();
         let span = at..p.pos;
         if p.pos == digits {
             return Err(ScheduleError::at(
@@ -792,6 +781,23 @@ struct Cursor<'a> {
 }
 
 impl Cursor<'_> {
+    /// Read a run of decimal digits: its value and whether it overflowed a u64.
+    fn digits(&mut self) -> (u64, bool) {
+        let mut value: u64 = 0;
+        let mut overflow = false;
+        while let Some(c @ b'0'..=b'9') = self.peek() {
+            match value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            {
+                Some(v) => value = v,
+                None => overflow = true,
+            }
+            self.pos += 1;
+        }
+        (value, overflow)
+    }
+
     fn peek(&self) -> Option<u8> {
         self.s.get(self.pos).copied()
     }
@@ -926,18 +932,7 @@ fn parse_decimal(p: &mut Cursor, usec: bool) -> Result<i64, ScheduleError> {
         return Err(p.error_with("expected a number or `*`", SYNTAX_HELP));
     }
     let too_large = |p: &Cursor| ScheduleError::at(begin..p.pos, "number too large", SYNTAX_HELP);
-    let mut value: u64 = 0;
-    let mut overflow = false;
-    while let Some(c @ b'0'..=b'9') = p.peek() {
-        match value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(c - b'0')))
-        {
-            Some(v) => value = v,
-            None => overflow = true,
-        }
-        p.pos += 1;
-    }
+    let (mut value, overflow) = p.digits();
     if overflow {
         return Err(too_large(p));
     }
