@@ -99,20 +99,7 @@ pub fn parse_duration(s: &str, allow_zero: bool) -> Result<u64, ScheduleError> {
                 "systemd time spans must stay below about 584 000 years",
             )
         };
-        if int_digits.len() > 30 || frac_digits.len() > 30 {
-            return Err(too_large());
-        }
-        let int: u128 = if int_digits.is_empty() {
-            0
-        } else {
-            int_digits.parse().map_err(|_| too_large())?
-        };
-        let frac_scale = 10u128.pow(frac_digits.len() as u32);
-        let frac: u128 = if frac_digits.is_empty() {
-            0
-        } else {
-            frac_digits.parse().map_err(|_| too_large())?
-        };
+        let (int, frac, frac_scale) = decimal(int_digits, frac_digits).ok_or_else(too_large)?;
         let nanos_per_unit = u128::from(per) * 1_000_000_000;
         let part = int
             .checked_mul(nanos_per_unit)
@@ -270,20 +257,7 @@ pub fn parse_size(s: &str) -> Result<String, ScheduleError> {
             "rsync limits are at most 2^63 bytes per second",
         )
     };
-    if int_digits.len() > 25 || frac_digits.len() > 25 {
-        return Err(too_large());
-    }
-    let int: u128 = if int_digits.is_empty() {
-        0
-    } else {
-        int_digits.parse().map_err(|_| too_large())?
-    };
-    let frac: u128 = if frac_digits.is_empty() {
-        0
-    } else {
-        frac_digits.parse().map_err(|_| too_large())?
-    };
-    let scale = 10u128.pow(frac_digits.len() as u32);
+    let (int, frac, scale) = decimal(int_digits, frac_digits).ok_or_else(too_large)?;
     let unit = mult.pow(reps);
     // rsync multiplies in floating point and truncates; exact arithmetic agrees except in the
     // last bit of absurdly precise inputs.
@@ -309,6 +283,27 @@ pub fn parse_size(s: &str) -> Result<String, ScheduleError> {
         ));
     }
     Ok(kib.to_string())
+}
+
+/// A decimal number written as its integer and fractional digits: (integer part, fraction
+/// numerator, fraction denominator), exactly. None when it is too long to hold: 25 digits a
+/// side keep every later product well inside u128.
+fn decimal(int_digits: &str, frac_digits: &str) -> Option<(u128, u128, u128)> {
+    if int_digits.len() > 25 || frac_digits.len() > 25 {
+        return None;
+    }
+    let parse = |d: &str| {
+        if d.is_empty() {
+            Some(0)
+        } else {
+            d.parse::<u128>().ok()
+        }
+    };
+    Some((
+        parse(int_digits)?,
+        parse(frac_digits)?,
+        10u128.pow(frac_digits.len() as u32),
+    ))
 }
 
 #[cfg(test)]
