@@ -25,7 +25,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 const WARNS: &str = r#"host "a"
-host "b"
+host "b" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
 job "one" on="a" {
     schedule "daily"
     sync "/x/" "b:/srv/same/"

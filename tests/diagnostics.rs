@@ -5,8 +5,8 @@ use bkc::analyze::compile;
 use bkc::diag::render;
 
 /// A minimal valid topology that each case below breaks in one place.
-const BASE: &str = r#"host "desktop" address="desktop.lan"
-host "backup_a" address="backup-a.lan"
+const BASE: &str = r#"host "desktop" address="desktop.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
+host "backup_a" address="backup-a.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC"; }
 "#;
 
 fn check(src: &str) -> (String, Vec<&'static str>) {
@@ -191,6 +191,11 @@ case!(
     conflicting_schedule,
     "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    every \"4d\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
     ["bkc::conflicting_schedule"]
+);
+case!(
+    no_host_key,
+    "host \"c\" address=\"c.lan\" port=2200\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"c:/b/\"\n}\n",
+    ["bkc::no_host_key"]
 );
 case!(
     no_schedule,

@@ -18,7 +18,7 @@ use miette::{NamedSource, SourceSpan};
 use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean};
 use crate::schedule::{ScheduleError, parse_duration};
 use crate::syntax::{self, ast};
-use crate::topology::{Host, Topology};
+use crate::topology::{Host, Job, Topology};
 
 /// The result of compiling one file: the topology if it had no errors, and every diagnostic.
 pub struct Compiled {
@@ -78,7 +78,7 @@ pub(crate) struct Settings {
 }
 
 /// Warnings about something missing, dropped when the file has errors (see `compile`).
-const ABSENCE_WARNINGS: &[&str] = &["bkc::no_schedule", "bkc::empty_job"];
+const ABSENCE_WARNINGS: &[&str] = &["bkc::no_schedule", "bkc::empty_job", "bkc::no_host_key"];
 
 pub(crate) const KNOWN_HOSTS: &str = "/etc/bkc/known_hosts";
 
@@ -176,11 +176,47 @@ fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> Option<Topology
     let hosts = hosts(&mut cx, &file.hosts, &settings);
     let drafts = jobs::jobs(&mut cx, &file.jobs, &hosts, &settings);
     let (jobs, derived) = locks::derive(&mut cx, &file.jobs, drafts, &hosts, &settings);
+    unpinned_hosts(&mut cx, &file.hosts, &hosts, &jobs);
     Some(Topology {
         hosts,
         jobs,
         derived,
     })
+}
+
+/// Runners check host keys strictly; a host they connect to without a pinned key works only
+/// if every runner's system known_hosts already lists it, which is worth a warning.
+fn unpinned_hosts(
+    cx: &mut Ctx,
+    list: &[ast::Host],
+    hosts: &BTreeMap<String, Host>,
+    jobs: &BTreeMap<String, Job>,
+) {
+    let reached: std::collections::BTreeSet<&str> = jobs
+        .values()
+        .flat_map(|j| j.spec.hosts.keys().map(String::as_str))
+        .collect();
+    for h in list {
+        let name = h.name.value.as_str();
+        let Some(host) = hosts.get(name) else {
+            continue;
+        };
+        if reached.contains(name) && host.host_keys.is_empty() {
+            let port = if host.port == 22 {
+                String::new()
+            } else {
+                format!("-p {} ", host.port)
+            };
+            cx.push(
+                Diagnostic::warning("bkc::no_host_key", format!("host `{name}` has no pinned host key"))
+                    .label(h.name.span, "runners connect here over SSH")
+                    .help(format!(
+                        "add host-key \"ssh-ed25519 AAAA…\" (from `ssh-keyscan {port}-t ed25519 {}`); without it runners accept only a key already in their /etc/ssh/ssh_known_hosts",
+                        host.address
+                    )),
+            );
+        }
+    }
 }
 
 fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
