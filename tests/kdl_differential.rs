@@ -316,6 +316,14 @@ const CORNERS: &[&str] = &[
     "foo \u{200E}",
     "n\u{0}",
     "foo [1]",
+    "foo 1_0.5_5e1_0 1e+1_0 0x_1 0b_1 1__2",
+    "foo /- {a}",
+    "foo 1 /- {a}\nbar",
+    "foo { a \\\n }",
+    "foo\u{0B}bar\u{0C}baz",
+    "foo #-inf #-infx",
+    "foo \"\"\"\n\t a\n\t \"\"\"",
+    "foo 0o17_7 0O7 0B1 0X1f",
 ];
 
 #[test]
@@ -328,6 +336,18 @@ fn corners_agree() {
         "corners: {} cases, {} valid for kdl, {} taken by the fast path",
         tally.cases, tally.valid, tally.fast
     );
+}
+
+/// Long raw-string delimiters with many near-misses inside: the fast path stays linear (kdl
+/// itself is not, so it is not consulted here).
+#[test]
+fn long_raw_delimiters() {
+    let hashes = "#".repeat(20_000);
+    let body = "\"#".repeat(20_000);
+    let text = format!("foo {hashes}\"{body}\"{hashes}");
+    let doc = parse_fast(&text).expect("a valid raw string");
+    let value = doc.nodes()[0].entries()[0].value();
+    assert_eq!(value.as_string(), Some(body.as_str()));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -576,7 +576,7 @@ impl<'a> Parser<'a> {
                 return None;
             }
             self.i += 2 + n;
-            return self.multiline(b"\"\"\"");
+            return self.multiline(0);
         }
         let mut out = String::new();
         let mut seg = self.i;
@@ -672,21 +672,17 @@ impl<'a> Parser<'a> {
             return None;
         }
         self.i += 1;
-        let mut close = Vec::with_capacity(hashes + 3);
         if self.b[self.i..].starts_with(b"\"\"") {
             let n = self.newline_len(self.i + 2);
             if n > 0 {
                 self.i += 2 + n;
-                close.extend_from_slice(b"\"\"\"");
-                close.extend(std::iter::repeat_n(b'#', hashes));
-                return self.multiline(&close);
+                return self.multiline(hashes);
             }
         }
-        close.push(b'"');
-        close.extend(std::iter::repeat_n(b'#', hashes));
         let start = self.i;
-        while !self.b[self.i..].starts_with(&close) {
-            let c = *self.b.get(self.i)?;
+        let end = self.find_close(start, 1, hashes)?;
+        while self.i < end {
+            let c = self.b[self.i];
             if c < 0x80 {
                 if c < 0x20 && c != b'\t' {
                     return None;
@@ -700,22 +696,48 @@ impl<'a> Parser<'a> {
                 self.i += ch.len_utf8();
             }
         }
-        let body = &self.s[start..self.i];
-        self.i += close.len();
+        let body = &self.s[start..end];
+        self.i = end + 1 + hashes;
         // kdl refuses `#"""#`: a one-line raw string that looks like a multi-line one.
         (body != "\"").then(|| body.to_string())
     }
 
+    /// Where the first `quotes` quotes followed by `hashes` hashes begin, from `from` on. One
+    /// pass over the bytes, however many hashes the string has.
+    fn find_close(&self, from: usize, quotes: usize, hashes: usize) -> Option<usize> {
+        let mut j = from;
+        loop {
+            let q = j + self.b.get(j..)?.iter().position(|&c| c == b'"')?;
+            let run = self.b[q..].iter().take_while(|&&c| c == b'"').count();
+            if run < quotes {
+                j = q + run;
+                continue;
+            }
+            if hashes == 0 {
+                return Some(q);
+            }
+            let after = &self.b[q + run..];
+            let h = after
+                .iter()
+                .take(hashes)
+                .take_while(|&&c| c == b'#')
+                .count();
+            if h == hashes {
+                // Only the last quotes of the run are right before the hashes.
+                return Some(q + run - quotes);
+            }
+            j = q + run + h;
+        }
+    }
+
     /// The body of a multi-line string from just after its opening newline: the lines up to
-    /// the one holding `close`, with the whitespace before `close` removed from each line.
-    /// Bodies with a backslash fall back: in a quoted string escapes interact with dedenting,
-    /// and in a raw one kdl treats a backslash before whitespace as an escape on blank lines.
-    fn multiline(&mut self, close: &[u8]) -> Option<String> {
+    /// the one holding the closing `"""` (and `hashes` hashes), with the whitespace before the
+    /// closing quotes removed from each line. Bodies with a backslash fall back: in a quoted
+    /// string escapes interact with dedenting, and in a raw one kdl treats a backslash before
+    /// whitespace as an escape on blank lines.
+    fn multiline(&mut self, hashes: usize) -> Option<String> {
         let start = self.i;
-        let rel = self.b[start..]
-            .windows(close.len())
-            .position(|w| w == close)?;
-        let end = start + rel;
+        let end = self.find_close(start, 3, hashes)?;
         let body = &self.b[start..end];
         if body.contains(&b'\\') {
             return None;
@@ -752,7 +774,7 @@ impl<'a> Parser<'a> {
             }
             out.push_str(text);
         }
-        self.i = end + close.len();
+        self.i = end + 3 + hashes;
         Some(out)
     }
 
