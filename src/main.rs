@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { input } => match load(&input) {
             Ok(c) => {
-                let failed = report(&c, &input);
+                let failed = report(c, &input);
                 if input.timings {
                     print_timings(&c.timings);
                 }
@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         },
         Command::Build { input, out, hosts } => match load(&input) {
             Ok(c) => {
-                if report(&c, &input) {
+                if report(c, &input) {
                     return ExitCode::from(1);
                 }
                 let t = c.topology.as_ref().expect("no errors means a topology");
