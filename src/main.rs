@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use bkc::analyze::{Compiled, compile};
 use bkc::diag::render;
@@ -53,10 +53,21 @@ enum Command {
         /// Output directory.
         #[arg(short, long, default_value = "out")]
         out: PathBuf,
+        /// What to write for each host.
+        #[arg(long, value_enum, default_value_t = Emit::Systemd)]
+        emit: Emit,
         /// Only these hosts (repeatable).
         #[arg(long = "host", value_name = "NAME")]
         hosts: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Emit {
+    /// Unit files, job specs, known_hosts and manifest under OUT/<host>/etc/.
+    Systemd,
+    /// One NixOS module per host, OUT/<host>/bkc.nix, declaring the same.
+    Nixos,
 }
 
 fn main() -> ExitCode {
@@ -82,7 +93,12 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Build { input, out, hosts } => match load(&input) {
+        Command::Build {
+            input,
+            out,
+            emit,
+            hosts,
+        } => match load(&input) {
             Ok(c) => {
                 if report(&c, &input) {
                     return ExitCode::from(1);
@@ -102,7 +118,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
                 let start = Instant::now();
-                let artifacts = match emit::emit(t, &hosts) {
+                let emitted = match emit {
+                    Emit::Systemd => emit::emit(t, &hosts),
+                    Emit::Nixos => emit::emit_nixos(t, &hosts),
+                };
+                let artifacts = match emitted {
                     Ok(a) => a,
                     Err(e) => return fail(e),
                 };
