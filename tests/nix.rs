@@ -1,8 +1,8 @@
 //! The Nix side, checked by Nix itself and without nixpkgs (which cannot be fetched offline):
-//! flake.nix and every emitted module parse; every module, evaluated with a stand-in for
-//! nixpkgs' lib (tests/nix/), declares exactly the units, job specs and known_hosts of the unit
-//! files bkc writes for the same host; the flake's module declares the same as the module it
-//! imports; and `nix flake check` passes against a stand-in nixpkgs.
+//! flake.nix, every emitted module and the README's examples parse; every module, evaluated
+//! with a stand-in for nixpkgs' lib (tests/nix/), declares exactly the units, job specs and
+//! known_hosts of the unit files bkc writes for the same host; the flake's module declares the
+//! same as the module it imports; and `nix flake check` passes against a stand-in nixpkgs.
 
 mod common;
 
@@ -114,12 +114,19 @@ fn the_flake_and_every_emitted_module_parse() {
             files.push(nixos.join(host).join("bkc.nix"));
         }
     }
+    // The README's Nix examples too, so that they stay valid Nix.
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for (i, block) in readme.split("```nix\n").skip(1).enumerate() {
+        let file = scratch.dir.join(format!("readme-{i}.nix"));
+        std::fs::write(&file, block.split("```").next().unwrap()).unwrap();
+        files.push(file);
+    }
     for file in &files {
         let mut c = scratch.nix("nix-instantiate");
         c.args(["--store", "dummy://", "--parse"]).arg(file);
         run(c);
     }
-    assert!(files.len() >= 11, "only {} files parsed", files.len());
+    assert!(files.len() >= 13, "only {} files parsed", files.len());
 }
 
 /// A unit file as section -> its settings in file order, without comments and blank lines.
