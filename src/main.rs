@@ -46,7 +46,8 @@ enum Command {
         #[command(flatten)]
         input: Input,
     },
-    /// Write each host's units, job specs, known_hosts and manifest under OUT/<host>/.
+    /// Write each host's units, job specs, known_hosts and manifest under OUT/<host>/, or each
+    /// host's NixOS module (--emit nixos).
     Build {
         #[command(flatten)]
         input: Input,
