@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use bkc::analyze::{Compiled, compile};
 use bkc::diag::render;
@@ -46,17 +46,29 @@ enum Command {
         #[command(flatten)]
         input: Input,
     },
-    /// Write each host's units, job specs, known_hosts and manifest under OUT/<host>/.
+    /// Write each host's units, job specs, known_hosts and manifest under OUT/<host>/, or each
+    /// host's NixOS module (--emit nixos).
     Build {
         #[command(flatten)]
         input: Input,
         /// Output directory.
         #[arg(short, long, default_value = "out")]
         out: PathBuf,
+        /// What to write for each host.
+        #[arg(long, value_enum, default_value_t = Emit::Systemd)]
+        emit: Emit,
         /// Only these hosts (repeatable).
         #[arg(long = "host", value_name = "NAME")]
         hosts: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Emit {
+    /// Unit files, job specs, known_hosts and manifest under OUT/<host>/etc/.
+    Systemd,
+    /// One NixOS module per host, OUT/<host>/bkc.nix, declaring the same.
+    Nixos,
 }
 
 fn main() -> ExitCode {
@@ -82,7 +94,12 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Build { input, out, hosts } => match load(&input) {
+        Command::Build {
+            input,
+            out,
+            emit,
+            hosts,
+        } => match load(&input) {
             Ok(c) => {
                 if report(c, &input) {
                     return ExitCode::from(1);
@@ -102,8 +119,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
                 let start = Instant::now();
+                let emitted = match emit {
+                    Emit::Systemd => emit::emit(t, &hosts),
+                    Emit::Nixos => emit::emit_nixos(t, &hosts),
+                };
                 // Leaked like the topology (see `load`).
-                let artifacts: &'static _ = match emit::emit(t, &hosts) {
+                let artifacts: &'static _ = match emitted {
                     Ok(a) => Box::leak(Box::new(a)),
                     Err(e) => return fail(e),
                 };

@@ -11,13 +11,14 @@ use bkc::emit::emit;
 
 const MAX_EXPOSURE: f64 = 2.5;
 
-/// The bundled examples, and a topology of values that need escaping in unit files.
+/// The bundled examples, and topologies of names and values that need escaping.
 fn topologies() -> Vec<std::path::PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir("examples")
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     v.push("tests/data/edge-cases.kdl".into());
+    v.push("tests/data/dotted-names.kdl".into());
     v.sort();
     v
 }

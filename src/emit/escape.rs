@@ -1,18 +1,15 @@
-//! Filters that make values safe inside systemd unit files.
+//! Escaping that makes values safe inside systemd unit files.
 //!
 //! systemd expands `%` specifiers in most settings and `$` variables in command lines, splits
 //! command lines and path lists on white space unless quoted, and C-unescapes backslashes. A
 //! value that reaches a unit file unescaped could therefore change meaning; these filters write
 //! it so that systemd reads back exactly the original string. Line breaks cannot be escaped in
 //! a unit file at all and are refused (analyze rejects them first; this is the last guard).
+//!
+//! The values are escaped once, when the unit's settings are computed (`unit.rs`): the NixOS
+//! module carries the same escaped strings, since NixOS writes them into unit files as they are.
 
-use minijinja::{Environment, Error, ErrorKind};
-
-pub(super) fn register(env: &mut Environment) {
-    env.add_filter("unit_text", unit_text);
-    env.add_filter("unit_arg", unit_arg);
-    env.add_filter("unit_path", unit_path);
-}
+use minijinja::{Error, ErrorKind};
 
 fn no_breaks(s: &str) -> Result<(), Error> {
     if s.contains(['\n', '\r', '\0']) {

@@ -1,4 +1,5 @@
-//! Topology -> per-host artifacts: systemd units, job specs, known_hosts and the manifest.
+//! Topology -> per-host artifacts: systemd units, job specs, known_hosts and the manifest, or
+//! the same as one NixOS module per host.
 //!
 //! Everything is planned first (which files each host gets, with what content), then rendered
 //! into memory; writing to disk is a separate step (`write`), so `plan` can diff the same bytes
@@ -7,18 +8,20 @@
 
 mod escape;
 mod manifest;
+mod nixos;
+mod unit;
 mod write;
 
 use std::collections::BTreeMap;
 
-use minijinja::{Environment, UndefinedBehavior, context};
+use minijinja::{Environment, UndefinedBehavior};
 
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry};
+pub use nixos::NIXOS_MODULE_PATH;
 pub use write::write_tree;
 
-use crate::schedule::format_duration;
-use crate::spec::IoClass;
 use crate::topology::{Job, Topology};
+use unit::Unit;
 
 /// The bytes of every file bkc owns on each host, keyed by host, then by absolute path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,11 +43,9 @@ pub struct File {
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 pub const JOB_DIR: &str = "/etc/bkc/jobs";
 pub const KNOWN_HOSTS_PATH: &str = "/etc/bkc/known_hosts";
-/// Creates the sandbox's writable paths before the sandbox exists (see service.j2).
-const MKDIR: &str = "/usr/bin/mkdir";
 
-const SERVICE: &str = "service.j2";
-const TIMER: &str = "timer.j2";
+const UNIT: &str = "unit.j2";
+const NIXOS: &str = "nixos.nix.j2";
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("could not render {what}: {source}")]
@@ -63,17 +64,65 @@ fn environment() -> Environment<'static> {
     // empty line in a unit file.
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_keep_trailing_newline(true);
-    env.add_template(SERVICE, include_str!("../../templates/service.j2"))
-        .expect("service template parses");
-    env.add_template(TIMER, include_str!("../../templates/timer.j2"))
-        .expect("timer template parses");
-    escape::register(&mut env);
+    env.add_template(UNIT, include_str!("../../templates/unit.j2"))
+        .expect("unit template parses");
+    env.add_template(NIXOS, include_str!("../../templates/nixos.nix.j2"))
+        .expect("NixOS module template parses");
+    nixos::register(&mut env);
     env
 }
 
-/// Render every host's files. `only` limits the output to those hosts (all when empty).
-pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
-    let env = environment();
+fn render(
+    env: &Environment,
+    template: &str,
+    what: impl FnOnce() -> String,
+    ctx: impl serde::Serialize,
+) -> Result<String, EmitError> {
+    env.get_template(template)
+        .and_then(|t| t.render(ctx))
+        .map_err(|source| EmitError {
+            what: what(),
+            source,
+        })
+}
+
+/// Everything one job puts on its host, as data: what both the unit files and the NixOS
+/// module are rendered from.
+struct JobFiles {
+    /// `bkc-<job>`: the service and timer names without their suffix.
+    unit: String,
+    service: Unit,
+    timer: Option<Unit>,
+    spec_path: String,
+    spec: String,
+}
+
+fn job_files(job: &Job) -> Result<JobFiles, EmitError> {
+    let spec_path = format!("{JOB_DIR}/{}.json", job.name);
+    let failed = |what: &str| {
+        let what = format!("the {what} of job {}", job.name);
+        move |source| EmitError { what, source }
+    };
+    let service = unit::service(job, &spec_path).map_err(failed("service"))?;
+    let timer = match &job.timer {
+        Some(t) => Some(unit::timer(job, t).map_err(failed("timer"))?),
+        None => None,
+    };
+    Ok(JobFiles {
+        unit: unit::unit_name(job),
+        service,
+        timer,
+        spec_path,
+        spec: job.spec.to_json(),
+    })
+}
+
+/// Every selected host (all when `only` is empty) with its jobs, rendered by `render_host`.
+fn per_host(
+    topology: &Topology,
+    only: &[String],
+    render_host: impl Fn(&str, &[&Job]) -> Result<HostFiles, EmitError> + Sync,
+) -> Result<Artifacts, EmitError> {
     let mut by_host: BTreeMap<&str, Vec<&Job>> = topology
         .hosts
         .keys()
@@ -86,14 +135,43 @@ pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError
         }
     }
     let work: Vec<(&str, Vec<&Job>)> = by_host.into_iter().collect();
-    let rendered = crate::parallel::map(&work, |(host, jobs)| {
-        render_host(&env, topology, host, jobs)
-    });
+    let rendered = crate::parallel::map(&work, |(host, jobs)| render_host(host, jobs));
     let mut hosts = BTreeMap::new();
     for ((host, _), files) in work.iter().zip(rendered) {
         hosts.insert(host.to_string(), files?);
     }
     Ok(Artifacts { hosts })
+}
+
+/// Render every host's unit files, job specs, known_hosts and manifest. `only` limits the
+/// output to those hosts (all when empty).
+pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
+    let env = environment();
+    per_host(topology, only, |host, jobs| {
+        render_host(&env, topology, host, jobs)
+    })
+}
+
+/// Render every host's NixOS module ([`NIXOS_MODULE_PATH`]): the same units, job specs and
+/// known_hosts as [`emit`], declared through NixOS options.
+pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
+    let env = environment();
+    per_host(topology, only, |host, jobs| {
+        let files_of_jobs = jobs
+            .iter()
+            .map(|j| job_files(j))
+            .collect::<Result<Vec<_>, _>>()?;
+        let module = nixos::render(&env, host, &files_of_jobs, known_hosts(topology, jobs))?;
+        let mut files = HostFiles::default();
+        files.files.insert(
+            NIXOS_MODULE_PATH.to_string(),
+            File {
+                bytes: module.into_bytes(),
+                mode: 0o644,
+            },
+        );
+        Ok(files)
+    })
 }
 
 fn render_host(
@@ -104,7 +182,30 @@ fn render_host(
 ) -> Result<HostFiles, EmitError> {
     let mut files = HostFiles::default();
     for job in jobs {
-        render_job(env, job, &mut files)?;
+        let job = job_files(job)?;
+        let mut add = |path: String, text: String| {
+            files.files.insert(
+                path,
+                File {
+                    bytes: text.into_bytes(),
+                    mode: 0o644,
+                },
+            );
+        };
+        let unit_file = |unit: &Unit, suffix: &str| {
+            render(env, UNIT, || format!("{}.{suffix}", job.unit), unit)
+        };
+        add(
+            format!("{UNIT_DIR}/{}.service", job.unit),
+            unit_file(&job.service, "service")?,
+        );
+        if let Some(timer) = &job.timer {
+            add(
+                format!("{UNIT_DIR}/{}.timer", job.unit),
+                unit_file(timer, "timer")?,
+            );
+        }
+        add(job.spec_path, job.spec);
     }
     if let Some(kh) = known_hosts(topology, jobs) {
         files.files.insert(
@@ -124,78 +225,6 @@ fn render_host(
         },
     );
     Ok(files)
-}
-
-fn render_job(env: &Environment, job: &Job, files: &mut HostFiles) -> Result<(), EmitError> {
-    let unit = format!("bkc-{}", job.name);
-    let spec_path = format!("{JOB_DIR}/{}.json", job.name);
-    let render = |name: &str, ctx: minijinja::Value| {
-        env.get_template(name)
-            .and_then(|t| t.render(ctx))
-            .map_err(|source| EmitError {
-                what: format!("{name} for job {}", job.name),
-                source,
-            })
-    };
-    let svc = &job.service;
-    // Two minutes past the runner's own timeout, so the runner always gets to clean up first.
-    let start_timeout = svc
-        .timeout_secs
-        .map_or_else(|| "infinity".to_string(), |t| format_duration(t + 120));
-    let service = render(
-        SERVICE,
-        context! {
-            description => job.description.clone().unwrap_or_else(|| format!("bkc backup job {}", job.name)),
-            runner => svc.runner,
-            spec_path => spec_path,
-            start_timeout => start_timeout,
-            nice => job.spec.nice,
-            io_class => job.spec.io_class.map(|c| match c {
-                IoClass::Realtime => "realtime",
-                IoClass::BestEffort => "best-effort",
-                IoClass::Idle => "idle",
-            }),
-            read_write_paths => svc.read_write_paths,
-            mkdir => MKDIR,
-            protect_home => if svc.writes_home { "no" } else { "read-only" },
-        },
-    )?;
-    files.files.insert(
-        format!("{UNIT_DIR}/{unit}.service"),
-        File {
-            bytes: service.into_bytes(),
-            mode: 0o644,
-        },
-    );
-    if let Some(t) = &job.timer {
-        let timer = render(
-            TIMER,
-            context! {
-                job => job.name,
-                describe => t.describe,
-                on_calendar => t.on_calendar,
-                persistent => t.persistent,
-                random_delay => t.random_delay_secs.map(format_duration),
-                accuracy => t.accuracy_secs.map(format_duration),
-                unit => format!("{unit}.service"),
-            },
-        )?;
-        files.files.insert(
-            format!("{UNIT_DIR}/{unit}.timer"),
-            File {
-                bytes: timer.into_bytes(),
-                mode: 0o644,
-            },
-        );
-    }
-    files.files.insert(
-        spec_path,
-        File {
-            bytes: job.spec.to_json().into_bytes(),
-            mode: 0o644,
-        },
-    );
-    Ok(())
 }
 
 /// The pinned keys of every host this host's runners (`jobs`) connect to, in known_hosts format.

@@ -1,0 +1,251 @@
+//! The settings of every unit, computed once as data.
+//!
+//! A job's service and timer are lists of sections of `key=value` settings, with values already
+//! escaped for systemd. `unit.j2` writes them as unit files and `nixos.nix.j2` writes the same
+//! settings as NixOS options; neither template decides a setting or a value, so a unit file and
+//! the NixOS module for the same host cannot disagree.
+
+use serde::Serialize;
+
+use super::escape::{unit_arg, unit_path, unit_text};
+use crate::schedule::format_duration;
+use crate::spec::IoClass;
+use crate::topology::{Job, Timer};
+
+/// Creates the sandbox's writable paths before the sandbox exists (see [`service`]).
+const MKDIR: &str = "/usr/bin/mkdir";
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Unit {
+    pub sections: Vec<Section>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Section {
+    pub name: &'static str,
+    pub settings: Vec<Setting>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Setting {
+    pub key: &'static str,
+    /// What follows `key=`, escaped for systemd; for a command line, what follows the program.
+    pub value: String,
+    /// The program of a command line, kept apart because its path differs between a unit file
+    /// (the topology's runner, /usr/bin/mkdir) and a NixOS module (paths in the Nix store).
+    pub exec: Option<Exec>,
+    /// Why the setting is there: comment lines written above it.
+    pub comment: Vec<&'static str>,
+    /// A blank line above it (and its comment), to set a group of settings apart.
+    pub gap: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Exec {
+    /// systemd's command-line prefix: `+` runs the command outside the sandbox.
+    pub prefix: &'static str,
+    /// Which program: `runner` or `mkdir`, also the names of the NixOS module's options for them.
+    pub program: &'static str,
+    /// Its path in a unit file, escaped.
+    pub path: String,
+}
+
+fn set(key: &'static str, value: impl Into<String>) -> Setting {
+    Setting {
+        key,
+        value: value.into(),
+        exec: None,
+        comment: Vec::new(),
+        gap: false,
+    }
+}
+
+impl Setting {
+    fn why(mut self, comment: &'static str) -> Self {
+        self.comment = comment.lines().collect();
+        self
+    }
+
+    fn apart(mut self) -> Self {
+        self.gap = true;
+        self
+    }
+
+    fn exec(mut self, prefix: &'static str, program: &'static str, path: String) -> Self {
+        self.exec = Some(Exec {
+            prefix,
+            program,
+            path,
+        });
+        self
+    }
+}
+
+/// `bkc-<job>`, the name of the job's service and timer without the suffix.
+pub(crate) fn unit_name(job: &Job) -> String {
+    format!("bkc-{}", job.name)
+}
+
+/// The job's service: run the runner on the job spec at `spec_path`, sandboxed from the topology.
+pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Error> {
+    let svc = &job.service;
+    let description = job
+        .description
+        .clone()
+        .unwrap_or_else(|| format!("bkc backup job {}", job.name));
+    // Two minutes past the runner's own timeout, so the runner always gets to clean up first.
+    let start_timeout = svc
+        .timeout_secs
+        .map_or_else(|| "infinity".to_string(), |t| format_duration(t + 120));
+
+    let unit = vec![
+        set("Description", unit_text(&description)?),
+        set("After", "network-online.target"),
+        set("Wants", "network-online.target"),
+    ];
+
+    let mut service = vec![
+        set("Type", "oneshot"),
+        set("ExecStart", unit_arg(spec_path)?).exec("", "runner", unit_arg(&svc.runner)?),
+        set("TimeoutStartSec", start_timeout).why(
+            "The runner enforces the job's timeout itself and releases its locks; systemd's is a backstop.",
+        ),
+        set("KillMode", "mixed").why(
+            "SIGTERM goes to the runner alone, which forwards it to rsync and cleans up; then SIGKILL to all.",
+        ),
+        set("TimeoutStopSec", "30s"),
+    ];
+    if let Some(nice) = job.spec.nice {
+        service.push(set("Nice", nice.to_string()));
+    }
+    if let Some(class) = job.spec.io_class {
+        service.push(set(
+            "IOSchedulingClass",
+            match class {
+                IoClass::Realtime => "realtime",
+                IoClass::BestEffort => "best-effort",
+                IoClass::Idle => "idle",
+            },
+        ));
+    }
+    service.push(set("UMask", "0077"));
+    service.push(
+        set("ProtectSystem", "strict")
+            .why("Sandbox, derived from the topology: the job may write only where its data goes.")
+            .apart(),
+    );
+    for path in &svc.read_write_paths {
+        service.push(set("ReadWritePaths", format!("-{}", unit_path(path)?)));
+    }
+    let mut mkdir_args = String::from("-p --");
+    for path in &svc.read_write_paths {
+        mkdir_args.push(' ');
+        mkdir_args.push_str(&unit_arg(path)?);
+    }
+    service.push(
+        set("ExecStartPre", mkdir_args)
+            .exec("+", "mkdir", unit_arg(MKDIR)?)
+            .why(
+                "Writable paths are created before the sandbox is set up: a missing mount point would\n\
+                 otherwise stop the unit from starting at all.",
+            ),
+    );
+    service.push(set(
+        "ProtectHome",
+        if svc.writes_home { "no" } else { "read-only" },
+    ));
+    for (key, value) in [
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("PrivateIPC", "yes"),
+        ("PrivateMounts", "yes"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectKernelTunables", "yes"),
+        ("ProtectKernelModules", "yes"),
+        ("ProtectKernelLogs", "yes"),
+        ("ProtectControlGroups", "yes"),
+        ("ProtectClock", "yes"),
+        ("ProtectHostname", "yes"),
+        ("ProtectProc", "invisible"),
+        ("RestrictNamespaces", "yes"),
+        ("RestrictRealtime", "yes"),
+        ("RestrictSUIDSGID", "yes"),
+        ("LockPersonality", "yes"),
+        ("MemoryDenyWriteExecute", "yes"),
+        ("RemoveIPC", "yes"),
+        ("KeyringMode", "private"),
+        ("DevicePolicy", "closed"),
+        ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+        ("SystemCallArchitectures", "native"),
+        ("SystemCallFilter", "@system-service"),
+        ("SystemCallErrorNumber", "EPERM"),
+    ] {
+        service.push(set(key, value));
+    }
+    service.push(
+        set(
+            "CapabilityBoundingSet",
+            "CAP_CHOWN CAP_DAC_OVERRIDE CAP_DAC_READ_SEARCH CAP_FOWNER CAP_FSETID",
+        )
+        .why(
+            "What rsync needs as root to read everything and to keep owners and modes on what it writes.",
+        ),
+    );
+    service.push(set("AmbientCapabilities", ""));
+
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: unit,
+            },
+            Section {
+                name: "Service",
+                settings: service,
+            },
+        ],
+    })
+}
+
+/// The job's timer, which starts its service.
+pub(crate) fn timer(job: &Job, t: &Timer) -> Result<Unit, minijinja::Error> {
+    let unit = vec![set(
+        "Description",
+        format!(
+            "Timer for bkc job {}: {}",
+            job.name,
+            unit_text(&t.describe)?
+        ),
+    )];
+    let mut timer = Vec::new();
+    for line in &t.on_calendar {
+        timer.push(set("OnCalendar", unit_text(line)?));
+    }
+    timer.push(set(
+        "Persistent",
+        if t.persistent { "true" } else { "false" },
+    ));
+    if let Some(secs) = t.random_delay_secs {
+        timer.push(set("RandomizedDelaySec", format_duration(secs)));
+    }
+    if let Some(secs) = t.accuracy_secs {
+        timer.push(set("AccuracySec", format_duration(secs)));
+    }
+    timer.push(set("Unit", format!("{}.service", unit_name(job))));
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: unit,
+            },
+            Section {
+                name: "Timer",
+                settings: timer,
+            },
+            Section {
+                name: "Install",
+                settings: vec![set("WantedBy", "timers.target")],
+            },
+        ],
+    })
+}
