@@ -21,6 +21,12 @@ pub const MAX_SLASHDASH_DEPTH: usize = 6;
 /// Parse and lower a topology. Syntax errors end the stage (the AST would be guesswork); errors
 /// in the shape of nodes do not, so that `analyze` can still report everything else.
 pub fn parse(text: &str, d: &mut Diagnostics) -> Option<ast::File> {
+    document(text, d).map(|doc| lower::file(&doc, d))
+}
+
+/// The KDL document of a topology, or the syntax errors that keep it from being read (also what
+/// `bkc fmt` formats, which must refuse a file it cannot read whole).
+pub fn document(text: &str, d: &mut Diagnostics) -> Option<kdl::KdlDocument> {
     if text.len() > MAX_BYTES {
         d.push(
             Diagnostic::error(
@@ -39,7 +45,7 @@ pub fn parse(text: &str, d: &mut Diagnostics) -> Option<ast::File> {
         return None;
     }
     match text.parse::<kdl::KdlDocument>() {
-        Ok(doc) => Some(lower::file(&doc, d)),
+        Ok(doc) => Some(doc),
         Err(err) => {
             // kdl's diagnostics carry their own unnamed copy of the text; rebuild each one on
             // ours so that it renders with the file name.
