@@ -748,10 +748,10 @@ fn write_topology(
     let files: Vec<&str> = configs.iter().map(|c| c.file.as_str()).collect();
     let _ = writeln!(
         o,
-        "// Imported from rsync-director configs: {}.\n\
-         // Lock files and waited-on files keep their paths, so old and new daemons can run side by\n\
-         // side while you move. Unlike the old daemon, bkc refuses to run a --delete sync from a\n\
-         // missing or empty source; add `allow-empty-source #true` to a sync to allow it.\n",
+        "// Imported by `bkc import rsyncdirector` from {}.\n\
+         // Lock files and waits keep their paths, so old and new daemons can run side by side.\n\
+         // Unlike the old daemon, bkc refuses a --delete sync from a missing or empty source\n\
+         // (`allow-empty-source #true` on a sync allows it).\n",
         files.join(", ")
     );
     for (name, h) in &hosts.list {
@@ -822,7 +822,7 @@ fn write_topology(
                     let other = &names[owner];
                     let _ = writeln!(
                         o,
-                        "    // This is the lock file of job `{other}`: `blocks-on {}` says the same natively.",
+                        "    // The lock file of job `{other}`: `blocks-on {}` says the same natively.",
                         q(other)
                     );
                     readers[j.file].d.push(
