@@ -8,6 +8,8 @@
 pub mod analyze;
 pub mod diag;
 pub mod emit;
+pub mod fmt;
+pub mod import;
 mod parallel;
 pub mod runner;
 pub mod schedule;

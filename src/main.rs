@@ -3,25 +3,41 @@
 //! Exit codes: 0 success; 1 the topology has errors (or warnings with `--deny-warnings`);
 //! 2 bkc could not do its work (unreadable file, unwritable output, bad arguments).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use bkc::analyze::{Compiled, compile};
-use bkc::diag::render;
+use bkc::diag::{Diagnostic, Diagnostics, render};
 use bkc::emit;
 use bkc::syntax::MAX_BYTES;
+
+const EXAMPLES: &str = "\
+Examples:
+  bkc init                                  write a commented starter bkc.kdl
+  bkc check                                 check ./bkc.kdl, report every mistake
+  bkc build -o out                          write out/<host>/... for every host
+  bkc fmt --check                           fail (for CI) when bkc.kdl is not formatted
+  bkc import rsyncdirector desktop=desktop.yaml backup_a=backup_a.yaml -o bkc.kdl
+  bkc completions bash > /etc/bash_completion.d/bkc";
 
 #[derive(Parser)]
 #[command(
     name = "bkc",
     version,
-    about = "Compile a KDL backup topology into systemd units and job specs for every host"
+    about = "Compile a KDL backup topology into systemd units and job specs for every host",
+    after_help = EXAMPLES
 )]
 struct Cli {
+    /// Print errors only.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print more detail, such as how long each stage took.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,12 +58,16 @@ struct Input {
 #[derive(Subcommand)]
 enum Command {
     /// Check a topology and report every mistake at once.
+    #[command(after_help = "Examples:\n  bkc check\n  bkc check site.kdl --deny-warnings")]
     Check {
         #[command(flatten)]
         input: Input,
     },
     /// Write each host's units, job specs, known_hosts and manifest under OUT/<host>/, or each
     /// host's NixOS module (--emit nixos).
+    #[command(
+        after_help = "Examples:\n  bkc build -o out\n  bkc build site.kdl -o out --host desktop"
+    )]
     Build {
         #[command(flatten)]
         input: Input,
@@ -61,6 +81,105 @@ enum Command {
         #[arg(long = "host", value_name = "NAME")]
         hosts: Vec<String>,
     },
+    /// Write a commented starter topology.
+    #[command(after_help = "Examples:\n  bkc init\n  bkc init --example pull-server -o site.kdl")]
+    Init {
+        /// Which example to start from.
+        #[arg(long, value_enum, default_value_t = Example::SeedChain)]
+        example: Example,
+        /// Where to write it.
+        #[arg(short, long, default_value = "bkc.kdl")]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Rewrite a topology in the canonical layout, keeping every comment.
+    #[command(after_help = "Examples:\n  bkc fmt\n  bkc fmt site.kdl --check")]
+    Fmt {
+        /// The topology file.
+        #[arg(default_value = "bkc.kdl")]
+        file: PathBuf,
+        /// Change nothing; exit 1 if the file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Turn another tool's configuration into a topology.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  bkc completions bash > /etc/bash_completion.d/bkc\n  bkc completions zsh > ~/.zfunc/_bkc\n  bkc completions fish > ~/.config/fish/completions/bkc.fish"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff).
+    #[command(after_help = "Example:\n  bkc man > /usr/local/share/man/man1/bkc.1")]
+    Man,
+}
+
+#[derive(Subcommand)]
+enum ImportFrom {
+    /// Per-host rsync-director (backupmanager) YAML configs: one HOST=FILE per host.
+    #[command(
+        after_help = "Examples:\n  bkc import rsyncdirector desktop=desktop.yaml backup_a=backup_a.yaml -o bkc.kdl\n  bkc import rsyncdirector nas=nas.yaml --address backup_a=10.0.0.5"
+    )]
+    Rsyncdirector {
+        /// HOST=FILE: the config of the daemon that runs on HOST.
+        #[arg(required = true, value_name = "HOST=FILE", value_parser = host_file)]
+        configs: Vec<(String, PathBuf)>,
+        /// NAME=ADDRESS: the configs reach host NAME at ADDRESS (repeatable). Without it, an
+        /// address whose first label is a HOST (`backup_a.example.com`) is that host.
+        #[arg(long = "address", value_name = "NAME=ADDRESS", value_parser = name_address)]
+        addresses: Vec<(String, String)>,
+        /// Write the topology here instead of to standard output.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Overwrite an existing output file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Example {
+    /// A desktop backs up to a server, which copies everything offsite.
+    SeedChain,
+    /// A backup server pulls three machines into snapshots.
+    PullServer,
+}
+
+fn valid_name(n: &str) -> bool {
+    n.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && n.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+fn host_file(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((h, f)) if valid_name(h) && !f.is_empty() => Ok((h.to_string(), f.into())),
+        Some((h, _)) if !valid_name(h) => Err(format!(
+            "`{h}` is not a valid host name (letters, digits, `_`, `.`, `-`)"
+        )),
+        _ => Err("write HOST=FILE, such as desktop=desktop.yaml".into()),
+    }
+}
+
+fn name_address(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((n, a)) if valid_name(n) && !a.is_empty() && !a.contains(['@', ' ']) => {
+            Ok((n.to_string(), a.to_string()))
+        }
+        _ => Err("write NAME=ADDRESS, such as backup_a=backup-a.example.com".into()),
+    }
+}
+
+/// How much to print, from the global flags.
+#[derive(Clone, Copy)]
+struct Verbosity {
+    quiet: bool,
+    verbose: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -73,84 +192,138 @@ enum Emit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let v = Verbosity {
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
     match cli.command {
-        Command::Check { input } => match load(&input) {
-            Ok(c) => {
-                let failed = report(c, &input);
-                if input.timings {
-                    print_timings(&c.timings);
-                }
-                if !failed {
-                    let t = c.topology.as_ref().expect("no errors means a topology");
-                    eprintln!(
-                        "{}: ok, {} hosts, {} jobs, {} derived exclusions",
-                        input.file.display(),
-                        t.hosts.len(),
-                        t.jobs.len(),
-                        t.derived.len()
-                    );
-                }
-                exit(failed)
-            }
-            Err(code) => code,
-        },
+        Command::Check { input } => check(&input, v),
         Command::Build {
             input,
             out,
             emit,
             hosts,
-        } => match load(&input) {
-            Ok(c) => {
-                if report(c, &input) {
-                    return ExitCode::from(1);
+        } => build(&input, &out, emit, &hosts, v),
+        Command::Init {
+            example,
+            out,
+            force,
+        } => init(example, &out, force, v),
+        Command::Fmt { file, check } => fmt(&file, check, v),
+        Command::Import {
+            from:
+                ImportFrom::Rsyncdirector {
+                    configs,
+                    addresses,
+                    out,
+                    force,
+                },
+        } => import(&configs, &addresses, out.as_deref(), force, v),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "bkc", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            match clap_mangen::Man::new(Cli::command()).render(&mut page) {
+                Ok(()) => emit_stdout(&page),
+                Err(e) => {
+                    eprintln!("error: cannot render the manual page: {e}");
+                    ExitCode::from(2)
                 }
-                let t = c.topology.as_ref().expect("no errors means a topology");
-                let unknown: Vec<&String> =
-                    hosts.iter().filter(|h| !t.hosts.contains_key(*h)).collect();
-                if !unknown.is_empty() {
-                    let known: Vec<&str> = t.hosts.keys().map(String::as_str).collect();
-                    let unknown: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-                    eprintln!(
-                        "error: --host {} is not a host of {} (its hosts: {})",
-                        unknown.join(", "),
-                        input.file.display(),
-                        known.join(", ")
-                    );
-                    return ExitCode::from(2);
-                }
-                let start = Instant::now();
-                let emitted = match emit {
-                    Emit::Systemd => emit::emit(t, &hosts),
-                    Emit::Nixos => emit::emit_nixos(t, &hosts),
-                };
-                // Leaked like the topology (see `load`).
-                let artifacts: &'static _ = match emitted {
-                    Ok(a) => Box::leak(Box::new(a)),
-                    Err(e) => return fail(e),
-                };
-                let emitted = Instant::now();
-                let written = match emit::write_tree(artifacts, &out, hosts.is_empty()) {
-                    Ok(n) => n,
-                    Err(e) => return fail(e),
-                };
-                if input.timings {
-                    let mut timings = c.timings.clone();
-                    timings.push(("emit", emitted - start));
-                    timings.push(("write", emitted.elapsed()));
-                    print_timings(&timings);
-                }
-                let files: usize = artifacts.hosts.values().map(|h| h.files.len()).sum();
-                let total = artifacts.hosts.len();
-                eprintln!(
-                    "{}: {files} files for {total} hosts ({written} written, {} already up to date)",
-                    out.display(),
-                    total - written
-                );
-                ExitCode::SUCCESS
             }
-            Err(code) => code,
-        },
+        }
     }
+}
+
+/// Write a result to standard output; a closed pipe (`bkc man | head`) is not an error worth a
+/// message, but still not a success.
+fn emit_stdout(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn check(input: &Input, v: Verbosity) -> ExitCode {
+    let c = match load(input) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let failed = report(c, input, v);
+    if input.timings || v.verbose {
+        print_timings(&c.timings);
+    }
+    if !failed && !v.quiet {
+        let t = c.topology.as_ref().expect("no errors means a topology");
+        eprintln!(
+            "{}: ok, {} hosts, {} jobs, {} derived exclusions",
+            input.file.display(),
+            t.hosts.len(),
+            t.jobs.len(),
+            t.derived.len()
+        );
+    }
+    exit(failed)
+}
+
+fn build(input: &Input, out: &Path, emit: Emit, hosts: &[String], v: Verbosity) -> ExitCode {
+    let c = match load(input) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if report(c, input, v) {
+        return ExitCode::from(1);
+    }
+    let t = c.topology.as_ref().expect("no errors means a topology");
+    let unknown: Vec<&String> = hosts.iter().filter(|h| !t.hosts.contains_key(*h)).collect();
+    if !unknown.is_empty() {
+        let known: Vec<&str> = t.hosts.keys().map(String::as_str).collect();
+        let unknown: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
+        eprintln!(
+            "error: --host {} is not a host of {} (its hosts: {})",
+            unknown.join(", "),
+            input.file.display(),
+            known.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let start = Instant::now();
+    let emitted = match emit {
+        Emit::Systemd => emit::emit(t, hosts),
+        Emit::Nixos => emit::emit_nixos(t, hosts),
+    };
+    // Leaked like the topology (see `load`).
+    let artifacts: &'static _ = match emitted {
+        Ok(a) => Box::leak(Box::new(a)),
+        Err(e) => return fail(e),
+    };
+    let emitted = Instant::now();
+    let written = match emit::write_tree(artifacts, out, hosts.is_empty()) {
+        Ok(n) => n,
+        Err(e) => return fail(e),
+    };
+    if input.timings || v.verbose {
+        let mut timings = c.timings.clone();
+        timings.push(("emit", emitted - start));
+        timings.push(("write", emitted.elapsed()));
+        print_timings(&timings);
+    }
+    if !v.quiet {
+        let files: usize = artifacts.hosts.values().map(|h| h.files.len()).sum();
+        let total = artifacts.hosts.len();
+        eprintln!(
+            "{}: {files} files for {total} hosts ({written} written, {} already up to date)",
+            out.display(),
+            total - written
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn print_timings(timings: &[(&str, Duration)]) {
@@ -174,24 +347,20 @@ fn fail(e: impl miette::Diagnostic + Send + Sync + 'static) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Read and compile the topology, or say why it cannot be read.
-///
-/// The result lives until the process exits and is leaked on purpose: freeing a large topology
-/// one allocation at a time took a tenth of `check`'s time on a 10,000-job file, for nothing.
-fn load(input: &Input) -> Result<&'static Compiled, ExitCode> {
-    let path: &Path = &input.file;
+/// Read a text file of at most [`MAX_BYTES`], or say why it cannot be read (exit code 2).
+fn read_text(path: &Path) -> Result<String, ExitCode> {
     let meta = std::fs::metadata(path).map_err(|e| cannot_read(path, &e.to_string()))?;
     if meta.len() > MAX_BYTES as u64 {
         return Err(cannot_read(
             path,
             &format!(
-                "it is {} bytes; bkc reads topologies of at most {MAX_BYTES} bytes",
+                "it is {} bytes; bkc reads files of at most {MAX_BYTES} bytes",
                 meta.len()
             ),
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| cannot_read(path, &e.to_string()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         cannot_read(
             path,
             &format!(
@@ -199,9 +368,17 @@ fn load(input: &Input) -> Result<&'static Compiled, ExitCode> {
                 e.utf8_error().valid_up_to()
             ),
         )
-    })?;
+    })
+}
+
+/// Read and compile the topology, or say why it cannot be read.
+///
+/// The result lives until the process exits and is leaked on purpose: freeing a large topology
+/// one allocation at a time took a tenth of `check`'s time on a 10,000-job file, for nothing.
+fn load(input: &Input) -> Result<&'static Compiled, ExitCode> {
+    let text = read_text(&input.file)?;
     Ok(Box::leak(Box::new(compile(
-        &path.display().to_string(),
+        &input.file.display().to_string(),
         &text,
     ))))
 }
@@ -211,19 +388,202 @@ fn cannot_read(path: &Path, why: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Print the diagnostics; true when they fail the command.
-fn report(c: &Compiled, input: &Input) -> bool {
+/// Print diagnostics as bkc does everywhere: colour only on a terminal and never with NO_COLOR,
+/// warnings left out with -q.
+fn print_diagnostics(diags: &[Diagnostic], v: Verbosity) {
     let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let width = if color { 100 } else { 80 };
-    eprint!("{}", render(&c.diagnostics, color, width));
-    let (errors, warnings) = (c.errors(), c.warnings());
-    if errors + warnings > 0 {
+    let shown: Vec<Diagnostic> = diags
+        .iter()
+        .filter(|d| d.is_error() || !v.quiet)
+        .cloned()
+        .collect();
+    eprint!("{}", render(&shown, color, width));
+}
+
+/// "FILE: 1 error, 2 warnings", when there is anything to count.
+fn print_counts(file: &str, diags: &[Diagnostic], v: Verbosity) {
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    let warnings = diags.len() - errors;
+    if errors > 0 || (warnings > 0 && !v.quiet) {
         eprintln!(
-            "{}: {errors} error{}, {warnings} warning{}",
-            input.file.display(),
+            "{file}: {errors} error{}, {warnings} warning{}",
             if errors == 1 { "" } else { "s" },
             if warnings == 1 { "" } else { "s" }
         );
     }
-    errors > 0 || (input.deny_warnings && warnings > 0)
+}
+
+/// Print the diagnostics; true when they fail the command.
+fn report(c: &Compiled, input: &Input, v: Verbosity) -> bool {
+    print_diagnostics(&c.diagnostics, v);
+    print_counts(&input.file.display().to_string(), &c.diagnostics, v);
+    c.errors() > 0 || (input.deny_warnings && c.warnings() > 0)
+}
+
+/// Write `text` to `path` whole (a temporary file renamed over it), refusing to replace an
+/// existing file unless `force`.
+fn write_new(path: &Path, text: &str, force: bool) -> Result<(), ExitCode> {
+    if !force && path.exists() {
+        eprintln!(
+            "error: {} already exists; pass --force to overwrite it",
+            path.display()
+        );
+        return Err(ExitCode::from(2));
+    }
+    replace(path, text)
+}
+
+fn replace(path: &Path, text: &str) -> Result<(), ExitCode> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "bkc".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.bkc-tmp"));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            eprintln!("error: cannot write {}: {e}", path.display());
+            ExitCode::from(2)
+        })
+}
+
+fn init(example: Example, out: &Path, force: bool, v: Verbosity) -> ExitCode {
+    let (name, body) = match example {
+        Example::SeedChain => ("seed-chain", include_str!("../examples/seed-chain.kdl")),
+        Example::PullServer => ("pull-server", include_str!("../examples/pull-server.kdl")),
+    };
+    let text = format!(
+        "// A starter topology from `bkc init` (the {name} example). Replace the hosts, addresses\n\
+         // and host keys with your own (`ssh-keyscan -t ed25519 HOST` prints a host's key), then run\n\
+         // `bkc check` and `bkc build -o out`. docs/SCHEMA.md describes every node.\n\n{body}"
+    );
+    if let Err(code) = write_new(out, &text, force) {
+        return code;
+    }
+    if !v.quiet {
+        eprintln!(
+            "wrote {} (the {name} example); next: `bkc check {}`",
+            out.display(),
+            out.display()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn fmt(path: &Path, check: bool, v: Verbosity) -> ExitCode {
+    let text = match read_text(path) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let name = path.display().to_string();
+    let mut d = Diagnostics::default();
+    let Some(doc) = bkc::syntax::document(&text, &mut d) else {
+        let source = bkc::diag::Source::new(&name, std::sync::Arc::<str>::from(text.as_str()));
+        let diags = d.finish(&source);
+        print_diagnostics(&diags, v);
+        print_counts(&name, &diags, v);
+        eprintln!("{name}: not formatted: fix the syntax errors first");
+        return ExitCode::from(1);
+    };
+    let formatted = bkc::fmt::format(&doc);
+    // Never write a file whose meaning changed: formatting must only move whitespace and comments.
+    let same = formatted
+        .parse::<kdl::KdlDocument>()
+        .is_ok_and(|f| bkc::fmt::same_meaning(&doc, &f));
+    if !same {
+        eprintln!(
+            "error: bkc fmt could not format {name} without changing it; the file is left as it is"
+        );
+        return ExitCode::from(2);
+    }
+    if formatted == text {
+        if v.verbose {
+            eprintln!("{name}: already formatted");
+        }
+        return ExitCode::SUCCESS;
+    }
+    if check {
+        let diff = similar::TextDiff::from_lines(&text, &formatted);
+        eprint!(
+            "{}",
+            diff.unified_diff()
+                .context_radius(1)
+                .header(&name, &format!("{name} (formatted)"))
+        );
+        eprintln!("{name}: not formatted; run `bkc fmt {name}`");
+        return ExitCode::from(1);
+    }
+    if let Err(code) = replace(path, &formatted) {
+        return code;
+    }
+    if !v.quiet {
+        eprintln!("{name}: formatted");
+    }
+    ExitCode::SUCCESS
+}
+
+fn import(
+    configs: &[(String, PathBuf)],
+    addresses: &[(String, String)],
+    out: Option<&Path>,
+    force: bool,
+    v: Verbosity,
+) -> ExitCode {
+    let mut hosts: Vec<&str> = Vec::new();
+    let mut inputs = Vec::new();
+    for (host, file) in configs {
+        if hosts.contains(&host.as_str()) {
+            eprintln!("error: host `{host}` is given twice; import one config per host");
+            return ExitCode::from(2);
+        }
+        hosts.push(host);
+        let text = match read_text(file) {
+            Ok(t) => t,
+            Err(code) => return code,
+        };
+        inputs.push(bkc::import::Config {
+            host: host.clone(),
+            file: file.display().to_string(),
+            text,
+        });
+    }
+    let start = Instant::now();
+    let imported = bkc::import::rsyncdirector(&inputs, addresses);
+    print_diagnostics(&imported.diagnostics, v);
+    let files: Vec<&str> = inputs.iter().map(|c| c.file.as_str()).collect();
+    print_counts(&files.join(", "), &imported.diagnostics, v);
+    let Some(kdl) = imported.kdl else {
+        return ExitCode::from(1);
+    };
+    // The promise is a topology that passes `bkc check`; hold the import to it.
+    let target = out.map_or_else(|| "<stdout>".to_string(), |p| p.display().to_string());
+    let c = compile(&target, &kdl);
+    if c.errors() > 0 {
+        print_diagnostics(&c.diagnostics, v);
+        eprintln!("error: the imported topology does not pass `bkc check`; nothing was written");
+        return ExitCode::from(1);
+    }
+    if v.verbose {
+        print_timings(&[("import", start.elapsed())]);
+    }
+    match out {
+        None => emit_stdout(kdl.as_bytes()),
+        Some(path) => {
+            if let Err(code) = write_new(path, &kdl, force) {
+                return code;
+            }
+            if !v.quiet {
+                let t = c.topology.as_ref().expect("no errors means a topology");
+                eprintln!(
+                    "wrote {}: {} hosts, {} jobs; next: `bkc check {}`",
+                    path.display(),
+                    t.hosts.len(),
+                    t.jobs.len(),
+                    path.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+    }
 }

@@ -170,3 +170,77 @@ fn rebuild_rewrites_only_what_differs() {
     );
     assert!(!out.join("backup_a/etc/stray").exists());
 }
+
+/// `bkc init` writes a starter that passes `bkc check`, and never overwrites by accident.
+#[test]
+fn init_writes_a_starter_that_checks() {
+    let d = scratch("init");
+    for example in ["seed-chain", "pull-server"] {
+        let f = d.join(format!("{example}.kdl"));
+        let f = f.to_str().unwrap();
+        let o = bkc(&["init", "--example", example, "-o", f]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(text.starts_with("// A starter topology from `bkc init`"));
+        let o = bkc(&["check", f, "--deny-warnings"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(bkc(&["fmt", "--check", f]).status.code(), Some(0));
+
+        std::fs::write(f, "mine\n").unwrap();
+        let o = bkc(&["init", "--example", example, "-o", f]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("already exists; pass --force"));
+        assert_eq!(std::fs::read_to_string(f).unwrap(), "mine\n");
+        let o = bkc(&["init", "--example", example, "-o", f, "--force"]);
+        assert_eq!(o.status.code(), Some(0));
+        assert_eq!(std::fs::read_to_string(f).unwrap(), text);
+    }
+}
+
+#[test]
+fn completions_and_man_page() {
+    for (shell, marker) in [
+        ("bash", "_bkc()"),
+        ("zsh", "#compdef bkc"),
+        ("fish", "complete -c bkc"),
+    ] {
+        let o = bkc(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0));
+        let script = String::from_utf8(o.stdout).unwrap();
+        assert!(script.contains(marker), "{shell}");
+        assert!(
+            script.contains("rsyncdirector"),
+            "{shell} completes subcommands"
+        );
+    }
+    let o = bkc(&["man"]);
+    assert_eq!(o.status.code(), Some(0));
+    let page = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH bkc"),
+        "{page}"
+    );
+    let o = bkc(&["--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Examples:"));
+}
+
+/// -q leaves only errors; -v adds timings; results go to stdout, messages to stderr.
+#[test]
+fn quiet_and_verbose() {
+    let d = scratch("verbosity");
+    let f = d.join("w.kdl");
+    std::fs::write(&f, WARNS).unwrap();
+    let f = f.to_str().unwrap();
+    let o = bkc(&["check", f, "-q"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "");
+    let o = bkc(&["-v", "check", f]);
+    assert!(stderr(&o).contains("timings: parse"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bkc::derived_exclusion"));
+    let o = bkc(&["check", "tests/data/readme-typo.kdl", "-q"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("bkc::unknown_host"));
+    assert!(o.stdout.is_empty());
+    let o = bkc(&["-q", "-v", "check", f]);
+    assert_eq!(o.status.code(), Some(2), "-q and -v exclude each other");
+}

@@ -232,6 +232,10 @@ fn all_errors_at_once() {
 fn examples_are_clean() {
     for entry in std::fs::read_dir("examples").unwrap() {
         let path = entry.unwrap().path();
+        // examples/rsyncdirector/ holds YAML for `bkc import`.
+        if path.extension().is_none_or(|x| x != "kdl") {
+            continue;
+        }
         let text = std::fs::read_to_string(&path).unwrap();
         let c = compile(&path.display().to_string(), &text);
         assert!(

@@ -1,6 +1,9 @@
 //! The README's commands, run as a user would: each `console` block's `$ bkc ...` line is run
 //! with the built binary and its output (stdout and stderr, as a terminal shows them) must be
 //! exactly what the README says, so the README cannot drift from the program.
+//!
+//! The blocks run in order in one scratch directory that links to `examples/` and `tests/`, so a
+//! transcript may write files (`bkc init` writes `./bkc.kdl`) and a later one may read them.
 
 mod common;
 
@@ -9,6 +12,13 @@ use std::process::Command;
 #[test]
 fn console_transcripts_match() {
     let readme = std::fs::read_to_string("README.md").unwrap();
+    let root = std::env::current_dir().unwrap();
+    let dir = std::env::temp_dir().join(format!("bkc-readme-cwd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for sub in ["examples", "tests"] {
+        std::os::unix::fs::symlink(root.join(sub), dir.join(sub)).unwrap();
+    }
     let mut blocks = 0;
     let mut lines = readme.lines().peekable();
     while let Some(line) = lines.next() {
@@ -31,6 +41,7 @@ fn console_transcripts_match() {
             .collect();
         let out = Command::new(common::bin("bkc"))
             .args(&args)
+            .current_dir(&dir)
             .env("NO_COLOR", "1")
             .output()
             .unwrap();
@@ -44,7 +55,11 @@ fn console_transcripts_match() {
         assert_eq!(got, want, "README transcript of `{cmd}`");
         blocks += 1;
     }
-    assert!(blocks >= 1, "the README shows at least one transcript");
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        blocks >= 4,
+        "the README shows a transcript of check, init, fmt and import"
+    );
 }
 
 /// The README's first command works as written, from the repository root.

@@ -6,7 +6,7 @@
 
 mod jobs;
 mod locks;
-mod paths;
+pub(crate) mod paths;
 mod timer;
 
 use std::collections::BTreeMap;

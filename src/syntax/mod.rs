@@ -22,6 +22,31 @@ pub const MAX_SLASHDASH_DEPTH: usize = 6;
 /// Parse and lower a topology. Syntax errors end the stage (the AST would be guesswork); errors
 /// in the shape of nodes do not, so that `analyze` can still report everything else.
 pub fn parse(text: &str, d: &mut Diagnostics) -> Option<ast::File> {
+    if !within_limits(text, d) {
+        return None;
+    }
+    // The kdl crate parses at about 1.5 MB/s, too slow for large topologies; `fast` builds the
+    // same document an order of magnitude faster but only for input it is sure about. Anything
+    // else, every error included, goes through kdl, which also writes the diagnostics.
+    let doc = match fast::parse(text) {
+        Some(doc) => doc,
+        None => kdl_document(text, d)?,
+    };
+    Some(lower::file(&doc, d))
+}
+
+/// The KDL document of a topology as the kdl crate reads it, keeping every comment and the
+/// original formatting (what `bkc fmt` works on), or the syntax errors that keep it from being
+/// read.
+pub fn document(text: &str, d: &mut Diagnostics) -> Option<kdl::KdlDocument> {
+    if !within_limits(text, d) {
+        return None;
+    }
+    kdl_document(text, d)
+}
+
+/// Refuse input that would make the parser misbehave (see the module comment).
+fn within_limits(text: &str, d: &mut Diagnostics) -> bool {
     if text.len() > MAX_BYTES {
         d.push(
             Diagnostic::error(
@@ -33,21 +58,18 @@ pub fn parse(text: &str, d: &mut Diagnostics) -> Option<ast::File> {
             )
             .help("split the topology, or check that this is the file you meant"),
         );
-        return None;
+        return false;
     }
     if let Some(diag) = scan(text) {
         d.push(diag);
-        return None;
+        return false;
     }
-    // The kdl crate parses at about 1.5 MB/s, too slow for large topologies; `fast` builds the
-    // same document an order of magnitude faster but only for input it is sure about. Anything
-    // else, every error included, goes through kdl, which also writes the diagnostics.
-    let parsed = match fast::parse(text) {
-        Some(doc) => Ok(doc),
-        None => text.parse::<kdl::KdlDocument>(),
-    };
-    match parsed {
-        Ok(doc) => Some(lower::file(&doc, d)),
+    true
+}
+
+fn kdl_document(text: &str, d: &mut Diagnostics) -> Option<kdl::KdlDocument> {
+    match text.parse::<kdl::KdlDocument>() {
+        Ok(doc) => Some(doc),
         Err(err) => {
             // kdl's diagnostics carry their own unnamed copy of the text; rebuild each one on
             // ours so that it renders with the file name.
