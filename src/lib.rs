@@ -8,9 +8,11 @@
 pub mod analyze;
 pub mod diag;
 pub mod emit;
+pub mod graph;
 mod parallel;
 pub mod runner;
 pub mod schedule;
+pub mod simulate;
 pub mod spec;
 pub mod syntax;
 pub mod topology;
