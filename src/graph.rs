@@ -630,24 +630,22 @@ fn dot_str_left(s: &str) -> String {
 /// entity, and some renderers read brackets, pipes and angle brackets as markup, so all of
 /// those are written as numeric entities; a newline becomes `<br>`.
 fn mermaid_str(s: &str) -> String {
+    fn push(out: &mut String, c: char) {
+        match c {
+            '"' | '#' | '[' | ']' | '(' | ')' | '{' | '}' | '<' | '>' | '|' | '&' | '`' => {
+                let _ = write!(out, "#{};", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
         match c {
             '\n' => out.push_str("<br>"),
-            '"' | '#' | '[' | ']' | '(' | ')' | '{' | '}' | '<' | '>' | '|' | '&' | '`' => {
-                let _ = write!(out, "#{};", c as u32);
-            }
-            c if c.is_control() => {
-                for e in c.escape_default() {
-                    if e == '\\' {
-                        out.push_str("#92;");
-                    } else {
-                        out.push(e);
-                    }
-                }
-            }
-            c => out.push(c),
+            // Shown as `\u{1b}`, whose braces need entities too.
+            c if c.is_control() => c.escape_default().for_each(|e| push(&mut out, e)),
+            c => push(&mut out, c),
         }
     }
     out.push('"');
