@@ -135,17 +135,18 @@ impl<'t> Picture<'t> {
                 data.entry(f.to).or_default().push(&s.dest.path);
             }
         }
+        let mut jobs_on: BTreeMap<&str, Vec<&Job>> = BTreeMap::new();
+        for j in &shown {
+            let job = &t.jobs[*j];
+            jobs_on.entry(&job.host).or_default().push(job);
+        }
         let hosts = flow_order(&host_names, &flows)
             .into_iter()
             .filter_map(|h| t.hosts.get(h))
             .map(|host| HostView {
                 host,
                 data: outermost(data.remove(host.name.as_str()).unwrap_or_default()),
-                jobs: t
-                    .jobs
-                    .values()
-                    .filter(|j| j.host == host.name && shown.contains(j.name.as_str()))
-                    .collect(),
+                jobs: jobs_on.remove(host.name.as_str()).unwrap_or_default(),
             })
             .collect();
 
@@ -348,6 +349,22 @@ impl<'t> Picture<'t> {
     /// A tree for the terminal: each host, the jobs that run there with their schedules, what
     /// each job moves and on whom it waits, and which other hosts' jobs read or write here.
     pub fn text(&self) -> String {
+        // Indexes, so that a thousand hosts do not mean a million comparisons.
+        let mut flows_of: BTreeMap<&str, Vec<&Flow>> = BTreeMap::new();
+        let mut visitors_of: BTreeMap<&str, Vec<&Flow>> = BTreeMap::new();
+        for f in &self.flows {
+            flows_of.entry(&f.job.name).or_default().push(f);
+            for end in [f.from, f.to] {
+                if end != f.job.host {
+                    visitors_of.entry(end).or_default().push(f);
+                }
+            }
+        }
+        let mut waits_of: BTreeMap<&str, Vec<&Wait>> = BTreeMap::new();
+        for w in &self.waits {
+            waits_of.entry(w.waiter).or_default().push(w);
+            waits_of.entry(w.on).or_default().push(w);
+        }
         let mut s = String::new();
         for h in &self.hosts {
             let name = h.host.name.as_str();
@@ -355,7 +372,7 @@ impl<'t> Picture<'t> {
             let mut items: Vec<(String, Vec<String>)> = Vec::new();
             for j in &h.jobs {
                 let mut lines: Vec<String> = Vec::new();
-                for f in self.flows.iter().filter(|f| f.job.name == j.name) {
+                for f in flows_of.get(j.name.as_str()).into_iter().flatten() {
                     for sync in &f.syncs {
                         lines.push(format!(
                             "{} → {}",
@@ -364,7 +381,7 @@ impl<'t> Picture<'t> {
                         ));
                     }
                 }
-                for w in &self.waits {
+                for w in waits_of.get(j.name.as_str()).into_iter().flatten() {
                     if w.waiter == j.name {
                         lines.push(format!("blocks on {}{}", w.on, wait_note(w)));
                     } else if w.on == j.name {
@@ -379,16 +396,12 @@ impl<'t> Picture<'t> {
                 items.push((format!("{}: {}", j.name, j.schedule_words()), lines));
             }
             let mut visitors: Vec<String> = Vec::new();
-            for f in &self.flows {
-                if f.job.host == name || (f.from != name && f.to != name) {
-                    continue;
-                }
+            for f in visitors_of.get(name).into_iter().flatten() {
                 let verb = if f.to == name { "written" } else { "read" };
                 let line = format!("{verb} by {}, which runs on {}", f.job.name, f.job.host);
-                if !visitors.contains(&line) {
-                    visitors.push(line);
-                }
+                visitors.push(line);
             }
+            visitors.dedup();
             if h.jobs.is_empty() {
                 items.push(("runs no jobs".to_string(), Vec::new()));
             }

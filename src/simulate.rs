@@ -28,7 +28,7 @@
 //!   run still waiting then has timed out; a run still working is stopped.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt::Write as _;
 
 use jiff::tz::TimeZone;
@@ -283,25 +283,39 @@ fn plural(n: usize) -> &'static str {
 /// calendar engine, merged, without the random delay. Calendars without a zone of their own are
 /// read in `tz`.
 pub fn elapses(timer: &Timer, from: Timestamp, to: Timestamp, tz: &TimeZone) -> Vec<Timestamp> {
+    let lines: Vec<Vec<Timestamp>> = timer
+        .on_calendar
+        .iter()
+        .map(|line| expand(line, from, to, tz))
+        .collect();
+    merge(lines.iter())
+}
+
+/// The elapses of one `OnCalendar=` line in `[from, to)`.
+fn expand(line: &str, from: Timestamp, to: Timestamp, tz: &TimeZone) -> Vec<Timestamp> {
     let mut out = Vec::new();
+    // Every line was checked by analyze; one that does not parse never fires.
+    let Ok(cal) = Calendar::parse(line) else {
+        return out;
+    };
     // next_after is strict; start a microsecond early so an elapse at `from` counts.
-    let before = from
+    let mut t = from
         .checked_sub(jiff::SignedDuration::from_micros(1))
         .unwrap_or(from);
-    for line in &timer.on_calendar {
-        let Ok(cal) = Calendar::parse(line) else {
-            continue;
-        };
-        let mut t = before;
-        while let Some(next) = cal.next_after(t, tz) {
-            if next >= to {
-                break;
-            }
-            out.push(next);
-            t = next;
+    while let Some(next) = cal.next_after(t, tz) {
+        if next >= to {
+            break;
         }
+        out.push(next);
+        t = next;
     }
-    out.sort();
+    out
+}
+
+/// Several lines' elapses as one timer's: systemd fires once when lines coincide.
+fn merge<'a>(lines: impl Iterator<Item = &'a Vec<Timestamp>>) -> Vec<Timestamp> {
+    let mut out: Vec<Timestamp> = lines.flatten().copied().collect();
+    out.sort_unstable();
     out.dedup();
     out
 }
@@ -323,13 +337,21 @@ pub fn simulate(t: &Topology, start: &Zoned, days: u32) -> Result<Report, String
         .enumerate()
         .map(|(i, j)| (j.name.as_str(), i))
         .collect();
+    let blockers = blockers(&jobs, &index);
+    let mut blocks = vec![Vec::new(); jobs.len()];
+    for (w, list) in blockers.iter().enumerate() {
+        for (k, _) in list {
+            blocks[*k].push(w);
+        }
+    }
     let mut sim = Sim {
-        blockers: blockers(&jobs, &index),
+        blockers,
+        blocks,
         jobs: &jobs,
         state: vec![State::Idle; jobs.len()],
         last_success: vec![None; jobs.len()],
         generation: vec![0; jobs.len()],
-        waiting: BTreeSet::new(),
+        timers: vec![Vec::new(); jobs.len()],
         events: BinaryHeap::new(),
         reports: jobs
             .iter()
@@ -354,13 +376,25 @@ pub fn simulate(t: &Topology, start: &Zoned, days: u32) -> Result<Report, String
             })
             .collect(),
     };
+    // Many jobs share a calendar ("daily", "*-*-* 03:00"): expand each line once.
+    let mut expanded: HashMap<&str, Vec<Timestamp>> = HashMap::new();
     for (i, j) in jobs.iter().enumerate() {
         let Some(timer) = &j.timer else { continue };
+        for line in &timer.on_calendar {
+            if !expanded.contains_key(line.as_str()) {
+                let e = expand(line, start.timestamp(), end.timestamp(), &tz);
+                expanded.insert(line, e);
+            }
+        }
         let delay = secs_to_usec(timer.random_delay_secs.unwrap_or(0));
-        for e in elapses(timer, start.timestamp(), end.timestamp(), &tz) {
-            let at = e.as_microsecond().saturating_add(delay);
-            sim.events.push(Reverse((at, Kind::Elapse, i, 0)));
-            sim.reports[i].elapses += 1;
+        let lines = timer.on_calendar.iter().map(|l| &expanded[l.as_str()]);
+        sim.timers[i] = merge(lines)
+            .into_iter()
+            .map(|e| e.as_microsecond().saturating_add(delay))
+            .collect();
+        sim.reports[i].elapses = sim.timers[i].len();
+        if let Some(first) = sim.timers[i].first() {
+            sim.events.push(Reverse((*first, Kind::Elapse, i, 0)));
         }
     }
     sim.run();
@@ -483,14 +517,17 @@ enum State {
 struct Sim<'a, 't> {
     jobs: &'a [&'t Job],
     blockers: Vec<Vec<(usize, u64)>>,
+    /// The other way round: the jobs each job's runs keep from starting.
+    blocks: Vec<Vec<usize>>,
     state: Vec<State>,
     /// When the last successful run ended (µs), for `every` jobs.
     last_success: Vec<Option<i64>>,
     /// Bumped at each state change, so that a stale event for an earlier run is ignored.
     generation: Vec<u64>,
-    /// Waiting jobs, first come first served.
-    waiting: BTreeSet<(i64, usize)>,
-    /// (time µs, kind, job, generation), earliest first.
+    /// Each job's timer elapses (µs, random delay included), in order.
+    timers: Vec<Vec<i64>>,
+    /// (time µs, kind, job, generation or, for an elapse, its index in `timers`), earliest
+    /// first. Only the next elapse of each job is queued, which keeps the queue small.
     events: BinaryHeap<Reverse<(i64, Kind, usize, u64)>>,
     reports: Vec<JobReport>,
 }
@@ -499,11 +536,20 @@ impl Sim<'_, '_> {
     fn run(&mut self) {
         while let Some(Reverse((now, kind, job, generation))) = self.events.pop() {
             match kind {
-                Kind::Elapse => self.elapse(job, now),
+                Kind::Elapse => {
+                    let next = usize::try_from(generation)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(1);
+                    if let Some(at) = self.timers[job].get(next) {
+                        self.events
+                            .push(Reverse((*at, Kind::Elapse, job, next as u64)));
+                    }
+                    self.elapse(job, now);
+                }
                 Kind::Finish if generation == self.generation[job] => {
                     self.state[job] = State::Idle;
                     self.generation[job] += 1;
-                    self.wake(now);
+                    self.wake(job, now);
                 }
                 Kind::GiveUp if generation == self.generation[job] => self.give_up(job, now),
                 _ => {}
@@ -529,7 +575,6 @@ impl Sim<'_, '_> {
             Some(on) => {
                 self.state[job] = State::Waiting { started: now, on };
                 self.generation[job] += 1;
-                self.waiting.insert((now, job));
                 self.schedule_give_up(job, now);
             }
         }
@@ -582,7 +627,6 @@ impl Sim<'_, '_> {
             self.schedule_give_up(job, now);
             return;
         }
-        self.waiting.remove(&(started, job));
         self.state[job] = State::Idle;
         self.generation[job] += 1;
         self.record_wait(job, on, now - started);
@@ -594,12 +638,24 @@ impl Sim<'_, '_> {
         });
     }
 
-    /// Start every waiting job that nothing blocks any more, first come first served.
-    fn wake(&mut self, now: i64) {
-        let waiting: Vec<(i64, usize)> = self.waiting.iter().copied().collect();
-        for (started, job) in waiting {
+    /// The waiting jobs that `job` keeps from starting, first come first served.
+    fn waiting_on(&self, job: usize) -> Vec<(i64, usize)> {
+        let mut out: Vec<(i64, usize)> = self.blocks[job]
+            .iter()
+            .filter_map(|w| match self.state[*w] {
+                State::Waiting { started, .. } => Some((started, *w)),
+                _ => None,
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// `finished` has ended: start every job that waited on it and that nothing else blocks
+    /// now, first come first served. (Only its end can have freed them.)
+    fn wake(&mut self, finished: usize, now: i64) {
+        for (started, job) in self.waiting_on(finished) {
             if self.running_blocker(job).is_none() {
-                self.waiting.remove(&(started, job));
                 if let State::Waiting { on, .. } = self.state[job] {
                     self.record_wait(job, on, now - started);
                 }
@@ -646,13 +702,7 @@ impl Sim<'_, '_> {
         self.events
             .push(Reverse((end, Kind::Finish, job, generation)));
         // A waiter this run now blocks may have to give up sooner than it was going to.
-        let blocked: Vec<usize> = self
-            .waiting
-            .iter()
-            .map(|(_, w)| *w)
-            .filter(|w| self.blockers[*w].iter().any(|(k, _)| *k == job))
-            .collect();
-        for w in blocked {
+        for (_, w) in self.waiting_on(job) {
             self.generation[w] += 1;
             self.schedule_give_up(w, now);
         }
