@@ -100,12 +100,21 @@ impl<'t> Picture<'t> {
                 }
             }
         }
+        // analyze only relates jobs and hosts that exist; a picture never takes that on trust,
+        // since everything below looks names up.
+        let known = |j: &Job| t.hosts.contains_key(&j.host);
+        shown.retain(|j| t.jobs.get(*j).is_some_and(known));
 
         let mut flows: Vec<Flow> = Vec::new();
         for name in &main {
             let job = &t.jobs[*name];
             let mut by_pair: BTreeMap<(&str, &str), Vec<&Sync>> = BTreeMap::new();
-            for s in &job.spec.syncs {
+            if !known(job) {
+                continue;
+            }
+            for s in job.spec.syncs.iter().filter(|s| {
+                t.hosts.contains_key(&s.source.host) && t.hosts.contains_key(&s.dest.host)
+            }) {
                 by_pair
                     .entry((s.source.host.as_str(), s.dest.host.as_str()))
                     .or_default()

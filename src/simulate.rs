@@ -327,9 +327,9 @@ pub fn simulate(t: &Topology, start: &Zoned, days: u32) -> Result<Report, String
             "--days must be between 1 and {MAX_DAYS}, not {days}"
         ));
     }
-    let end = start
-        .checked_add(i64::from(days).days())
-        .map_err(|e| format!("the period does not fit in the calendar: {e}"))?;
+    let end = start.checked_add(i64::from(days).days()).map_err(|_| {
+        format!("{days} days from {start} reach past the last day bkc can count to")
+    })?;
     let tz = start.time_zone().clone();
     let jobs: Vec<&Job> = t.jobs.values().collect();
     let index: BTreeMap<&str, usize> = jobs

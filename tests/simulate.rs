@@ -438,3 +438,88 @@ fn bad_arguments_say_what_is_wrong() {
     let out = bkc(&["simulate", "examples/seed-chain.kdl", "--days", "100000"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// Random small topologies (odd calendars, random waits, durations and timeouts, circles of
+/// waits): simulate and every graph format finish without panicking, and every elapse is
+/// accounted for exactly once.
+#[test]
+fn random_topologies_play_out_consistently() {
+    const SCHEDULES: &[&str] = &[
+        "schedule \"minutely\"",
+        "schedule \"hourly\"",
+        "schedule \"*-02-29 00:00\"",
+        "schedule \"Mon..Fri *-*-* 09:00:00/7\"",
+        "schedule \"*-*~01 23:59:59\"",
+        "schedule \"daily Europe/Berlin\"",
+        "schedule \"*-*-* 02:30 America/New_York\"",
+        "cron \"*/5 1-3 * * 1,3\"",
+        "every \"1h\"",
+        "every \"36h\"",
+        "every \"2w\"",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for round in 0..40 {
+        let jobs = 1 + next(6);
+        let mut text = String::from(HOSTS);
+        for j in 0..jobs {
+            let mut extra = String::new();
+            for k in 0..jobs {
+                if k != j && next(3) == 0 {
+                    extra.push_str(&format!(
+                        "    blocks-on \"j{k}\" timeout=\"{}min\"\n",
+                        1 + next(300)
+                    ));
+                }
+            }
+            if next(2) == 0 {
+                extra.push_str(&format!("    timeout \"{}min\"\n", 1 + next(600)));
+            }
+            if next(3) == 0 {
+                extra.push_str(&format!("    random-delay \"{}s\"\n", next(4000)));
+            }
+            text.push_str(&format!(
+                "job \"j{j}\" on=\"h\" {{\n    {}\n    expected-duration \"{}s\"\n{extra}    sync \"/j{j}/\" \"b:/j{j}/\"\n}}\n",
+                SCHEDULES[next(SCHEDULES.len())],
+                1 + next(20_000)
+            ));
+        }
+        let c = compile("random.kdl", &text);
+        let t = match (&c.topology, &c.topology_despite_errors) {
+            (Some(t), _) => t,
+            (None, Some(t)) => {
+                assert!(!c.cycles.is_empty(), "round {round}");
+                t
+            }
+            (None, None) => panic!(
+                "round {round}: {}",
+                bkc::diag::render(&c.diagnostics, false, 100)
+            ),
+        };
+        let p = bkc::graph::Picture::new(t, &c.cycles, &[]);
+        assert!(!p.text().is_empty() && !p.dot().is_empty() && !p.mermaid().is_empty());
+        let start = start_at(Some("2026-02-25"), &TimeZone::UTC).unwrap();
+        let r = simulate(t, &start, 3 + next(10) as u32).unwrap();
+        for j in &r.jobs {
+            assert_eq!(
+                j.elapses,
+                j.runs + j.not_due + j.while_previous_runs.len(),
+                "round {round}, {}: {text}",
+                j.job
+            );
+            assert_eq!(
+                j.runs,
+                j.completed + j.timeouts.len() + j.stopped.len(),
+                "round {round}, {}: {text}",
+                j.job
+            );
+        }
+        let _ = r.text();
+        let _ = r.json();
+    }
+}
