@@ -134,7 +134,7 @@ fn main() -> ExitCode {
                     t.derived.len()
                 );
                 if simulate {
-                    run_simulation(t, None, 30, SimulateFormat::Text)
+                    run_simulation(t, None, 30, SimulateFormat::Text, None)
                 } else {
                     ExitCode::SUCCESS
                 }
@@ -242,10 +242,8 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
                 let t = c.topology.as_ref().expect("no errors means a topology");
-                if input.timings {
-                    print_timings(&c.timings);
-                }
-                run_simulation(t, start.as_deref(), days, format)
+                let timings = input.timings.then_some(c.timings.as_slice());
+                run_simulation(t, start.as_deref(), days, format, timings)
             }
             Err(code) => code,
         },
@@ -253,13 +251,15 @@ fn main() -> ExitCode {
 }
 
 /// Simulate, print the report to standard output and warnings to standard error; exit 1 when
-/// a run would time out.
+/// a run would time out. With `timings` (the earlier stages'), print them and the simulation's.
 fn run_simulation(
     t: &Topology,
     start: Option<&str>,
     days: u32,
     format: SimulateFormat,
+    timings: Option<&[(&'static str, Duration)]>,
 ) -> ExitCode {
+    let began = Instant::now();
     let tz = TimeZone::system();
     let report = match simulate::start_at(start, &tz).and_then(|s| simulate::simulate(t, &s, days))
     {
@@ -274,6 +274,11 @@ fn run_simulation(
             "warning: job `{job}` has no expected-duration; the simulation assumes a run takes {}",
             bkc::schedule::format_duration(simulate::DEFAULT_DURATION_SECS)
         );
+    }
+    if let Some(earlier) = timings {
+        let mut all = earlier.to_vec();
+        all.push(("simulate", began.elapsed()));
+        print_timings(&all);
     }
     let text = match format {
         SimulateFormat::Text => report.text(),
