@@ -5,42 +5,13 @@
 //! Each figure is the median of several runs of the release binary as a child process; peak
 //! memory is the child's maximum resident set size from wait4(2).
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// A topology in the style of the seed chain: each job syncs its host's data to the next host,
-/// every fifth job also keeps snapshots, and every tenth blocks on the job before it.
-fn topology(jobs: usize) -> String {
-    let hosts = (jobs / 10).max(2);
-    let mut s = String::from("defaults {\n    identity \"/etc/bkc/id_ed25519\"\n}\n");
-    for h in 0..hosts {
-        writeln!(
-            s,
-            "host \"h{h}\" address=\"h{h}.example.com\" {{\n    host-key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6hLBhJSKvFibnrF4/SbGfY\"\n}}"
-        )
-        .unwrap();
-    }
-    for j in 0..jobs {
-        let (on, to) = (j % hosts, (j + 1) % hosts);
-        writeln!(
-            s,
-            "job \"j{j}\" on=\"h{on}\" {{\n    cron \"{} 3 * * *\"",
-            j % 60
-        )
-        .unwrap();
-        if j % 10 == 9 {
-            writeln!(s, "    blocks-on \"j{}\" wait=\"5m\" timeout=\"6h\"", j - 1).unwrap();
-        }
-        writeln!(s, "    sync \"/srv/data/j{j}/\" \"h{to}:/srv/backup/j{j}/\" {{\n        opts \"-a\" \"--delete\"\n        exclude \".cache\"").unwrap();
-        if j % 5 == 0 {
-            writeln!(s, "        snapshot keep-daily=7 keep-weekly=4").unwrap();
-        }
-        writeln!(s, "    }}\n}}").unwrap();
-    }
-    s
-}
+mod common;
+
+use common::topology;
 
 struct Run {
     secs: f64,
@@ -105,7 +76,7 @@ fn main() {
     println!("|---:|---:|---:|---|---:|---:|---|");
     for jobs in [100, 1_000, 10_000] {
         let file = dir.join(format!("t{jobs}.kdl"));
-        let text = topology(jobs);
+        let text = topology(jobs, (jobs / 10).max(2), None);
         std::fs::write(&file, &text).unwrap();
         let f = file.to_str().unwrap();
         let out = dir.join(format!("out{jobs}"));

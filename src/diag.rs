@@ -136,6 +136,16 @@ impl Diagnostics {
         self.items.iter().any(Diagnostic::is_error)
     }
 
+    /// True when there is at least one error and every error has this code.
+    pub fn all_errors_are(&self, code: &str) -> bool {
+        self.has_errors()
+            && self
+                .items
+                .iter()
+                .filter(|d| d.is_error())
+                .all(|d| d.code == code)
+    }
+
     pub fn retain(&mut self, keep: impl FnMut(&Diagnostic) -> bool) {
         self.items.retain(keep);
     }

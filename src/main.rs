@@ -9,11 +9,15 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use jiff::tz::TimeZone;
 
 use bkc::analyze::{Compiled, compile};
 use bkc::diag::{Diagnostic, Diagnostics, render};
 use bkc::emit;
+use bkc::graph::{self, GraphError, Picture};
+use bkc::simulate::{self, MAX_DAYS};
 use bkc::syntax::MAX_BYTES;
+use bkc::topology::Topology;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -62,6 +66,9 @@ enum Command {
     Check {
         #[command(flatten)]
         input: Input,
+        /// Then simulate the next 30 days, print the report and fail if any run would time out.
+        #[arg(long)]
+        simulate: bool,
     },
     /// Write each host's units, job specs, known_hosts and manifest under OUT/<host>/, or each
     /// host's NixOS module (--emit nixos).
@@ -80,6 +87,36 @@ enum Command {
         /// Only these hosts (repeatable).
         #[arg(long = "host", value_name = "NAME")]
         hosts: Vec<String>,
+    },
+    /// Draw the chain: hosts, the data each job moves, and which jobs wait on which.
+    Graph {
+        #[command(flatten)]
+        input: Input,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Only what concerns these hosts (repeatable).
+        #[arg(long = "host", value_name = "NAME")]
+        hosts: Vec<String>,
+        /// Draw even when the only errors are circles of waits; the circles are drawn in red.
+        #[arg(long)]
+        allow_errors: bool,
+    },
+    /// Play every job's schedule against the others' and report waits and timeouts; exit 1 if
+    /// any run would time out.
+    Simulate {
+        #[command(flatten)]
+        input: Input,
+        /// How many days to play.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS)))]
+        days: u32,
+        /// The first day, in the local time zone [default: today, from 00:00].
+        #[arg(long, value_name = "DATE")]
+        start: Option<String>,
+        #[arg(long, value_enum, default_value_t = SimulateFormat::Text)]
+        format: SimulateFormat,
     },
     /// Write a commented starter topology.
     #[command(after_help = "Examples:\n  bkc init\n  bkc init --example pull-server -o site.kdl")]
@@ -183,6 +220,24 @@ struct Verbosity {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    /// A tree for the terminal.
+    Text,
+    /// Graphviz source.
+    Dot,
+    /// A Mermaid flowchart, for Markdown viewers.
+    Mermaid,
+    /// SVG drawn by Graphviz's `dot` (which must be installed).
+    Svg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SimulateFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Emit {
     /// Unit files, job specs, known_hosts and manifest under OUT/<host>/etc/.
     Systemd,
@@ -197,7 +252,20 @@ fn main() -> ExitCode {
         verbose: cli.verbose,
     };
     match cli.command {
-        Command::Check { input } => check(&input, v),
+        Command::Check { input, simulate } => check(&input, simulate, v),
+        Command::Graph {
+            input,
+            format,
+            output,
+            hosts,
+            allow_errors,
+        } => graph_cmd(&input, format, output.as_deref(), &hosts, allow_errors, v),
+        Command::Simulate {
+            input,
+            days,
+            start,
+            format,
+        } => simulate_cmd(&input, days, start.as_deref(), format, v),
         Command::Build {
             input,
             out,
@@ -250,7 +318,7 @@ fn emit_stdout(bytes: &[u8]) -> ExitCode {
     }
 }
 
-fn check(input: &Input, v: Verbosity) -> ExitCode {
+fn check(input: &Input, simulate: bool, v: Verbosity) -> ExitCode {
     let c = match load(input) {
         Ok(c) => c,
         Err(code) => return code,
@@ -259,8 +327,10 @@ fn check(input: &Input, v: Verbosity) -> ExitCode {
     if input.timings || v.verbose {
         print_timings(&c.timings);
     }
-    if !failed && !v.quiet {
-        let t = c.topology.as_ref().expect("no errors means a topology");
+    let Some(t) = c.topology.as_ref().filter(|_| !failed) else {
+        return exit(true);
+    };
+    if !v.quiet {
         eprintln!(
             "{}: ok, {} hosts, {} jobs, {} derived exclusions",
             input.file.display(),
@@ -269,7 +339,162 @@ fn check(input: &Input, v: Verbosity) -> ExitCode {
             t.derived.len()
         );
     }
-    exit(failed)
+    if simulate {
+        run_simulation(t, None, 30, SimulateFormat::Text, None)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn graph_cmd(
+    input: &Input,
+    format: GraphFormat,
+    output: Option<&Path>,
+    hosts: &[String],
+    allow_errors: bool,
+    v: Verbosity,
+) -> ExitCode {
+    let c = match load(input) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let failed = report(c, input, v);
+    let t = match (&c.topology, &c.topology_despite_errors) {
+        (Some(t), _) if !failed => t,
+        (None, Some(t)) if allow_errors => {
+            eprintln!(
+                "drawing despite the errors: the circle{} of waits {} red",
+                if c.cycles.len() == 1 { "" } else { "s" },
+                if c.cycles.len() == 1 { "is" } else { "are" }
+            );
+            t
+        }
+        _ => {
+            if allow_errors && c.errors() > 0 {
+                eprintln!(
+                    "error: --allow-errors draws past circles of waits only; fix the other errors first"
+                );
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(code) = known_hosts(t, hosts, &input.file) {
+        return code;
+    }
+    let start = Instant::now();
+    let picture = Picture::new(t, &c.cycles, hosts);
+    let text = match format {
+        GraphFormat::Text => picture.text(),
+        GraphFormat::Dot => picture.dot(),
+        GraphFormat::Mermaid => picture.mermaid(),
+        GraphFormat::Svg => match graph::svg(&picture.dot()) {
+            Ok(svg) => svg,
+            Err(e @ GraphError::NoGraphviz) | Err(e @ GraphError::Graphviz(_)) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if input.timings || v.verbose {
+        let mut timings = c.timings.clone();
+        timings.push(("graph", start.elapsed()));
+        print_timings(&timings);
+    }
+    write_output(&text, output)
+}
+
+fn simulate_cmd(
+    input: &Input,
+    days: u32,
+    start: Option<&str>,
+    format: SimulateFormat,
+    v: Verbosity,
+) -> ExitCode {
+    let c = match load(input) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if report(c, input, v) {
+        return ExitCode::from(1);
+    }
+    let t = c.topology.as_ref().expect("no errors means a topology");
+    let timings = (input.timings || v.verbose).then_some(c.timings.as_slice());
+    run_simulation(t, start, days, format, timings)
+}
+
+/// Simulate, print the report to standard output and warnings to standard error; exit 1 when
+/// a run would time out. With `timings` (the earlier stages'), print them and the simulation's.
+fn run_simulation(
+    t: &Topology,
+    start: Option<&str>,
+    days: u32,
+    format: SimulateFormat,
+    timings: Option<&[(&'static str, Duration)]>,
+) -> ExitCode {
+    let began = Instant::now();
+    let tz = TimeZone::system();
+    let report = match simulate::start_at(start, &tz).and_then(|s| simulate::simulate(t, &s, days))
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    for job in report.assumed_durations() {
+        eprintln!(
+            "warning: job `{job}` has no expected-duration; the simulation assumes a run takes {}",
+            bkc::schedule::format_duration(simulate::DEFAULT_DURATION_SECS)
+        );
+    }
+    if let Some(earlier) = timings {
+        let mut all = earlier.to_vec();
+        all.push(("simulate", began.elapsed()));
+        print_timings(&all);
+    }
+    let text = match format {
+        SimulateFormat::Text => report.text(),
+        SimulateFormat::Json => report.json(),
+    };
+    let written = write_output(&text, None);
+    if written != ExitCode::SUCCESS {
+        return written;
+    }
+    exit(report.failures() > 0)
+}
+
+/// Refuse `--host` names that are not hosts of the topology.
+fn known_hosts(t: &Topology, hosts: &[String], file: &Path) -> Result<(), ExitCode> {
+    let unknown: Vec<&str> = hosts
+        .iter()
+        .filter(|h| !t.hosts.contains_key(*h))
+        .map(String::as_str)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<&str> = t.hosts.keys().map(String::as_str).collect();
+    eprintln!(
+        "error: --host {} is not a host of {} (its hosts: {})",
+        unknown.join(", "),
+        file.display(),
+        known.join(", ")
+    );
+    Err(ExitCode::from(2))
+}
+
+/// Write `text` to `path`, or to standard output when None.
+fn write_output(text: &str, path: Option<&Path>) -> ExitCode {
+    match path {
+        Some(p) => match std::fs::write(p, text) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", p.display());
+                ExitCode::from(2)
+            }
+        },
+        None => emit_stdout(text.as_bytes()),
+    }
 }
 
 fn build(input: &Input, out: &Path, emit: Emit, hosts: &[String], v: Verbosity) -> ExitCode {
@@ -281,17 +506,8 @@ fn build(input: &Input, out: &Path, emit: Emit, hosts: &[String], v: Verbosity) 
         return ExitCode::from(1);
     }
     let t = c.topology.as_ref().expect("no errors means a topology");
-    let unknown: Vec<&String> = hosts.iter().filter(|h| !t.hosts.contains_key(*h)).collect();
-    if !unknown.is_empty() {
-        let known: Vec<&str> = t.hosts.keys().map(String::as_str).collect();
-        let unknown: Vec<&str> = unknown.iter().map(|s| s.as_str()).collect();
-        eprintln!(
-            "error: --host {} is not a host of {} (its hosts: {})",
-            unknown.join(", "),
-            input.file.display(),
-            known.join(", ")
-        );
-        return ExitCode::from(2);
+    if let Err(code) = known_hosts(t, hosts, &input.file) {
+        return code;
     }
     let start = Instant::now();
     let emitted = match emit {

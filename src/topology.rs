@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::schedule::{Calendar, format_duration};
 use crate::spec::JobSpec;
 
 #[derive(Debug, Clone)]
@@ -80,4 +81,70 @@ pub struct Derived {
     pub blocks_on: String,
     /// Where the two meet, as `host:/path`.
     pub overlap: String,
+}
+
+impl Job {
+    /// The job's schedule as a person says it: "daily 02:15", "every 4 days", "Mon..Fri 02:15,
+    /// up to 15min late", "started by hand". Cron lines are described by the calendars they
+    /// became, and an `every` interval by the interval, not by the daily timer that asks for it.
+    pub fn schedule_words(&self) -> String {
+        let Some(timer) = &self.timer else {
+            return "started by hand".to_string();
+        };
+        let mut words = match &self.spec.every {
+            Some(every) => every_words(every.secs),
+            None => {
+                let mut parts: Vec<String> = Vec::new();
+                for line in &timer.on_calendar {
+                    // Every line was checked by analyze; the raw line is only a fallback.
+                    let part =
+                        Calendar::parse(line).map_or_else(|_| line.clone(), |c| c.describe());
+                    if !parts.contains(&part) {
+                        parts.push(part);
+                    }
+                }
+                parts.join(", ")
+            }
+        };
+        if let Some(delay) = timer.random_delay_secs {
+            words.push_str(&format!(", up to {} late", format_duration(delay)));
+        }
+        words
+    }
+}
+
+/// "every 4 days", "every 6 hours", "every 2 weeks", "every 1d 12h" for what has no one unit.
+fn every_words(secs: u64) -> String {
+    for (unit, per) in [
+        ("week", 604_800),
+        ("day", 86_400),
+        ("hour", 3600),
+        ("minute", 60),
+    ] {
+        if secs.is_multiple_of(per) && (unit != "week" || secs >= 2 * per) {
+            return match secs / per {
+                1 => format!("every {unit}"),
+                n => format!("every {n} {unit}s"),
+            };
+        }
+    }
+    format!("every {}", format_duration(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::every_words;
+
+    #[test]
+    fn intervals_in_words() {
+        assert_eq!(every_words(4 * 86_400), "every 4 days");
+        assert_eq!(every_words(86_400), "every day");
+        assert_eq!(every_words(7 * 86_400), "every 7 days");
+        assert_eq!(every_words(14 * 86_400), "every 2 weeks");
+        assert_eq!(every_words(6 * 3600), "every 6 hours");
+        assert_eq!(every_words(36 * 3600), "every 36 hours");
+        assert_eq!(every_words(3600), "every hour");
+        assert_eq!(every_words(5400), "every 90 minutes");
+        assert_eq!(every_words(3601), "every 1h 1s");
+    }
 }

@@ -30,7 +30,7 @@ pub(crate) fn derive(
     mut drafts: BTreeMap<String, Draft>,
     hosts: &BTreeMap<String, Host>,
     s: &Settings,
-) -> (BTreeMap<String, Job>, Vec<Derived>) {
+) -> (BTreeMap<String, Job>, Vec<Derived>, Vec<Vec<String>>) {
     let written: BTreeSet<&str> = asts.iter().map(|j| j.name.value.as_str()).collect();
     let mut edges: BTreeMap<String, Vec<Edge>> = BTreeMap::new();
     for (name, draft) in &drafts {
@@ -94,7 +94,7 @@ pub(crate) fn derive(
         edges.insert(name.clone(), out);
     }
 
-    cycles(cx, &edges);
+    let cycles = cycles(cx, &edges);
     let derived = exclusions(cx, &drafts, &mut edges, s);
 
     let touched: BTreeMap<String, BTreeSet<String>> = drafts
@@ -173,13 +173,15 @@ pub(crate) fn derive(
         draft.job.spec.locks = locks;
     }
     let jobs = drafts.into_iter().map(|(k, d)| (k, d.job)).collect();
-    (jobs, derived)
+    (jobs, derived, cycles)
 }
 
 /// Refuse chains of waits that close on themselves through three or more jobs. Two jobs that
 /// block on each other are the normal way to say "never at the same time" and are not a cycle.
-fn cycles(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>) {
+/// Returns each circle reported, its jobs in waiting order.
+fn cycles(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>) -> Vec<Vec<String>> {
     let mut reported: BTreeSet<BTreeSet<&str>> = BTreeSet::new();
+    let mut found = Vec::new();
     for start in edges.keys() {
         let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
         let mut budget = 100_000u32;
@@ -195,7 +197,9 @@ fn cycles(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>) {
             if to == start && path.len() >= 3 {
                 let members: BTreeSet<&str> = path.iter().map(|(n, _)| *n).collect();
                 if reported.insert(members) {
-                    report_cycle(cx, edges, &path.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+                    let ring: Vec<&str> = path.iter().map(|(n, _)| *n).collect();
+                    report_cycle(cx, edges, &ring);
+                    found.push(ring.iter().map(|n| n.to_string()).collect());
                 }
                 break;
             }
@@ -206,6 +210,7 @@ fn cycles(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>) {
             }
         }
     }
+    found
 }
 
 fn report_cycle(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>, members: &[&str]) {

@@ -2,7 +2,8 @@
 //!
 //! Every check reports into one [`Diagnostics`] and carries on with what it could resolve, so
 //! a file with ten mistakes gets ten diagnostics in one run. A [`Topology`] is returned only when
-//! none of them is an error.
+//! none of them is an error; the one exception, for drawing a broken chain, is
+//! [`Compiled::topology_despite_errors`].
 
 mod jobs;
 mod locks;
@@ -23,6 +24,13 @@ use crate::topology::{Host, Job, Topology};
 /// The result of compiling one file: the topology if it had no errors, and every diagnostic.
 pub struct Compiled {
     pub topology: Option<Topology>,
+    /// When the only errors are circles of waits, the topology anyway, so that `bkc graph
+    /// --allow-errors` can show the circle. Such a topology is complete (a circle is a problem
+    /// between jobs, not inside one), but it must never be built: runners could wait forever.
+    pub topology_despite_errors: Option<Topology>,
+    /// Each circle of waits found, as its jobs in waiting order (the first waits on the second,
+    /// the last on the first). Every one is also a `bkc::wait_cycle` error.
+    pub cycles: Vec<Vec<String>>,
     pub diagnostics: Vec<Diagnostic>,
     pub source: Source,
     /// Wall time of each stage, for `--timings` and the benchmark.
@@ -46,18 +54,24 @@ pub fn compile(name: &str, text: &str) -> Compiled {
     let start = Instant::now();
     let file = syntax::parse(text, &mut d);
     let parsed = Instant::now();
-    let topology = file.and_then(|file| analyze(&file, text, &mut d));
+    let (topology, cycles) = match file.map(|file| analyze(&file, text, &mut d)) {
+        Some((t, cycles)) => (Some(t), cycles),
+        None => (None, Vec::new()),
+    };
     let timings = vec![("parse", parsed - start), ("analyze", parsed.elapsed())];
-    let topology = if d.has_errors() {
+    let (topology, topology_despite_errors) = if d.has_errors() {
         // A node that failed to lower is often the very one a "has no schedule" or "has nothing
         // to do" warning misses; with errors present those warnings would only be noise.
         d.retain(|x| x.is_error() || !ABSENCE_WARNINGS.contains(&x.code));
-        None
+        let only_cycles = d.all_errors_are("bkc::wait_cycle");
+        (None, topology.filter(|_| only_cycles))
     } else {
-        topology
+        (topology, None)
     };
     Compiled {
         topology,
+        topology_despite_errors,
+        cycles,
         diagnostics: d.finish(&source),
         source,
         timings,
@@ -170,18 +184,21 @@ pub(crate) fn check_name(cx: &mut Ctx, name: &ast::Str, what: &str) -> bool {
     ok
 }
 
-fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> Option<Topology> {
+/// The topology built from everything that resolved (valid only when `d` holds no errors),
+/// and the circles of waits found.
+fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> (Topology, Vec<Vec<String>>) {
     let mut cx = Ctx { text, d };
     let settings = settings(&mut cx, file.defaults.as_ref());
     let hosts = hosts(&mut cx, &file.hosts, &settings);
     let drafts = jobs::jobs(&mut cx, &file.jobs, &hosts, &settings);
-    let (jobs, derived) = locks::derive(&mut cx, &file.jobs, drafts, &hosts, &settings);
+    let (jobs, derived, cycles) = locks::derive(&mut cx, &file.jobs, drafts, &hosts, &settings);
     unpinned_hosts(&mut cx, &file.hosts, &hosts, &jobs);
-    Some(Topology {
+    let topology = Topology {
         hosts,
         jobs,
         derived,
-    })
+    };
+    (topology, cycles)
 }
 
 /// Runners check host keys strictly; a host they connect to without a pinned key works only

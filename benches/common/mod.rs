@@ -1,0 +1,39 @@
+//! The topology generator the benchmarks share.
+
+use std::fmt::Write as _;
+
+/// A topology in the style of the seed chain: `jobs` jobs spread over `hosts` hosts (at least
+/// two), each syncing its host's data to the next host at 03:MM, every fifth also keeping
+/// snapshots, every tenth blocking on the job before it, each taking `expected` if given.
+pub fn topology(jobs: usize, hosts: usize, expected: Option<&str>) -> String {
+    let hosts = hosts.max(2);
+    let mut s = String::from("defaults {\n    identity \"/etc/bkc/id_ed25519\"\n}\n");
+    for h in 0..hosts {
+        writeln!(
+            s,
+            "host \"h{h}\" address=\"h{h}.example.com\" {{\n    host-key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6hLBhJSKvFibnrF4/SbGfY\"\n}}"
+        )
+        .unwrap();
+    }
+    for j in 0..jobs {
+        let (on, to) = (j % hosts, (j + 1) % hosts);
+        writeln!(
+            s,
+            "job \"j{j}\" on=\"h{on}\" {{\n    cron \"{} 3 * * *\"",
+            j % 60
+        )
+        .unwrap();
+        if let Some(d) = expected {
+            writeln!(s, "    expected-duration \"{d}\"").unwrap();
+        }
+        if j % 10 == 9 {
+            writeln!(s, "    blocks-on \"j{}\" wait=\"5m\" timeout=\"6h\"", j - 1).unwrap();
+        }
+        writeln!(s, "    sync \"/srv/data/j{j}/\" \"h{to}:/srv/backup/j{j}/\" {{\n        opts \"-a\" \"--delete\"\n        exclude \".cache\"").unwrap();
+        if j % 5 == 0 {
+            writeln!(s, "        snapshot keep-daily=7 keep-weekly=4").unwrap();
+        }
+        writeln!(s, "    }}\n}}").unwrap();
+    }
+    s
+}
