@@ -59,6 +59,9 @@ pub fn argv(
     }
     let mut a: Vec<String> = sync.opts.clone();
     a.push("--stats".into());
+    // rsync creates only the last directory of the destination; a first run into
+    // `/srv/backup/desktop/music/` must not fail because `desktop` is new (rsync >= 3.2.3).
+    a.push("--mkpath".into());
     a.extend(sync.exclude.iter().map(|e| format!("--exclude={e}")));
     if let Some(bw) = &sync.bwlimit {
         a.push(format!("--bwlimit={bw}"));
@@ -215,6 +218,7 @@ mod tests {
                 "-a",
                 "--delete",
                 "--stats",
+                "--mkpath",
                 "--exclude=.cache",
                 "--exclude=a b",
                 "--bwlimit=5M",
