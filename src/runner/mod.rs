@@ -172,8 +172,9 @@ struct Run {
     held: Vec<Held>,
     lock_wait: Duration,
     syncs: Vec<SyncReport>,
-    /// Syncs whose snapshot completed, pruned once the whole run has succeeded.
-    snapshotted: Vec<usize>,
+    /// Syncs whose snapshot completed, with the entries now under their dest (we hold the
+    /// locks, so nobody else changed them), pruned once the whole run has succeeded.
+    snapshotted: Vec<(usize, Vec<String>)>,
 }
 
 impl Run {
@@ -660,7 +661,7 @@ fn sync_inner(
 
     // A snapshotting sync writes into `.partial-<name>` next to the complete snapshots and
     // hardlinks unchanged files to the newest complete one.
-    let mut snap: Option<(Dest, String, String)> = None;
+    let mut snap: Option<(Dest, String, String, Vec<String>)> = None;
     let mut target_path = sync.dest.path.clone();
     let mut link_dest = None;
     if sync.snapshot.is_some() {
@@ -676,14 +677,26 @@ fn sync_inner(
             ));
         }
         let partial = format!("{}{name}", snapshot::PARTIAL);
+        let mut reused = None;
         if !ctx.dry_run
             && let Some(r) = listing.resumable()
             && r != partial
-            && let Err(m) = dest.rename(r, &partial, ctx.deadline)
         {
-            ctx.report
-                .warning(&format!("cannot reuse the interrupted snapshot {r}: {m}"));
+            match dest.rename(r, &partial, ctx.deadline) {
+                Ok(()) => reused = Some(r.to_string()),
+                Err(m) => ctx
+                    .report
+                    .warning(&format!("cannot reuse the interrupted snapshot {r}: {m}")),
+            }
         }
+        let mut after: Vec<String> = listing
+            .complete
+            .iter()
+            .chain(&listing.partial)
+            .map(|e| e.0.clone())
+            .filter(|n| Some(n) != reused.as_ref() && *n != partial)
+            .collect();
+        after.push(name.clone());
         target_path = format!("{}/", join(dest.path(), &partial));
         link_dest = listing.newest().map(|b| {
             if dest.path().starts_with('/') {
@@ -692,7 +705,7 @@ fn sync_inner(
                 format!("../{b}")
             }
         });
-        snap = Some((dest, name, partial));
+        snap = Some((dest, name, partial, after));
     }
 
     let attempts = spec.retries.saturating_add(1);
@@ -761,7 +774,7 @@ fn sync_inner(
         }
     }
 
-    if let Some((dest, name, partial)) = snap {
+    if let Some((dest, name, partial, after)) = snap {
         if ctx.dry_run {
             dry(
                 ctx,
@@ -769,16 +782,14 @@ fn sync_inner(
             );
             return Ok(());
         }
-        dest.rename(&partial, &name, ctx.deadline)
-            .map_err(|m| (Outcome::Failed, m))?;
-        dest.switch_latest(&name, ctx.deadline)
+        dest.complete(&partial, &name, ctx.deadline)
             .map_err(|m| (Outcome::Failed, m))?;
         ctx.report.event(
             "snapshot",
             json!({ "index": i, "dest": rep.dest, "name": name, "base": link_dest }),
         );
         rep.snapshot = Some(name);
-        run.snapshotted.push(i);
+        run.snapshotted.push((i, after));
     }
     Ok(())
 }
@@ -786,11 +797,11 @@ fn sync_inner(
 /// Apply retention, only after everything succeeded: a failed run must never cost an old
 /// snapshot. Failures here are warnings; the new snapshot is already complete.
 fn prune(ctx: &Ctx, run: &mut Run) {
-    for &i in &run.snapshotted {
-        let sync = &ctx.spec.syncs[i];
+    for (i, names) in &run.snapshotted {
+        let sync = &ctx.spec.syncs[*i];
         let Some(ret) = &sync.snapshot else { continue };
         let res = dest_of(ctx, sync).and_then(|dest| {
-            let listing = dest.list(false, ctx.deadline)?;
+            let listing = snapshot::classify(names);
             let del = snapshot::prune_plan(&listing, ret);
             dest.remove(&del, ctx.deadline)?;
             Ok(del)

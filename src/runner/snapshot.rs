@@ -170,7 +170,10 @@ const LIST: &str = r#"if [ "$2" = 1 ]; then mkdir -p -- "$1" || exit 2; fi
 cd -- "$1" 2>/dev/null || exit 0
 for f in * .partial-*; do if [ -d "$f" ] && [ ! -L "$f" ]; then printf '%s\n' "$f"; fi; done"#;
 const RENAME: &str = r#"cd -- "$1" && mv -T -- "$2" "$3""#;
-const LATEST_SCRIPT: &str = r#"cd -- "$1" && ln -sfn -- "$2" "$3" && mv -T -f -- "$3" latest"#;
+/// Rename the partial snapshot into place, then point `latest` at it through a new symlink
+/// renamed over the old one, so a reader always sees one complete snapshot or the other.
+const COMPLETE: &str =
+    r#"cd -- "$1" && mv -T -- "$2" "$3" && ln -sfn -- "$3" "$4" && mv -T -f -- "$4" latest"#;
 const REMOVE: &str = r#"cd -- "$1" || exit 2; shift; for n; do rm -rf -- "./$n" || exit 1; done"#;
 
 impl Dest<'_> {
@@ -240,12 +243,18 @@ impl Dest<'_> {
         }
     }
 
-    /// Point `latest` at `name` atomically: a new symlink under a temporary name renamed over the
-    /// old one, so a reader always sees one complete snapshot or the other.
-    pub fn switch_latest(&self, name: &str, deadline: Option<Instant>) -> Result<(), String> {
+    /// Turn the partial snapshot into the complete `name` and point `latest` at it atomically
+    /// (see [`COMPLETE`]); one round trip for a remote dest.
+    pub fn complete(
+        &self,
+        partial: &str,
+        name: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(), String> {
         let tmp = format!(".latest.tmp-{}", std::process::id());
         match self {
             Dest::Local(p) => {
+                self.rename(partial, name, deadline)?;
                 let dir = Path::new(p);
                 let _ = fs::remove_file(dir.join(&tmp));
                 std::os::unix::fs::symlink(name, dir.join(&tmp))
@@ -253,7 +262,7 @@ impl Dest<'_> {
                     .map_err(|e| format!("cannot point {p}/latest at {name}: {e}"))
             }
             Dest::Remote { path, .. } => self
-                .remote(LATEST_SCRIPT, &[path, name, &tmp], deadline)
+                .remote(COMPLETE, &[path, partial, name, &tmp], deadline)
                 .map(drop),
         }
     }

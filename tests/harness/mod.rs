@@ -17,7 +17,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bkc::spec::{
-    Command as HookCommand, Endpoint, Hook, HookWhen, JobSpec, Location, Lock, LockMode, OnFailure, Sync,
+    Command as HookCommand, Endpoint, Hook, HookWhen, JobSpec, Location, Lock, LockMode, OnFailure,
+    Sync,
 };
 use serde_json::Value;
 
@@ -40,12 +41,17 @@ pub fn require_root() -> bool {
 
 pub fn require_tool(name: &str) -> bool {
     let path = std::env::var("PATH").unwrap_or_default() + ":/usr/sbin:/sbin";
-    path.split(':').any(|d| Path::new(d).join(name).is_file()) || skip(&format!("the `{name}` tool"))
+    path.split(':').any(|d| Path::new(d).join(name).is_file())
+        || skip(&format!("the `{name}` tool"))
 }
 
 fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -85,12 +91,10 @@ impl Ran {
     }
 
     pub fn end(&self) -> &Value {
-        self.events(
-            "end",
-        )
-        .last()
-        .copied()
-        .unwrap_or_else(|| panic!("no end event; stderr: {}", self.stderr))
+        self.events("end")
+            .last()
+            .copied()
+            .unwrap_or_else(|| panic!("no end event; stderr: {}", self.stderr))
     }
 }
 
@@ -98,9 +102,18 @@ impl Net {
     /// `n` hosts named h1..hn, or `None` (after saying why) when this machine cannot host them.
     pub fn new(n: usize) -> Option<Net> {
         let ok = require_root()
-            && ["ip", "sshd", "ssh", "ssh-keygen", "rsync", "nsenter", "unshare", "flock"]
-                .iter()
-                .all(|t| require_tool(t));
+            && [
+                "ip",
+                "sshd",
+                "ssh",
+                "ssh-keygen",
+                "rsync",
+                "nsenter",
+                "unshare",
+                "flock",
+            ]
+            .iter()
+            .all(|t| require_tool(t));
         if !ok {
             return None;
         }
@@ -125,11 +138,23 @@ impl Net {
     fn setup(&mut self, n: usize) {
         std::fs::create_dir_all("/run/sshd").unwrap();
         let key = self.dir.join("client_key");
-        run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+        run_ok(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&key),
+        );
         let pubkey = std::fs::read_to_string(self.dir.join("client_key.pub")).unwrap();
         ip(&["netns", "add", &self.ctl]);
         ip(&["-n", &self.ctl, "link", "add", "br0", "type", "bridge"]);
-        ip(&["-n", &self.ctl, "addr", "add", &format!("10.{}.0.1/24", self.subnet), "dev", "br0"]);
+        ip(&[
+            "-n",
+            &self.ctl,
+            "addr",
+            "add",
+            &format!("10.{}.0.1/24", self.subnet),
+            "dev",
+            "br0",
+        ]);
         ip(&["-n", &self.ctl, "link", "set", "br0", "up"]);
         let mut known = String::new();
         for i in 1..=n {
@@ -139,19 +164,44 @@ impl Net {
             let hdir = self.dir.join(&name);
             std::fs::create_dir_all(hdir.join("srv")).unwrap();
             // Registered before anything can fail, so Drop removes what was made.
-            self.hosts.push(Host { name: name.clone(), ns: ns.clone(), addr: addr.clone(), dir: hdir.clone(), sshd: None });
+            self.hosts.push(Host {
+                name: name.clone(),
+                ns: ns.clone(),
+                addr: addr.clone(),
+                dir: hdir.clone(),
+                sshd: None,
+            });
             ip(&["netns", "add", &ns]);
             let veth = format!("vh{i}");
-            ip(&["-n", &self.ctl, "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "-n", &self.ctl, "link", "add", &veth, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
             ip(&["-n", &self.ctl, "link", "set", &veth, "master", "br0", "up"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/24"),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
             ip(&["-n", &ns, "link", "set", "lo", "up"]);
             let hk = hdir.join("host_key");
-            run_ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&hk));
+            run_ok(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                    .arg(&hk),
+            );
             let hpub = std::fs::read_to_string(hdir.join("host_key.pub")).unwrap();
             let mut it = hpub.split_whitespace();
-            known.push_str(&format!("{addr} {} {}\n", it.next().unwrap(), it.next().unwrap()));
+            known.push_str(&format!(
+                "{addr} {} {}\n",
+                it.next().unwrap(),
+                it.next().unwrap()
+            ));
             std::fs::write(hdir.join("authorized_keys"), &pubkey).unwrap();
             let cfg = format!(
                 "ListenAddress {addr}\nHostKey {hk}\nPidFile none\nUsePAM no\nPermitRootLogin prohibit-password\n\
@@ -169,7 +219,18 @@ impl Net {
                 log = hdir.join("sshd.log").display(),
             );
             let child = Command::new("ip")
-                .args(["netns", "exec", &ns, "unshare", "--mount", "--uts", "--propagation", "private", "sh", "-c"])
+                .args([
+                    "netns",
+                    "exec",
+                    &ns,
+                    "unshare",
+                    "--mount",
+                    "--uts",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                ])
                 .arg(script)
                 .stdin(Stdio::null())
                 .spawn()
@@ -184,14 +245,21 @@ impl Net {
                 if log.contains("Server listening") {
                     break;
                 }
-                assert!(start.elapsed() < Duration::from_secs(10), "sshd on {} did not start: {log}", h.name);
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "sshd on {} did not start: {log}",
+                    h.name
+                );
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
     }
 
     pub fn host(&self, name: &str) -> &Host {
-        self.hosts.iter().find(|h| h.name == name).unwrap_or_else(|| panic!("no host {name}"))
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .unwrap_or_else(|| panic!("no host {name}"))
     }
 
     /// The real path of `host`'s /srv, for preparing and checking data from the test.
@@ -213,7 +281,9 @@ impl Net {
 
     /// True when `path` on `host` can be locked exclusively right now.
     pub fn lock_free(&self, host: &str, path: &str) -> bool {
-        self.sh(host, &format!("flock -n -x {path} true")).status.success()
+        self.sh(host, &format!("flock -n -x {path} true"))
+            .status
+            .success()
     }
 
     /// Poll `cond` for up to `secs`; true if it held at some point.
@@ -246,7 +316,16 @@ impl Net {
             .hosts
             .iter()
             .filter(|h| h.name != host)
-            .map(|h| (h.name.clone(), Endpoint { address: h.addr.clone(), port: 22, user: "root".into() }))
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    Endpoint {
+                        address: h.addr.clone(),
+                        port: 22,
+                        user: "root".into(),
+                    },
+                )
+            })
             .collect();
         JobSpec {
             version: bkc::spec::SPEC_VERSION,
@@ -291,7 +370,12 @@ impl Net {
 
     /// Start a command and remember its pid, so Drop can kill it if the test fails first.
     pub fn spawn(&self, mut cmd: Command) -> Child {
-        let c = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let c = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         self.spawned.lock().unwrap().push(c.id());
         c
     }
@@ -314,7 +398,9 @@ pub fn parse(out: Output) -> Ran {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let events = stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+        })
         .collect();
     Ran {
         code: out.status.code().unwrap_or(-1),
@@ -350,14 +436,22 @@ impl Live {
                 }
             }
         });
-        Live { child, lines: rx, stderr: Some(stderr), seen: Vec::new() }
+        Live {
+            child,
+            lines: rx,
+            stderr: Some(stderr),
+            seen: Vec::new(),
+        }
     }
 
     pub fn wait_event(&mut self, name: &str, secs: u64) -> Value {
         let end = Instant::now() + Duration::from_secs(secs);
         loop {
             let left = end.saturating_duration_since(Instant::now());
-            let l = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no {name} event in {secs}s: {:?}", self.seen));
+            let l = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {name} event in {secs}s: {:?}", self.seen));
             let v: Value = serde_json::from_str(&l).unwrap();
             self.seen.push(v.clone());
             if v["event"] == name {
@@ -377,14 +471,26 @@ impl Live {
             if let Some(s) = self.child.try_wait().unwrap() {
                 break s;
             }
-            assert!(Instant::now() < end, "runner still running after {secs}s: {:?}", self.seen);
+            assert!(
+                Instant::now() < end,
+                "runner still running after {secs}s: {:?}",
+                self.seen
+            );
             std::thread::sleep(Duration::from_millis(10));
         };
-        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
             self.seen.push(serde_json::from_str(&l).unwrap());
         }
-        Ran { code: status.code().unwrap_or(-1), events: self.seen, stderr }
+        Ran {
+            code: status.code().unwrap_or(-1),
+            events: self.seen,
+            stderr,
+        }
     }
 }
 
@@ -430,7 +536,10 @@ impl Drop for Net {
 // Small builders, so tests read like topologies.
 
 pub fn at(host: &str, path: &str) -> Location {
-    Location { host: host.into(), path: path.into() }
+    Location {
+        host: host.into(),
+        path: path.into(),
+    }
 }
 
 pub fn lock_path(job: &str) -> String {
@@ -438,7 +547,13 @@ pub fn lock_path(job: &str) -> String {
 }
 
 pub fn lock(host: &str, job: &str, mode: LockMode, owner: &str) -> Lock {
-    Lock { at: at(host, &lock_path(job)), mode, owner: owner.into(), wait_secs: 1, timeout_secs: 30 }
+    Lock {
+        at: at(host, &lock_path(job)),
+        mode,
+        owner: owner.into(),
+        wait_secs: 1,
+        timeout_secs: 30,
+    }
 }
 
 pub fn sync(src: Location, dst: Location) -> Sync {
@@ -455,16 +570,29 @@ pub fn sync(src: Location, dst: Location) -> Sync {
 }
 
 pub fn hook(when: HookWhen, host: &str, shell: &str, on_failure: OnFailure) -> Hook {
-    Hook { when, host: host.into(), command: HookCommand::Shell(shell.into()), on_failure }
+    Hook {
+        when,
+        host: host.into(),
+        command: HookCommand::Shell(shell.into()),
+        on_failure,
+    }
 }
 
 /// Lock every host a sync touches exclusively, sorted as the compiler sorts them.
 pub fn own_locks(spec: &mut JobSpec) {
-    let mut hosts: Vec<String> = spec.syncs.iter().flat_map(|s| [s.source.host.clone(), s.dest.host.clone()]).collect();
+    let mut hosts: Vec<String> = spec
+        .syncs
+        .iter()
+        .flat_map(|s| [s.source.host.clone(), s.dest.host.clone()])
+        .collect();
     hosts.sort();
     hosts.dedup();
     let job = spec.job.clone();
-    spec.locks.extend(hosts.iter().map(|h| lock(h, &job, LockMode::Exclusive, &job)));
+    spec.locks.extend(
+        hosts
+            .iter()
+            .map(|h| lock(h, &job, LockMode::Exclusive, &job)),
+    );
     spec.locks.sort_by(|a, b| a.at.cmp(&b.at));
 }
 
