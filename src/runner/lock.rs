@@ -120,15 +120,6 @@ fn lock_name(l: &Location) -> String {
     format!("{}:{}", l.host, l.path)
 }
 
-/// Take one lock, waiting as the spec says. Returns the held lock and the time spent waiting.
-pub fn acquire(ctx: &Ctx, lock: &Lock) -> Result<(Held, Duration), Fail> {
-    if ctx.spec.is_local(&lock.at.host) {
-        acquire_local(ctx, lock)
-    } else {
-        acquire_remote(ctx, lock)
-    }
-}
-
 fn mode_str(m: LockMode) -> &'static str {
     match m {
         LockMode::Exclusive => "exclusive",
@@ -222,7 +213,8 @@ fn flock(fd: i32, op: i32) -> io::Result<()> {
     }
 }
 
-fn acquire_local(ctx: &Ctx, lock: &Lock) -> Result<(Held, Duration), Fail> {
+/// Take a lock on this host, waiting as the spec says. Returns the lock and the time waited.
+pub fn acquire_local(ctx: &Ctx, lock: &Lock) -> Result<(Held, Duration), Fail> {
     let start = Instant::now();
     let path = Path::new(&lock.at.path);
     let file = open_lock_file(path)
@@ -329,52 +321,86 @@ fn wait_local(ctx: &Ctx, lock: &Lock, file: &File, op: i32, start: Instant) -> R
     res
 }
 
-/// Runs on the lock's host: report the current holder, then hold the lock with flock(1) for as
-/// long as our stdin stays open. `echo locked` comes before the holder line is written, so a
+/// Runs on the locks' host and takes them one after another, in the given order, on file
+/// descriptors 3.. of one shell; then holds them all for as long as our stdin stays open. Before
+/// each it reports the current holder. `locked N` comes before the holder line is written, so a
 /// session whose runner already gave up dies of SIGPIPE without leaving a false holder behind.
-const REMOTE_LOCK: &str = r#"mkdir -p -- "$(dirname -- "$3")" || exit 2
-printf 'holder %s\n' "$(head -n 1 -- "$3" 2>/dev/null)"
-if [ "$1" = x ]; then
-  exec flock -x -w "$2" "$3" sh -c 'echo locked || exit 1; printf "%s\n" "$1" > "$2"; cat; : > "$2"' sh "$4" "$3"
-fi
-exec flock -s -w "$2" "$3" sh -c 'echo locked || exit 1; exec cat'"#;
+/// Arguments: the holder line, then `mode wait path` per lock.
+const REMOTE_LOCKS: &str = r#"take() {
+  i=0
+  while [ $# -ge 3 ]; do
+    fd=$((i + 3))
+    mkdir -p -- "$(dirname -- "$3")" || exit 2
+    printf 'holder %d %s\n' "$i" "$(head -n 1 -- "$3" 2>/dev/null)"
+    eval "exec $fd<>\"\$3\"" || exit 2
+    flock "-$1" -w "$2" "$fd" || exit 1
+    echo "locked $i" || exit 1
+    if [ "$1" = x ]; then printf '%s\n' "$info" > "$3"; fi
+    i=$((i + 1))
+    shift 3
+  done
+}
+release() {
+  while [ $# -ge 3 ]; do
+    if [ "$1" = x ]; then : > "$3"; fi
+    shift 3
+  done
+}
+info=$1
+shift
+take "$@"
+cat
+release "$@""#;
 
-/// Slack over the lock's timeout for connecting and for flock(1)'s own clock.
+/// How many locks one session takes at most: the shell's single-digit descriptors 3 to 9.
+pub const PER_SESSION: usize = 7;
+
+/// Slack over a lock's timeout for connecting and for flock(1)'s own clock.
 const REMOTE_SLACK: Duration = Duration::from_secs(15);
 
-fn acquire_remote(ctx: &Ctx, lock: &Lock) -> Result<(Held, Duration), Fail> {
-    let start = Instant::now();
-    let ep = ssh::endpoint(&ctx.spec, &lock.at.host).map_err(Fail::Spec)?;
-    let (end, is_run_deadline) = give_up_at(ctx, start, lock.timeout_secs);
-    let flock_wait = end.saturating_duration_since(start).as_secs().to_string();
-    let mode = if lock.mode == LockMode::Exclusive {
-        "x"
-    } else {
-        "s"
+/// Take `locks` (consecutive in the global order, all on one remote host) through one SSH
+/// session: one connection instead of one per lock, and no new handshake between taking one lock
+/// and the next. Returns the session and the wait for each lock.
+pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>), Fail> {
+    let Some(first) = locks.first() else {
+        return Err(Fail::Lock("no locks to take".into()));
     };
-    let remote = ssh::script(
-        REMOTE_LOCK,
-        &[mode, &flock_wait, &lock.at.path, &ctx.holder],
-    );
-    let mut cmd = ssh::command(&ctx.spec, ep, &remote);
+    let host = &first.at.host;
+    let ep = ssh::endpoint(&ctx.spec, host).map_err(Fail::Spec)?;
+    let started = Instant::now();
+    let mut args: Vec<String> = vec![ctx.holder.clone()];
+    for l in locks {
+        let (end, _) = give_up_at(ctx, started, l.timeout_secs);
+        let mode = if l.mode == LockMode::Exclusive {
+            "x"
+        } else {
+            "s"
+        };
+        args.push(mode.into());
+        args.push(end.saturating_duration_since(started).as_secs().to_string());
+        args.push(l.at.path.clone());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = ssh::command(&ctx.spec, ep, &ssh::script(REMOTE_LOCKS, &refs));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(child::stderr_stdio());
-    let mut run = child::spawn(&mut cmd, false).map_err(|e| {
-        Fail::Lock(format!(
-            "cannot start ssh for lock {}: {e}",
-            lock_name(&lock.at)
-        ))
-    })?;
+    let mut run = child::spawn(&mut cmd, false)
+        .map_err(|e| Fail::Lock(format!("cannot start ssh for locks on {host}: {e}")))?;
     let stdin = run.child.stdin.take();
     let Some(out) = run.child.stdout.take() else {
         return Err(Fail::Lock("ssh has no stdout".into()));
     };
     let mut reader = LineReader::new(out.into());
-    let wait = Duration::from_secs(lock.wait_secs.max(1));
+    let mut waits = Vec::new();
+    // The lock being waited for: its index, when its wait began, its holder, the next log time.
+    let mut cur = 0usize;
+    let mut cur_start = started;
     let mut holder = String::new();
     let mut next_log: Option<Instant> = None;
     loop {
+        let lock = locks[cur.min(locks.len() - 1)];
+        let (end, is_run_deadline) = give_up_at(ctx, cur_start, lock.timeout_secs);
         if let Some(sig) = child::interrupted() {
             run.terminate();
             return Err(Fail::Stopped(Stop::Signal(sig)));
@@ -382,22 +408,26 @@ fn acquire_remote(ctx: &Ctx, lock: &Lock) -> Result<(Held, Duration), Fail> {
         let now = Instant::now();
         if now >= end + REMOTE_SLACK {
             run.terminate();
-            return Err(timeout_fail(lock, &holder, start, is_run_deadline));
+            return Err(timeout_fail(lock, &holder, cur_start, is_run_deadline));
         }
         if next_log.is_some_and(|t| now >= t) {
-            wait_event(ctx, lock, &holder, start);
-            next_log = Some(now + wait);
+            wait_event(ctx, lock, &holder, cur_start);
+            next_log = Some(now + Duration::from_secs(lock.wait_secs.max(1)));
         }
         match reader.read_line(Duration::from_millis(100)) {
-            Line::Line(l) if l == "locked" => {
-                return Ok((Held::Remote { run, stdin }, start.elapsed()));
-            }
             Line::Line(l) => {
-                if let Some(h) = l.strip_prefix("holder ") {
+                if let Some(rest) = l.strip_prefix("holder ") {
+                    let (_, h) = rest.split_once(' ').unwrap_or((rest, ""));
                     holder = h.to_string();
-                    // The first wait event as soon as we know the lock is not immediately free.
-                    if next_log.is_none() {
-                        next_log = Some(Instant::now() + Duration::from_millis(300));
+                    cur_start = if cur == 0 { started } else { Instant::now() };
+                    // Say that we wait only once the lock has not come at once.
+                    next_log = Some(Instant::now() + Duration::from_millis(300));
+                } else if l.starts_with("locked ") {
+                    waits.push(cur_start.elapsed());
+                    cur += 1;
+                    next_log = None;
+                    if cur == locks.len() {
+                        return Ok((Held::Remote { run, stdin }, waits));
                     }
                 }
             }
@@ -412,10 +442,10 @@ fn acquire_remote(ctx: &Ctx, lock: &Lock) -> Result<(Held, Duration), Fail> {
                     }
                 };
                 return Err(match code {
-                    1 => timeout_fail(lock, &holder, start, is_run_deadline),
+                    1 => timeout_fail(lock, &holder, cur_start, is_run_deadline),
                     255 => Fail::Lock(format!(
-                        "cannot reach host {} ({}) for lock {}: ssh failed",
-                        lock.at.host, ep.address, lock.at.path
+                        "cannot reach host {host} ({}) for lock {}: ssh failed",
+                        ep.address, lock.at.path
                     )),
                     c => Fail::Lock(format!(
                         "remote lock command for {} failed with exit code {c}",

@@ -461,22 +461,42 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
         }
         return;
     }
-    for l in &spec.locks {
-        match lock::acquire(ctx, l) {
-            Ok((h, waited)) => {
+    // Consecutive locks on one remote host share one SSH session; the order stays the spec's.
+    let mut i = 0;
+    while i < spec.locks.len() {
+        let l = &spec.locks[i];
+        let group: Vec<&crate::spec::Lock> = if spec.is_local(&l.at.host) {
+            vec![l]
+        } else {
+            spec.locks[i..]
+                .iter()
+                .take_while(|m| m.at.host == l.at.host)
+                .take(lock::PER_SESSION)
+                .collect()
+        };
+        let res = if spec.is_local(&l.at.host) {
+            lock::acquire_local(ctx, l).map(|(h, w)| (h, vec![w]))
+        } else {
+            lock::acquire_remote(ctx, &group)
+        };
+        match res {
+            Ok((h, waits)) => {
                 run.held.push(h);
-                run.lock_wait += waited;
-                ctx.report.event(
-                    "locked",
-                    json!({
-                        "lock": format!("{}:{}", l.at.host, l.at.path),
-                        "mode": format!("{:?}", l.mode).to_lowercase(),
-                        "waited_secs": waited.as_secs_f64(),
-                    }),
-                );
+                for (l, waited) in group.iter().zip(waits) {
+                    run.lock_wait += waited;
+                    ctx.report.event(
+                        "locked",
+                        json!({
+                            "lock": format!("{}:{}", l.at.host, l.at.path),
+                            "mode": format!("{:?}", l.mode).to_lowercase(),
+                            "waited_secs": waited.as_secs_f64(),
+                        }),
+                    );
+                }
             }
             Err(f) => return run.fail_with(ctx, f),
         }
+        i += group.len();
     }
     for at in &spec.lock_files {
         match lock::create_file(ctx, at) {

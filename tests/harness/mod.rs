@@ -281,9 +281,12 @@ impl Net {
 
     /// True when `path` on `host` can be locked exclusively right now.
     pub fn lock_free(&self, host: &str, path: &str) -> bool {
-        self.sh(host, &format!("flock -n -x {path} true"))
-            .status
-            .success()
+        self.sh(
+            host,
+            &format!("mkdir -p \"$(dirname {path})\" && flock -n -x {path} true"),
+        )
+        .status
+        .success()
     }
 
     /// Poll `cond` for up to `secs`; true if it held at some point.
