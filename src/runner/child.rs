@@ -174,7 +174,7 @@ impl Running {
 
     /// Wait up to `timeout` for the child to exit, without reaping it on timeout.
     pub fn wait_for(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
-        let end = Instant::now() + timeout;
+        let end = later(Instant::now(), timeout);
         loop {
             if let Some(st) = self.child.try_wait()? {
                 return Ok(Some(st));
@@ -266,6 +266,12 @@ impl Drop for Running {
     }
 }
 
+/// `t + d` that never overflows: any spec value, however large, means "very long", not a panic.
+pub fn later(t: Instant, d: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86400);
+    t.checked_add(d.min(CENTURY)).unwrap_or(t)
+}
+
 /// How long a terminated child gets before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
 
@@ -325,7 +331,7 @@ pub struct LineReader {
 }
 
 pub enum Line {
-    Line(String),
+    Text(String),
     Timeout,
     Eof,
 }
@@ -340,18 +346,18 @@ impl LineReader {
     }
 
     pub fn read_line(&mut self, timeout: Duration) -> Line {
-        let end = Instant::now() + timeout;
+        let end = later(Instant::now(), timeout);
         loop {
             if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=i).collect();
-                return Line::Line(String::from_utf8_lossy(&line[..i]).into_owned());
+                return Line::Text(String::from_utf8_lossy(&line[..i]).into_owned());
             }
             if self.eof {
                 if self.buf.is_empty() {
                     return Line::Eof;
                 }
                 let rest = std::mem::take(&mut self.buf);
-                return Line::Line(String::from_utf8_lossy(&rest).into_owned());
+                return Line::Text(String::from_utf8_lossy(&rest).into_owned());
             }
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -393,7 +399,7 @@ impl LineReader {
 
 /// Sleep up to `d`, waking early on a signal or the deadline. Returns why it stopped early.
 pub fn sleep(d: Duration, deadline: Option<Instant>) -> Option<Stop> {
-    let end = Instant::now() + d;
+    let end = later(Instant::now(), d);
     loop {
         if let Some(s) = interrupted() {
             return Some(Stop::Signal(s));

@@ -129,7 +129,7 @@ fn mode_str(m: LockMode) -> &'static str {
 
 /// The end of waiting: the lock's own timeout or the run's deadline, whichever is first.
 fn give_up_at(ctx: &Ctx, start: Instant, timeout_secs: u64) -> (Instant, bool) {
-    let own = start + Duration::from_secs(timeout_secs);
+    let own = child::later(start, Duration::from_secs(timeout_secs));
     match ctx.deadline {
         Some(d) if d < own => (d, true),
         _ => (own, false),
@@ -285,7 +285,7 @@ fn wait_local(ctx: &Ctx, lock: &Lock, file: &File, op: i32, start: Instant) -> R
     };
     let wait = Duration::from_secs(lock.wait_secs.max(1));
     let (end, is_run_deadline) = give_up_at(ctx, start, lock.timeout_secs);
-    let mut next_log = start + wait;
+    let mut next_log = child::later(start, wait);
     let res = loop {
         if let Some(sig) = child::interrupted() {
             stop_helper();
@@ -298,7 +298,7 @@ fn wait_local(ctx: &Ctx, lock: &Lock, file: &File, op: i32, start: Instant) -> R
         }
         if now >= next_log {
             wait_event(ctx, lock, &read_holder(), start);
-            next_log += wait;
+            next_log = child::later(next_log, wait);
         }
         let slice = Duration::from_millis(100)
             .min(end - now)
@@ -406,16 +406,19 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
             return Err(Fail::Stopped(Stop::Signal(sig)));
         }
         let now = Instant::now();
-        if now >= end + REMOTE_SLACK {
+        if now >= child::later(end, REMOTE_SLACK) {
             run.terminate();
             return Err(timeout_fail(lock, &holder, cur_start, is_run_deadline));
         }
         if next_log.is_some_and(|t| now >= t) {
             wait_event(ctx, lock, &holder, cur_start);
-            next_log = Some(now + Duration::from_secs(lock.wait_secs.max(1)));
+            next_log = Some(child::later(
+                now,
+                Duration::from_secs(lock.wait_secs.max(1)),
+            ));
         }
         match reader.read_line(Duration::from_millis(100)) {
-            Line::Line(l) => {
+            Line::Text(l) => {
                 if let Some(rest) = l.strip_prefix("holder ") {
                     let (_, h) = rest.split_once(' ').unwrap_or((rest, ""));
                     holder = h.to_string();

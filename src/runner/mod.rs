@@ -255,7 +255,9 @@ pub fn run(opts: &Options) -> i32 {
     );
     let ctx = Ctx {
         report: Reporter::new(&spec.job, &run_id),
-        deadline: spec.timeout_secs.map(|t| started + Duration::from_secs(t)),
+        deadline: spec
+            .timeout_secs
+            .map(|t| child::later(started, Duration::from_secs(t))),
         dry_run: opts.dry_run,
         start,
         boot_id,
@@ -846,7 +848,10 @@ fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<Str
         (run.outcome.as_str(), run.outcome.exit_code())
     };
     let elapsed = started.elapsed();
-    let end = ctx.start + jiff::SignedDuration::try_from(elapsed).unwrap_or_default();
+    let end = jiff::SignedDuration::try_from(elapsed)
+        .ok()
+        .and_then(|d| ctx.start.checked_add(d).ok())
+        .unwrap_or(ctx.start);
     let sent: u64 = run.syncs.iter().map(|s| s.bytes_sent).sum();
     let received: u64 = run.syncs.iter().map(|s| s.bytes_received).sum();
     ctx.report.event(

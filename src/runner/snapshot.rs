@@ -58,8 +58,8 @@ pub fn classify<S: AsRef<str>>(names: &[S]) -> Listing {
             l.partial.push((n.to_string(), t));
         }
     }
-    l.complete.sort_by(|a, b| b.1.cmp(&a.1));
-    l.partial.sort_by(|a, b| b.1.cmp(&a.1));
+    l.complete.sort_by_key(|c| std::cmp::Reverse(c.1));
+    l.partial.sort_by_key(|p| std::cmp::Reverse(p.1));
     l
 }
 
@@ -86,7 +86,7 @@ impl Listing {
 /// snapshot is always kept.
 pub fn keep(complete: &[(String, DateTime)], r: &Retention) -> BTreeSet<String> {
     let mut sorted: Vec<&(String, DateTime)> = complete.iter().collect();
-    sorted.sort_by(|a, b| b.1.cmp(&a.1));
+    sorted.sort_by_key(|s| std::cmp::Reverse(s.1));
     let mut kept = BTreeSet::new();
     if r.keep_last.is_none()
         && r.keep_daily.is_none()

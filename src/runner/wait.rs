@@ -19,7 +19,7 @@ use crate::spec::WaitFile;
 /// Wait until `wf` is gone. Returns the time spent waiting.
 pub fn wait(ctx: &Ctx, wf: &WaitFile) -> Result<Duration, Fail> {
     let start = Instant::now();
-    let own = start + Duration::from_secs(wf.timeout_secs);
+    let own = child::later(start, Duration::from_secs(wf.timeout_secs));
     let (end, run_deadline) = match ctx.deadline {
         Some(d) if d < own => (d, true),
         _ => (own, false),
@@ -94,7 +94,7 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile) -> Result<Duration, Fail> {
                 describe(&content)
             );
             logged = true;
-            next_check = (next_check + every).min(end);
+            next_check = child::later(next_check, every).min(end);
         }
         let slice = next_check
             .saturating_duration_since(Instant::now())
