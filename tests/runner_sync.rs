@@ -440,3 +440,32 @@ fn bad_specs_exit_2_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn run_timeout_stops_what_runs_and_after_hooks_still_run() {
+    let Some(net) = Net::new(1) else { return };
+    let mut spec = net.spec("slowhook", "h1");
+    spec.timeout_secs = Some(1);
+    spec.locks
+        .push(lock("h1", "slowhook", LockMode::Exclusive, "slowhook"));
+    spec.hooks
+        .push(hook(HookWhen::Before, "h1", "sleep 30", OnFailure::Break));
+    spec.hooks.push(hook(
+        HookWhen::After,
+        "h1",
+        "echo $BKC_RESULT $BKC_EXIT_CODE > /srv/after",
+        OnFailure::Ignore,
+    ));
+    let t = std::time::Instant::now();
+    let r = net.run(&spec, &[], &[]);
+    assert_eq!(r.code, 6, "{}", r.stderr);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(15),
+        "the hook was not stopped"
+    );
+    assert_eq!(
+        std::fs::read_to_string(net.srv("h1").join("after")).unwrap(),
+        "timeout 6\n"
+    );
+    assert!(net.lock_free("h1", &lock_path("slowhook")));
+}
