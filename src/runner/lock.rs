@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::child::{self, Line, LineReader, Running, Stop};
-use super::{Ctx, Fail, ssh};
+use super::{Ctx, Fail, report, ssh};
 use crate::spec::{Location, Lock, LockMode};
 
 /// Who holds a lock: written as one JSON line into lock files the runner holds exclusively, so
@@ -158,7 +158,7 @@ fn wait_event(ctx: &Ctx, lock: &Lock, holder: &str, start: Instant) {
             "waited_secs": start.elapsed().as_secs_f64(),
         }),
     );
-    eprintln!(
+    report::say!(
         "bkc-run: {}: waiting for {} (lock {})",
         ctx.spec.job,
         whom(lock, holder),

@@ -161,7 +161,7 @@ impl Ctx {
     }
 
     fn say(&self, what: &str) {
-        eprintln!("bkc-run: {}: {what}", self.spec.job);
+        report::say!("bkc-run: {}: {what}", self.spec.job);
     }
 }
 
@@ -213,26 +213,26 @@ pub fn run(opts: &Options) -> i32 {
     let text = match std::fs::read_to_string(&opts.spec) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("bkc-run: cannot read job spec {path}: {e}");
+            report::say!("bkc-run: cannot read job spec {path}: {e}");
             return exit::USAGE;
         }
     };
     let spec = match JobSpec::from_json(&text) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("bkc-run: {path}: {e}");
+            report::say!("bkc-run: {path}: {e}");
             return exit::USAGE;
         }
     };
     if let Err(m) = check(&spec) {
-        eprintln!("bkc-run: {path}: job spec is not valid: {m}");
+        report::say!("bkc-run: {path}: job spec is not valid: {m}");
         return exit::USAGE;
     }
     let start = match std::env::var(NOW_ENV) {
         Ok(v) => match v.parse::<Timestamp>() {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("bkc-run: {NOW_ENV}={v:?} is not an RFC 3339 time: {e}");
+                report::say!("bkc-run: {NOW_ENV}={v:?} is not an RFC 3339 time: {e}");
                 return exit::USAGE;
             }
         },

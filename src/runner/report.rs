@@ -9,6 +9,16 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// `eprintln!` without its panic when stderr is gone (a closed journal pipe must not stop a
+/// backup halfway, with its locks held).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+pub(crate) use say;
+
 /// Writes events. Write errors are ignored on purpose: a closed stdout (the reader went away)
 /// must not stop a backup or leave its locks held.
 pub struct Reporter {
@@ -36,7 +46,7 @@ impl Reporter {
     }
 
     pub fn warning(&self, message: &str) {
-        eprintln!("bkc-run: {}: warning: {message}", self.job);
+        say!("bkc-run: {}: warning: {message}", self.job);
         self.event("warning", serde_json::json!({ "message": message }));
     }
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::child::{self, Stop};
 use super::lock::{describe, remove_if_unchanged};
-use super::{Ctx, Fail};
+use super::{Ctx, Fail, report};
 use crate::spec::WaitFile;
 
 /// Wait until `wf` is gone. Returns the time spent waiting.
@@ -88,7 +88,7 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile) -> Result<Duration, Fail> {
                 "lock-wait",
                 json!({ "file": name, "holder": describe(&content), "waited_secs": start.elapsed().as_secs_f64() }),
             );
-            eprintln!(
+            report::say!(
                 "bkc-run: {}: waiting for lock file {name} ({})",
                 ctx.spec.job,
                 describe(&content)
