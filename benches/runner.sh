@@ -47,7 +47,7 @@ timing() { # runs, prepare, name=cmd ...
   local runs=$1 prepare=$2
   shift 2
   if command -v hyperfine > /dev/null; then
-    local args=(--runs "$runs" --warmup 1 -N --export-markdown "$work/t.md")
+    local args=(--runs "$runs" --warmup 1 -N --time-unit millisecond --export-markdown "$work/t.md")
     [ -n "$prepare" ] && args+=(--prepare "$prepare")
     local cmds=()
     for c in "$@"; do cmds+=(-n "${c%%=*}" "${c#*=}"); done
@@ -82,7 +82,7 @@ echo "|---|---|---|---|---|"
 timing 30 "" "runner alone (lock, state, metrics)=$bin $work/empty.json" "process start (true)=/bin/true"
 timing 10 "" "no-change 10k files: rsync=rsync ${rsync_flags[*]} $work/small/src/ $work/small/dst/" \
   "no-change 10k files: bkc-run=$bin $work/small.json"
-timing 3 "rm -rf $work/big/dst" "1 GiB copy: rsync=rsync ${rsync_flags[*]} $work/big/src/ $work/big/dst/" \
+timing 5 "rm -rf $work/big/dst" "1 GiB copy: rsync=rsync ${rsync_flags[*]} $work/big/src/ $work/big/dst/" \
   "1 GiB copy: bkc-run=$bin $work/big.json"
 
 echo
