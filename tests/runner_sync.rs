@@ -271,8 +271,13 @@ fn snapshots_and_retention_remote_and_local_dest() {
             run_at(&net, &pull, &now);
         }
     }
+    // An interrupted run left a partial newer than the newest snapshot: the next run reuses it,
+    // and what it holds that the source no longer has does not survive into the snapshot.
+    write(&net.srv("h2").join("snaps/.partial-2026-03-04T100000Z/gone.txt"), "deleted at the source since");
     // A second snapshot on day 4: keep-daily keeps only the newest of the day.
-    run_at(&net, &push, "2026-03-04T20:00:00Z");
+    let r = run_at(&net, &push, "2026-03-04T20:00:00Z");
+    assert!(r.events("sync-start")[0]["argv"].as_array().unwrap().iter().any(|a| a == "--delete"));
+    assert!(!net.srv("h2").join("snaps/2026-03-04T200000Z/gone.txt").exists());
 
     let snaps = net.srv("h2").join("snaps");
     assert_eq!(
@@ -314,6 +319,13 @@ fn snapshots_and_retention_remote_and_local_dest() {
     )
     .unwrap();
     assert_eq!(state["syncs"][0]["snapshot"], "2026-03-04T021500Z");
+
+    // An empty source (a missing mount) makes no snapshot, so retention cannot prune good ones.
+    let mut empty = push.clone();
+    empty.syncs[0].source.path = "/srv/not-mounted/".into();
+    let r = net.run(&empty, &[], &[("BKC_RUN_NOW", "2026-03-09T02:15:00Z")]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert_eq!(names(&snaps).len(), 3);
 
     // A failed run keeps every snapshot and leaves its partial for the next run to reuse.
     let mut failing = push.clone();

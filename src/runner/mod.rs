@@ -668,14 +668,22 @@ fn sync_inner(
     rep: &mut SyncReport,
 ) -> Result<(), (Outcome, String)> {
     let spec = &ctx.spec;
-    if sync.deletes && !sync.allow_empty_source {
+    // A snapshot of an empty source is a missing mount too, and retention would then prune good
+    // snapshots in favour of empty ones: guard it like a deleting sync.
+    if (sync.deletes || sync.snapshot.is_some()) && !sync.allow_empty_source {
         let state = source_state(ctx, sync).map_err(outcome_of)?;
         if state != "nonempty" {
             return Err((
                 Outcome::Refused,
                 format!(
-                    "refusing to sync {} to {} with deletion: the source is {state} (nothing was deleted; set allow-empty-source if this is intended)",
-                    rep.source, rep.dest
+                    "refusing to sync {} to {} {}: the source is {state} (nothing was changed; set allow-empty-source if this is intended)",
+                    rep.source,
+                    rep.dest,
+                    if sync.deletes {
+                        "with deletion"
+                    } else {
+                        "as a snapshot"
+                    },
                 ),
             ));
         }
@@ -686,6 +694,7 @@ fn sync_inner(
     let mut snap: Option<(Dest, String, String, Vec<String>)> = None;
     let mut target_path = sync.dest.path.clone();
     let mut link_dest = None;
+    let mut resumed = false;
     if sync.snapshot.is_some() {
         let dest = dest_of(ctx, sync).map_err(|m| (Outcome::Spec, m))?;
         let listing = dest
@@ -705,7 +714,10 @@ fn sync_inner(
             && r != partial
         {
             match dest.rename(r, &partial, ctx.deadline) {
-                Ok(()) => reused = Some(r.to_string()),
+                Ok(()) => {
+                    reused = Some(r.to_string());
+                    resumed = true;
+                }
                 Err(m) => ctx
                     .report
                     .warning(&format!("cannot reuse the interrupted snapshot {r}: {m}")),
@@ -736,6 +748,7 @@ fn sync_inner(
         let target = rsync::Target {
             dest_path: &target_path,
             link_dest: link_dest.as_deref(),
+            resumed,
         };
         let argv = rsync::argv(spec, sync, &target, ctx.dry_run).map_err(|m| (Outcome::Spec, m))?;
         ctx.report.event(

@@ -40,6 +40,9 @@ impl Class {
 pub struct Target<'a> {
     pub dest_path: &'a str,
     pub link_dest: Option<&'a str>,
+    /// The target is an interrupted run's partial snapshot: files since deleted at the source
+    /// must go, or the snapshot would not be an image of the source.
+    pub resumed: bool,
 }
 
 /// rsync's arguments (without the program name). Errors are spec errors.
@@ -71,6 +74,9 @@ pub fn argv(
     }
     if let Some(l) = target.link_dest {
         a.push(format!("--link-dest={l}"));
+    }
+    if target.resumed && !sync.opts.iter().any(|o| o.starts_with("--del")) {
+        a.push("--delete".into());
     }
     let remote_host = if src_local {
         &sync.dest.host
@@ -210,6 +216,7 @@ mod tests {
         let t = Target {
             dest_path: "/srv/dst dir/.partial-T/",
             link_dest: Some("/srv/dst dir/T0"),
+            resumed: false,
         };
         let a = argv(&spec(), &s, &t, true).unwrap();
         assert_eq!(
@@ -242,6 +249,7 @@ mod tests {
             &Target {
                 dest_path: "/backup/",
                 link_dest: None,
+                resumed: false,
             },
             false,
         )
@@ -257,6 +265,7 @@ mod tests {
             &Target {
                 dest_path: "/y/",
                 link_dest: None,
+                resumed: false,
             },
             false,
         )
@@ -269,7 +278,8 @@ mod tests {
                 &s,
                 &Target {
                     dest_path: "/y/",
-                    link_dest: None
+                    link_dest: None,
+                    resumed: false,
                 },
                 false
             )
