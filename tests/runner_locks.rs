@@ -367,3 +367,35 @@ fn seed_style_lock_files_and_waits() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!net.srv("h2").join("seed/l.lock").exists());
 }
+
+#[test]
+fn sigint_stops_a_hook_then_after_hooks_run() {
+    let Some(net) = Net::new(1) else { return };
+    let mut spec = net.spec("int", "h1");
+    spec.locks
+        .push(lock("h1", "int", LockMode::Exclusive, "int"));
+    spec.hooks.push(hook(
+        HookWhen::Before,
+        "h1",
+        "sleep 30; touch /srv/not-reached",
+        OnFailure::Break,
+    ));
+    spec.hooks.push(hook(
+        HookWhen::After,
+        "h1",
+        "echo $BKC_RESULT $BKC_EXIT_CODE > /srv/after",
+        OnFailure::Ignore,
+    ));
+    let mut live = Live::new(net.spawn(net.runner(&spec, &[])));
+    live.wait_event("locked", 10);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(live.pid(), libc::SIGINT);
+    let r = live.finish(10);
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(net.srv("h1").join("after")).unwrap(),
+        "interrupted 130\n"
+    );
+    assert!(!net.srv("h1").join("not-reached").exists());
+    assert!(net.lock_free("h1", &lock_path("int")));
+}

@@ -273,11 +273,25 @@ fn snapshots_and_retention_remote_and_local_dest() {
     }
     // An interrupted run left a partial newer than the newest snapshot: the next run reuses it,
     // and what it holds that the source no longer has does not survive into the snapshot.
-    write(&net.srv("h2").join("snaps/.partial-2026-03-04T100000Z/gone.txt"), "deleted at the source since");
+    write(
+        &net.srv("h2")
+            .join("snaps/.partial-2026-03-04T100000Z/gone.txt"),
+        "deleted at the source since",
+    );
     // A second snapshot on day 4: keep-daily keeps only the newest of the day.
     let r = run_at(&net, &push, "2026-03-04T20:00:00Z");
-    assert!(r.events("sync-start")[0]["argv"].as_array().unwrap().iter().any(|a| a == "--delete"));
-    assert!(!net.srv("h2").join("snaps/2026-03-04T200000Z/gone.txt").exists());
+    assert!(
+        r.events("sync-start")[0]["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--delete")
+    );
+    assert!(
+        !net.srv("h2")
+            .join("snaps/2026-03-04T200000Z/gone.txt")
+            .exists()
+    );
 
     let snaps = net.srv("h2").join("snaps");
     assert_eq!(
