@@ -70,8 +70,8 @@ timing() { # runs, prepare, name=cmd ...
 rss() { # name cmd...
   local name=$1
   shift
-  /usr/bin/time -f "%M" -o "$work/rss" "$@" > /dev/null 2>&1 || true
-  echo "| $name | $(cat "$work/rss") KiB |"
+  /usr/bin/time -f "%M KiB | %U s | %S s" -o "$work/rss" "$@" > /dev/null 2>&1 || true
+  echo "| $name | $(cat "$work/rss") |"
 }
 
 rsync_flags=(-a --stats --mkpath)
@@ -79,16 +79,17 @@ echo
 echo "# time (mean ± σ)"
 echo "| case | mean [ms] | min [ms] | max [ms] | relative |"
 echo "|---|---|---|---|---|"
-timing 30 "" "runner alone (lock, state, metrics)=$bin $work/empty.json" "process start (true)=/bin/true"
+timing 100 "" "runner alone (lock, state, metrics)=$bin $work/empty.json" "process start (true)=/bin/true"
 timing 10 "" "no-change 10k files: rsync=rsync ${rsync_flags[*]} $work/small/src/ $work/small/dst/" \
   "no-change 10k files: bkc-run=$bin $work/small.json"
 timing 5 "rm -rf $work/big/dst" "1 GiB copy: rsync=rsync ${rsync_flags[*]} $work/big/src/ $work/big/dst/" \
   "1 GiB copy: bkc-run=$bin $work/big.json"
 
 echo
-echo "# max RSS (the runner's own when alone; with a sync, the largest of the runner and rsync's processes)"
-echo "| case | max RSS |"
-echo "|---|---|"
+echo "# max RSS and CPU (the runner's own when alone; with a sync, RSS is the largest of the"
+echo "# runner's and rsync's processes, CPU their sum)"
+echo "| case | max RSS | user | sys |"
+echo "|---|---|---|---|"
 rss "runner alone" "$bin" "$work/empty.json"
 rss "no-change 10k files: rsync" rsync "${rsync_flags[@]}" "$work/small/src/" "$work/small/dst/"
 rss "no-change 10k files: bkc-run" "$bin" "$work/small.json"

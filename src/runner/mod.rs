@@ -388,7 +388,7 @@ fn not_due(ctx: &Ctx, prev: &State) -> Option<String> {
     let last: Timestamp = prev.last_success.as_deref()?.parse().ok()?;
     let age = ctx.start.as_second().saturating_sub(last.as_second());
     let need = every.secs.saturating_sub(every.slack_secs);
-    (age < need as i64).then(|| {
+    (age < i64::try_from(need).unwrap_or(i64::MAX)).then(|| {
         format!(
             "not due: last success at {last}, {age}s ago; the job runs every {}s (due after {need}s)",
             every.secs
