@@ -495,3 +495,99 @@ fn run_timeout_stops_what_runs_and_after_hooks_still_run() {
     );
     assert!(net.lock_free("h1", &lock_path("slowhook")));
 }
+
+/// Odd but well-typed specs: every one ends with a documented exit code, never a panic (101).
+#[test]
+fn odd_specs_never_panic() {
+    let dir = std::env::temp_dir().join(format!("bkc-odd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let d = dir.display().to_string();
+    let base = || {
+        let mut s = bkc::spec::JobSpec {
+            version: bkc::spec::SPEC_VERSION,
+            job: "odd".into(),
+            host: "me".into(),
+            state_dir: format!("{d}/state"),
+            metrics_dir: None,
+            known_hosts: "/dev/null".into(),
+            identity: None,
+            hosts: Default::default(),
+            every: None,
+            timeout_secs: None,
+            nice: None,
+            io_class: None,
+            retries: 0,
+            retry_delay_secs: 0,
+            locks: vec![],
+            lock_files: vec![],
+            wait_files: vec![],
+            hooks: vec![],
+            syncs: vec![],
+        };
+        s.syncs.push(sync(
+            at("me", &format!("{d}/src/")),
+            at("me", &format!("{d}/dst/")),
+        ));
+        s
+    };
+    let mut cases: Vec<(bkc::spec::JobSpec, &[i32])> = Vec::new();
+    let mut s = base();
+    s.every = Some(Interval {
+        secs: u64::MAX,
+        slack_secs: 0,
+    });
+    s.timeout_secs = Some(u64::MAX);
+    s.retries = u32::MAX;
+    s.retry_delay_secs = u64::MAX;
+    s.nice = Some(i32::MIN);
+    s.locks.push(bkc::spec::Lock {
+        at: at("me", &format!("{d}/locks/odd.lock")),
+        mode: LockMode::Exclusive,
+        owner: "odd".into(),
+        wait_secs: u64::MAX,
+        timeout_secs: u64::MAX,
+    });
+    s.syncs[0].snapshot = Some(Retention {
+        keep_last: Some(u32::MAX),
+        ..Default::default()
+    });
+    s.syncs[0].allow_empty_source = true;
+    cases.push((s, &[0]));
+    let mut s = base();
+    s.job = "../escape".into();
+    cases.push((s, &[2]));
+    let mut s = base();
+    s.syncs[0].dest.host = "nowhere".into();
+    cases.push((s, &[2]));
+    let mut s = base();
+    s.hooks.push(Hook {
+        when: HookWhen::Before,
+        host: "me".into(),
+        command: HookCommand::Argv(vec![]),
+        on_failure: OnFailure::Break,
+    });
+    cases.push((s, &[4]));
+    let mut s = base();
+    s.syncs[0].opts = vec!["--no-such-rsync-option\n".into()];
+    cases.push((s, &[1]));
+    let mut s = base();
+    s.syncs[0].source.path = format!("{d}/src/\n\u{0}");
+    cases.push((s, &[2]));
+    for (i, (spec, want)) in cases.iter().enumerate() {
+        let p = dir.join(format!("{i}.json"));
+        std::fs::write(&p, spec.to_json()).unwrap();
+        let out = std::process::Command::new(RUNNER)
+            .arg(&p)
+            .env("BKC_RUN_NOW", "9999-12-30T21:59:59Z")
+            .output()
+            .unwrap();
+        let code = out.status.code().unwrap_or(-1);
+        assert!(
+            want.contains(&code),
+            "case {i}: exit {code}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
