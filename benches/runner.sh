@@ -47,12 +47,19 @@ timing() { # runs, prepare, name=cmd ...
   local runs=$1 prepare=$2
   shift 2
   if command -v hyperfine > /dev/null; then
-    local args=(--runs "$runs" --warmup 1 -N --time-unit millisecond --export-markdown "$work/t.md")
+    local args=(--runs "$runs" --warmup 1 -N --time-unit millisecond --export-json "$work/t.json")
     [ -n "$prepare" ] && args+=(--prepare "$prepare")
     local cmds=()
     for c in "$@"; do cmds+=(-n "${c%%=*}" "${c#*=}"); done
     hyperfine "${args[@]}" "${cmds[@]}" > /dev/null
-    tail -n +3 "$work/t.md"
+    # Wall time suffers from whatever else the machine runs; user+sys CPU much less.
+    python3 - "$work/t.json" << 'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    ms = lambda v: "%.1f" % (v * 1000)
+    print("| %s | %s ± %s | %s | %s | %s |" % (r["command"], ms(r["mean"]), ms(r["stddev"] or 0), ms(r["min"]),
+          ms(r["median"]), ms(r["user"] + r["system"])))
+PY
   else
     for c in "$@"; do
       local t0 t1
@@ -62,7 +69,7 @@ timing() { # runs, prepare, name=cmd ...
         sh -c "${c#*=}" > /dev/null 2>&1
       done
       t1=$(date +%s%N)
-      echo "| ${c%%=*} | $(((t1 - t0) / runs / 1000000)) ms mean |"
+      echo "| ${c%%=*} | $(((t1 - t0) / runs / 1000000)) | - | - | - |"
     done
   fi
 }
@@ -76,8 +83,8 @@ rss() { # name cmd...
 
 rsync_flags=(-a --stats --mkpath)
 echo
-echo "# time (mean ± σ)"
-echo "| case | mean [ms] | min [ms] | max [ms] | relative |"
+echo "# time"
+echo "| case | wall mean ± σ [ms] | wall min [ms] | wall median [ms] | CPU user+sys mean [ms] |"
 echo "|---|---|---|---|---|"
 timing 100 "" "runner alone (lock, state, metrics)=$bin $work/empty.json" "process start (true)=/bin/true"
 timing 10 "" "no-change 10k files: rsync=rsync ${rsync_flags[*]} $work/small/src/ $work/small/dst/" \
