@@ -26,6 +26,7 @@ fn pushing(net: &Net, job: &str, host: &str, dest: &str, other: Option<&str>) ->
 
 #[test]
 fn jobs_blocking_on_each_other_never_overlap() {
+    let _serial = alone();
     let Some(net) = Net::new(2) else { return };
     // The canonical pair: desktop (h1) pushes into backup_a (h2), holding its lock there over SSH;
     // backup_a's own job copies the same data locally, holding the same lock files by flock(2).
@@ -40,12 +41,14 @@ fn jobs_blocking_on_each_other_never_overlap() {
     own_locks(&mut b);
     b.locks.push(lock("h2", "a", LockMode::Shared, "a"));
     b.locks.sort_by(|x, y| x.at.cmp(&y.at));
+    // The before hooks last long enough that the loser has finished its SSH handshake and truly
+    // waits on the lock by the time the winner leaves: the gap then measures the wake-up.
     for (spec, name) in [(&mut a, "a"), (&mut b, "b")] {
         let host = spec.host.clone();
         spec.hooks.push(hook(
             HookWhen::Before,
             &host,
-            &format!("echo {name} enter $(date +%s%N) >> {t}; sleep 0.1"),
+            &format!("echo {name} enter $(date +%s%N) >> {t}; sleep 0.4"),
             OnFailure::Break,
         ));
         spec.hooks.push(hook(
@@ -127,6 +130,7 @@ fn rsyncs_in(net: &Net, host: &str) -> usize {
 
 #[test]
 fn kill_9_mid_rsync_leaves_no_lock() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     let spec = slow_push(&net);
     let mut live = Live::new(net.spawn(net.runner(&spec, &[])));
@@ -152,6 +156,7 @@ fn kill_9_mid_rsync_leaves_no_lock() {
 
 #[test]
 fn sigterm_stops_rsync_and_frees_every_lock() {
+    let _serial = alone();
     let Some(net) = Net::new(2) else { return };
     let spec = slow_push(&net);
     let mut live = Live::new(net.spawn(net.runner(&spec, &[])));
@@ -182,6 +187,7 @@ fn sigterm_stops_rsync_and_frees_every_lock() {
 
 #[test]
 fn dead_link_mid_sync_retries_then_fails_cleanly() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     let mut spec = slow_push(&net);
     // rsync's own I/O timeout notices the dead link sooner than ssh's keepalive would.
@@ -217,6 +223,7 @@ fn dead_link_mid_sync_retries_then_fails_cleanly() {
 
 #[test]
 fn blocks_on_timeout_names_the_holder() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     // Job `a` on h1 holds its lock for a while (a slow before hook).
     let mut a = net.spec("a", "h1");
@@ -266,6 +273,7 @@ fn blocks_on_timeout_names_the_holder() {
 
 #[test]
 fn seed_style_lock_files_and_waits() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     let dead = 2_147_483_000u32;
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -370,6 +378,7 @@ fn seed_style_lock_files_and_waits() {
 
 #[test]
 fn sigint_stops_a_hook_then_after_hooks_run() {
+    let _serial = shared();
     let Some(net) = Net::new(1) else { return };
     let mut spec = net.spec("int", "h1");
     spec.locks

@@ -26,6 +26,19 @@ pub const RUNNER: &str = env!("CARGO_BIN_EXE_bkc-run");
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
+/// Tests that bound how long something takes (a behaviour bound, such as "the waiter enters within
+/// a second of the holder's exit") run alone in their binary, so the other tests' ssh handshakes
+/// on this small machine cannot eat their margin. The rest share.
+static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+pub fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
+    TIMING.write().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    TIMING.read().unwrap_or_else(|e| e.into_inner())
+}
+
 fn skip(why: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("required for this test and CI=true: {why}");
