@@ -695,7 +695,8 @@ impl Sim<'_, '_> {
             }
             _ => {
                 self.reports[job].completed += 1;
-                self.last_success[job] = Some(done);
+                // Like the runner: `every` counts from when the last successful run began.
+                self.last_success[job] = Some(started);
                 done
             }
         };

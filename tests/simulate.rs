@@ -62,19 +62,14 @@ fn a_30_hour_offsite_copy_fails_the_desktop_on_the_days_it_runs() {
     let copy = job(&r, "a-to-b");
     let desktop = job(&r, "desktop-to-a");
 
-    assert_eq!(copy.runs, 30);
-    assert_eq!(copy.completed, 0);
-    let copy_days: Vec<u32> = copy.stopped.iter().map(|s| day(&s.started)).collect();
-    assert_eq!(copy_days, (1..=30).collect::<Vec<_>>());
-    assert!(
-        copy.stopped
-            .iter()
-            .all(|s| s.stopped.ends_with("T20:00:00Z"))
-    );
+    // `every "4d"` counts from the start of the last successful run: the copy starts every
+    // fourth day, and its timer's next elapse comes while each 30-hour run still goes.
+    assert_eq!((copy.runs, copy.completed), (8, 8));
+    assert!(copy.stopped.is_empty() && copy.timeouts.is_empty());
+    let skipped: Vec<u32> = copy.while_previous_runs.iter().map(|t| day(t)).collect();
+    assert_eq!(skipped, [2, 6, 10, 14, 18, 22, 26, 30]);
 
-    assert_eq!(desktop.runs, 30);
-    assert_eq!(desktop.completed, 0);
-    assert_eq!(desktop.timeouts.len(), 30);
+    let copy_days = [1, 5, 9, 13, 17, 21, 25, 29];
     let timeout_days: Vec<u32> = desktop.timeouts.iter().map(|t| day(&t.started)).collect();
     assert_eq!(
         timeout_days, copy_days,
@@ -86,47 +81,45 @@ fn a_30_hour_offsite_copy_fails_the_desktop_on_the_days_it_runs() {
         assert!(t.started.ends_with("T00:15:00Z"), "{t:?}");
         assert!(t.gave_up.ends_with("T12:15:00Z"), "{t:?}");
     }
+    assert_eq!(desktop.runs, 30);
+    assert_eq!(desktop.completed, 22);
+    // Eight runs gave up after 12h; the eight on the following days waited 00:15 -> 06:00.
+    assert_eq!(desktop.waited, 16);
+    assert_eq!(
+        desktop.wait_total_secs,
+        8 * 12 * 3600 + 8 * (5 * 3600 + 45 * 60)
+    );
     assert_eq!(desktop.waited_on.keys().collect::<Vec<_>>(), ["a-to-b"]);
-    assert_eq!(desktop.wait_longest_secs, 12 * 3600);
+    assert_eq!(r.failures(), 8);
+}
+
+/// The same copy under a 20-hour job timeout never finishes: it is stopped at 20:00 every day,
+/// never records a success, so it is due again the next day, and the desktop fails every day.
+#[test]
+fn an_offsite_copy_longer_than_its_timeout_runs_and_fails_every_day() {
+    let text = slow_offsite().replace("timeout \"36h\"", "timeout \"20h\"");
+    let r = run(&text, "2026-01-01", 30);
+    let copy = job(&r, "a-to-b");
+    let desktop = job(&r, "desktop-to-a");
+
+    assert_eq!(copy.runs, 30);
+    assert_eq!(copy.completed, 0);
+    let copy_days: Vec<u32> = copy.stopped.iter().map(|s| day(&s.started)).collect();
+    assert_eq!(copy_days, (1..=30).collect::<Vec<_>>());
+    assert!(
+        copy.stopped
+            .iter()
+            .all(|s| s.stopped.ends_with("T20:00:00Z"))
+    );
+
+    assert_eq!(desktop.timeouts.len(), 30);
+    assert_eq!(desktop.completed, 0);
     assert_eq!(r.failures(), 60);
     let text = r.text();
     assert!(
         text.contains("a run takes longer than the job's timeout (20h)"),
         "{text}"
     );
-}
-
-/// The same with the offsite copy's timeout raised so that it completes: `every "4d"` now
-/// means a run every five days (due 3.5 days after the last success *ended*, at 06:00 the day
-/// after it started), the desktop times out on each of those days and waits until 06:00 on
-/// the next, and the copy's timer fires once more while each run is still going.
-#[test]
-fn a_30_hour_offsite_copy_that_completes_fails_the_desktop_every_fifth_day() {
-    let text = slow_offsite().replace("timeout \"20h\"", "timeout \"36h\"");
-    let r = run(&text, "2026-01-01", 30);
-    let copy = job(&r, "a-to-b");
-    let desktop = job(&r, "desktop-to-a");
-
-    assert_eq!((copy.runs, copy.completed), (6, 6));
-    assert!(copy.stopped.is_empty() && copy.timeouts.is_empty());
-    let skipped: Vec<u32> = copy.while_previous_runs.iter().map(|t| day(t)).collect();
-    assert_eq!(skipped, [2, 7, 12, 17, 22, 27]);
-    assert_eq!(copy.not_due, 30 - 6 - 6);
-
-    let timeout_days: Vec<u32> = desktop.timeouts.iter().map(|t| day(&t.started)).collect();
-    assert_eq!(timeout_days, [1, 6, 11, 16, 21, 26]);
-    assert!(desktop.timeouts.iter().all(|t| t.on == "a-to-b"
-        && t.limit_secs == 12 * 3600
-        && t.gave_up.ends_with("T12:15:00Z")));
-    assert_eq!(desktop.runs, 30);
-    assert_eq!(desktop.completed, 24);
-    // Six runs gave up after 12h; the six on the following days waited 00:15 -> 06:00.
-    assert_eq!(desktop.waited, 12);
-    assert_eq!(
-        desktop.wait_total_secs,
-        6 * 12 * 3600 + 6 * (5 * 3600 + 45 * 60)
-    );
-    assert_eq!(r.failures(), 6);
 }
 
 #[test]
@@ -372,8 +365,8 @@ fn the_command_fails_when_a_run_would_time_out() {
     assert!(stdout.starts_with(
         "Simulated 10 days, Thu 2026-01-01 00:00 to Sun 2026-01-11 00:00 (UTC), every random delay at its longest.\n"
     ), "{stdout}");
-    assert!(stdout.contains("timed out after 12h waiting on a-to-b, runs started Thu 2026-01-01 00:15, Fri 2026-01-02 00:15,"), "{stdout}");
-    assert!(stdout.ends_with("20 runs would time out.\n"), "{stdout}");
+    assert!(stdout.contains("timed out after 12h waiting on a-to-b, runs started Thu 2026-01-01 00:15, Mon 2026-01-05 00:15, Fri 2026-01-09 00:15\n"), "{stdout}");
+    assert!(stdout.ends_with("3 runs would time out.\n"), "{stdout}");
     // One warning for the one job without an expected duration.
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(
@@ -381,8 +374,9 @@ fn the_command_fails_when_a_run_would_time_out() {
         "warning: job `desktop-to-a` has no expected-duration; the simulation assumes a run takes 1h\n"
     );
 
-    // A deploy gate: check --simulate fails the same way, whatever today is (the copy fails
-    // every day), and passes on the seed chain as it is.
+    // A deploy gate: check --simulate fails the same way, whatever today is (with no run
+    // recorded yet the copy runs on the first day, and the desktop gives up waiting for it),
+    // and passes on the seed chain as it is.
     let gate = bkc(&["check", f, "--simulate"]);
     assert_eq!(gate.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gate.stdout).contains("runs would time out."));
@@ -418,8 +412,8 @@ fn json_lists_every_run_that_times_out() {
         .iter()
         .find(|j| j["job"] == "desktop-to-a")
         .unwrap();
-    assert_eq!(desktop["timeouts"].as_array().unwrap().len(), 30);
-    assert_eq!(desktop["timeouts"][5]["started"], "2026-01-06T00:15:00Z");
+    assert_eq!(desktop["timeouts"].as_array().unwrap().len(), 8);
+    assert_eq!(desktop["timeouts"][1]["started"], "2026-01-05T00:15:00Z");
     assert_eq!(desktop["duration_assumed"], true);
 }
 

@@ -385,12 +385,18 @@ fn previous_state(ctx: &Ctx) -> State {
 /// `Some(reason)` when an `every` job is not due yet.
 fn not_due(ctx: &Ctx, prev: &State) -> Option<String> {
     let every = ctx.spec.every.as_ref()?;
-    let last: Timestamp = prev.last_success.as_deref()?.parse().ok()?;
+    // State files written before `last_success_start` existed only have the end.
+    let last: Timestamp = prev
+        .last_success_start
+        .as_deref()
+        .or(prev.last_success.as_deref())?
+        .parse()
+        .ok()?;
     let age = ctx.start.as_second().saturating_sub(last.as_second());
     let need = every.secs.saturating_sub(every.slack_secs);
     (age < i64::try_from(need).unwrap_or(i64::MAX)).then(|| {
         format!(
-            "not due: last success at {last}, {age}s ago; the job runs every {}s (due after {need}s)",
+            "not due: last successful run began at {last}, {age}s ago; the job runs every {}s (due after {need}s)",
             every.secs
         )
     })
@@ -885,10 +891,10 @@ fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<Str
     }
     let mut runs_total = prev.runs_total;
     *runs_total.entry(result.to_string()).or_insert(0) += 1;
-    let last_success = if result == "success" {
-        Some(end.to_string())
+    let (last_success, last_success_start) = if result == "success" {
+        (Some(end.to_string()), Some(ctx.start.to_string()))
     } else {
-        prev.last_success
+        (prev.last_success, prev.last_success_start)
     };
     let state = State {
         job: ctx.spec.job.clone(),
@@ -904,6 +910,7 @@ fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<Str
         lock_wait_secs: run.lock_wait.as_secs_f64(),
         syncs: run.syncs,
         last_success,
+        last_success_start,
         runs_total,
     };
     let path = report::state_path(&ctx.spec.state_dir, &ctx.spec.job);

@@ -109,6 +109,9 @@ pub struct State {
     pub syncs: Vec<SyncReport>,
     /// Kept across runs: the end of the last successful run.
     pub last_success: Option<String>,
+    /// Kept across runs: when the last successful run began. `every` counts from here, so an
+    /// `every "4d"` job starts every four days however long each run takes (as anacron does).
+    pub last_success_start: Option<String>,
     /// Kept across runs: how many runs ended with each result.
     pub runs_total: BTreeMap<String, u64>,
 }
