@@ -43,6 +43,42 @@ spec empty ""
 spec small "$(sync "$work/small/src/" "$work/small/dst/")"
 spec big "$(sync "$work/big/src/" "$work/big/dst/")"
 
+# Over SSH: an sshd of our own on loopback (127.0.0.1 only), root's login with a fresh key,
+# and specs whose destination is that "host". Skipped without sshd or root.
+ssh_ok=false
+if [ "$(id -u)" = 0 ] && [ -x /usr/sbin/sshd ]; then
+  port=$((20000 + RANDOM % 20000))
+  ssh-keygen -q -t ed25519 -N '' -f "$work/hostkey"
+  ssh-keygen -q -t ed25519 -N '' -f "$work/id"
+  cp "$work/id.pub" "$work/authorized_keys"
+  echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/hostkey.pub")" > "$work/known_hosts"
+  cat > "$work/sshd_config" <<CFG
+ListenAddress 127.0.0.1:$port
+HostKey $work/hostkey
+PidFile none
+UsePAM no
+PasswordAuthentication no
+PermitRootLogin prohibit-password
+AuthorizedKeysFile $work/authorized_keys
+StrictModes no
+CFG
+  mkdir -p /run/sshd
+  /usr/sbin/sshd -D -f "$work/sshd_config" -E "$work/sshd.log" &
+  sshd_pid=$!
+  trap 'kill $sshd_pid 2>/dev/null; rm -rf "$work"' EXIT
+  sleep 0.5
+  remote_spec() { # name, src, dst
+    sed -e 's|"known-hosts":"/dev/null","identity":null,"hosts":{}|"known-hosts":"'"$work"'/known_hosts","identity":"'"$work"'/id","hosts":{"peer":{"address":"127.0.0.1","port":'"$port"',"user":"root"}}|' \
+      "$work/$1.json" > "$work/$1-ssh.json"
+    sed -i 's|"dest":{"host":"bench","path":"[^"]*"}|"dest":{"host":"peer","path":"'"$3"'"}|' "$work/$1-ssh.json"
+  }
+  remote_spec small "$work/small/src/" "$work/small/dst-ssh/"
+  remote_spec big "$work/big/src/" "$work/big/dst-ssh/"
+  rsync -a "$work/small/src/" "$work/small/dst-ssh/"
+  ssh_e="ssh -i $work/id -o UserKnownHostsFile=$work/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -p $port"
+  ssh_ok=true
+fi
+
 timing() { # runs, prepare, name=cmd ...
   local runs=$1 prepare=$2
   shift 2
@@ -91,6 +127,32 @@ timing 10 "" "no-change 10k files: rsync=rsync ${rsync_flags[*]} $work/small/src
   "no-change 10k files: bkc-run=$bin $work/small.json"
 timing 5 "rm -rf $work/big/dst" "1 GiB copy: rsync=rsync ${rsync_flags[*]} $work/big/src/ $work/big/dst/" \
   "1 GiB copy: bkc-run=$bin $work/big.json"
+if $ssh_ok; then
+  timing 10 "" "over SSH, no-change 10k files: rsync=rsync ${rsync_flags[*]} -e '$ssh_e' $work/small/src/ root@127.0.0.1:$work/small/dst-ssh/" \
+    "over SSH, no-change 10k files: bkc-run=$bin $work/small-ssh.json"
+  timing 3 "rm -rf $work/big/dst-ssh" "over SSH, 1 GiB copy: rsync=rsync ${rsync_flags[*]} -e '$ssh_e' $work/big/src/ root@127.0.0.1:$work/big/dst-ssh/" \
+    "over SSH, 1 GiB copy: bkc-run=$bin $work/big-ssh.json"
+else
+  echo "(over SSH skipped: needs root and /usr/sbin/sshd)"
+fi
+
+# A freed local lock must wake a waiting runner at once, not at its next re-check. Another
+# process holds the job's lock; the runner waits; the holder notes the time and exits (the
+# kernel frees the lock); the runner, with nothing else to do, exits. From the release to the
+# runner's exit, less the runner's own run time measured above, is the wake-up.
+echo
+echo "# wake-up of a waiting runner when a local lock is freed (10 tries)"
+echo "| try | release to runner exit [ms] |"
+echo "|---|---|"
+mkdir -p "$work/locks"
+for i in $(seq 10); do
+  flock -x "$work/locks/empty.lock" -c "sleep 0.3; date +%s%N > $work/released" &
+  sleep 0.1
+  "$bin" "$work/empty.json" > /dev/null
+  end=$(date +%s%N)
+  wait
+  awk -v i="$i" -v r="$(cat "$work/released")" -v e="$end" 'BEGIN { printf "| %d | %.1f |\n", i, (e - r) / 1e6 }'
+done
 
 echo
 echo "# max RSS and CPU (the runner's own when alone; with a sync, RSS is the largest of the"
