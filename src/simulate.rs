@@ -10,7 +10,7 @@
 //!   coalesce wake-ups) and `Persistent=` (catch-up after downtime) are left out: the machines
 //!   are assumed up.
 //! - **`every` jobs**: their daily (or hourly) timer starts the runner, which runs only when the
-//!   last success *ended* at least `secs - slack_secs` before the run starts, as `bkc-run`
+//!   last successful run *began* at least `secs - slack_secs` before the run starts, as `bkc-run`
 //!   records it. Before the period, no job has succeeded.
 //! - **A timer elapse while the previous run of the job still runs or waits** starts nothing:
 //!   the service is a oneshot still activating, and systemd does not start a second instance.
@@ -520,7 +520,7 @@ struct Sim<'a, 't> {
     /// The other way round: the jobs each job's runs keep from starting.
     blocks: Vec<Vec<usize>>,
     state: Vec<State>,
-    /// When the last successful run ended (µs), for `every` jobs.
+    /// When the last successful run began (µs), for `every` jobs.
     last_success: Vec<Option<i64>>,
     /// Bumped at each state change, so that a stale event for an earlier run is ignored.
     generation: Vec<u64>,

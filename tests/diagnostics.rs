@@ -193,6 +193,31 @@ case!(
     ["bkc::conflicting_schedule"]
 );
 case!(
+    derived_from_hook_writes,
+    "job \"dump\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"tar -cf /srv/data/etc.tar /etc\" writes=\"/srv/data\"\n}\njob \"copy\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv/data/\" \"backup_a:/srv/copy/\"\n}\n",
+    ["bkc::derived_exclusion"]
+);
+case!(
+    double_slash_path,
+    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv//out/\" \"backup_a:/b/\"\n}\n",
+    ["bkc::invalid_path"]
+);
+case!(
+    description_trailing_backslash,
+    "job \"x\" on=\"desktop\" {\n    description #\"backup of C:\\\"#\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
+    ["bkc::invalid_description"]
+);
+case!(
+    never_fires,
+    "job \"x\" on=\"desktop\" {\n    schedule \"*-02-30\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
+    ["bkc::never_fires"]
+);
+case!(
+    identity_with_quote,
+    "defaults {\n    identity \"/etc/bkc/alice's key\"\n}\n",
+    ["bkc::invalid_path"]
+);
+case!(
     no_host_key,
     "host \"c\" address=\"c.lan\" port=2200\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"c:/b/\"\n}\n",
     ["bkc::no_host_key"]

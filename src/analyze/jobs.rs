@@ -69,6 +69,15 @@ fn job(
     hosts: &BTreeMap<String, Host>,
     s: &Settings,
 ) -> Option<Draft> {
+    if let Some(d) = &j.description
+        && (d.value.contains(['\n', '\r', '\0']) || d.value.trim_end().ends_with('\\'))
+    {
+        cx.push(
+            Diagnostic::error("bkc::invalid_description", "this description cannot go into a unit file")
+                .label(d.span, "a line break, NUL or trailing backslash")
+                .help("write it on one line, without a backslash at the end (systemd would join the next line to it)"),
+        );
+    }
     let (timer, every) = timer::timer(cx, j);
     let timeout_secs = j.timeout.as_ref().and_then(|v| cx.duration(v, false));
     let expected_duration = j
@@ -304,6 +313,15 @@ fn job(
                 );
             } else if cx.path(w, &w.value, 0, "writes") {
                 rw_paths.push(paths::normalize(&w.value).to_string());
+                // What a hook writes is the job's data too: another job reading or writing
+                // there must be kept apart from this one.
+                writes.push((
+                    Location {
+                        host: on.name.clone(),
+                        path: w.value.clone(),
+                    },
+                    w.span,
+                ));
             }
         }
         if h.command.iter().any(|c| c.value.contains('\0')) || h.command[0].value.trim().is_empty()

@@ -238,7 +238,7 @@ fn report_cycle(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>, members: &[&s
         }
     }
     cx.push(diag.help(
-        "each of them could wait for the next forever; remove one blocks-on to break the circle",
+        "a circle of waits is a mistake about what waits for what; remove one blocks-on from it (two jobs that must never overlap may block on each other)",
     ));
 }
 

@@ -152,13 +152,9 @@ impl Ctx<'_> {
     pub fn path(&mut self, value: &ast::Str, path: &str, offset: usize, what: &str) -> bool {
         match paths::path_problem(path) {
             None => true,
-            Some((problem, help)) => {
+            Some(problem) => {
                 let span = self.inner(value, offset..offset + path.len());
-                self.push(
-                    Diagnostic::error("bkc::invalid_path", format!("{problem}: `{path}`"))
-                        .label(span, format!("{what} must be an absolute path"))
-                        .help(help),
-                );
+                self.push(path_diagnostic(problem, path, span, what));
                 false
             }
         }
@@ -268,6 +264,16 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
             *slot = paths::normalize(&v.value).to_string();
         }
     }
+    if let Some(id) = &df.identity
+        && id.value.contains(['\'', '"'])
+    {
+        // rsync splits its `-e` ssh command itself and knows no escape for quotes in it.
+        cx.push(
+            Diagnostic::error("bkc::invalid_path", "the identity path contains a quote")
+                .label(id.span, "rsync cannot pass this to ssh")
+                .help("move the key to a path without quotes, such as /etc/bkc/id_ed25519"),
+        );
+    }
     for (slot, value, what) in [
         (&mut s.identity, &df.identity, "identity"),
         (&mut s.metrics_dir, &df.metrics_dir, "metrics-dir"),
@@ -306,21 +312,42 @@ fn port(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<u16> {
 
 /// Reject what ssh would read as an option or split into two words.
 fn check_word(cx: &mut Ctx, v: &ast::Str, what: &str, code: &'static str) -> bool {
+    match bad_word(code, v, what) {
+        Some(d) => {
+            cx.push(d);
+            false
+        }
+        None => true,
+    }
+}
+
+/// A user name or address that ssh would read as an option or split into two words (also
+/// what `bkc import` checks, so an imported topology passes `bkc check`).
+pub(crate) fn bad_word(code: &'static str, v: &ast::Str, what: &str) -> Option<Diagnostic> {
     let bad = v.value.is_empty()
         || v.value.starts_with('-')
         || v.value
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || c == '@');
-    if bad {
-        cx.push(
-            Diagnostic::error(code, format!("`{}` is not a valid {what}", v.value))
-                .label(v.span, format!("invalid {what}"))
-                .help(format!(
-                    "a {what} must not be empty, start with `-`, or contain spaces, `@` or control characters"
-                )),
-        );
-    }
-    !bad
+    bad.then(|| {
+        Diagnostic::error(code, format!("`{}` is not a valid {what}", v.value))
+            .label(v.span, format!("invalid {what}"))
+            .help(format!(
+                "a {what} must not be empty, start with `-`, or contain spaces, `@` or control characters"
+            ))
+    })
+}
+
+/// The diagnostic for a path that `paths::path_problem` refuses.
+pub(crate) fn path_diagnostic(
+    (problem, help): (&str, &str),
+    path: &str,
+    span: SourceSpan,
+    what: &str,
+) -> Diagnostic {
+    Diagnostic::error("bkc::invalid_path", format!("{problem}: `{path}`"))
+        .label(span, format!("{what} must be a plain absolute path"))
+        .help(help)
 }
 
 fn check_user(cx: &mut Ctx, v: &ast::Str) -> bool {

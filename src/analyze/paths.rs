@@ -26,11 +26,14 @@ pub(crate) fn path_problem(p: &str) -> Option<(&'static str, &'static str)> {
             "the path contains a line break or NUL",
             "remove the control character",
         ))
-    } else if p.split('/').any(|c| c == "..") {
+    } else if p.split('/').any(|c| c == ".." || c == ".") {
         Some((
-            "the path contains `..`",
-            "write the path without `..`, as it is on the host",
+            "the path contains `.` or `..`",
+            "write the path without `.` or `..`, as it is on the host",
         ))
+    } else if p.trim_end_matches('/').contains("//") {
+        // Two spellings of one place would hide an overlap between two jobs' paths.
+        Some(("the path contains `//`", "write each `/` once"))
     } else {
         None
     }
@@ -88,6 +91,8 @@ mod tests {
     fn problems() {
         assert!(path_problem("srv/x").is_some());
         assert!(path_problem("/srv/../etc").is_some());
+        assert!(path_problem("/srv/./out").is_some());
+        assert!(path_problem("/srv//out/").is_some());
         assert!(path_problem("/srv/a\nb").is_some());
         assert!(path_problem("/srv/x/").is_none());
     }

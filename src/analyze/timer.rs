@@ -49,6 +49,17 @@ pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interv
             continue;
         }
         match Calendar::parse(&s.value) {
+            Ok(cal)
+                if cal
+                    .next_after(jiff::Timestamp::now(), &jiff::tz::TimeZone::system())
+                    .is_none() =>
+            {
+                cx.push(
+                    Diagnostic::error("bkc::never_fires", format!("`{}` never elapses again", s.value.trim()))
+                        .label(s.span, "no future time matches")
+                        .help("a date that does not exist (such as *-02-30) or lies in the past never starts the job; check the day and month"),
+                );
+            }
             Ok(cal) => {
                 on_calendar.push(s.value.trim().to_string());
                 describe.push(cal.describe());

@@ -21,9 +21,18 @@ fn no_breaks(s: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Free text such as `Description=`: only specifiers need escaping.
+/// Free text such as `Description=`: only specifiers need escaping. A trailing backslash
+/// would join the next line of the unit file to this one, and cannot be escaped.
 pub(crate) fn unit_text(s: &str) -> Result<String, Error> {
     no_breaks(s)?;
+    if s.trim_end().ends_with('\\') {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "{s:?} ends with a backslash, which would join the next line of a unit file to it"
+            ),
+        ));
+    }
     Ok(s.replace('%', "%%"))
 }
 
@@ -101,5 +110,6 @@ mod tests {
         assert!(unit_text("a\nb").is_err());
         assert!(unit_arg("a\rb").is_err());
         assert!(unit_path("a\0b").is_err());
+        assert!(unit_text("backup of C:\\").is_err());
     }
 }

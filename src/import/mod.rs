@@ -467,32 +467,24 @@ fn one_word(r: &mut Reader, s: &Spanned<String>, what: &str) -> Option<String> {
 fn check_path(r: &mut Reader, p: &Spanned<String>, what: &str) -> bool {
     match paths::path_problem(&p.value) {
         None => true,
-        Some((problem, help)) => {
-            r.d.push(
-                Diagnostic::error("bkc::invalid_path", format!("{problem}: `{}`", p.value))
-                    .label(p.span, format!("{what} must be an absolute path"))
-                    .help(help),
-            );
+        Some(problem) => {
+            r.d.push(crate::analyze::path_diagnostic(
+                problem, &p.value, p.span, what,
+            ));
             false
         }
     }
 }
 
-/// What ssh would read as an option, or split: the same rule `bkc check` applies.
+/// What ssh would read as an option, or split: the rule `bkc check` applies.
 fn check_word(r: &mut Reader, v: &Spanned<String>, what: &str) -> bool {
-    let bad = v.value.is_empty()
-        || v.value.starts_with('-')
-        || v.value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '@');
-    if bad {
-        r.d.push(
-            Diagnostic::error("bkc::import_value", format!("`{}` is not a valid {what}", v.value))
-                .label(v.span, format!("invalid {what}"))
-                .help(format!("a {what} must not be empty, start with `-`, or contain spaces, `@` or control characters")),
-        );
+    match crate::analyze::bad_word("bkc::import_value", v, what) {
+        Some(d) => {
+            r.d.push(d);
+            false
+        }
+        None => true,
     }
-    !bad
 }
 
 /// A topology name (`[A-Za-z0-9][A-Za-z0-9_.-]*`) made from any text.
