@@ -1,1 +1,938 @@
-//! runner
+//! `bkc-run`: execute one job from its spec. The order of a run:
+//!
+//! 1. read and check the spec; an `every` job that is not due is skipped;
+//! 2. take the locks in the spec's order (the compiler sorted them, which is what rules out
+//!    deadlocks between runners), create seed-style lock files, wait for seed-style wait files;
+//! 3. before hooks, syncs (with retries, snapshots), pruning after a fully successful run,
+//!    after hooks;
+//! 4. release everything, write the state file and metrics, exit with a documented code.
+//!
+//! This module depends on [`crate::spec`] and nothing else of the crate: the runner ships to
+//! every host and must not drag the compiler along.
+
+mod child;
+mod hooks;
+mod lock;
+mod report;
+mod rsync;
+mod snapshot;
+mod ssh;
+mod wait;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::spec::{HookWhen, IoClass, JobSpec, OnFailure, Sync};
+use child::Stop;
+use lock::Held;
+use report::{Reporter, State, SyncReport};
+use snapshot::Dest;
+
+/// Exit codes of `bkc-run`; docs/RUNNER.md explains each.
+pub mod exit {
+    pub const SUCCESS: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const LOCK: i32 = 3;
+    pub const HOOK_BREAK: i32 = 4;
+    pub const EMPTY_SOURCE: i32 = 5;
+    pub const TIMEOUT: i32 = 6;
+}
+
+/// Set to an RFC 3339 time to make the run believe it started then (snapshot names, retention,
+/// `every`). For tests and for replaying a schedule; never needed in production.
+pub const NOW_ENV: &str = "BKC_RUN_NOW";
+
+pub struct Options {
+    pub spec: PathBuf,
+    pub dry_run: bool,
+}
+
+/// Why part of a run could not go on.
+pub(crate) enum Fail {
+    Spec(String),
+    /// A lock, lock file or wait file could not be had (other than by timing out).
+    Lock(String),
+    LockTimeout(String),
+    /// The run's own `timeout` passed.
+    Timeout(String),
+    Stopped(Stop),
+}
+
+impl Fail {
+    pub fn message(&self) -> String {
+        match self {
+            Fail::Spec(m) | Fail::Lock(m) | Fail::LockTimeout(m) | Fail::Timeout(m) => m.clone(),
+            Fail::Stopped(Stop::Signal(s)) => format!("stopped by signal {s}"),
+            Fail::Stopped(Stop::Deadline) => "the run's timeout passed".into(),
+        }
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Success,
+    /// A sync failed, or a hook whose policy is `continue`.
+    Failed,
+    Spec,
+    Lock,
+    Break,
+    Refused,
+    Timeout,
+    Interrupted(i32),
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failed => "failed",
+            Outcome::Spec => "error",
+            Outcome::Lock => "lock-failed",
+            Outcome::Break => "break",
+            Outcome::Refused => "refused",
+            Outcome::Timeout => "timeout",
+            Outcome::Interrupted(_) => "interrupted",
+        }
+    }
+
+    fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Success => exit::SUCCESS,
+            Outcome::Failed => exit::FAILED,
+            Outcome::Spec => exit::USAGE,
+            Outcome::Lock => exit::LOCK,
+            Outcome::Break => exit::HOOK_BREAK,
+            Outcome::Refused => exit::EMPTY_SOURCE,
+            Outcome::Timeout => exit::TIMEOUT,
+            Outcome::Interrupted(sig) => 128 + sig,
+        }
+    }
+
+    /// Outcomes after which nothing more runs but the after hooks.
+    fn stops(self) -> bool {
+        !matches!(self, Outcome::Success | Outcome::Failed | Outcome::Refused)
+    }
+}
+
+/// What every part of the run needs to know.
+pub(crate) struct Ctx {
+    pub spec: JobSpec,
+    pub report: Reporter,
+    /// The holder line written into lock files: one JSON object.
+    pub holder: String,
+    pub deadline: Option<Instant>,
+    pub dry_run: bool,
+    pub start: Timestamp,
+    pub boot_id: String,
+    pub hostname: String,
+}
+
+impl Ctx {
+    pub fn stale(&self, content: &str) -> Option<String> {
+        lock::stale(
+            content,
+            &[self.spec.host.as_str(), self.hostname.as_str()],
+            &self.boot_id,
+        )
+    }
+
+    /// Run `script` with `args` on `host` and return its stdout.
+    pub fn remote_capture(&self, host: &str, script: &str, args: &[&str]) -> Result<String, Fail> {
+        let ep = ssh::endpoint(&self.spec, host).map_err(Fail::Spec)?;
+        let cmd = ssh::command(&self.spec, ep, &ssh::script(script, args));
+        match child::capture(cmd, self.deadline) {
+            Ok((_, _, Some(stop))) => Err(Fail::Stopped(stop)),
+            Ok((0, out, None)) => Ok(out),
+            Ok((255, _, None)) => Err(Fail::Lock(format!(
+                "cannot reach host {host} ({}): ssh failed",
+                ep.address
+            ))),
+            Ok((code, _, None)) => Err(Fail::Lock(format!(
+                "command on host {host} failed with exit code {code}"
+            ))),
+            Err(e) => Err(Fail::Lock(format!("cannot run ssh: {e}"))),
+        }
+    }
+
+    fn say(&self, what: &str) {
+        report::say!("bkc-run: {}: {what}", self.spec.job);
+    }
+}
+
+/// The run's mutable record.
+struct Run {
+    outcome: Outcome,
+    reason: Option<String>,
+    held: Vec<Held>,
+    lock_wait: Duration,
+    syncs: Vec<SyncReport>,
+    /// Syncs whose snapshot completed, with the entries now under their dest (we hold the
+    /// locks, so nobody else changed them), pruned once the whole run has succeeded.
+    snapshotted: Vec<(usize, Vec<String>)>,
+}
+
+impl Run {
+    /// Record a failure. The first outcome that stops the run wins; a plain failure never hides
+    /// one that stops, and a later stopping one replaces a plain failure.
+    fn fail(&mut self, ctx: &Ctx, o: Outcome, msg: String) {
+        ctx.say(&format!("error: {msg}"));
+        ctx.report
+            .event("error", json!({ "result": o.as_str(), "message": msg }));
+        let replace = match self.outcome {
+            Outcome::Success => true,
+            Outcome::Failed | Outcome::Refused => o.stops(),
+            _ => false,
+        };
+        if replace {
+            self.outcome = o;
+            self.reason = Some(msg);
+        }
+    }
+
+    fn fail_with(&mut self, ctx: &Ctx, f: Fail) {
+        let o = match &f {
+            Fail::Spec(_) => Outcome::Spec,
+            Fail::Lock(_) | Fail::LockTimeout(_) => Outcome::Lock,
+            Fail::Timeout(_) | Fail::Stopped(Stop::Deadline) => Outcome::Timeout,
+            Fail::Stopped(Stop::Signal(s)) => Outcome::Interrupted(*s),
+        };
+        self.fail(ctx, o, f.message());
+    }
+}
+
+/// Run the job whose spec is at `opts.spec`; returns the process exit code.
+pub fn run(opts: &Options) -> i32 {
+    child::install_signal_handlers();
+    let path = opts.spec.display().to_string();
+    let text = match std::fs::read_to_string(&opts.spec) {
+        Ok(t) => t,
+        Err(e) => {
+            report::say!("bkc-run: cannot read job spec {path}: {e}");
+            return exit::USAGE;
+        }
+    };
+    let spec = match JobSpec::from_json(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            report::say!("bkc-run: {path}: {e}");
+            return exit::USAGE;
+        }
+    };
+    if let Err(m) = check(&spec) {
+        report::say!("bkc-run: {path}: job spec is not valid: {m}");
+        return exit::USAGE;
+    }
+    let start = match std::env::var(NOW_ENV) {
+        Ok(v) => match v.parse::<Timestamp>() {
+            Ok(t) => t,
+            Err(e) => {
+                report::say!("bkc-run: {NOW_ENV}={v:?} is not an RFC 3339 time: {e}");
+                return exit::USAGE;
+            }
+        },
+        Err(_) => Timestamp::now(),
+    };
+    let started = Instant::now();
+    let boot_id = lock::boot_id();
+    let holder = serde_json::to_string(&lock::Holder {
+        job: spec.job.clone(),
+        host: spec.host.clone(),
+        pid: std::process::id(),
+        boot_id: boot_id.clone(),
+        start: start.to_string(),
+    })
+    .unwrap_or_default();
+    let run_id = format!(
+        "{}-{}",
+        start.strftime("%Y%m%dT%H%M%SZ"),
+        std::process::id()
+    );
+    let ctx = Ctx {
+        report: Reporter::new(&spec.job, &run_id),
+        deadline: spec
+            .timeout_secs
+            .map(|t| child::later(started, Duration::from_secs(t))),
+        dry_run: opts.dry_run,
+        start,
+        boot_id,
+        hostname: hostname(),
+        holder,
+        spec,
+    };
+    execute(&ctx, started)
+}
+
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname(2) into a local buffer of the given size.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return String::new();
+    }
+    let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// What the runner itself must be able to rely on beyond the types: names that are safe as file
+/// names, every host reachable, rsync's one-remote-side rule.
+fn check(spec: &JobSpec) -> Result<(), String> {
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    };
+    if !name_ok(&spec.job) {
+        return Err(format!("job name {:?} is not a valid name", spec.job));
+    }
+    let known = |h: &str| spec.is_local(h) || spec.hosts.contains_key(h);
+    let mut places: Vec<(&str, &str)> = Vec::new();
+    places.extend(
+        spec.locks
+            .iter()
+            .map(|l| (l.at.host.as_str(), l.at.path.as_str())),
+    );
+    places.extend(
+        spec.lock_files
+            .iter()
+            .map(|l| (l.host.as_str(), l.path.as_str())),
+    );
+    places.extend(
+        spec.wait_files
+            .iter()
+            .map(|w| (w.at.host.as_str(), w.at.path.as_str())),
+    );
+    for s in &spec.syncs {
+        places.push((&s.source.host, &s.source.path));
+        places.push((&s.dest.host, &s.dest.path));
+        if !spec.is_local(&s.source.host) && !spec.is_local(&s.dest.host) {
+            return Err(format!(
+                "sync {}:{} -> {}:{} has two remote sides",
+                s.source.host, s.source.path, s.dest.host, s.dest.path
+            ));
+        }
+        if s.snapshot.is_some() && s.dest.path.trim_end_matches('/').is_empty() {
+            return Err("a snapshotting sync needs a destination directory other than /".into());
+        }
+    }
+    for (h, p) in places {
+        if !known(h) {
+            return Err(format!(
+                "host {h:?} (for {p}) is neither the job's host nor in `hosts`"
+            ));
+        }
+        if p.is_empty() || p.contains('\0') {
+            return Err(format!("path {p:?} on host {h} is not usable"));
+        }
+    }
+    for h in &spec.hooks {
+        if !known(&h.host) {
+            return Err(format!(
+                "hook host {:?} is neither the job's host nor in `hosts`",
+                h.host
+            ));
+        }
+    }
+    if spec.state_dir.is_empty() {
+        return Err("state-dir is empty".into());
+    }
+    Ok(())
+}
+
+/// Lower our own CPU and I/O priority; children inherit both.
+fn apply_priority(ctx: &Ctx) {
+    if let Some(n) = ctx.spec.nice {
+        // SAFETY: setpriority(2) on this process.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } != 0 {
+            ctx.report.warning(&format!(
+                "cannot set nice {n}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    if let Some(c) = ctx.spec.io_class {
+        let (class, level) = match c {
+            IoClass::Realtime => (1, 4),
+            IoClass::BestEffort => (2, 4),
+            IoClass::Idle => (3, 0),
+        };
+        // SAFETY: ioprio_set(2) with IOPRIO_WHO_PROCESS on this process.
+        if unsafe { libc::syscall(libc::SYS_ioprio_set, 1, 0, (class << 13) | level) } != 0 {
+            ctx.report.warning(&format!(
+                "cannot set io class: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+}
+
+fn previous_state(ctx: &Ctx) -> State {
+    match report::read_state(&report::state_path(&ctx.spec.state_dir, &ctx.spec.job)) {
+        Ok(Some(s)) => s,
+        Ok(None) => State::default(),
+        Err(m) => {
+            ctx.report.warning(&m);
+            State::default()
+        }
+    }
+}
+
+/// `Some(reason)` when an `every` job is not due yet.
+fn not_due(ctx: &Ctx, prev: &State) -> Option<String> {
+    let every = ctx.spec.every.as_ref()?;
+    let last: Timestamp = prev.last_success.as_deref()?.parse().ok()?;
+    let age = ctx.start.as_second().saturating_sub(last.as_second());
+    let need = every.secs.saturating_sub(every.slack_secs);
+    (age < i64::try_from(need).unwrap_or(i64::MAX)).then(|| {
+        format!(
+            "not due: last success at {last}, {age}s ago; the job runs every {}s (due after {need}s)",
+            every.secs
+        )
+    })
+}
+
+fn execute(ctx: &Ctx, started: Instant) -> i32 {
+    apply_priority(ctx);
+    let prev = previous_state(ctx);
+    let mut run = Run {
+        outcome: Outcome::Success,
+        reason: None,
+        held: Vec::new(),
+        lock_wait: Duration::ZERO,
+        syncs: Vec::new(),
+        snapshotted: Vec::new(),
+    };
+    if let Some(reason) = not_due(ctx, &prev) {
+        ctx.say(&format!("skipped: {reason}"));
+        ctx.report.event("skipped", json!({ "reason": reason }));
+        return finish(ctx, started, prev, run, Some(reason));
+    }
+
+    take_locks(ctx, &mut run);
+    let reached_hooks = !run.outcome.stops();
+    if reached_hooks {
+        run_hooks(ctx, &mut run, HookWhen::Before);
+    }
+    if !run.outcome.stops() {
+        for (i, sync) in ctx.spec.syncs.iter().enumerate() {
+            if run.outcome.stops() {
+                break;
+            }
+            do_sync(ctx, &mut run, i, sync);
+        }
+    }
+    if run.outcome == Outcome::Success && !ctx.dry_run {
+        prune(ctx, &mut run);
+    }
+    if reached_hooks {
+        run_hooks(ctx, &mut run, HookWhen::After);
+    }
+    // Release in the reverse order of taking; lock files go first since they were created last.
+    while let Some(h) = run.held.pop() {
+        lock::release(ctx, h);
+    }
+    let reason = run.reason.clone();
+    finish(ctx, started, prev, run, reason)
+}
+
+fn take_locks(ctx: &Ctx, run: &mut Run) {
+    let spec = &ctx.spec;
+    if ctx.dry_run {
+        for l in &spec.locks {
+            dry(
+                ctx,
+                &format!("would lock {}:{} ({:?})", l.at.host, l.at.path, l.mode),
+            );
+        }
+        for f in &spec.lock_files {
+            dry(
+                ctx,
+                &format!("would create lock file {}:{}", f.host, f.path),
+            );
+        }
+        for w in &spec.wait_files {
+            dry(
+                ctx,
+                &format!("would wait while {}:{} exists", w.at.host, w.at.path),
+            );
+        }
+        return;
+    }
+    // Consecutive locks on one remote host share one SSH session; the order stays the spec's.
+    let mut i = 0;
+    while i < spec.locks.len() {
+        let l = &spec.locks[i];
+        let group: Vec<&crate::spec::Lock> = if spec.is_local(&l.at.host) {
+            vec![l]
+        } else {
+            spec.locks[i..]
+                .iter()
+                .take_while(|m| m.at.host == l.at.host)
+                .take(lock::PER_SESSION)
+                .collect()
+        };
+        let res = if spec.is_local(&l.at.host) {
+            lock::acquire_local(ctx, l).map(|(h, w)| (h, vec![w]))
+        } else {
+            lock::acquire_remote(ctx, &group)
+        };
+        match res {
+            Ok((h, waits)) => {
+                run.held.push(h);
+                for (l, waited) in group.iter().zip(waits) {
+                    run.lock_wait += waited;
+                    ctx.report.event(
+                        "locked",
+                        json!({
+                            "lock": format!("{}:{}", l.at.host, l.at.path),
+                            "mode": format!("{:?}", l.mode).to_lowercase(),
+                            "waited_secs": waited.as_secs_f64(),
+                        }),
+                    );
+                }
+            }
+            Err(f) => return run.fail_with(ctx, f),
+        }
+        i += group.len();
+    }
+    for at in &spec.lock_files {
+        match lock::create_file(ctx, at) {
+            Ok(h) => run.held.push(h),
+            Err(f) => return run.fail_with(ctx, f),
+        }
+    }
+    for w in &spec.wait_files {
+        match wait::wait(ctx, w) {
+            Ok(d) => run.lock_wait += d,
+            Err(f) => return run.fail_with(ctx, f),
+        }
+    }
+}
+
+fn dry(ctx: &Ctx, what: &str) {
+    ctx.say(&format!("dry run: {what}"));
+    ctx.report.event("dry-run", json!({ "would": what }));
+}
+
+fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
+    let mut env = vec![("BKC_JOB".to_string(), ctx.spec.job.clone())];
+    // After hooks see how the run went, and are not bound by the run's timeout: they usually undo
+    // what the before hooks did (restart a service, unmount a snapshot).
+    let deadline = match when {
+        HookWhen::Before => ctx.deadline,
+        HookWhen::After => {
+            env.push(("BKC_RESULT".into(), run.outcome.as_str().into()));
+            env.push(("BKC_EXIT_CODE".into(), run.outcome.exit_code().to_string()));
+            None
+        }
+    };
+    let when_s = if when == HookWhen::Before {
+        "before"
+    } else {
+        "after"
+    };
+    for hook in ctx.spec.hooks.iter().filter(|h| h.when == when) {
+        let shown = hooks::display(&hook.command);
+        if ctx.dry_run {
+            dry(
+                ctx,
+                &format!("would run {when_s} hook on {}: {shown}", hook.host),
+            );
+            continue;
+        }
+        if when == HookWhen::Before && run.outcome.stops() {
+            break;
+        }
+        let t = Instant::now();
+        let res = hooks::run(ctx, hook, &env, deadline);
+        let (ok, error) = match &res {
+            hooks::HookResult::Ok => (true, None),
+            hooks::HookResult::Failed(m) => (false, Some(m.clone())),
+            hooks::HookResult::Stopped(s) => (false, Some(Fail::Stopped(*s).message())),
+        };
+        ctx.report.event(
+            "hook",
+            json!({
+                "when": when_s,
+                "host": hook.host,
+                "command": shown,
+                "on_failure": format!("{:?}", hook.on_failure).to_lowercase(),
+                "ok": ok,
+                "error": error,
+                "secs": t.elapsed().as_secs_f64(),
+            }),
+        );
+        match res {
+            hooks::HookResult::Ok => {}
+            hooks::HookResult::Stopped(s) => {
+                run.fail_with(ctx, Fail::Stopped(s));
+                break;
+            }
+            hooks::HookResult::Failed(m) => {
+                let msg = format!("{when_s} hook `{shown}` on {} failed: {m}", hook.host);
+                match hook.on_failure {
+                    OnFailure::Ignore => ctx.report.warning(&format!("{msg} (ignored)")),
+                    OnFailure::Continue => run.fail(ctx, Outcome::Failed, msg),
+                    OnFailure::Break => {
+                        run.fail(ctx, Outcome::Break, msg);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn loc(l: &crate::spec::Location) -> String {
+    format!("{}:{}", l.host, l.path)
+}
+
+fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+fn dest_of<'a>(ctx: &'a Ctx, sync: &'a Sync) -> Result<Dest<'a>, String> {
+    if ctx.spec.is_local(&sync.dest.host) {
+        Ok(Dest::Local(&sync.dest.path))
+    } else {
+        Ok(Dest::Remote {
+            spec: &ctx.spec,
+            ep: ssh::endpoint(&ctx.spec, &sync.dest.host)?,
+            path: &sync.dest.path,
+        })
+    }
+}
+
+const SOURCE_STATE: &str = r#"if [ -d "$1" ]; then
+  if [ -n "$(ls -A -- "$1" 2>/dev/null | head -n 1)" ]; then echo nonempty; else echo empty; fi
+elif [ -e "$1" ]; then echo nonempty; else echo missing; fi"#;
+
+/// "nonempty", "empty" or "missing" for a sync's source, wherever it is.
+fn source_state(ctx: &Ctx, sync: &Sync) -> Result<&'static str, Fail> {
+    if ctx.spec.is_local(&sync.source.host) {
+        let p = match sync.source.path.trim_end_matches('/') {
+            "" => "/",
+            p => p,
+        };
+        Ok(match std::fs::metadata(p) {
+            Err(_) => "missing",
+            Ok(m) if m.is_dir() => match std::fs::read_dir(p).map(|mut rd| rd.next().is_some()) {
+                Ok(true) => "nonempty",
+                _ => "empty",
+            },
+            Ok(_) => "nonempty",
+        })
+    } else {
+        let out = ctx.remote_capture(&sync.source.host, SOURCE_STATE, &[&sync.source.path])?;
+        Ok(match out.trim() {
+            "nonempty" => "nonempty",
+            "empty" => "empty",
+            _ => "missing",
+        })
+    }
+}
+
+fn do_sync(ctx: &Ctx, run: &mut Run, i: usize, sync: &Sync) {
+    let mut rep = SyncReport {
+        source: loc(&sync.source),
+        dest: loc(&sync.dest),
+        ..Default::default()
+    };
+    let result = sync_inner(ctx, run, i, sync, &mut rep);
+    run.syncs.push(rep);
+    if let Err((o, msg)) = result {
+        run.fail(ctx, o, msg);
+    }
+}
+
+fn outcome_of(f: Fail) -> (Outcome, String) {
+    let o = match &f {
+        Fail::Spec(_) => Outcome::Spec,
+        Fail::Timeout(_) | Fail::Stopped(Stop::Deadline) => Outcome::Timeout,
+        Fail::Stopped(Stop::Signal(s)) => Outcome::Interrupted(*s),
+        Fail::Lock(_) | Fail::LockTimeout(_) => Outcome::Failed,
+    };
+    (o, f.message())
+}
+
+fn sync_inner(
+    ctx: &Ctx,
+    run: &mut Run,
+    i: usize,
+    sync: &Sync,
+    rep: &mut SyncReport,
+) -> Result<(), (Outcome, String)> {
+    let spec = &ctx.spec;
+    // A snapshot of an empty source is a missing mount too, and retention would then prune good
+    // snapshots in favour of empty ones: guard it like a deleting sync.
+    if (sync.deletes || sync.snapshot.is_some()) && !sync.allow_empty_source {
+        let state = source_state(ctx, sync).map_err(outcome_of)?;
+        if state != "nonempty" {
+            return Err((
+                Outcome::Refused,
+                format!(
+                    "refusing to sync {} to {} {}: the source is {state} (nothing was changed; set allow-empty-source if this is intended)",
+                    rep.source,
+                    rep.dest,
+                    if sync.deletes {
+                        "with deletion"
+                    } else {
+                        "as a snapshot"
+                    },
+                ),
+            ));
+        }
+    }
+
+    // A snapshotting sync writes into `.partial-<name>` next to the complete snapshots and
+    // hardlinks unchanged files to the newest complete one.
+    let mut snap: Option<(Dest, String, String, Vec<String>)> = None;
+    let mut target_path = sync.dest.path.clone();
+    let mut link_dest = None;
+    let mut resumed = false;
+    if sync.snapshot.is_some() {
+        let dest = dest_of(ctx, sync).map_err(|m| (Outcome::Spec, m))?;
+        let listing = dest
+            .list(!ctx.dry_run, ctx.deadline)
+            .map_err(|m| (Outcome::Failed, m))?;
+        let name = snapshot::name_for(ctx.start);
+        if listing.complete.iter().any(|c| c.0 == name) {
+            return Err((
+                Outcome::Failed,
+                format!("snapshot {name} already exists in {}", rep.dest),
+            ));
+        }
+        let partial = format!("{}{name}", snapshot::PARTIAL);
+        let mut reused = None;
+        if !ctx.dry_run
+            && let Some(r) = listing.resumable()
+            && r != partial
+        {
+            match dest.rename(r, &partial, ctx.deadline) {
+                Ok(()) => {
+                    reused = Some(r.to_string());
+                    resumed = true;
+                }
+                Err(m) => ctx
+                    .report
+                    .warning(&format!("cannot reuse the interrupted snapshot {r}: {m}")),
+            }
+        }
+        let mut after: Vec<String> = listing
+            .complete
+            .iter()
+            .chain(&listing.partial)
+            .map(|e| e.0.clone())
+            .filter(|n| Some(n) != reused.as_ref() && *n != partial)
+            .collect();
+        after.push(name.clone());
+        target_path = format!("{}/", join(dest.path(), &partial));
+        link_dest = listing.newest().map(|b| {
+            if dest.path().starts_with('/') {
+                join(dest.path(), b)
+            } else {
+                format!("../{b}")
+            }
+        });
+        snap = Some((dest, name, partial, after));
+    }
+
+    let attempts = spec.retries.saturating_add(1);
+    let mut delay = Duration::from_secs(spec.retry_delay_secs);
+    for attempt in 1..=attempts {
+        let target = rsync::Target {
+            dest_path: &target_path,
+            link_dest: link_dest.as_deref(),
+            resumed,
+        };
+        let argv = rsync::argv(spec, sync, &target, ctx.dry_run).map_err(|m| (Outcome::Spec, m))?;
+        ctx.report.event(
+            "sync-start",
+            json!({ "index": i, "source": rep.source, "dest": rep.dest, "attempt": attempt, "dry_run": ctx.dry_run, "argv": argv }),
+        );
+        let t = Instant::now();
+        let mut cmd = Command::new("rsync");
+        cmd.args(&argv);
+        let (code, out, stop) = child::capture_echo(cmd, ctx.deadline, true)
+            .map_err(|e| (Outcome::Failed, format!("cannot run rsync: {e}")))?;
+        let stats = rsync::parse_stats(&out);
+        rep.exit_codes.push(code);
+        rep.bytes_sent += stats.sent;
+        rep.bytes_received += stats.received;
+        let class = rsync::classify(code);
+        ctx.report.event(
+            "sync-end",
+            json!({
+                "index": i, "attempt": attempt, "exit_code": code, "class": class.as_str(),
+                "bytes_sent": stats.sent, "bytes_received": stats.received, "secs": t.elapsed().as_secs_f64(),
+            }),
+        );
+        if let Some(s) = stop {
+            return Err(outcome_of(Fail::Stopped(s)));
+        }
+        match class {
+            rsync::Class::Ok | rsync::Class::Warning => break,
+            rsync::Class::Network if attempt < attempts => {
+                ctx.report.event("retry", json!({ "index": i, "attempt": attempt, "exit_code": code, "delay_secs": delay.as_secs() }));
+                ctx.say(&format!(
+                    "rsync exit code {code} (network); retrying in {}s",
+                    delay.as_secs()
+                ));
+                if let Some(s) = child::sleep(delay, ctx.deadline) {
+                    return Err(outcome_of(Fail::Stopped(s)));
+                }
+                delay = delay.saturating_mul(2);
+            }
+            rsync::Class::Network => {
+                return Err((
+                    Outcome::Failed,
+                    format!(
+                        "sync {} -> {} failed: network error (rsync exit code {code}) after {attempt} attempts",
+                        rep.source, rep.dest
+                    ),
+                ));
+            }
+            rsync::Class::Failed => {
+                return Err((
+                    Outcome::Failed,
+                    format!(
+                        "sync {} -> {} failed: rsync exit code {code}",
+                        rep.source, rep.dest
+                    ),
+                ));
+            }
+        }
+    }
+
+    if let Some((dest, name, partial, after)) = snap {
+        if ctx.dry_run {
+            dry(
+                ctx,
+                &format!("would complete snapshot {name} in {}", rep.dest),
+            );
+            return Ok(());
+        }
+        dest.complete(&partial, &name, ctx.deadline)
+            .map_err(|m| (Outcome::Failed, m))?;
+        ctx.report.event(
+            "snapshot",
+            json!({ "index": i, "dest": rep.dest, "name": name, "base": link_dest }),
+        );
+        rep.snapshot = Some(name);
+        run.snapshotted.push((i, after));
+    }
+    Ok(())
+}
+
+/// Apply retention, only after everything succeeded: a failed run must never cost an old
+/// snapshot. Failures here are warnings; the new snapshot is already complete.
+fn prune(ctx: &Ctx, run: &mut Run) {
+    for (i, names) in &run.snapshotted {
+        let sync = &ctx.spec.syncs[*i];
+        let Some(ret) = &sync.snapshot else { continue };
+        let res = dest_of(ctx, sync).and_then(|dest| {
+            let listing = snapshot::classify(names);
+            let del = snapshot::prune_plan(&listing, ret);
+            dest.remove(&del, ctx.deadline)?;
+            Ok(del)
+        });
+        match res {
+            Ok(del) => ctx.report.event(
+                "prune",
+                json!({ "index": i, "dest": loc(&sync.dest), "removed": del }),
+            ),
+            Err(m) => ctx
+                .report
+                .warning(&format!("pruning {} failed: {m}", loc(&sync.dest))),
+        }
+    }
+}
+
+fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<String>) -> i32 {
+    let skipped = run.outcome == Outcome::Success && reason.is_some();
+    let (result, code) = if skipped {
+        ("skipped", 0)
+    } else {
+        (run.outcome.as_str(), run.outcome.exit_code())
+    };
+    let elapsed = started.elapsed();
+    let end = jiff::SignedDuration::try_from(elapsed)
+        .ok()
+        .and_then(|d| ctx.start.checked_add(d).ok())
+        .unwrap_or(ctx.start);
+    let sent: u64 = run.syncs.iter().map(|s| s.bytes_sent).sum();
+    let received: u64 = run.syncs.iter().map(|s| s.bytes_received).sum();
+    ctx.report.event(
+        "end",
+        json!({
+            "result": result, "exit_code": code, "secs": elapsed.as_secs_f64(), "bytes_sent": sent,
+            "bytes_received": received, "lock_wait_secs": run.lock_wait.as_secs_f64(), "message": reason,
+            "dry_run": ctx.dry_run,
+        }),
+    );
+    match (result, &reason) {
+        ("success" | "skipped", _) => {}
+        (r, Some(m)) => ctx.say(&format!("{r}: {m}")),
+        (r, None) => ctx.say(r),
+    }
+    if ctx.dry_run {
+        return code;
+    }
+    let mut runs_total = prev.runs_total;
+    *runs_total.entry(result.to_string()).or_insert(0) += 1;
+    let last_success = if result == "success" {
+        Some(end.to_string())
+    } else {
+        prev.last_success
+    };
+    let state = State {
+        job: ctx.spec.job.clone(),
+        run: ctx.report_run_id(),
+        start: Some(ctx.start.to_string()),
+        end: Some(end.to_string()),
+        duration_secs: elapsed.as_secs_f64(),
+        result: result.to_string(),
+        exit_code: code,
+        reason,
+        bytes_sent: sent,
+        bytes_received: received,
+        lock_wait_secs: run.lock_wait.as_secs_f64(),
+        syncs: run.syncs,
+        last_success,
+        runs_total,
+    };
+    let path = report::state_path(&ctx.spec.state_dir, &ctx.spec.job);
+    let json = serde_json::to_string_pretty(&state).unwrap_or_default() + "\n";
+    if let Err(e) = report::write_atomic(&path, json.as_bytes()) {
+        ctx.say(&format!(
+            "warning: cannot write state file {}: {e}",
+            path.display()
+        ));
+    }
+    if let Some(dir) = &ctx.spec.metrics_dir {
+        let last = state
+            .last_success
+            .as_deref()
+            .and_then(|s| s.parse::<Timestamp>().ok())
+            .map(|t| t.as_second());
+        let p = std::path::Path::new(dir).join(format!("bkc_{}.prom", ctx.spec.job));
+        if let Err(e) = report::write_atomic(&p, report::metrics(&state, last).as_bytes()) {
+            ctx.say(&format!(
+                "warning: cannot write metrics {}: {e}",
+                p.display()
+            ));
+        }
+    }
+    code
+}
+
+impl Ctx {
+    fn report_run_id(&self) -> String {
+        self.report.run().to_string()
+    }
+}

@@ -1,0 +1,180 @@
+//! Everything about reaching another host: the one set of ssh options, argv building and quoting
+//! for the remote shell. Every SSH connection the runner makes goes through here, so the options
+//! (pinned known_hosts, no prompts, bounded connect and liveness) cannot drift between the lock
+//! sessions, hooks, directory listings and rsync's own transport.
+
+use std::process::Command;
+
+use crate::spec::{Endpoint, JobSpec};
+
+/// Quote `s` for a POSIX shell. Words made only of characters no shell treats specially are left
+/// bare so that logged command lines stay readable.
+pub fn quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'-' | b'.' | b'/' | b':' | b'@' | b'%' | b'+' | b'=' | b','
+                )
+        });
+    if safe {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Quote each word and join them into one command line.
+pub fn join(words: &[String]) -> String {
+    words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+/// A remote command line that runs `script` with `args` as `$1`, `$2`, ... under `sh -c`. Passing
+/// values as positional parameters means the script itself is a constant and only the arguments
+/// need quoting, once.
+pub fn script(script: &str, args: &[&str]) -> String {
+    let mut words = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        script.to_string(),
+        "sh".to_string(),
+    ];
+    words.extend(args.iter().map(|a| a.to_string()));
+    join(&words)
+}
+
+/// The options every connection uses. `BatchMode` and `StrictHostKeyChecking=yes` make a missing
+/// key or an unknown host a fast, clear failure instead of a prompt nobody answers; the alive
+/// settings bound how long a dead link goes unnoticed.
+pub fn options(spec: &JobSpec) -> Vec<String> {
+    let mut o: Vec<String> = Vec::new();
+    if let Some(id) = &spec.identity {
+        o.push("-i".into());
+        o.push(id.clone());
+    }
+    for opt in [
+        format!("UserKnownHostsFile={}", spec.known_hosts),
+        "StrictHostKeyChecking=yes".to_string(),
+        "BatchMode=yes".to_string(),
+        "ConnectTimeout=10".to_string(),
+        "ServerAliveInterval=15".to_string(),
+        "ServerAliveCountMax=3".to_string(),
+    ] {
+        o.push("-o".into());
+        o.push(opt);
+    }
+    o
+}
+
+/// The endpoint of a remote host, or a message for the spec error.
+pub fn endpoint<'a>(spec: &'a JobSpec, host: &str) -> Result<&'a Endpoint, String> {
+    spec.hosts
+        .get(host)
+        .ok_or_else(|| format!("host {host:?} is not the job's host and has no entry in `hosts`"))
+}
+
+/// `ssh ... address REMOTE_COMMAND`: `remote` is one command line for the remote user's shell.
+pub fn command(spec: &JobSpec, ep: &Endpoint, remote: &str) -> Command {
+    let mut c = Command::new("ssh");
+    c.args(argv(spec, ep, remote));
+    c
+}
+
+/// The arguments after `ssh`, split out for tests and for logging.
+pub fn argv(spec: &JobSpec, ep: &Endpoint, remote: &str) -> Vec<String> {
+    let mut a = options(spec);
+    a.extend([
+        "-T".to_string(),
+        "-p".to_string(),
+        ep.port.to_string(),
+        "-l".to_string(),
+        ep.user.clone(),
+        "--".to_string(),
+        ep.address.clone(),
+        remote.to_string(),
+    ]);
+    a
+}
+
+/// The value of rsync's `-e`. rsync splits it itself, honouring quotes, so each option is quoted
+/// as for a shell (paths to keys or known_hosts may contain spaces).
+pub fn rsync_rsh(spec: &JobSpec, ep: &Endpoint) -> String {
+    let mut words = vec!["ssh".to_string()];
+    words.extend(options(spec));
+    words.push("-p".into());
+    words.push(ep.port.to_string());
+    join(&words)
+}
+
+/// `user@address:path` as rsync wants it; an IPv6 literal goes in brackets so its colons are not
+/// taken for the host/path separator.
+pub fn rsync_remote(ep: &Endpoint, path: &str) -> String {
+    if ep.address.contains(':') && !ep.address.starts_with('[') {
+        format!("{}@[{}]:{}", ep.user, ep.address, path)
+    } else {
+        format!("{}@{}:{}", ep.user, ep.address, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_sh(line: &str) -> String {
+        let out = Command::new("sh").arg("-c").arg(line).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn quoting_survives_a_real_shell() {
+        let nasty = [
+            "plain",
+            "with space",
+            "it's",
+            "$(rm -rf /)",
+            "`x`",
+            "a\nb",
+            "",
+            "\\",
+            "*?[",
+            "--",
+            "é ü",
+        ];
+        for s in nasty {
+            let line = format!("printf %s {}", quote(s));
+            assert_eq!(run_sh(&line), s, "{line}");
+        }
+    }
+
+    #[test]
+    fn script_passes_arguments_verbatim() {
+        let line = script(r#"printf '%s|' "$1" "$2""#, &["a b", "'c'"]);
+        assert_eq!(run_sh(&line), "a b|'c'|");
+    }
+
+    #[test]
+    fn remote_paths() {
+        let ep = Endpoint {
+            address: "fd00::2".into(),
+            port: 22,
+            user: "root".into(),
+        };
+        assert_eq!(rsync_remote(&ep, "/srv/x y/"), "root@[fd00::2]:/srv/x y/");
+        let ep = Endpoint {
+            address: "b.example".into(),
+            port: 22,
+            user: "bk".into(),
+        };
+        assert_eq!(rsync_remote(&ep, "/srv"), "bk@b.example:/srv");
+    }
+}

@@ -1,0 +1,192 @@
+//! Seed-style `blocks-on-file`: wait while a lock file another tool (or another bkc job's
+//! `lock-file`) created exists. Local files are watched with inotify, so a deletion wakes the
+//! runner at once; remote ones are checked over SSH every `wait_secs`.
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::child::{self, Stop};
+use super::lock::{describe, remove_if_unchanged};
+use super::{Ctx, Fail, report};
+use crate::spec::WaitFile;
+
+/// Wait until `wf` is gone. Returns the time spent waiting.
+pub fn wait(ctx: &Ctx, wf: &WaitFile) -> Result<Duration, Fail> {
+    let start = Instant::now();
+    let own = child::later(start, Duration::from_secs(wf.timeout_secs));
+    let (end, run_deadline) = match ctx.deadline {
+        Some(d) if d < own => (d, true),
+        _ => (own, false),
+    };
+    let every = Duration::from_secs(wf.wait_secs.max(1));
+    let local = ctx.spec.is_local(&wf.at.host);
+    let watch = if local {
+        Inotify::watch_parent(Path::new(&wf.at.path))
+    } else {
+        None
+    };
+    let name = format!("{}:{}", wf.at.host, wf.at.path);
+    let mut next_check = start;
+    let mut logged = false;
+    loop {
+        if let Some(sig) = child::interrupted() {
+            return Err(Fail::Stopped(Stop::Signal(sig)));
+        }
+        let now = Instant::now();
+        let content = if local {
+            match fs::symlink_metadata(&wf.at.path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                _ => Some(if now >= next_check {
+                    fs::read_to_string(&wf.at.path).unwrap_or_default()
+                } else {
+                    String::new()
+                }),
+            }
+        } else if now >= next_check {
+            remote_state(ctx, wf)?
+        } else {
+            Some(String::new())
+        };
+        let Some(content) = content else {
+            if logged {
+                ctx.report.event(
+                    "wait-end",
+                    json!({ "file": name, "waited_secs": start.elapsed().as_secs_f64() }),
+                );
+            }
+            return Ok(start.elapsed());
+        };
+        if now >= next_check {
+            if let Some(why) = ctx.stale(&content) {
+                ctx.report
+                    .warning(&format!("removing stale lock file {name}: {why}"));
+                remove_if_unchanged(ctx, &wf.at, content.lines().next().unwrap_or(""))?;
+                continue;
+            }
+            if now >= end {
+                if run_deadline {
+                    return Err(Fail::Timeout(format!(
+                        "the run's timeout passed while waiting for {name} to go"
+                    )));
+                }
+                let held = match describe(&content) {
+                    d if d.is_empty() => String::new(),
+                    d => format!(" (held by {d})"),
+                };
+                return Err(Fail::LockTimeout(format!(
+                    "timed out after {}s waiting for lock file {name} to go{held}",
+                    start.elapsed().as_secs()
+                )));
+            }
+            ctx.report.event(
+                "lock-wait",
+                json!({ "file": name, "holder": describe(&content), "waited_secs": start.elapsed().as_secs_f64() }),
+            );
+            report::say!(
+                "bkc-run: {}: waiting for lock file {name} ({})",
+                ctx.spec.job,
+                describe(&content)
+            );
+            logged = true;
+            next_check = child::later(next_check, every).min(end);
+        }
+        let slice = next_check
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(100));
+        match &watch {
+            Some(w) => w.wait(slice),
+            None => {
+                if let Some(stop) = child::sleep(slice, None) {
+                    return Err(Fail::Stopped(stop));
+                }
+            }
+        }
+    }
+}
+
+const REMOTE_STATE: &str = r#"if [ -e "$1" ] || [ -L "$1" ]; then echo exists; head -n 1 -- "$1" 2>/dev/null; echo; else echo gone; fi"#;
+
+/// `None` when the remote file is gone, else its first line. An unreachable host counts as
+/// "still there": the file may well exist, and the timeout bounds the wait.
+fn remote_state(ctx: &Ctx, wf: &WaitFile) -> Result<Option<String>, Fail> {
+    match ctx.remote_capture(&wf.at.host, REMOTE_STATE, &[&wf.at.path]) {
+        Ok(out) => {
+            let mut lines = out.lines();
+            match lines.next() {
+                Some("gone") => Ok(None),
+                Some("exists") => Ok(Some(lines.next().unwrap_or("").to_string())),
+                _ => Ok(Some(String::new())),
+            }
+        }
+        Err(Fail::Stopped(s)) => Err(Fail::Stopped(s)),
+        Err(Fail::Spec(m)) => Err(Fail::Spec(m)),
+        Err(f) => {
+            ctx.report.warning(&format!(
+                "cannot check {}:{}: {}",
+                wf.at.host,
+                wf.at.path,
+                f.message()
+            ));
+            Ok(Some(String::new()))
+        }
+    }
+}
+
+/// An inotify watch on a file's directory, for deletions and renames of anything in it (the
+/// file itself cannot be watched for its own removal reliably: it may not exist yet, or be
+/// replaced).
+struct Inotify {
+    fd: OwnedFd,
+}
+
+impl Inotify {
+    fn watch_parent(path: &Path) -> Option<Inotify> {
+        let dir = path.parent()?;
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        // SAFETY: inotify_init1(2); the fd is owned below.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd is fresh and ours.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut c = dir.as_os_str().as_bytes().to_vec();
+        c.push(0);
+        let mask = libc::IN_DELETE
+            | libc::IN_MOVED_FROM
+            | libc::IN_DELETE_SELF
+            | libc::IN_MOVE_SELF
+            | libc::IN_CLOSE_WRITE;
+        // SAFETY: c is NUL-terminated.
+        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr().cast(), mask) };
+        (wd >= 0).then_some(Inotify { fd })
+    }
+
+    /// Sleep until an event or `d`; events are drained, since the caller re-checks the file.
+    fn wait(&self, d: Duration) {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, d.as_millis().clamp(1, 1000) as i32) };
+        if n > 0 {
+            let mut buf = [0u8; 4096];
+            // SAFETY: reading into a local buffer; the fd is non-blocking.
+            while unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0
+            {
+            }
+        }
+    }
+}
