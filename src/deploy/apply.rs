@@ -150,8 +150,9 @@ fn build(
     tail.push_str(
         "printf '%s\\n' \"$ACT\" >\"$S/activate.sh\" || die \"cannot write $S/activate.sh\"\n\
          say \"ready $n\"\n\
-         line=$(timeout 60 head -n 1) || line=\n\
+         line=$(timeout 30 head -n 1) || line=\n\
          if [ \"$line\" != commit ]; then rm -rf \"$S\"; die \"bkc did not confirm the switch (the link was lost?); nothing was changed\"; fi\n\
+         trap - HUP PIPE TERM\n\
          setsid sh \"$S/activate.sh\" activate </dev/null >\"$B/activate.log\" 2>&1 &\n\
          wait $!\n\
          rc=$?\n\

@@ -36,6 +36,9 @@ n=$((g + 1))
 while [ -e "$B/generations/$n" ]; do n=$((n + 1)); done
 S="$B/staging/$n"
 mkdir -p "$S/files" "$S/prev" || die "cannot create $S"
+# Until the commit, a lost session takes its staging directory with it (the next apply would
+# drop it anyway).
+trap 'rm -rf "$S"; exit 1' HUP PIPE TERM
 say "progress staging generation $n"
 # recv SIZE SHA256 MODE NAME: exactly SIZE bytes of stdin into $S/NAME, checked.
 recv() {
