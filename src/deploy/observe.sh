@@ -1,6 +1,6 @@
 # bkc plan: read in one round trip everything needed to find changes and drift: the manifest,
 # the hash and mode of every file it lists and of every bkc file present, the state of the bkc
-# units, the runner's hash, the generations kept. Arguments: the runner paths the units expect.
+# timers, the runner's hash, the generations kept. Arguments: the runner paths the units expect.
 # Output: one fact per line; a file's content as "F <size> <path>" and exactly that many bytes.
 M="$R/etc/bkc/manifest.json"
 B="$R/var/lib/bkc"
@@ -45,6 +45,16 @@ if [ $# -gt 0 ]; then
     sha256sum -- "$@" | sed 's/^/sha /'
     stat -c 'mode %a %n' -- "$@"
 fi
-systemctl list-unit-files --no-legend --plain 'bkc-*' 2>/dev/null | sed 's/^/unit /'
-systemctl list-units --all --no-legend --plain 'bkc-*' 2>/dev/null | sed 's/^/active /'
+# Whether each bkc timer is enabled: one systemctl call, and none on a host without timers
+# (asking systemd is the slowest step here).
+set --
+for f in etc/systemd/system/bkc-*.timer; do
+    [ -f "$f" ] && set -- "$@" "${f##*/}"
+done
+if [ $# -gt 0 ]; then
+    systemctl is-enabled -- "$@" 2>/dev/null | for u in "$@"; do
+        IFS= read -r st || st=unknown
+        echo "unit $u $st"
+    done
+fi
 echo end

@@ -30,10 +30,8 @@ pub struct Observed {
     pub manifest: Option<Manifest>,
     /// Every bkc file present: path -> (sha256, mode).
     pub files: BTreeMap<String, (String, u32)>,
-    /// bkc unit files systemd knows: name -> `enabled`, `disabled`, `static`, ...
+    /// bkc timers present: name -> `enabled`, `disabled`, ...
     pub units: BTreeMap<String, String>,
-    /// bkc units systemd has loaded: name -> `active`, `activating`, `inactive`, ...
-    pub active: BTreeMap<String, String>,
 }
 
 impl Observed {
@@ -42,7 +40,7 @@ impl Observed {
     }
 
     /// A hash of everything a plan depends on, to tell whether a host changed since a saved
-    /// plan. Which units are running now is left out: a backup starting is not a change.
+    /// plan. Whether a backup runs now is not part of it: a backup starting is not a change.
     pub fn fingerprint(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "gen {} {:?}", self.generation, self.interrupted);
@@ -118,9 +116,6 @@ fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
             }
             ("unit", [u, st, ..]) => {
                 o.units.insert(u.to_string(), st.to_string());
-            }
-            ("active", [u, _load, st, ..]) => {
-                o.active.insert(u.to_string(), st.to_string());
             }
             _ => {}
         }
