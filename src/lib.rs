@@ -6,6 +6,7 @@
 //! `runner` is what `bkc-run` executes on each host; it depends on `spec` and nothing else here.
 
 pub mod analyze;
+pub mod deploy;
 pub mod diag;
 pub mod emit;
 pub mod fmt;

@@ -11,13 +11,17 @@ use std::time::{Duration, Instant};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use jiff::tz::TimeZone;
 
+mod deploy_cli;
+
 use bkc::analyze::{Compiled, compile};
+use bkc::deploy::fleet;
 use bkc::diag::{Diagnostic, Diagnostics, render};
 use bkc::emit;
 use bkc::graph::{self, GraphError, Picture};
 use bkc::simulate::{self, MAX_DAYS};
 use bkc::syntax::MAX_BYTES;
 use bkc::topology::Topology;
+use deploy_cli::{apply, plan, rollback, run_job, status};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -25,6 +29,9 @@ Examples:
   bkc check                                 check ./bkc.kdl, report every mistake
   bkc build -o out                          write out/<host>/... for every host
   bkc fmt --check                           fail (for CI) when bkc.kdl is not formatted
+  bkc plan                                  show what `bkc apply` would change on every host
+  bkc apply                                 put the topology on every host (asks first)
+  bkc status                                every job of the fleet: last run, result, next run
   bkc import rsyncdirector desktop=desktop.yaml backup_a=backup_a.yaml -o bkc.kdl
   bkc completions bash > /etc/bash_completion.d/bkc";
 
@@ -146,6 +153,92 @@ enum Command {
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// Show what `bkc apply` would change on each host, with diffs and drift.
+    #[command(
+        after_help = "Examples:\n  bkc plan\n  bkc plan site.kdl --host @offsite -o plan.json\n  bkc plan --detailed-exitcode   (0 no changes, 1 error, 2 changes)"
+    )]
+    Plan {
+        /// The topology file.
+        #[arg(default_value = "bkc.kdl")]
+        file: PathBuf,
+        /// Only these hosts: a name, or @tag for every host with the tag (repeatable).
+        #[arg(long = "host", value_name = "NAME|@TAG")]
+        hosts: Vec<String>,
+        /// Save the plan, for `bkc apply FILE.json`.
+        #[arg(short, long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Exit 0 with no changes, 1 on an error, 2 with changes.
+        #[arg(long)]
+        detailed_exitcode: bool,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Put the topology (or a saved plan) on the hosts: stage, then switch each host whole.
+    #[command(
+        after_help = "Examples:\n  bkc apply\n  bkc apply --yes --host desktop\n  bkc apply plan.json"
+    )]
+    Apply {
+        /// The topology file, or a plan saved by `bkc plan -o` (a .json file).
+        #[arg(default_value = "bkc.kdl")]
+        file: PathBuf,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+        /// Only these hosts: a name, or @tag (repeatable).
+        #[arg(long = "host", value_name = "NAME|@TAG")]
+        hosts: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Put a host back on the files of a kept generation.
+    #[command(after_help = "Examples:\n  bkc rollback desktop\n  bkc rollback desktop --to 3")]
+    Rollback {
+        /// The host.
+        host: String,
+        /// The topology file (for how to reach the host).
+        #[arg(default_value = "bkc.kdl")]
+        file: PathBuf,
+        /// The generation to go back to (default: the one before the current one).
+        #[arg(long, value_name = "N")]
+        to: Option<u64>,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Every job of the fleet: its host, last run, result, next run, and whether its lock is held.
+    #[command(after_help = "Examples:\n  bkc status\n  bkc status site.kdl --json")]
+    Status {
+        /// The topology file.
+        #[arg(default_value = "bkc.kdl")]
+        file: PathBuf,
+        /// Only these hosts: a name, or @tag (repeatable).
+        #[arg(long = "host", value_name = "NAME|@TAG")]
+        hosts: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a job now on its host.
+    #[command(after_help = "Examples:\n  bkc run desktop-to-a\n  bkc run a-to-b --wait")]
+    Run {
+        /// The job.
+        job: String,
+        /// The topology file.
+        #[arg(default_value = "bkc.kdl")]
+        file: PathBuf,
+        /// Wait for the run to end, print its log and exit with the runner's exit code.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  bkc completions bash > /etc/bash_completion.d/bkc\n  bkc completions zsh > ~/.zfunc/_bkc\n  bkc completions fish > ~/.config/fish/completions/bkc.fish"
@@ -154,6 +247,33 @@ enum Command {
     /// Print the manual page (roff).
     #[command(after_help = "Example:\n  bkc man > /usr/local/share/man/man1/bkc.1")]
     Man,
+}
+
+/// How the deploy commands reach hosts.
+#[derive(clap::Args)]
+struct Remote {
+    /// How many hosts to work on at once.
+    #[arg(short = 'j', long = "jobs", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: u16,
+    /// An ssh_config file for every connection (`ssh -F`); default: $BKC_SSH_CONFIG, else ssh's own.
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// An extra ssh option as `ssh -o` takes it, such as `ProxyJump=bastion` (repeatable).
+    #[arg(long = "ssh-option", value_name = "OPTION")]
+    ssh_options: Vec<String>,
+}
+
+impl Remote {
+    fn options(&self) -> fleet::Options {
+        fleet::Options {
+            jobs: usize::from(self.jobs),
+            ssh_config: self
+                .ssh_config
+                .clone()
+                .or_else(|| std::env::var_os("BKC_SSH_CONFIG").map(PathBuf::from)),
+            ssh_options: self.ssh_options.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -287,6 +407,47 @@ fn main() -> ExitCode {
                     force,
                 },
         } => import(&configs, &addresses, out.as_deref(), force, v),
+        Command::Plan {
+            file,
+            hosts,
+            out,
+            detailed_exitcode,
+            json,
+            remote,
+        } => plan(
+            &file,
+            &hosts,
+            out.as_deref(),
+            detailed_exitcode,
+            json,
+            &remote,
+            v,
+        ),
+        Command::Apply {
+            file,
+            yes,
+            hosts,
+            remote,
+        } => apply(&file, yes, &hosts, &remote, v),
+        Command::Rollback {
+            host,
+            file,
+            to,
+            yes,
+            remote,
+        } => rollback(&host, &file, to, yes, &remote, v),
+        Command::Status {
+            file,
+            hosts,
+            json,
+            remote,
+        } => status(&file, &hosts, json, &remote, v),
+        Command::Run {
+            job,
+            file,
+            wait,
+            remote,
+        } => run_job(&job, &file, wait, &remote, v),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "bkc", &mut std::io::stdout());
             ExitCode::SUCCESS

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use minijinja::{Environment, UndefinedBehavior};
 
-pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry};
+pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
 pub use nixos::NIXOS_MODULE_PATH;
 pub use write::write_tree;
 

@@ -83,11 +83,13 @@ pub struct Host {
 pub struct Net {
     pub id: String,
     pub dir: PathBuf,
-    ctl: String,
+    pub ctl: String,
     subnet: u32,
     pub hosts: Vec<Host>,
     spawned: Mutex<Vec<u32>>,
     specs: AtomicU32,
+    /// Each host sees its own writable /etc (an overlay on the machine's).
+    private_etc: bool,
 }
 
 /// What one runner invocation did.
@@ -114,6 +116,16 @@ impl Ran {
 impl Net {
     /// `n` hosts named h1..hn, or `None` (after saying why) when this machine cannot host them.
     pub fn new(n: usize) -> Option<Net> {
+        Net::create(n, false)
+    }
+
+    /// Like [`Net::new`], and each host has a private /etc (an overlay on the machine's), so
+    /// that deploy benchmarks can put bkc's files there.
+    pub fn with_private_etc(n: usize) -> Option<Net> {
+        Net::create(n, true)
+    }
+
+    fn create(n: usize, private_etc: bool) -> Option<Net> {
         let ok = require_root()
             && [
                 "ip",
@@ -143,6 +155,7 @@ impl Net {
             hosts: Vec::new(),
             spawned: Mutex::new(Vec::new()),
             specs: AtomicU32::new(0),
+            private_etc,
         };
         net.setup(n);
         Some(net)
@@ -225,8 +238,20 @@ impl Net {
                 ak = hdir.join("authorized_keys").display(),
             );
             std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
+            let etc = if self.private_etc {
+                let (up, work) = (hdir.join("etc-upper"), hdir.join("etc-work"));
+                std::fs::create_dir_all(&up).unwrap();
+                std::fs::create_dir_all(&work).unwrap();
+                format!(
+                    "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc && ",
+                    up.display(),
+                    work.display()
+                )
+            } else {
+                String::new()
+            };
             let script = format!(
-                "hostname {name} && mount --bind {srv} /srv && exec /usr/sbin/sshd -D -f {cfg} -E {log}",
+                "hostname {name} && {etc}mount --bind {srv} /srv && exec /usr/sbin/sshd -D -f {cfg} -E {log}",
                 srv = hdir.join("srv").display(),
                 cfg = hdir.join("sshd_config").display(),
                 log = hdir.join("sshd.log").display(),

@@ -1,0 +1,160 @@
+//! `cargo bench --bench plan` (as root): `bkc plan` with nothing to change on 1, 10 and 40
+//! hosts. The hosts are network namespaces with their own sshd and their own /etc
+//! (tests/harness), each already holding what the topology wants, so a plan is one round trip
+//! per host and finds nothing. Prints the median wall time of several plans and the number of
+//! SSH connections each host accepted per plan (from its sshd log), beside the floor: the same
+//! number of bare `ssh HOST true` logins, 16 at a time as `bkc plan -j 16` connects. All the
+//! hosts' sshd share this machine's cores, so the floor itself grows with the host count here;
+//! on a real fleet each host does its own side of the handshake. Without root it says so and
+//! does nothing.
+
+#[path = "../tests/harness/mod.rs"]
+mod harness;
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use harness::Net;
+
+const RUNS: usize = 5;
+
+fn topology(net: &Net) -> String {
+    let mut s = String::from("defaults {\n    runner \"/etc/bkc-bench/bkc-run\"\n}\n");
+    for h in &net.hosts {
+        let key = std::fs::read_to_string(h.dir.join("host_key.pub")).unwrap();
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        // No schedule: no timer, so the machine's own systemd (which these hosts share) is
+        // never asked about a unit it cannot know.
+        writeln!(
+            s,
+            "host \"{}\" address=\"{}\" {{\n    host-key \"{}\"\n}}\njob \"copy-{}\" on=\"{}\" {{\n    sync \"/srv/a/\" \"/srv/b/\"\n}}",
+            h.name,
+            h.addr,
+            key.join(" "),
+            h.name,
+            h.name
+        )
+        .unwrap();
+    }
+    s
+}
+
+fn accepted(net: &Net) -> usize {
+    net.hosts
+        .iter()
+        .map(|h| {
+            std::fs::read_to_string(h.dir.join("sshd.log"))
+                .unwrap_or_default()
+                .matches("Accepted publickey")
+                .count()
+        })
+        .sum()
+}
+
+/// Seconds for one bare login to every host, at most 16 at a time.
+fn bare_logins(net: &Net, config: &std::path::Path) -> f64 {
+    let next = AtomicUsize::new(0);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..16.min(net.hosts.len()) {
+            s.spawn(|| {
+                while let Some(h) = net.hosts.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    let ok = Command::new("ssh")
+                        .arg("-F")
+                        .arg(config)
+                        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+                        .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+                        .args([&h.addr, "true"])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    assert!(ok, "bare ssh to {} failed", h.name);
+                }
+            });
+        }
+    });
+    start.elapsed().as_secs_f64()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("bench plan: skipped, it needs root (network namespaces with their own sshd)");
+        return;
+    }
+    let bkc = env!("CARGO_BIN_EXE_bkc");
+    let runner = std::path::Path::new(bkc).with_file_name("bkc-run");
+    println!(
+        "| hosts | bkc plan, median of {RUNS} | bare ssh logins (floor) | SSH connections per host per plan |"
+    );
+    println!("|---|---|---|---|");
+    for n in [1, 10, 40] {
+        let Some(net) = Net::with_private_etc(n) else {
+            return;
+        };
+        let topo = net.dir.join("bench.kdl");
+        std::fs::write(&topo, topology(&net)).unwrap();
+        let out = net.dir.join("out");
+        let built = Command::new(bkc)
+            .args(["-q", "build"])
+            .arg(&topo)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(built.success());
+        // Each host gets exactly what the topology wants, as after an apply.
+        for h in &net.hosts {
+            let script = format!(
+                "cp -a {}/{}/etc/. /etc/ && mkdir -p /etc/bkc-bench && cp {} /etc/bkc-bench/bkc-run",
+                out.display(),
+                h.name,
+                runner.display()
+            );
+            let o = net.sh(&h.name, &script);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let config = net.dir.join("ssh_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host *\n  ProxyCommand ip netns exec {} nc %h %p\n  IdentityFile {}\n  User root\n",
+                net.ctl,
+                net.dir.join("client_key").display()
+            ),
+        )
+        .unwrap();
+        let mut times = Vec::new();
+        let before = accepted(&net);
+        for _ in 0..RUNS {
+            let start = Instant::now();
+            let o = Command::new(bkc)
+                .args(["plan", "--detailed-exitcode"])
+                .arg(&topo)
+                .env("BKC_SSH_CONFIG", &config)
+                .output()
+                .unwrap();
+            times.push(start.elapsed().as_secs_f64());
+            assert_eq!(
+                o.status.code(),
+                Some(0),
+                "the plan should find nothing to change: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let per_host = (accepted(&net) - before) as f64 / (RUNS * n) as f64;
+        let floor = median((0..RUNS).map(|_| bare_logins(&net, &config)).collect());
+        println!(
+            "| {n} | {:.0} ms | {:.0} ms | {per_host:.1} |",
+            median(times) * 1000.0,
+            floor * 1000.0
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! `bkc apply` on one host: one script (apply.sh) stages the new generation and waits for
+//! "commit"; the switch (activate.sh) then runs detached on the host. See docs/DEPLOY.md.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::mpsc;
+
+use super::plan::{HostPlan, Observed, job_of};
+use super::transport::Transport;
+use super::{Desired, HostError, KEEP_GENERATIONS, quote};
+use crate::emit::{MANIFEST_PATH, sha256_hex};
+
+const APPLY: &str = include_str!("apply.sh");
+const ACTIVATE: &str = include_str!("activate.sh");
+
+/// The local `bkc-run` to install where a plan says so.
+pub struct Runner<'a> {
+    pub bytes: &'a [u8],
+    /// `uname -m` of the machine it was built for.
+    pub arch: &'a str,
+}
+
+/// A successful apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub generation: u64,
+    /// What the switch said (files kept because their backup is running, warnings).
+    pub log: Vec<String>,
+}
+
+fn timer_unit(path: &str) -> Option<&str> {
+    path.strip_prefix("/etc/systemd/system/")
+        .filter(|u| u.ends_with(".timer"))
+}
+
+/// The script and the bytes that follow it on stdin.
+fn build(
+    t: &dyn Transport,
+    want: &Desired,
+    obs: &Observed,
+    plan: &HostPlan,
+    runner: Option<&Runner>,
+) -> (String, Vec<u8>) {
+    let mut tail = String::new();
+    let mut payload = Vec::new();
+    let mut steps = String::new();
+    let fail = |what: &str| format!(" || die {}\n", quote(&format!("cannot stage {what}")));
+    let removed_timers: Vec<&str> = plan.remove.iter().filter_map(|p| timer_unit(p)).collect();
+    if !removed_timers.is_empty() {
+        let names: Vec<String> = removed_timers.iter().map(|u| quote(u)).collect();
+        let _ = writeln!(
+            steps,
+            "systemctl disable --now {} || return 1",
+            names.join(" ")
+        );
+    }
+    if let Some(r) = runner.filter(|_| !plan.runner_install.is_empty()) {
+        let _ = writeln!(
+            tail,
+            "[ \"$(uname -m)\" = {arch} ] || die \"the host is $(uname -m), the local bkc-run is built for {arch}\"",
+            arch = quote(r.arch)
+        );
+        tail.push_str(&format!(
+            "recv {} {} 0755 runner{}",
+            r.bytes.len(),
+            sha256_hex(r.bytes),
+            fail("bkc-run")
+        ));
+        payload.extend_from_slice(r.bytes);
+        for p in &plan.runner_install {
+            let _ = writeln!(tail, "keep {}", quote(p));
+            let _ = writeln!(steps, "put runner {} 0755 || return 1", quote(p));
+        }
+    }
+    for (path, f) in &want.files.files {
+        let name = format!("files{path}");
+        tail.push_str(&format!(
+            "recv {} {} {:04o} {}{}",
+            f.bytes.len(),
+            sha256_hex(&f.bytes),
+            f.mode,
+            quote(&name),
+            fail(path)
+        ));
+        payload.extend_from_slice(&f.bytes);
+        let _ = writeln!(tail, "keep {}", quote(path));
+        let fresh = !obs.files.contains_key(path) || plan.changed.contains(path);
+        if fresh && path != MANIFEST_PATH {
+            let _ = writeln!(
+                steps,
+                "put {} {} {:04o} || return 1",
+                quote(&name),
+                quote(path),
+                f.mode
+            );
+        }
+    }
+    for path in &plan.remove {
+        let _ = writeln!(tail, "keep {}", quote(path));
+        let service = match job_of(path) {
+            Some(job) if timer_unit(path).is_none() => quote(&format!("bkc-{job}.service")),
+            _ => String::new(),
+        };
+        let _ = writeln!(steps, "drop {} {service} || return 1", quote(path));
+    }
+    if let Some(m) = want.files.files.get(MANIFEST_PATH) {
+        let _ = writeln!(
+            steps,
+            "put {} {} {:04o} || return 1",
+            quote(&format!("files{MANIFEST_PATH}")),
+            quote(MANIFEST_PATH),
+            m.mode
+        );
+    }
+    steps.push_str("systemctl daemon-reload || return 1\n");
+    let timers: Vec<&str> = want
+        .files
+        .files
+        .keys()
+        .filter_map(|p| timer_unit(p))
+        .collect();
+    let all_timers: Vec<&str> = timers.iter().chain(&removed_timers).copied().collect();
+    for u in &all_timers {
+        let _ = writeln!(tail, "timer {}", quote(u));
+    }
+    if !timers.is_empty() {
+        let names: Vec<String> = timers.iter().map(|u| quote(u)).collect();
+        let _ = writeln!(
+            steps,
+            "systemctl enable {} >/dev/null 2>&1 || return 1",
+            names.join(" ")
+        );
+        // A changed schedule takes effect now; restarting a timer never touches its service.
+        let changed: Vec<String> = plan
+            .changed
+            .iter()
+            .filter_map(|p| timer_unit(p))
+            .map(quote)
+            .collect();
+        if !changed.is_empty() {
+            let _ = writeln!(steps, "systemctl restart {} || return 1", changed.join(" "));
+        }
+        let _ = writeln!(steps, "systemctl start {} || return 1", names.join(" "));
+    }
+    steps.push_str(":\n");
+    let act = format!(
+        "{}\nS=$(cd \"${{0%/*}}\" && pwd) || exit 1\nn=${{S##*/}}\nKEEP={KEEP_GENERATIONS}\nsteps() {{\n{steps}}}\n{ACTIVATE}",
+        t.preamble()
+    );
+    tail.push_str(
+        "printf '%s\\n' \"$ACT\" >\"$S/activate.sh\" || die \"cannot write $S/activate.sh\"\n\
+         say \"ready $n\"\n\
+         line=$(timeout 30 head -n 1) || line=\n\
+         if [ \"$line\" != commit ]; then rm -rf \"$S\"; die \"bkc did not confirm the switch (the link was lost?); nothing was changed\"; fi\n\
+         trap - HUP PIPE TERM\n\
+         setsid sh \"$S/activate.sh\" activate </dev/null >\"$B/activate.log\" 2>&1 &\n\
+         wait $!\n\
+         rc=$?\n\
+         sed 's/^/log /' \"$B/activate.log\"\n\
+         rm -rf \"$S\"\n\
+         [ $rc = 0 ] || die \"the switch to generation $n failed and was rolled back\"\n\
+         say \"done $n\"\n",
+    );
+    let expect = obs.manifest_sha().unwrap_or_else(|| "-".into());
+    let script = format!(
+        "EXPECT={}\nACT={}\n{APPLY}\n{tail}",
+        quote(&expect),
+        quote(&act)
+    );
+    (script, payload)
+}
+
+/// Apply `plan` to the host behind `t`, reporting progress lines as they come.
+pub fn apply_host(
+    t: &dyn Transport,
+    want: &Desired,
+    obs: &Observed,
+    plan: &HostPlan,
+    runner: Option<&Runner>,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<Applied, HostError> {
+    let host = t.host();
+    if let Some(b) = &plan.blocked {
+        return Err(HostError::new(host, b.clone()));
+    }
+    let (script, payload) = build(t, want, obs, plan, runner);
+    let mut child = t
+        .start(&script)
+        .map_err(|e| HostError::new(host, format!("cannot start ssh: {e}")))?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (commit_tx, commit_rx) = mpsc::channel::<()>();
+    let mut committed = false;
+    let mut error = None;
+    let mut done = None;
+    let mut log = Vec::new();
+    let stderr_text = std::thread::scope(|s| {
+        s.spawn(move || {
+            let Some(mut w) = stdin else { return };
+            if w.write_all(&payload).and_then(|()| w.flush()).is_err() {
+                return;
+            }
+            // The commit goes only after the host said it staged everything.
+            if commit_rx.recv().is_ok() {
+                let _ = w.write_all(b"commit\n");
+                let _ = w.flush();
+            }
+        });
+        let errs = s.spawn(move || {
+            let mut text = String::new();
+            if let Some(mut e) = stderr {
+                let _ = e.read_to_string(&mut text);
+            }
+            text
+        });
+        if let Some(out) = stdout {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let (key, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+                match key {
+                    "progress" => progress(rest),
+                    "ready" => {
+                        progress(&format!("staged generation {rest}, switching"));
+                        committed = commit_tx.send(()).is_ok();
+                    }
+                    "log" => {
+                        if !rest.starts_with("activated") {
+                            progress(rest);
+                        }
+                        log.push(rest.to_string());
+                    }
+                    "error" => error = Some(rest.to_string()),
+                    "done" => done = rest.trim().parse::<u64>().ok(),
+                    _ => {}
+                }
+            }
+        }
+        drop(commit_tx);
+        errs.join().unwrap_or_default()
+    });
+    let status = child.wait();
+    if let Some(generation) = done {
+        return Ok(Applied { generation, log });
+    }
+    let message = match error {
+        Some(e) => e,
+        None if committed => format!(
+            "the link was lost after the switch began; it finishes or rolls back on the host by itself — run `bkc plan` to see which ({})",
+            stderr_text.trim()
+        ),
+        None => format!(
+            "the link was lost before the switch; the host is unchanged ({})",
+            match status {
+                Ok(s) if stderr_text.trim().is_empty() => format!("{s}"),
+                _ => stderr_text.trim().to_string(),
+            }
+        ),
+    };
+    Err(HostError::new(host, message))
+}

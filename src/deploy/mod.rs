@@ -1,0 +1,219 @@
+//! Deploy: get a topology onto a fleet and keep it there (`bkc plan`, `apply`, `rollback`,
+//! `status`, `run`). docs/DEPLOY.md describes the protocol.
+//!
+//! Every host is reached through a [`transport::Transport`]: one round trip reads what the host
+//! has ([`plan::observe`]), pure code compares it with what the topology wants
+//! ([`plan::compare`]), and one script per host stages and switches a new generation
+//! ([`apply`]). The remote side is POSIX `sh` (the `*.sh` files next to this one), sent over
+//! stdin; every value in it comes from bkc and is quoted all the same.
+
+pub mod apply;
+pub mod fleet;
+pub mod plan;
+pub mod status;
+pub mod transport;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::emit::{Artifacts, HostFiles};
+use crate::topology::Topology;
+use transport::Target;
+
+/// Where bkc keeps its deploy state on every host: generations, staging, the deploy lock.
+pub const DEPLOY_DIR: &str = "/var/lib/bkc";
+/// How many generations a host keeps for `bkc rollback`.
+pub const KEEP_GENERATIONS: usize = 5;
+
+/// A failure on one host, with the host's name in its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{host}: {message}")]
+pub struct HostError {
+    pub host: String,
+    pub message: String,
+}
+
+impl HostError {
+    pub fn new(host: &str, message: impl Into<String>) -> HostError {
+        HostError {
+            host: host.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Quote `s` as one word for a POSIX shell.
+pub fn quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':'));
+    if safe {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// What the topology wants on one host.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub host: String,
+    /// Every file, the manifest included.
+    pub files: HostFiles,
+    /// Where the jobs' units expect `bkc-run` (none for a host without jobs, and for a
+    /// rollback, which leaves the runner as it is).
+    pub runner_paths: Vec<String>,
+}
+
+/// Every selected host of `topology` with the files it should have and how to reach it.
+pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Target)> {
+    artifacts
+        .hosts
+        .into_iter()
+        .filter_map(|(host, files)| {
+            let h = topology.hosts.get(&host)?;
+            let mut runner_paths: Vec<String> = topology
+                .jobs
+                .values()
+                .filter(|j| j.host == host)
+                .map(|j| j.service.runner.clone())
+                .collect();
+            runner_paths.sort();
+            runner_paths.dedup();
+            let target = Target {
+                address: h.address.clone(),
+                port: h.port,
+                user: h.user.clone(),
+                host_keys: h.host_keys.clone(),
+            };
+            Some((
+                Desired {
+                    host,
+                    files,
+                    runner_paths,
+                },
+                target,
+            ))
+        })
+        .collect()
+}
+
+/// Resolve `--host` selectors (names, or `@tag`) to host names of `topology`, in its order.
+/// Empty selects every host.
+pub fn select_hosts(topology: &Topology, selectors: &[String]) -> Result<Vec<String>, String> {
+    if selectors.is_empty() {
+        return Ok(topology.hosts.keys().cloned().collect());
+    }
+    let mut chosen = Vec::new();
+    for s in selectors {
+        let matched: Vec<&String> = match s.strip_prefix('@') {
+            Some(tag) => topology
+                .hosts
+                .values()
+                .filter(|h| h.tags.iter().any(|t| t == tag))
+                .map(|h| &h.name)
+                .collect(),
+            None => topology.hosts.get(s).map(|h| &h.name).into_iter().collect(),
+        };
+        if matched.is_empty() {
+            let known: Vec<&str> = topology.hosts.keys().map(String::as_str).collect();
+            return Err(format!(
+                "--host {s} matches no host (hosts: {})",
+                known.join(", ")
+            ));
+        }
+        chosen.extend(matched.into_iter().cloned());
+    }
+    chosen.sort();
+    chosen.dedup();
+    Ok(chosen)
+}
+
+/// `f` on every item with at most `jobs` at a time (hosts wait on the network, not on the CPU,
+/// so this is independent of the core count). Results come back in the items' order.
+pub fn bounded<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<R>>> =
+        items.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..jobs.clamp(1, items.len().max(1)) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(item) = items.get(i) else { break };
+                    let r = f(item);
+                    if let Ok(mut slot) = slots[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .filter_map(|m| m.into_inner().ok().flatten())
+        .collect()
+}
+
+/// A script's output split into fact lines and framed file contents: a line `F <size> <path>`
+/// is followed by exactly `<size>` bytes of that file.
+#[derive(Debug, Default)]
+pub struct Framed {
+    pub lines: Vec<String>,
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+pub fn unframe(mut out: &[u8]) -> Result<Framed, String> {
+    let mut f = Framed::default();
+    while !out.is_empty() {
+        let end = out.iter().position(|&b| b == b'\n').unwrap_or(out.len());
+        let line = String::from_utf8_lossy(&out[..end]).into_owned();
+        out = &out[(end + 1).min(out.len())..];
+        if let Some(rest) = line.strip_prefix("F ") {
+            let (size, path) = rest
+                .split_once(' ')
+                .ok_or_else(|| format!("malformed frame line `{line}`"))?;
+            let size: usize = size
+                .trim()
+                .parse()
+                .map_err(|_| format!("malformed frame size in `{line}`"))?;
+            if out.len() < size {
+                return Err(format!("{path}: the output ended inside the file"));
+            }
+            f.files.insert(path.to_string(), out[..size].to_vec());
+            out = &out[size..];
+        } else {
+            f.lines.push(line);
+        }
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("/etc/bkc/x.json"), "/etc/bkc/x.json");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn frames_hold_any_bytes() {
+        let f = unframe(b"a 1\nF 4 /x\nF 1\nb\nend\n").unwrap();
+        assert_eq!(f.lines, vec!["a 1", "b", "end"]);
+        assert_eq!(f.files["/x"], b"F 1\n");
+        assert!(unframe(b"F 9 /x\nabc").is_err());
+    }
+
+    #[test]
+    fn bounded_keeps_order() {
+        let v: Vec<usize> = (0..50).collect();
+        assert_eq!(
+            bounded(&v, 4, |x| x * 2),
+            v.iter().map(|x| x * 2).collect::<Vec<_>>()
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! `bkc plan`: what a host has ([`observe`], one round trip), what the topology wants, and the
+//! difference ([`compare`], pure), shown by job with unified diffs ([`render`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::transport::{Target, Transport, run};
+use super::{Desired, HostError, quote, unframe};
+use crate::emit::{MANIFEST_PATH, Manifest, sha256_hex};
+
+const OBSERVE: &str = include_str!("observe.sh");
+
+/// What one host has now, as read by [`observe`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// `uname -m`.
+    pub arch: String,
+    /// The generation the host is on (0: never applied).
+    pub generation: u64,
+    /// Generations kept for rollback.
+    pub kept: Vec<u64>,
+    /// Activations that started and never finished (the next apply rolls them back).
+    pub interrupted: Vec<u64>,
+    /// Runner path -> its sha256, or `None` when missing.
+    pub runners: BTreeMap<String, Option<String>>,
+    pub manifest_bytes: Option<Vec<u8>>,
+    /// The manifest, when there is one and it can be read.
+    pub manifest: Option<Manifest>,
+    /// Every bkc file present: path -> (sha256, mode).
+    pub files: BTreeMap<String, (String, u32)>,
+    /// bkc timers present: name -> `enabled`, `disabled`, ...
+    pub units: BTreeMap<String, String>,
+}
+
+impl Observed {
+    pub fn manifest_sha(&self) -> Option<String> {
+        self.manifest_bytes.as_deref().map(sha256_hex)
+    }
+
+    /// A hash of everything a plan depends on, to tell whether a host changed since a saved
+    /// plan. Whether a backup runs now is not part of it: a backup starting is not a change.
+    pub fn fingerprint(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "gen {} {:?}", self.generation, self.interrupted);
+        let _ = writeln!(s, "manifest {:?}", self.manifest_sha());
+        for (p, (h, m)) in &self.files {
+            let _ = writeln!(s, "file {p} {h} {m:o}");
+        }
+        for (u, st) in &self.units {
+            let _ = writeln!(s, "unit {u} {st}");
+        }
+        for (p, h) in &self.runners {
+            let _ = writeln!(s, "runner {p} {h:?}");
+        }
+        sha256_hex(s.as_bytes())
+    }
+}
+
+/// Read what `t`'s host has, in one round trip.
+pub fn observe(t: &dyn Transport, runner_paths: &[String]) -> Result<Observed, HostError> {
+    let args: Vec<String> = runner_paths.iter().map(|p| quote(p)).collect();
+    let script = format!("set -- {}\n{OBSERVE}", args.join(" "));
+    let out = run(t, &script, b"")
+        .map_err(|e| HostError::new(t.host(), format!("cannot start ssh: {e}")))?;
+    parse_observed(t.host(), &out.stdout).map_err(|why| {
+        let stderr = out.stderr.trim();
+        let message = if out.code == Some(255) || !stderr.is_empty() && why == "no answer" {
+            format!("cannot reach the host: {stderr}")
+        } else {
+            format!(
+                "{why}{}",
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({stderr})")
+                }
+            )
+        };
+        HostError::new(t.host(), message)
+    })
+}
+
+fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
+    let framed = unframe(stdout)?;
+    if framed.lines.last().map(String::as_str) != Some("end") {
+        return Err(if framed.lines.is_empty() {
+            "no answer".into()
+        } else {
+            "the host's answer was cut short".into()
+        });
+    }
+    let mut o = Observed::default();
+    let mut shas: BTreeMap<String, String> = BTreeMap::new();
+    let mut modes: BTreeMap<String, u32> = BTreeMap::new();
+    for line in &framed.lines {
+        let mut w = line.split_whitespace();
+        let (Some(key), rest) = (w.next(), w.collect::<Vec<&str>>()) else {
+            continue;
+        };
+        match (key, rest.as_slice()) {
+            ("arch", [a]) => o.arch = a.to_string(),
+            ("gen", [g]) => o.generation = g.parse().unwrap_or(0),
+            ("kept", [g]) => o.kept.extend(g.parse::<u64>().ok()),
+            ("interrupted", [g]) => o.interrupted.extend(g.parse::<u64>().ok()),
+            ("runner", [h, p]) => {
+                let sha = (*h != "-").then(|| h.to_string());
+                o.runners.insert(p.to_string(), sha);
+            }
+            ("sha", [h, p]) => {
+                shas.insert(format!("/{p}"), h.to_string());
+            }
+            ("mode", [m, p]) => {
+                modes.insert(format!("/{p}"), u32::from_str_radix(m, 8).unwrap_or(0));
+            }
+            ("unit", [u, st, ..]) => {
+                o.units.insert(u.to_string(), st.to_string());
+            }
+            _ => {}
+        }
+    }
+    o.kept.sort_unstable();
+    for (p, h) in shas {
+        let m = modes.get(&p).copied().unwrap_or(0);
+        o.files.insert(p, (h, m));
+    }
+    if let Some(bytes) = framed.files.get(MANIFEST_PATH) {
+        o.manifest = serde_json::from_slice::<Manifest>(bytes)
+            .ok()
+            .filter(|m| m.host == host);
+        o.manifest_bytes = Some(bytes.clone());
+    }
+    Ok(o)
+}
+
+/// Fetch the current content of `paths` (for diffs), in one more round trip.
+pub fn fetch(t: &dyn Transport, paths: &[String]) -> Result<BTreeMap<String, Vec<u8>>, HostError> {
+    let mut script = String::from(
+        "get() { if [ -f \"$R$1\" ]; then echo \"F $(wc -c < \"$R$1\") $1\"; cat \"$R$1\"; fi; }\n",
+    );
+    for p in paths {
+        let _ = writeln!(script, "get {}", quote(p));
+    }
+    script.push_str("echo end\n");
+    let out = run(t, &script, b"")
+        .map_err(|e| HostError::new(t.host(), format!("cannot start ssh: {e}")))?;
+    let framed = unframe(&out.stdout).map_err(|e| HostError::new(t.host(), e))?;
+    if framed.lines.last().map(String::as_str) != Some("end") {
+        return Err(HostError::new(
+            t.host(),
+            format!("cannot read the deployed files: {}", out.stderr.trim()),
+        ));
+    }
+    Ok(framed.files)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Add,
+    Change,
+    Remove,
+}
+
+impl Action {
+    fn sign(self) -> char {
+        match self {
+            Action::Add => '+',
+            Action::Change => '~',
+            Action::Remove => '-',
+        }
+    }
+}
+
+/// One thing a plan changes: a job (its units and spec together), a file that belongs to no
+/// job, or the runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub action: Action,
+    /// `job`, `file` or `runner`.
+    pub kind: String,
+    pub name: String,
+    /// The files it touches, each with its own action.
+    pub files: Vec<(Action, String)>,
+    /// What changed on the host behind bkc's back, which this plan puts right.
+    pub drift: Vec<String>,
+}
+
+/// The difference between a host and the topology, and the work that closes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPlan {
+    pub items: Vec<Item>,
+    /// Files present that the new generation does not have.
+    pub remove: Vec<String>,
+    /// Files present whose content or mode differs.
+    pub changed: Vec<String>,
+    /// Runner paths that get the local `bkc-run`.
+    pub runner_install: Vec<String>,
+    /// Why this host cannot be applied, if it cannot.
+    pub blocked: Option<String>,
+    /// Things to know that are not changes (an interrupted activation to be rolled back).
+    pub notes: Vec<String>,
+}
+
+impl HostPlan {
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |a| self.items.iter().filter(|i| i.action == a).count();
+        (n(Action::Add), n(Action::Change), n(Action::Remove))
+    }
+
+    pub fn has_changes(&self) -> bool {
+        !self.items.is_empty()
+    }
+}
+
+/// The job a bkc path belongs to, if any.
+pub fn job_of(path: &str) -> Option<&str> {
+    if let Some(unit) = path.strip_prefix("/etc/systemd/system/bkc-") {
+        return unit
+            .strip_suffix(".service")
+            .or_else(|| unit.strip_suffix(".timer"));
+    }
+    path.strip_prefix("/etc/bkc/jobs/")?.strip_suffix(".json")
+}
+
+fn timer_name(path: &str) -> Option<&str> {
+    path.strip_prefix("/etc/systemd/system/")
+        .filter(|u| u.ends_with(".timer"))
+}
+
+/// One path's action (if any) and its drift note (if any).
+type PathDiff<'a> = (&'a String, Option<Action>, Option<String>);
+
+/// Compare what `obs` has with what `want` says; `runner` is the local bkc-run's sha256 and
+/// architecture (none: leave the runner alone).
+pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> HostPlan {
+    let mut plan = HostPlan::default();
+    let listed = |p: &str| obs.manifest.as_ref().and_then(|m| m.files.get(p));
+    // Per path: the action, and what was done behind bkc's back.
+    let mut per_path: BTreeMap<String, (Option<Action>, Option<String>)> = BTreeMap::new();
+    let all: BTreeSet<&String> = want
+        .files
+        .files
+        .keys()
+        .chain(obs.files.keys())
+        .filter(|p| p.as_str() != MANIFEST_PATH)
+        .collect();
+    for path in all {
+        let wanted = want.files.files.get(path);
+        let have = obs.files.get(path);
+        let drift = match (listed(path), have) {
+            (Some(_), None) => Some(format!("{path} was deleted by hand")),
+            (Some(e), Some((h, _))) if &e.sha256 != h => Some(format!("{path} was edited by hand")),
+            (None, Some(_)) => Some(format!("{path} is not in the manifest")),
+            _ => None,
+        };
+        let action = match (wanted, have) {
+            (Some(_), None) => Some(Action::Add),
+            (Some(f), Some((h, m))) if sha256_hex(&f.bytes) != *h || f.mode != *m => {
+                plan.changed.push(path.clone());
+                Some(Action::Change)
+            }
+            (None, Some(_)) => {
+                plan.remove.push(path.clone());
+                Some(Action::Remove)
+            }
+            _ => None,
+        };
+        per_path.insert(path.clone(), (action, drift));
+    }
+    // Group by job.
+    let mut jobs: BTreeMap<String, Vec<PathDiff>> = BTreeMap::new();
+    let mut loose = Vec::new();
+    for (path, (action, drift)) in &per_path {
+        match job_of(path) {
+            Some(job) => {
+                jobs.entry(job.to_string())
+                    .or_default()
+                    .push((path, *action, drift.clone()))
+            }
+            None => loose.push((path, *action, drift.clone())),
+        }
+    }
+    for (job, files) in jobs {
+        let wanted = files
+            .iter()
+            .any(|(p, _, _)| want.files.files.contains_key(*p));
+        let present = files.iter().any(|(p, _, _)| obs.files.contains_key(*p));
+        let mut drift: Vec<String> = files.iter().filter_map(|(_, _, d)| d.clone()).collect();
+        // A timer that is kept but switched off.
+        for (p, _, _) in &files {
+            if let Some(t) = timer_name(p)
+                && want.files.files.contains_key(*p)
+                && obs.files.contains_key(*p)
+                && obs.units.get(t).map(String::as_str) != Some("enabled")
+            {
+                drift.push(format!(
+                    "timer {t} is {}",
+                    obs.units.get(t).map_or("not loaded", String::as_str)
+                ));
+            }
+        }
+        let touched: Vec<(Action, String)> = files
+            .iter()
+            .filter_map(|(p, a, _)| a.map(|a| (a, (*p).clone())))
+            .collect();
+        if touched.is_empty() && drift.is_empty() {
+            continue;
+        }
+        let action = match (wanted, present) {
+            (true, false) => Action::Add,
+            (false, _) => Action::Remove,
+            (true, true) => Action::Change,
+        };
+        plan.items.push(Item {
+            action,
+            kind: "job".into(),
+            name: job,
+            files: touched,
+            drift,
+        });
+    }
+    for (path, action, drift) in loose {
+        if let Some(a) = action {
+            plan.items.push(Item {
+                action: a,
+                kind: "file".into(),
+                name: path.clone(),
+                files: vec![(a, path.clone())],
+                drift: drift.into_iter().collect(),
+            });
+        }
+    }
+    if plan.items.is_empty()
+        && want
+            .files
+            .files
+            .get(MANIFEST_PATH)
+            .map(|f| sha256_hex(&f.bytes))
+            != obs.manifest_sha()
+    {
+        let action = if obs.manifest_bytes.is_some() {
+            Action::Change
+        } else {
+            Action::Add
+        };
+        plan.items.push(Item {
+            action,
+            kind: "file".into(),
+            name: MANIFEST_PATH.into(),
+            files: vec![(action, MANIFEST_PATH.into())],
+            drift: if obs.manifest_bytes.is_some() {
+                vec![format!("{MANIFEST_PATH} was edited by hand")]
+            } else {
+                vec![]
+            },
+        });
+    }
+    if let Some((sha, arch)) = runner {
+        for p in &want.runner_paths {
+            let have = obs.runners.get(p).cloned().flatten();
+            if have.as_deref() == Some(sha) {
+                continue;
+            }
+            plan.runner_install.push(p.clone());
+            let action = if have.is_some() {
+                Action::Change
+            } else {
+                Action::Add
+            };
+            plan.items.push(Item {
+                action,
+                kind: "runner".into(),
+                name: p.clone(),
+                files: vec![(action, p.clone())],
+                drift: vec![],
+            });
+            if obs.arch != arch {
+                plan.blocked = Some(format!(
+                    "bkc-run must be installed at {p}, but the host is {} and the local bkc-run is built for {arch}; install a {} bkc-run there by hand",
+                    obs.arch, obs.arch
+                ));
+            }
+        }
+    }
+    for g in &obs.interrupted {
+        plan.notes.push(format!(
+            "the activation of generation {g} was interrupted; the next apply rolls it back first"
+        ));
+    }
+    plan
+}
+
+/// Colours for a terminal, or none.
+#[derive(Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn action(self, a: Action, text: &str) -> String {
+        let code = match a {
+            Action::Add => "32",
+            Action::Change => "33",
+            Action::Remove => "31",
+        };
+        self.paint(code, text)
+    }
+}
+
+/// `+N add ~N change -N remove`.
+pub fn summary((add, change, remove): (usize, usize, usize)) -> String {
+    format!("+{add} add ~{change} change -{remove} remove")
+}
+
+/// The plan of one host for people: each job or file with its files, drift and diffs (`old`
+/// holds the deployed content of changed files), then the host's counts.
+pub fn render(
+    host: &str,
+    plan: &HostPlan,
+    want: &Desired,
+    old: &BTreeMap<String, Vec<u8>>,
+    style: Style,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", style.paint("1", &format!("host {host}")));
+    for n in &plan.notes {
+        let _ = writeln!(s, "  note: {n}");
+    }
+    for item in &plan.items {
+        let head = match (item.kind.as_str(), item.action) {
+            ("job", Action::Add) => format!("job {} (new)", item.name),
+            ("job", Action::Remove) => format!("job {} (removed)", item.name),
+            ("runner", Action::Add) => format!("runner {} (install)", item.name),
+            ("runner", _) => format!("runner {} (upgrade)", item.name),
+            (kind, _) => format!("{kind} {}", item.name),
+        };
+        let _ = writeln!(
+            s,
+            "  {}",
+            style.action(item.action, &format!("{} {head}", item.action.sign()))
+        );
+        for d in &item.drift {
+            let _ = writeln!(s, "      {}", style.paint("35", &format!("! drift: {d}")));
+        }
+        if item.kind == "runner" {
+            continue;
+        }
+        for (a, path) in &item.files {
+            let _ = writeln!(
+                s,
+                "      {}",
+                style.action(*a, &format!("{} {path}", a.sign()))
+            );
+            if *a == Action::Change
+                && let (Some(before), Some(after)) = (old.get(path), want.files.files.get(path))
+            {
+                s.push_str(&diff(path, before, &after.bytes, style));
+            }
+        }
+    }
+    if let Some(b) = &plan.blocked {
+        let _ = writeln!(s, "  {}", style.paint("31", &format!("error: {b}")));
+    }
+    let _ = writeln!(
+        s,
+        "  {host}: {}",
+        if plan.has_changes() {
+            summary(plan.counts())
+        } else {
+            "no changes".into()
+        }
+    );
+    s
+}
+
+fn diff(path: &str, before: &[u8], after: &[u8], style: Style) -> String {
+    let (Ok(a), Ok(b)) = (std::str::from_utf8(before), std::str::from_utf8(after)) else {
+        return "        (binary content differs)\n".into();
+    };
+    let d = similar::TextDiff::from_lines(a, b);
+    let text = d
+        .unified_diff()
+        .context_radius(2)
+        .header(
+            &format!("{path} (on the host)"),
+            &format!("{path} (planned)"),
+        )
+        .to_string();
+    let mut out = String::new();
+    for line in text.lines() {
+        let painted = match line.as_bytes().first() {
+            _ if line.starts_with("---") || line.starts_with("+++") => style.paint("1", line),
+            Some(b'+') => style.paint("32", line),
+            Some(b'-') => style.paint("31", line),
+            Some(b'@') => style.paint("36", line),
+            _ => line.to_string(),
+        };
+        let _ = writeln!(out, "        {painted}");
+    }
+    if a == b {
+        let _ = writeln!(out, "        (only the file's mode differs)");
+    }
+    out
+}
+
+/// A saved plan (`bkc plan -o`), applied by `bkc apply plan.json` exactly as it was shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    pub version: u32,
+    /// The sha256 of the local bkc-run the plan installs, if it installs one anywhere.
+    pub runner_sha256: Option<String>,
+    pub hosts: BTreeMap<String, PlannedHost>,
+}
+
+pub const PLAN_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlannedHost {
+    pub target: Target,
+    /// The host's state when planned ([`Observed::fingerprint`]).
+    pub fingerprint: String,
+    /// The host's manifest when planned (none: it had none).
+    pub manifest_sha256: Option<String>,
+    pub plan: HostPlan,
+    pub runner_paths: Vec<String>,
+    /// Every file of the new generation: path -> (mode as octal, UTF-8 content).
+    pub files: BTreeMap<String, (String, String)>,
+}
+
+impl PlannedHost {
+    pub fn new(
+        target: &Target,
+        obs: &Observed,
+        plan: &HostPlan,
+        want: &Desired,
+    ) -> Result<PlannedHost, HostError> {
+        let mut files = BTreeMap::new();
+        for (p, f) in &want.files.files {
+            let text = String::from_utf8(f.bytes.clone()).map_err(|_| {
+                HostError::new(&want.host, format!("{p} is not UTF-8 text; cannot save it"))
+            })?;
+            files.insert(p.clone(), (format!("{:04o}", f.mode), text));
+        }
+        Ok(PlannedHost {
+            target: target.clone(),
+            fingerprint: obs.fingerprint(),
+            manifest_sha256: obs.manifest_sha(),
+            plan: plan.clone(),
+            runner_paths: want.runner_paths.clone(),
+            files,
+        })
+    }
+
+    /// What the topology wanted for this host when the plan was made.
+    pub fn desired(&self, host: &str) -> Result<Desired, HostError> {
+        let mut files = crate::emit::HostFiles::default();
+        for (p, (mode, text)) in &self.files {
+            let mode = u32::from_str_radix(mode, 8)
+                .map_err(|_| HostError::new(host, format!("{p}: bad mode `{mode}` in the plan")))?;
+            files.files.insert(
+                p.clone(),
+                crate::emit::File {
+                    bytes: text.clone().into_bytes(),
+                    mode,
+                },
+            );
+        }
+        Ok(Desired {
+            host: host.to_string(),
+            files,
+            runner_paths: self.runner_paths.clone(),
+        })
+    }
+}

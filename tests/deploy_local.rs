@@ -1,0 +1,260 @@
+//! Plan and apply logic against a directory standing in for a host (the `Local` transport): the
+//! same scripts as over SSH, with a stand-in systemctl. Fast, and needs no root.
+
+use std::path::{Path, PathBuf};
+
+use bkc::deploy::apply::{Runner, apply_host};
+use bkc::deploy::fleet::generation;
+use bkc::deploy::plan::{Action, compare, observe};
+use bkc::deploy::transport::Local;
+use bkc::deploy::{Desired, desired};
+
+const TOPOLOGY: &str = r#"
+host "desktop" address="10.0.0.1" {
+    host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6hLBhJSKvFibnrF4/SbGfY"
+}
+host "nas" address="10.0.0.2" {
+    host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC0IXDHIYGZ8zdZsxNgy4rD/ctoe01"
+}
+job "music" on="desktop" {
+    schedule "daily"
+    sync "/home/music/" "nas:/srv/music/"
+}
+job "photos" on="desktop" {
+    schedule "weekly"
+    sync "/home/photos/" "nas:/srv/photos/"
+}
+"#;
+
+fn want(text: &str, host: &str) -> Desired {
+    let c = bkc::analyze::compile("t.kdl", text);
+    let t = c.topology.as_ref().expect("the test topology compiles");
+    let a = bkc::emit::emit(t, &[host.to_string()]).unwrap();
+    desired(t, a).into_iter().next().unwrap().0
+}
+
+fn root(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bkc-local-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn arch() -> String {
+    let out = std::process::Command::new("uname")
+        .arg("-m")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn enabled(root: &Path, timer: &str) -> bool {
+    at(
+        root,
+        &format!("/etc/systemd/system/timers.target.wants/{timer}"),
+    )
+    .symlink_metadata()
+    .is_ok()
+}
+
+fn at(root: &Path, p: &str) -> PathBuf {
+    root.join(p.trim_start_matches('/'))
+}
+
+/// Plan and apply `w` on the host behind `t`; returns the generation.
+fn apply(t: &Local, w: &Desired, runner: &[u8]) -> u64 {
+    let arch = arch();
+    let r = Runner {
+        bytes: runner,
+        arch: &arch,
+    };
+    let sha = bkc::emit::sha256_hex(runner);
+    let obs = observe(t, &w.runner_paths).unwrap();
+    let p = compare(w, &obs, Some((&sha, &arch)));
+    apply_host(t, w, &obs, &p, Some(&r), &|_| {})
+        .unwrap()
+        .generation
+}
+
+#[test]
+fn apply_then_nothing_to_do_then_drift_then_removal_then_rollback() {
+    let dir = root("cycle");
+    let t = Local::new("desktop", &dir);
+    let w = want(TOPOLOGY, "desktop");
+    let arch = arch();
+    let runner = b"#!/bin/sh\necho runner v1\n".to_vec();
+    let sha = bkc::emit::sha256_hex(&runner);
+
+    // A fresh host: every job is new, and the runner is installed.
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    assert_eq!(obs.generation, 0);
+    let p = compare(&w, &obs, Some((&sha, &arch)));
+    let adds: Vec<(&str, &str)> = p
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Add)
+        .map(|i| (i.kind.as_str(), i.name.as_str()))
+        .collect();
+    assert!(adds.contains(&("job", "music")), "{p:?}");
+    assert!(adds.contains(&("job", "photos")), "{p:?}");
+    assert!(
+        adds.contains(&("runner", "/usr/local/bin/bkc-run")),
+        "{p:?}"
+    );
+    assert_eq!(apply(&t, &w, &runner), 1);
+    for (path, f) in &w.files.files {
+        assert_eq!(std::fs::read(at(&dir, path)).unwrap(), f.bytes, "{path}");
+    }
+    assert_eq!(
+        std::fs::read(at(&dir, "/usr/local/bin/bkc-run")).unwrap(),
+        runner
+    );
+    assert!(enabled(&dir, "bkc-music.timer"));
+    assert!(at(&dir, "/var/lib/bkc/generations/1/manifest.json").is_file());
+    assert!(!at(&dir, "/var/lib/bkc/staging/1").exists());
+
+    // Right after: nothing to do.
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    let p = compare(&w, &obs, Some((&sha, &arch)));
+    assert!(!p.has_changes(), "{p:?}");
+
+    // Hand edits: a unit changed, a timer disabled, a stray unit: all drift, all put right.
+    std::fs::write(
+        at(&dir, "/etc/systemd/system/bkc-music.service"),
+        "[Service]\nExecStart=/bin/false\n",
+    )
+    .unwrap();
+    std::fs::remove_file(at(
+        &dir,
+        "/etc/systemd/system/timers.target.wants/bkc-photos.timer",
+    ))
+    .unwrap();
+    std::fs::write(at(&dir, "/etc/systemd/system/bkc-stray.service"), "x").unwrap();
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    let p = compare(&w, &obs, Some((&sha, &arch)));
+    let drift: Vec<String> = p.items.iter().flat_map(|i| i.drift.clone()).collect();
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.contains("bkc-music.service was edited by hand")),
+        "{drift:?}"
+    );
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.contains("bkc-photos.timer is disabled")),
+        "{drift:?}"
+    );
+    assert!(
+        drift
+            .iter()
+            .any(|d| d.contains("bkc-stray.service is not in the manifest")),
+        "{drift:?}"
+    );
+    assert_eq!(p.counts(), (0, 2, 1), "{p:?}");
+    assert_eq!(apply(&t, &w, &runner), 2);
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    assert!(!compare(&w, &obs, Some((&sha, &arch))).has_changes());
+    assert!(!at(&dir, "/etc/systemd/system/bkc-stray.service").exists());
+
+    // A job removed from the topology: its timer is disabled and its files are gone.
+    let without = TOPOLOGY.replace(
+        "job \"photos\" on=\"desktop\" {\n    schedule \"weekly\"\n    sync \"/home/photos/\" \"nas:/srv/photos/\"\n}\n",
+        "",
+    );
+    let w2 = want(&without, "desktop");
+    let obs = observe(&t, &w2.runner_paths).unwrap();
+    let p = compare(&w2, &obs, Some((&sha, &arch)));
+    assert_eq!(p.counts(), (0, 0, 1), "{p:?}");
+    assert_eq!(p.items[0].name, "photos");
+    assert_eq!(apply(&t, &w2, &runner), 3);
+    for gone in [
+        "/etc/systemd/system/bkc-photos.service",
+        "/etc/systemd/system/bkc-photos.timer",
+        "/etc/bkc/jobs/photos.json",
+    ] {
+        assert!(!at(&dir, gone).exists(), "{gone}");
+    }
+    assert!(!enabled(&dir, "bkc-photos.timer"));
+    let log = std::fs::read_to_string(dir.join("systemctl.log")).unwrap();
+    assert!(log.contains("disable --now bkc-photos.timer"), "{log}");
+
+    // Rollback: generation 2's files come back, with the timer enabled.
+    let obs = observe(&t, &w2.runner_paths).unwrap();
+    assert_eq!(obs.kept, vec![1, 2, 3]);
+    let back = generation(&t, 2).unwrap();
+    let p = compare(&back, &obs, None);
+    assert_eq!(
+        apply_host(&t, &back, &obs, &p, None, &|_| {})
+            .unwrap()
+            .generation,
+        4
+    );
+    for (path, f) in &w.files.files {
+        assert_eq!(std::fs::read(at(&dir, path)).unwrap(), f.bytes, "{path}");
+    }
+    assert!(enabled(&dir, "bkc-photos.timer"));
+
+    // Only the last five generations are kept.
+    for _ in 0..4 {
+        let cur = if std::fs::read(at(&dir, "/etc/systemd/system/bkc-photos.timer")).is_ok() {
+            &w2
+        } else {
+            &w
+        };
+        apply(&t, cur, &runner);
+    }
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    assert_eq!(obs.kept, vec![4, 5, 6, 7, 8]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_failed_switch_leaves_the_old_generation_whole() {
+    let dir = root("fail");
+    let t = Local::new("desktop", &dir);
+    let w = want(TOPOLOGY, "desktop");
+    let runner = b"runner".to_vec();
+    assert_eq!(apply(&t, &w, &runner), 1);
+    let before: Vec<(String, Vec<u8>)> = w
+        .files
+        .files
+        .keys()
+        .map(|p| (p.clone(), std::fs::read(at(&dir, p)).unwrap()))
+        .collect();
+    // The new generation changes a unit, but its directory cannot be written: the switch fails
+    // midway, after other files were already replaced.
+    let changed = TOPOLOGY.replace("schedule \"daily\"", "schedule \"hourly\"");
+    let w2 = want(&changed, "desktop");
+    let obs = observe(&t, &w2.runner_paths).unwrap();
+    let arch = arch();
+    let sha = bkc::emit::sha256_hex(&runner);
+    let p = compare(&w2, &obs, Some((&sha, &arch)));
+    assert!(p.has_changes());
+    // The job spec is written before the units (sorted paths); making the unit's temporary
+    // name a directory makes its `cp` fail.
+    std::fs::create_dir_all(at(&dir, "/etc/systemd/system/bkc-music.timer.bkc-new/x")).unwrap();
+    let err = apply_host(&t, &w2, &obs, &p, None, &|_| {}).unwrap_err();
+    assert!(err.message.contains("rolled back"), "{err}");
+    for (p, bytes) in &before {
+        assert_eq!(&std::fs::read(at(&dir, p)).unwrap(), bytes, "{p}");
+    }
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    assert_eq!(obs.generation, 1);
+    assert!(!compare(&w, &obs, Some((&sha, &arch))).has_changes());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_stale_manifest_is_refused_on_the_host() {
+    let dir = root("stale");
+    let t = Local::new("desktop", &dir);
+    let w = want(TOPOLOGY, "desktop");
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    let p = compare(&w, &obs, None);
+    // Someone applies in between.
+    apply(&t, &w, b"r");
+    let err = apply_host(&t, &w, &obs, &p, None, &|_| {}).unwrap_err();
+    assert!(err.message.contains("stale"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
