@@ -574,6 +574,20 @@ fn odd_specs_never_panic() {
     let mut s = base();
     s.syncs[0].source.path = format!("{d}/src/\n\u{0}");
     cases.push((s, &[2]));
+    // Locks out of the one global order, or one lock twice: refused before anything is taken.
+    let lock_at = |path: &str| bkc::spec::Lock {
+        at: at("me", &format!("{d}/locks/{path}")),
+        mode: LockMode::Exclusive,
+        owner: "odd".into(),
+        wait_secs: 1,
+        timeout_secs: 1,
+    };
+    let mut s = base();
+    s.locks = vec![lock_at("b.lock"), lock_at("a.lock")];
+    cases.push((s, &[2]));
+    let mut s = base();
+    s.locks = vec![lock_at("a.lock"), lock_at("a.lock")];
+    cases.push((s, &[2]));
     for (i, (spec, want)) in cases.iter().enumerate() {
         let p = dir.join(format!("{i}.json"));
         std::fs::write(&p, spec.to_json()).unwrap();

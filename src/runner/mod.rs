@@ -290,6 +290,21 @@ fn check(spec: &JobSpec) -> Result<(), String> {
     if !name_ok(&spec.job) {
         return Err(format!("job name {:?} is not a valid name", spec.job));
     }
+    // Deadlock freedom rests on every runner taking its locks in one order; the compiler writes
+    // them sorted, so anything else is a spec from somewhere else and is not run.
+    for w in spec.locks.windows(2) {
+        let (a, b) = (&w[0].at, &w[1].at);
+        if a == b {
+            return Err(format!("lock {} is listed twice", loc(a)));
+        }
+        if a > b {
+            return Err(format!(
+                "locks are not in the order (host, path): {} comes before {}",
+                loc(a),
+                loc(b)
+            ));
+        }
+    }
     let known = |h: &str| spec.is_local(h) || spec.hosts.contains_key(h);
     let mut places: Vec<(&str, &str)> = Vec::new();
     places.extend(
@@ -941,5 +956,51 @@ fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<Str
 impl Ctx {
     fn report_run_id(&self) -> String {
         self.report.run().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Location, Lock, LockMode};
+
+    fn spec_with_locks(locks: &[(&str, &str)]) -> JobSpec {
+        let mut s: JobSpec = serde_json::from_value(json!({
+            "version": 1, "job": "j", "host": "a", "state-dir": "/var/lib/bkc", "metrics-dir": null,
+            "known-hosts": "/etc/bkc/known_hosts", "identity": null,
+            "hosts": { "b": { "address": "b.example", "port": 22, "user": "bk" } },
+            "every": null, "timeout-secs": null, "nice": null, "io-class": null, "retries": 0,
+            "retry-delay-secs": 1, "locks": [], "lock-files": [], "wait-files": [], "hooks": [],
+            "syncs": [],
+        }))
+        .unwrap();
+        s.locks = locks
+            .iter()
+            .map(|(h, p)| Lock {
+                at: Location {
+                    host: h.to_string(),
+                    path: p.to_string(),
+                },
+                mode: LockMode::Exclusive,
+                owner: "j".into(),
+                wait_secs: 1,
+                timeout_secs: 10,
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn locks_must_come_in_the_global_order() {
+        let sorted = [("a", "/l/j.lock"), ("a", "/l/k.lock"), ("b", "/l/j.lock")];
+        assert_eq!(check(&spec_with_locks(&sorted)), Ok(()));
+        let unsorted = [("b", "/l/j.lock"), ("a", "/l/j.lock")];
+        let e = check(&spec_with_locks(&unsorted)).unwrap_err();
+        assert!(e.contains("not in the order") && e.contains("b:/l/j.lock"), "{e}");
+        let by_path = [("a", "/l/k.lock"), ("a", "/l/j.lock")];
+        assert!(check(&spec_with_locks(&by_path)).is_err());
+        let twice = [("a", "/l/j.lock"), ("a", "/l/j.lock")];
+        let e = check(&spec_with_locks(&twice)).unwrap_err();
+        assert!(e.contains("twice") && e.contains("a:/l/j.lock"), "{e}");
     }
 }
