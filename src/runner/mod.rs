@@ -174,7 +174,8 @@ struct Run {
     syncs: Vec<SyncReport>,
     /// Syncs whose snapshot completed, with the entries now under their dest (we hold the
     /// locks, so nobody else changed them), pruned once the whole run has succeeded.
-    snapshotted: Vec<(usize, Vec<String>)>,
+    /// The entry is the sync's index, the snapshot it made and the names.
+    snapshotted: Vec<(usize, String, Vec<String>)>,
 }
 
 impl Run {
@@ -712,7 +713,9 @@ fn sync_inner(
 
     // A snapshotting sync writes into `.partial-<name>` next to the complete snapshots and
     // hardlinks unchanged files to the newest complete one.
-    let mut snap: Option<(Dest, String, String, Vec<String>)> = None;
+    // The dest, this run's snapshot name, its partial name, the names under dest once it is
+    // complete, and the newest complete snapshot before this run.
+    let mut snap: Option<(Dest, String, String, Vec<String>, Option<String>)> = None;
     let mut target_path = sync.dest.path.clone();
     let mut link_dest = None;
     let mut resumed = false;
@@ -753,14 +756,20 @@ fn sync_inner(
             .collect();
         after.push(name.clone());
         target_path = format!("{}/", join(dest.path(), &partial));
-        link_dest = listing.newest().map(|b| {
+        link_dest = listing.base(&name).map(|b| {
             if dest.path().starts_with('/') {
                 join(dest.path(), b)
             } else {
                 format!("../{b}")
             }
         });
-        snap = Some((dest, name, partial, after));
+        snap = Some((
+            dest,
+            name,
+            partial,
+            after,
+            listing.newest().map(String::from),
+        ));
     }
 
     let attempts = spec.retries.saturating_add(1);
@@ -830,7 +839,7 @@ fn sync_inner(
         }
     }
 
-    if let Some((dest, name, partial, after)) = snap {
+    if let Some((dest, name, partial, after, newest)) = snap {
         if ctx.dry_run {
             dry(
                 ctx,
@@ -844,8 +853,15 @@ fn sync_inner(
             "snapshot",
             json!({ "index": i, "dest": rep.dest, "name": name, "base": link_dest }),
         );
-        rep.snapshot = Some(name);
-        run.snapshotted.push((i, after));
+        if let Some(n) = newest.filter(|n| *n > name) {
+            // Names are UTC times of one fixed width, so they sort as the times do.
+            ctx.report.warning(&format!(
+                "snapshot {name} in {} is not the newest by name: {n} is dated after this run's start (a clock that was or is wrong?); both are kept and `latest` points to {name}",
+                rep.dest
+            ));
+        }
+        rep.snapshot = Some(name.clone());
+        run.snapshotted.push((i, name, after));
     }
     Ok(())
 }
@@ -853,12 +869,12 @@ fn sync_inner(
 /// Apply retention, only after everything succeeded: a failed run must never cost an old
 /// snapshot. Failures here are warnings; the new snapshot is already complete.
 fn prune(ctx: &Ctx, run: &mut Run) {
-    for (i, names) in &run.snapshotted {
+    for (i, current, names) in &run.snapshotted {
         let sync = &ctx.spec.syncs[*i];
         let Some(ret) = &sync.snapshot else { continue };
         let res = dest_of(ctx, sync).and_then(|dest| {
             let listing = snapshot::classify(names);
-            let del = snapshot::prune_plan(&listing, ret);
+            let del = snapshot::prune_plan(&listing, ret, current);
             dest.remove(&del, ctx.deadline)?;
             Ok(del)
         });
@@ -996,7 +1012,10 @@ mod tests {
         assert_eq!(check(&spec_with_locks(&sorted)), Ok(()));
         let unsorted = [("b", "/l/j.lock"), ("a", "/l/j.lock")];
         let e = check(&spec_with_locks(&unsorted)).unwrap_err();
-        assert!(e.contains("not in the order") && e.contains("b:/l/j.lock"), "{e}");
+        assert!(
+            e.contains("not in the order") && e.contains("b:/l/j.lock"),
+            "{e}"
+        );
         let by_path = [("a", "/l/k.lock"), ("a", "/l/j.lock")];
         assert!(check(&spec_with_locks(&by_path)).is_err());
         let twice = [("a", "/l/j.lock"), ("a", "/l/j.lock")];
