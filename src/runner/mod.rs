@@ -682,6 +682,18 @@ fn outcome_of(f: Fail) -> (Outcome, String) {
     (o, f.message())
 }
 
+/// A snapshot being made by a sync.
+struct Snap<'a> {
+    dest: Dest<'a>,
+    /// This run's snapshot name, and the partial one it is written under until complete.
+    name: String,
+    partial: String,
+    /// The names under dest once it is complete.
+    after: Vec<String>,
+    /// The newest complete snapshot before this run, by name.
+    newest: Option<String>,
+}
+
 fn sync_inner(
     ctx: &Ctx,
     run: &mut Run,
@@ -713,9 +725,7 @@ fn sync_inner(
 
     // A snapshotting sync writes into `.partial-<name>` next to the complete snapshots and
     // hardlinks unchanged files to the newest complete one.
-    // The dest, this run's snapshot name, its partial name, the names under dest once it is
-    // complete, and the newest complete snapshot before this run.
-    let mut snap: Option<(Dest, String, String, Vec<String>, Option<String>)> = None;
+    let mut snap: Option<Snap> = None;
     let mut target_path = sync.dest.path.clone();
     let mut link_dest = None;
     let mut resumed = false;
@@ -763,13 +773,13 @@ fn sync_inner(
                 format!("../{b}")
             }
         });
-        snap = Some((
+        snap = Some(Snap {
+            newest: listing.newest().map(String::from),
             dest,
             name,
             partial,
             after,
-            listing.newest().map(String::from),
-        ));
+        });
     }
 
     let attempts = spec.retries.saturating_add(1);
@@ -839,7 +849,14 @@ fn sync_inner(
         }
     }
 
-    if let Some((dest, name, partial, after, newest)) = snap {
+    if let Some(Snap {
+        dest,
+        name,
+        partial,
+        after,
+        newest,
+    }) = snap
+    {
         if ctx.dry_run {
             dry(
                 ctx,
