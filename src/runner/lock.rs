@@ -128,7 +128,7 @@ fn mode_str(m: LockMode) -> &'static str {
 }
 
 /// The end of waiting: the lock's own timeout or the run's deadline, whichever is first.
-fn give_up_at(ctx: &Ctx, start: Instant, timeout_secs: u64) -> (Instant, bool) {
+pub fn give_up_at(ctx: &Ctx, start: Instant, timeout_secs: u64) -> (Instant, bool) {
     let own = child::later(start, Duration::from_secs(timeout_secs));
     match ctx.deadline {
         Some(d) if d < own => (d, true),

@@ -2,7 +2,8 @@
 //!
 //! 1. read and check the spec; an `every` job that is not due is skipped;
 //! 2. take the locks in the spec's order (the compiler sorted them, which is what rules out
-//!    deadlocks between runners), create seed-style lock files, wait for seed-style wait files;
+//!    deadlocks between runners), wait for seed-style wait files, create seed-style lock files
+//!    (and start over if a wait file appeared meanwhile);
 //! 3. before hooks, syncs (with retries, snapshots), pruning after a fully successful run,
 //!    after hooks;
 //! 4. release everything, write the state file and metrics, exit with a documented code.
@@ -471,16 +472,16 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
                 &format!("would lock {}:{} ({:?})", l.at.host, l.at.path, l.mode),
             );
         }
-        for f in &spec.lock_files {
-            dry(
-                ctx,
-                &format!("would create lock file {}:{}", f.host, f.path),
-            );
-        }
         for w in &spec.wait_files {
             dry(
                 ctx,
                 &format!("would wait while {}:{} exists", w.at.host, w.at.path),
+            );
+        }
+        for f in &spec.lock_files {
+            dry(
+                ctx,
+                &format!("would create lock file {}:{}", f.host, f.path),
             );
         }
         return;
@@ -522,18 +523,108 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
         }
         i += group.len();
     }
-    for at in &spec.lock_files {
-        match lock::create_file(ctx, at) {
-            Ok(h) => run.held.push(h),
-            Err(f) => return run.fail_with(ctx, f),
+    lock_and_wait_files(ctx, run);
+}
+
+/// Seed-style lock files and wait files. Kernel locks cannot deadlock because every runner takes
+/// them in one order; lock files have no such order (job x creates A and waits while B exists,
+/// job y creates B and waits while A exists). So: wait until the wait files are gone, create the
+/// lock files, then look at the wait files once more. If one has appeared meanwhile, remove the
+/// lock files just made, pause for a time that differs between runners and grows with each try,
+/// and start over, until the wait files' own timeouts.
+fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
+    let spec = &ctx.spec;
+    let since = Instant::now();
+    for round in 1u32.. {
+        for w in &spec.wait_files {
+            match wait::wait(ctx, w, since) {
+                Ok(d) => run.lock_wait += d,
+                Err(f) => return run.fail_with(ctx, f),
+            }
         }
-    }
-    for w in &spec.wait_files {
-        match wait::wait(ctx, w) {
-            Ok(d) => run.lock_wait += d,
-            Err(f) => return run.fail_with(ctx, f),
+        if spec.lock_files.is_empty() {
+            return;
         }
+        let attempt = Instant::now();
+        for at in &spec.lock_files {
+            match lock::create_file(ctx, at) {
+                Ok(h) => run.held.push(h),
+                Err(f) => return run.fail_with(ctx, f),
+            }
+        }
+        let mut back = None;
+        for w in &spec.wait_files {
+            match wait::present(ctx, w) {
+                Ok(false) => {}
+                Ok(true) => {
+                    back = Some(w);
+                    break;
+                }
+                Err(f) => return run.fail_with(ctx, f),
+            }
+        }
+        let Some(w) = back else { return };
+        // Only lock files are held at this point (kernel locks came before and stay).
+        for _ in &spec.lock_files {
+            if let Some(h) = run.held.pop() {
+                lock::release(ctx, h);
+            }
+        }
+        let (end, is_run_deadline) = spec
+            .wait_files
+            .iter()
+            .map(|w| lock::give_up_at(ctx, since, w.timeout_secs))
+            .min_by_key(|e| e.0)
+            .unwrap_or((Instant::now(), false));
+        let now = Instant::now();
+        if now >= end {
+            let what = format!(
+                "lock file {} appeared each time this job's lock files were created",
+                loc(&w.at)
+            );
+            return run.fail_with(
+                ctx,
+                if is_run_deadline {
+                    Fail::Timeout(format!("the run's timeout passed: {what}"))
+                } else {
+                    Fail::LockTimeout(format!(
+                        "timed out after {}s: {what}",
+                        since.elapsed().as_secs()
+                    ))
+                },
+            );
+        }
+        let pause = backoff(attempt.elapsed(), round, std::process::id()).min(end - now);
+        ctx.say(&format!(
+            "lock file {} appeared while this job's lock files were created; removed them, trying again in {} ms",
+            loc(&w.at),
+            pause.as_millis()
+        ));
+        if let Some(s) = child::sleep(pause, ctx.deadline) {
+            return run.fail_with(ctx, Fail::Stopped(s));
+        }
+        run.lock_wait += pause;
     }
+}
+
+/// The pause before trying round `round + 1` of [`lock_and_wait_files`]: `slot` (how long the
+/// try took, at least 50 ms) times a factor between 1/2 and 1/2 + 2^round (at most 16), drawn
+/// from `seed` (the pid), the round and the clock, so that two runners that collided once are
+/// unlikely to collide again.
+fn backoff(slot: Duration, round: u32, seed: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // splitmix64
+    let mut x = ((u64::from(seed) << 32) | u64::from(round)) ^ (u64::from(nanos) << 16);
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    let frac = (x >> 11) as f64 / (1u64 << 53) as f64;
+    let span = f64::from(1u32 << round.min(4));
+    slot.max(Duration::from_millis(50))
+        .mul_f64(0.5 + frac * span)
 }
 
 fn dry(ctx: &Ctx, what: &str) {
@@ -1021,6 +1112,22 @@ mod tests {
             })
             .collect();
         s
+    }
+
+    #[test]
+    fn backoff_stays_in_its_bounds_and_differs_between_runners() {
+        let slot = Duration::from_millis(200);
+        for round in 1..8 {
+            let span = f64::from(1u32 << round.min(4));
+            for seed in [1, 2, 4242, u32::MAX] {
+                let p = backoff(slot, round, seed);
+                assert!(p >= slot / 2 && p <= slot.mul_f64(0.5 + span), "{p:?}");
+            }
+        }
+        assert!(backoff(Duration::ZERO, 1, 1) >= Duration::from_millis(25));
+        let pauses: std::collections::BTreeSet<Duration> =
+            (1000..1010).map(|pid| backoff(slot, 1, pid)).collect();
+        assert!(pauses.len() > 5, "{pauses:?}");
     }
 
     #[test]
