@@ -336,6 +336,13 @@ fn check(spec: &JobSpec) -> Result<(), String> {
         if s.snapshot.is_some() && s.dest.path.trim_end_matches('/').is_empty() {
             return Err("a snapshotting sync needs a destination directory other than /".into());
         }
+        // The compiler only writes absolute paths; `--link-dest` is built on that.
+        if s.snapshot.is_some() && !s.dest.path.starts_with('/') {
+            return Err(format!(
+                "the destination {} of a snapshotting sync is not an absolute path",
+                loc(&s.dest)
+            ));
+        }
     }
     for (h, p) in places {
         if !known(h) {
@@ -857,13 +864,8 @@ fn sync_inner(
             .collect();
         after.push(name.clone());
         target_path = format!("{}/", join(dest.path(), &partial));
-        link_dest = listing.base(&name).map(|b| {
-            if dest.path().starts_with('/') {
-                join(dest.path(), b)
-            } else {
-                format!("../{b}")
-            }
-        });
+        // `check` made sure the dest is absolute, so the base is too.
+        link_dest = listing.base(&name).map(|b| join(dest.path(), b));
         snap = Some(Snap {
             newest: listing.newest().map(String::from),
             dest,
@@ -1128,6 +1130,29 @@ mod tests {
         let pauses: std::collections::BTreeSet<Duration> =
             (1000..1010).map(|pid| backoff(slot, 1, pid)).collect();
         assert!(pauses.len() > 5, "{pauses:?}");
+    }
+
+    #[test]
+    fn a_snapshot_dest_must_be_absolute() {
+        let mut s = spec_with_locks(&[]);
+        let place = |p: &str| Location {
+            host: "a".into(),
+            path: p.into(),
+        };
+        s.syncs.push(Sync {
+            source: place("/src/"),
+            dest: place("snaps/"),
+            opts: vec!["-a".into()],
+            exclude: vec![],
+            bwlimit: None,
+            deletes: false,
+            allow_empty_source: false,
+            snapshot: Some(Default::default()),
+        });
+        let e = check(&s).unwrap_err();
+        assert!(e.contains("a:snaps/") && e.contains("absolute"), "{e}");
+        s.syncs[0].dest = place("/srv/snaps/");
+        assert_eq!(check(&s), Ok(()));
     }
 
     #[test]
