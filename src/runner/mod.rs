@@ -143,22 +143,9 @@ impl Ctx {
         )
     }
 
-    /// Run `script` with `args` on `host` and return its stdout.
+    /// Run `script` with `args` on `host` within the run's deadline; see [`remote_capture`].
     pub fn remote_capture(&self, host: &str, script: &str, args: &[&str]) -> Result<String, Fail> {
-        let ep = ssh::endpoint(&self.spec, host).map_err(Fail::Spec)?;
-        let cmd = ssh::command(&self.spec, ep, &ssh::script(script, args));
-        match child::capture(cmd, self.deadline) {
-            Ok((_, _, Some(stop))) => Err(Fail::Stopped(stop)),
-            Ok((0, out, None)) => Ok(out),
-            Ok((255, _, None)) => Err(Fail::Lock(format!(
-                "cannot reach host {host} ({}): ssh failed",
-                ep.address
-            ))),
-            Ok((code, _, None)) => Err(Fail::Lock(format!(
-                "command on host {host} failed with exit code {code}"
-            ))),
-            Err(e) => Err(Fail::Lock(format!("cannot run ssh: {e}"))),
-        }
+        remote_capture(&self.spec, host, script, args, self.deadline)
     }
 
     fn say(&self, what: &str) {
@@ -197,6 +184,9 @@ impl Run {
         }
     }
 
+    /// Record a failure while taking locks, lock files and waits: a lock that cannot be had is
+    /// `lock-failed` (exit 3). [`outcome_of`] maps the same failures inside a sync differently
+    /// on purpose.
     fn fail_with(&mut self, ctx: &Ctx, f: Fail) {
         let o = match &f {
             Fail::Spec(_) => Outcome::Spec,
@@ -268,6 +258,31 @@ pub fn run(opts: &Options) -> i32 {
         spec,
     };
     execute(&ctx, started)
+}
+
+/// Run `script` with `args` on `host` over SSH and return its stdout: how every short remote
+/// step runs (source checks, lock and wait files, snapshot directories).
+pub(crate) fn remote_capture(
+    spec: &JobSpec,
+    host: &str,
+    script: &str,
+    args: &[&str],
+    deadline: Option<Instant>,
+) -> Result<String, Fail> {
+    let ep = ssh::endpoint(spec, host).map_err(Fail::Spec)?;
+    let cmd = ssh::command(spec, ep, &ssh::script(script, args));
+    match child::capture(cmd, deadline) {
+        Ok((_, _, Some(stop))) => Err(Fail::Stopped(stop)),
+        Ok((0, out, None)) => Ok(out),
+        Ok((255, _, None)) => Err(Fail::Lock(format!(
+            "cannot reach host {host} ({}): ssh failed",
+            ep.address
+        ))),
+        Ok((code, _, None)) => Err(Fail::Lock(format!(
+            "command on host {host} failed with exit code {code}"
+        ))),
+        Err(e) => Err(Fail::Lock(format!("cannot run ssh: {e}"))),
+    }
 }
 
 fn hostname() -> String {
@@ -519,7 +534,7 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
                     ctx.report.event(
                         "locked",
                         json!({
-                            "lock": format!("{}:{}", l.at.host, l.at.path),
+                            "lock": loc(&l.at),
                             "mode": format!("{:?}", l.mode).to_lowercase(),
                             "waited_secs": waited.as_secs_f64(),
                         }),
@@ -708,7 +723,8 @@ fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
     }
 }
 
-fn loc(l: &crate::spec::Location) -> String {
+/// `host:path`, as messages and events name a place.
+pub(crate) fn loc(l: &crate::spec::Location) -> String {
     format!("{}:{}", l.host, l.path)
 }
 
@@ -716,15 +732,15 @@ fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
-fn dest_of<'a>(ctx: &'a Ctx, sync: &'a Sync) -> Result<Dest<'a>, String> {
+fn dest_of<'a>(ctx: &'a Ctx, sync: &'a Sync) -> Dest<'a> {
     if ctx.spec.is_local(&sync.dest.host) {
-        Ok(Dest::Local(&sync.dest.path))
+        Dest::Local(&sync.dest.path)
     } else {
-        Ok(Dest::Remote {
+        Dest::Remote {
             spec: &ctx.spec,
-            ep: ssh::endpoint(&ctx.spec, &sync.dest.host)?,
+            host: &sync.dest.host,
             path: &sync.dest.path,
-        })
+        }
     }
 }
 
@@ -770,6 +786,10 @@ fn do_sync(ctx: &Ctx, run: &mut Run, i: usize, sync: &Sync) {
     }
 }
 
+/// The outcome of a failure inside a sync. Unlike [`Run::fail_with`], a `Fail::Lock` here is no
+/// lock at all but a remote step of this sync (an unreachable source host, a failed listing):
+/// the sync fails (exit 1) and the remaining syncs still run, where a lock failure would stop the
+/// run with exit 3.
 fn outcome_of(f: Fail) -> (Outcome, String) {
     let o = match &f {
         Fail::Spec(_) => Outcome::Spec,
@@ -828,7 +848,7 @@ fn sync_inner(
     let mut link_dest = None;
     let mut resumed = false;
     if sync.snapshot.is_some() {
-        let dest = dest_of(ctx, sync).map_err(|m| (Outcome::Spec, m))?;
+        let dest = dest_of(ctx, sync);
         let listing = dest
             .list(!ctx.dry_run, ctx.deadline)
             .map_err(|m| (Outcome::Failed, m))?;
@@ -982,12 +1002,9 @@ fn prune(ctx: &Ctx, run: &mut Run) {
     for (i, current, names) in &run.snapshotted {
         let sync = &ctx.spec.syncs[*i];
         let Some(ret) = &sync.snapshot else { continue };
-        let res = dest_of(ctx, sync).and_then(|dest| {
-            let listing = snapshot::classify(names);
-            let del = snapshot::prune_plan(&listing, ret, current);
-            dest.remove(&del, ctx.deadline)?;
-            Ok(del)
-        });
+        let listing = snapshot::classify(names);
+        let del = snapshot::prune_plan(&listing, ret, current);
+        let res = dest_of(ctx, sync).remove(&del, ctx.deadline).map(|()| del);
         match res {
             Ok(del) => ctx.report.event(
                 "prune",

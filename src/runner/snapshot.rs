@@ -13,9 +13,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 
-use super::child;
-use super::ssh;
-use crate::spec::{Endpoint, JobSpec, Retention};
+use crate::spec::{JobSpec, Retention};
 
 const FORMAT: &str = "%Y-%m-%dT%H%M%SZ";
 pub const PARTIAL: &str = ".partial-";
@@ -175,7 +173,7 @@ pub enum Dest<'a> {
     Local(&'a str),
     Remote {
         spec: &'a JobSpec,
-        ep: &'a Endpoint,
+        host: &'a str,
         path: &'a str,
     },
 }
@@ -204,19 +202,10 @@ impl Dest<'_> {
         args: &[&str],
         deadline: Option<Instant>,
     ) -> Result<String, String> {
-        let Dest::Remote { spec, ep, .. } = self else {
+        let Dest::Remote { spec, host, .. } = self else {
             return Err("not remote".into());
         };
-        let cmd = ssh::command(spec, ep, &ssh::script(script, args));
-        match child::capture(cmd, deadline) {
-            Ok((0, out, None)) => Ok(out),
-            Ok((_, _, Some(stop))) => Err(format!("stopped ({stop:?})")),
-            Ok((code, _, None)) => Err(format!(
-                "remote command on {} failed with exit code {code}",
-                ep.address
-            )),
-            Err(e) => Err(format!("cannot run ssh: {e}")),
-        }
+        super::remote_capture(spec, host, script, args, deadline).map_err(|f| f.message())
     }
 
     /// The entries under `dest`; with `create`, make `dest` first so rsync can create the

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::child::{self, Stop};
-use super::lock::{describe, remove_if_unchanged};
-use super::{Ctx, Fail, report};
+use super::lock::{describe, give_up_at, remove_if_unchanged};
+use super::{Ctx, Fail, loc, report};
 use crate::spec::WaitFile;
 
 /// Wait until `wf` is gone. The timeout counts from `start`, when waiting for the job's files
@@ -21,11 +21,7 @@ use crate::spec::WaitFile;
 /// spent in this call.
 pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> {
     let called = Instant::now();
-    let own = child::later(start, Duration::from_secs(wf.timeout_secs));
-    let (end, run_deadline) = match ctx.deadline {
-        Some(d) if d < own => (d, true),
-        _ => (own, false),
-    };
+    let (end, run_deadline) = give_up_at(ctx, start, wf.timeout_secs);
     let every = Duration::from_secs(wf.wait_secs.max(1));
     let local = ctx.spec.is_local(&wf.at.host);
     let watch = if local {
@@ -33,7 +29,7 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> 
     } else {
         None
     };
-    let name = format!("{}:{}", wf.at.host, wf.at.path);
+    let name = loc(&wf.at);
     let mut next_check = called;
     let mut logged = false;
     loop {
