@@ -145,14 +145,20 @@ echo "# wake-up of a waiting runner when a local lock is freed (10 tries)"
 echo "| try | release to runner exit [ms] |"
 echo "|---|---|"
 mkdir -p "$work/locks"
+wakes=()
 for i in $(seq 10); do
   flock -x "$work/locks/empty.lock" -c "sleep 0.3; date +%s%N > $work/released" &
+  holder=$!
   sleep 0.1
-  "$bin" "$work/empty.json" > /dev/null
+  "$bin" "$work/empty.json" > /dev/null 2>&1
   end=$(date +%s%N)
-  wait
-  awk -v i="$i" -v r="$(cat "$work/released")" -v e="$end" 'BEGIN { printf "| %d | %.1f |\n", i, (e - r) / 1e6 }'
+  # Only the holder: a bare `wait` would also wait for the sshd above, which never ends.
+  wait "$holder"
+  ms=$(awk -v r="$(cat "$work/released")" -v e="$end" 'BEGIN { printf "%.1f", (e - r) / 1e6 }')
+  wakes+=("$ms")
+  echo "| $i | $ms |"
 done
+printf '%s\n' "${wakes[@]}" | sort -n | awk '{ v[NR] = $1 } END { printf "| median | %.1f |\n", (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
 
 echo
 echo "# max RSS and CPU (the runner's own when alone; with a sync, RSS is the largest of the"

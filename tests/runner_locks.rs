@@ -408,3 +408,81 @@ fn sigint_stops_a_hook_then_after_hooks_run() {
     assert!(!net.srv("h1").join("not-reached").exists());
     assert!(net.lock_free("h1", &lock_path("int")));
 }
+
+#[test]
+fn lock_files_and_wait_files_in_a_circle_do_not_deadlock() {
+    let _serial = shared();
+    let Some(net) = Net::new(2) else { return };
+    // x creates lock file A and waits while B exists; y creates B and waits while A exists. Both
+    // files live on h2, so every step is an SSH round trip and the two runners, started together,
+    // reach each step at about the same time.
+    let trace = net.dir.join("trace");
+    let t = trace.display().to_string();
+    let job = |name: &str, mine: &str, theirs: &str| {
+        let mut s = net.spec(name, "h1");
+        s.lock_files.push(at("h2", &format!("/srv/seed/{mine}")));
+        s.wait_files.push(WaitFile {
+            at: at("h2", &format!("/srv/seed/{theirs}")),
+            wait_secs: 1,
+            timeout_secs: 20,
+        });
+        s.hooks.push(hook(
+            HookWhen::Before,
+            "h1",
+            &format!("echo {name} enter $(date +%s%N) >> {t}; sleep 0.2"),
+            OnFailure::Break,
+        ));
+        s.hooks.push(hook(
+            HookWhen::After,
+            "h1",
+            &format!("echo {name} exit $(date +%s%N) >> {t}"),
+            OnFailure::Break,
+        ));
+        s
+    };
+    let (x, y) = (job("x", "A", "B"), job("y", "B", "A"));
+    let rounds = 4;
+    let mut retries = 0;
+    for round in 0..rounds {
+        let (cx, cy) = (net.runner(&x, &[]), net.runner(&y, &[]));
+        let (rx, ry) = (net.spawn(cx), net.spawn(cy));
+        let (rx, ry) = (collect(rx), collect(ry));
+        assert_eq!(
+            (rx.code, ry.code),
+            (0, 0),
+            "round {round}: {}\n{}",
+            rx.stderr,
+            ry.stderr
+        );
+        retries += [&rx, &ry]
+            .iter()
+            .map(|r| r.stderr.matches("trying again").count())
+            .sum::<usize>();
+    }
+    eprintln!("{rounds} rounds, {retries} collisions resolved by trying again");
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut ev: Vec<(u128, String, String)> = text
+        .lines()
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            let (job, what, ns) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+            (ns.parse().unwrap(), job.to_string(), what.to_string())
+        })
+        .collect();
+    ev.sort();
+    assert_eq!(ev.len(), 4 * rounds);
+    for pair in ev.chunks(4) {
+        assert_eq!(
+            [&pair[0].2, &pair[1].2, &pair[2].2, &pair[3].2],
+            ["enter", "exit", "enter", "exit"],
+            "{pair:?}"
+        );
+        assert_eq!(pair[0].1, pair[1].1, "{pair:?}");
+        assert_eq!(pair[2].1, pair[3].1, "{pair:?}");
+        assert_ne!(pair[0].1, pair[2].1, "{pair:?}");
+    }
+    assert!(
+        !net.srv("h2").join("seed/A").exists() && !net.srv("h2").join("seed/B").exists(),
+        "both lock files removed"
+    );
+}

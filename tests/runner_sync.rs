@@ -574,6 +574,20 @@ fn odd_specs_never_panic() {
     let mut s = base();
     s.syncs[0].source.path = format!("{d}/src/\n\u{0}");
     cases.push((s, &[2]));
+    // Locks out of the one global order, or one lock twice: refused before anything is taken.
+    let lock_at = |path: &str| bkc::spec::Lock {
+        at: at("me", &format!("{d}/locks/{path}")),
+        mode: LockMode::Exclusive,
+        owner: "odd".into(),
+        wait_secs: 1,
+        timeout_secs: 1,
+    };
+    let mut s = base();
+    s.locks = vec![lock_at("b.lock"), lock_at("a.lock")];
+    cases.push((s, &[2]));
+    let mut s = base();
+    s.locks = vec![lock_at("a.lock"), lock_at("a.lock")];
+    cases.push((s, &[2]));
     for (i, (spec, want)) in cases.iter().enumerate() {
         let p = dir.join(format!("{i}.json"));
         std::fs::write(&p, spec.to_json()).unwrap();
@@ -589,5 +603,81 @@ fn odd_specs_never_panic() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_future_dated_snapshot_never_costs_the_new_one() {
+    // A snapshot named after this run's start (a clock that was ahead once) must neither push the
+    // new snapshot out under keep-last 1 nor become its base.
+    let dir = std::env::temp_dir().join(format!("bkc-skew-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.display().to_string();
+    write(&dir.join("src/f.txt"), "now");
+    write(&dir.join("snaps/2026-02-01T000000Z/f.txt"), "last month");
+    write(&dir.join("snaps/2030-01-01T000000Z/f.txt"), "a clock ahead");
+    let mut s = bkc::spec::JobSpec {
+        version: bkc::spec::SPEC_VERSION,
+        job: "skew".into(),
+        host: "me".into(),
+        state_dir: format!("{d}/state"),
+        metrics_dir: None,
+        known_hosts: "/dev/null".into(),
+        identity: None,
+        hosts: Default::default(),
+        every: None,
+        timeout_secs: None,
+        nice: None,
+        io_class: None,
+        retries: 0,
+        retry_delay_secs: 0,
+        locks: vec![],
+        lock_files: vec![],
+        wait_files: vec![],
+        hooks: vec![],
+        syncs: vec![sync(
+            at("me", &format!("{d}/src/")),
+            at("me", &format!("{d}/snaps")),
+        )],
+    };
+    s.syncs[0].snapshot = Some(Retention {
+        keep_last: Some(1),
+        ..Default::default()
+    });
+    let p = dir.join("skew.json");
+    std::fs::write(&p, s.to_json()).unwrap();
+    let out = std::process::Command::new(RUNNER)
+        .arg(&p)
+        .env("BKC_RUN_NOW", "2026-03-01T02:15:00Z")
+        .output()
+        .unwrap();
+    let r = parse(out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let snaps = dir.join("snaps");
+    assert_eq!(
+        names(&snaps),
+        ["2026-03-01T021500Z", "2030-01-01T000000Z", "latest"],
+        "the new one and the newest by name stay"
+    );
+    assert_eq!(
+        std::fs::read_link(snaps.join("latest")).unwrap().to_str(),
+        Some("2026-03-01T021500Z")
+    );
+    assert_eq!(
+        std::fs::read_to_string(snaps.join("latest/f.txt")).unwrap(),
+        "now"
+    );
+    assert_eq!(
+        r.events("snapshot")[0]["base"],
+        format!("{d}/snaps/2026-02-01T000000Z")
+    );
+    assert!(
+        r.events("warning").iter().any(|w| w["message"]
+            .as_str()
+            .unwrap()
+            .contains("2030-01-01T000000Z")),
+        "{:?}",
+        r.events
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::child::{self, Line, LineReader, Running, Stop};
-use super::{Ctx, Fail, report, ssh};
+use super::{Ctx, Fail, loc, report, ssh};
 use crate::spec::{Location, Lock, LockMode};
 
 /// Who holds a lock: written as one JSON line into lock files the runner holds exclusively, so
@@ -116,10 +116,6 @@ pub enum Held {
     },
 }
 
-fn lock_name(l: &Location) -> String {
-    format!("{}:{}", l.host, l.path)
-}
-
 fn mode_str(m: LockMode) -> &'static str {
     match m {
         LockMode::Exclusive => "exclusive",
@@ -128,7 +124,7 @@ fn mode_str(m: LockMode) -> &'static str {
 }
 
 /// The end of waiting: the lock's own timeout or the run's deadline, whichever is first.
-fn give_up_at(ctx: &Ctx, start: Instant, timeout_secs: u64) -> (Instant, bool) {
+pub fn give_up_at(ctx: &Ctx, start: Instant, timeout_secs: u64) -> (Instant, bool) {
     let own = child::later(start, Duration::from_secs(timeout_secs));
     match ctx.deadline {
         Some(d) if d < own => (d, true),
@@ -150,7 +146,7 @@ fn wait_event(ctx: &Ctx, lock: &Lock, holder: &str, start: Instant) {
     ctx.report.event(
         "lock-wait",
         json!({
-            "lock": lock_name(&lock.at),
+            "lock": loc(&lock.at),
             "mode": mode_str(lock.mode),
             "owner": lock.owner,
             "holder": describe(holder),
@@ -162,7 +158,7 @@ fn wait_event(ctx: &Ctx, lock: &Lock, holder: &str, start: Instant) {
         "bkc-run: {}: waiting for {} (lock {})",
         ctx.spec.job,
         whom(lock, holder),
-        lock_name(&lock.at)
+        loc(&lock.at)
     );
 }
 
@@ -170,13 +166,13 @@ fn timeout_fail(lock: &Lock, holder: &str, start: Instant, run_deadline: bool) -
     if run_deadline {
         return Fail::Timeout(format!(
             "the run's timeout passed while waiting for lock {}",
-            lock_name(&lock.at)
+            loc(&lock.at)
         ));
     }
     Fail::LockTimeout(format!(
         "timed out after {}s waiting for lock {} held by {}",
         start.elapsed().as_secs(),
-        lock_name(&lock.at),
+        loc(&lock.at),
         whom(lock, holder)
     ))
 }
@@ -452,7 +448,7 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
                     )),
                     c => Fail::Lock(format!(
                         "remote lock command for {} failed with exit code {c}",
-                        lock_name(&lock.at)
+                        loc(&lock.at)
                     )),
                 });
             }
@@ -514,7 +510,7 @@ pub fn create_file(ctx: &Ctx, at: &Location) -> Result<Held, Fail> {
                 Err(e) => {
                     return Err(Fail::Lock(format!(
                         "cannot create lock file {}: {e}",
-                        lock_name(at)
+                        loc(at)
                     )));
                 }
             }
@@ -528,13 +524,12 @@ pub fn create_file(ctx: &Ctx, at: &Location) -> Result<Held, Fail> {
             } else {
                 return Err(Fail::Lock(format!(
                     "cannot create lock file {}: unexpected answer {first:?}",
-                    lock_name(at)
+                    loc(at)
                 )));
             }
         };
         let Some(content) = existing else {
-            ctx.report
-                .event("lock-file", json!({ "file": lock_name(at) }));
+            ctx.report.event("lock-file", json!({ "file": loc(at) }));
             return Ok(Held::File {
                 at: at.clone(),
                 content: ctx.holder.clone(),
@@ -542,16 +537,14 @@ pub fn create_file(ctx: &Ctx, at: &Location) -> Result<Held, Fail> {
         };
         match ctx.stale(&content) {
             Some(why) => {
-                ctx.report.warning(&format!(
-                    "removing stale lock file {}: {why}",
-                    lock_name(at)
-                ));
+                ctx.report
+                    .warning(&format!("removing stale lock file {}: {why}", loc(at)));
                 remove_if_unchanged(ctx, at, content.lines().next().unwrap_or(""))?;
             }
             None => {
                 return Err(Fail::Lock(format!(
                     "lock file {} exists, held by {}",
-                    lock_name(at),
+                    loc(at),
                     match describe(&content) {
                         d if d.is_empty() => "an unknown holder (empty file)".to_string(),
                         d => d,
@@ -562,7 +555,7 @@ pub fn create_file(ctx: &Ctx, at: &Location) -> Result<Held, Fail> {
     }
     Err(Fail::Lock(format!(
         "lock file {} keeps coming back",
-        lock_name(at)
+        loc(at)
     )))
 }
 
@@ -575,7 +568,7 @@ pub fn remove_if_unchanged(ctx: &Ctx, at: &Location, line: &str) -> Result<(), F
             match fs::remove_file(&at.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Fail::Lock(format!("cannot remove {}: {e}", lock_name(at)))),
+                Err(e) => return Err(Fail::Lock(format!("cannot remove {}: {e}", loc(at)))),
             }
         }
         Ok(())
@@ -589,7 +582,7 @@ fn release_file(ctx: &Ctx, at: &Location, content: &str) {
     if let Err(f) = remove_if_unchanged(ctx, at, content) {
         ctx.report.warning(&format!(
             "could not remove lock file {}: {}",
-            lock_name(at),
+            loc(at),
             f.message()
         ));
     }

@@ -2,7 +2,8 @@
 //!
 //! 1. read and check the spec; an `every` job that is not due is skipped;
 //! 2. take the locks in the spec's order (the compiler sorted them, which is what rules out
-//!    deadlocks between runners), create seed-style lock files, wait for seed-style wait files;
+//!    deadlocks between runners), wait for seed-style wait files, create seed-style lock files
+//!    (and start over if a wait file appeared meanwhile);
 //! 3. before hooks, syncs (with retries, snapshots), pruning after a fully successful run,
 //!    after hooks;
 //! 4. release everything, write the state file and metrics, exit with a documented code.
@@ -142,22 +143,9 @@ impl Ctx {
         )
     }
 
-    /// Run `script` with `args` on `host` and return its stdout.
+    /// Run `script` with `args` on `host` within the run's deadline; see [`remote_capture`].
     pub fn remote_capture(&self, host: &str, script: &str, args: &[&str]) -> Result<String, Fail> {
-        let ep = ssh::endpoint(&self.spec, host).map_err(Fail::Spec)?;
-        let cmd = ssh::command(&self.spec, ep, &ssh::script(script, args));
-        match child::capture(cmd, self.deadline) {
-            Ok((_, _, Some(stop))) => Err(Fail::Stopped(stop)),
-            Ok((0, out, None)) => Ok(out),
-            Ok((255, _, None)) => Err(Fail::Lock(format!(
-                "cannot reach host {host} ({}): ssh failed",
-                ep.address
-            ))),
-            Ok((code, _, None)) => Err(Fail::Lock(format!(
-                "command on host {host} failed with exit code {code}"
-            ))),
-            Err(e) => Err(Fail::Lock(format!("cannot run ssh: {e}"))),
-        }
+        remote_capture(&self.spec, host, script, args, self.deadline)
     }
 
     fn say(&self, what: &str) {
@@ -174,7 +162,8 @@ struct Run {
     syncs: Vec<SyncReport>,
     /// Syncs whose snapshot completed, with the entries now under their dest (we hold the
     /// locks, so nobody else changed them), pruned once the whole run has succeeded.
-    snapshotted: Vec<(usize, Vec<String>)>,
+    /// The entry is the sync's index, the snapshot it made and the names.
+    snapshotted: Vec<(usize, String, Vec<String>)>,
 }
 
 impl Run {
@@ -195,6 +184,9 @@ impl Run {
         }
     }
 
+    /// Record a failure while taking locks, lock files and waits: a lock that cannot be had is
+    /// `lock-failed` (exit 3). [`outcome_of`] maps the same failures inside a sync differently
+    /// on purpose.
     fn fail_with(&mut self, ctx: &Ctx, f: Fail) {
         let o = match &f {
             Fail::Spec(_) => Outcome::Spec,
@@ -268,6 +260,31 @@ pub fn run(opts: &Options) -> i32 {
     execute(&ctx, started)
 }
 
+/// Run `script` with `args` on `host` over SSH and return its stdout: how every short remote
+/// step runs (source checks, lock and wait files, snapshot directories).
+pub(crate) fn remote_capture(
+    spec: &JobSpec,
+    host: &str,
+    script: &str,
+    args: &[&str],
+    deadline: Option<Instant>,
+) -> Result<String, Fail> {
+    let ep = ssh::endpoint(spec, host).map_err(Fail::Spec)?;
+    let cmd = ssh::command(spec, ep, &ssh::script(script, args));
+    match child::capture(cmd, deadline) {
+        Ok((_, _, Some(stop))) => Err(Fail::Stopped(stop)),
+        Ok((0, out, None)) => Ok(out),
+        Ok((255, _, None)) => Err(Fail::Lock(format!(
+            "cannot reach host {host} ({}): ssh failed",
+            ep.address
+        ))),
+        Ok((code, _, None)) => Err(Fail::Lock(format!(
+            "command on host {host} failed with exit code {code}"
+        ))),
+        Err(e) => Err(Fail::Lock(format!("cannot run ssh: {e}"))),
+    }
+}
+
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname(2) into a local buffer of the given size.
@@ -289,6 +306,21 @@ fn check(spec: &JobSpec) -> Result<(), String> {
     };
     if !name_ok(&spec.job) {
         return Err(format!("job name {:?} is not a valid name", spec.job));
+    }
+    // Deadlock freedom rests on every runner taking its locks in one order; the compiler writes
+    // them sorted, so anything else is a spec from somewhere else and is not run.
+    for w in spec.locks.windows(2) {
+        let (a, b) = (&w[0].at, &w[1].at);
+        if a == b {
+            return Err(format!("lock {} is listed twice", loc(a)));
+        }
+        if a > b {
+            return Err(format!(
+                "locks are not in the order (host, path): {} comes before {}",
+                loc(a),
+                loc(b)
+            ));
+        }
     }
     let known = |h: &str| spec.is_local(h) || spec.hosts.contains_key(h);
     let mut places: Vec<(&str, &str)> = Vec::new();
@@ -318,6 +350,13 @@ fn check(spec: &JobSpec) -> Result<(), String> {
         }
         if s.snapshot.is_some() && s.dest.path.trim_end_matches('/').is_empty() {
             return Err("a snapshotting sync needs a destination directory other than /".into());
+        }
+        // The compiler only writes absolute paths; `--link-dest` is built on that.
+        if s.snapshot.is_some() && !s.dest.path.starts_with('/') {
+            return Err(format!(
+                "the destination {} of a snapshotting sync is not an absolute path",
+                loc(&s.dest)
+            ));
         }
     }
     for (h, p) in places {
@@ -455,16 +494,16 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
                 &format!("would lock {}:{} ({:?})", l.at.host, l.at.path, l.mode),
             );
         }
-        for f in &spec.lock_files {
-            dry(
-                ctx,
-                &format!("would create lock file {}:{}", f.host, f.path),
-            );
-        }
         for w in &spec.wait_files {
             dry(
                 ctx,
                 &format!("would wait while {}:{} exists", w.at.host, w.at.path),
+            );
+        }
+        for f in &spec.lock_files {
+            dry(
+                ctx,
+                &format!("would create lock file {}:{}", f.host, f.path),
             );
         }
         return;
@@ -495,7 +534,7 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
                     ctx.report.event(
                         "locked",
                         json!({
-                            "lock": format!("{}:{}", l.at.host, l.at.path),
+                            "lock": loc(&l.at),
                             "mode": format!("{:?}", l.mode).to_lowercase(),
                             "waited_secs": waited.as_secs_f64(),
                         }),
@@ -506,18 +545,108 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
         }
         i += group.len();
     }
-    for at in &spec.lock_files {
-        match lock::create_file(ctx, at) {
-            Ok(h) => run.held.push(h),
-            Err(f) => return run.fail_with(ctx, f),
+    lock_and_wait_files(ctx, run);
+}
+
+/// Seed-style lock files and wait files. Kernel locks cannot deadlock because every runner takes
+/// them in one order; lock files have no such order (job x creates A and waits while B exists,
+/// job y creates B and waits while A exists). So: wait until the wait files are gone, create the
+/// lock files, then look at the wait files once more. If one has appeared meanwhile, remove the
+/// lock files just made, pause for a time that differs between runners and grows with each try,
+/// and start over, until the wait files' own timeouts.
+fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
+    let spec = &ctx.spec;
+    let since = Instant::now();
+    for round in 1u32.. {
+        for w in &spec.wait_files {
+            match wait::wait(ctx, w, since) {
+                Ok(d) => run.lock_wait += d,
+                Err(f) => return run.fail_with(ctx, f),
+            }
         }
-    }
-    for w in &spec.wait_files {
-        match wait::wait(ctx, w) {
-            Ok(d) => run.lock_wait += d,
-            Err(f) => return run.fail_with(ctx, f),
+        if spec.lock_files.is_empty() {
+            return;
         }
+        let attempt = Instant::now();
+        for at in &spec.lock_files {
+            match lock::create_file(ctx, at) {
+                Ok(h) => run.held.push(h),
+                Err(f) => return run.fail_with(ctx, f),
+            }
+        }
+        let mut back = None;
+        for w in &spec.wait_files {
+            match wait::present(ctx, w) {
+                Ok(false) => {}
+                Ok(true) => {
+                    back = Some(w);
+                    break;
+                }
+                Err(f) => return run.fail_with(ctx, f),
+            }
+        }
+        let Some(w) = back else { return };
+        // Only lock files are held at this point (kernel locks came before and stay).
+        for _ in &spec.lock_files {
+            if let Some(h) = run.held.pop() {
+                lock::release(ctx, h);
+            }
+        }
+        let (end, is_run_deadline) = spec
+            .wait_files
+            .iter()
+            .map(|w| lock::give_up_at(ctx, since, w.timeout_secs))
+            .min_by_key(|e| e.0)
+            .unwrap_or((Instant::now(), false));
+        let now = Instant::now();
+        if now >= end {
+            let what = format!(
+                "lock file {} appeared each time this job's lock files were created",
+                loc(&w.at)
+            );
+            return run.fail_with(
+                ctx,
+                if is_run_deadline {
+                    Fail::Timeout(format!("the run's timeout passed: {what}"))
+                } else {
+                    Fail::LockTimeout(format!(
+                        "timed out after {}s: {what}",
+                        since.elapsed().as_secs()
+                    ))
+                },
+            );
+        }
+        let pause = backoff(attempt.elapsed(), round, std::process::id()).min(end - now);
+        ctx.say(&format!(
+            "lock file {} appeared while this job's lock files were created; removed them, trying again in {} ms",
+            loc(&w.at),
+            pause.as_millis()
+        ));
+        if let Some(s) = child::sleep(pause, ctx.deadline) {
+            return run.fail_with(ctx, Fail::Stopped(s));
+        }
+        run.lock_wait += pause;
     }
+}
+
+/// The pause before trying round `round + 1` of [`lock_and_wait_files`]: `slot` (how long the
+/// try took, at least 50 ms) times a factor between 1/2 and 1/2 + 2^round (at most 16), drawn
+/// from `seed` (the pid), the round and the clock, so that two runners that collided once are
+/// unlikely to collide again.
+fn backoff(slot: Duration, round: u32, seed: u32) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    // splitmix64
+    let mut x = ((u64::from(seed) << 32) | u64::from(round)) ^ (u64::from(nanos) << 16);
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    let frac = (x >> 11) as f64 / (1u64 << 53) as f64;
+    let span = f64::from(1u32 << round.min(4));
+    slot.max(Duration::from_millis(50))
+        .mul_f64(0.5 + frac * span)
 }
 
 fn dry(ctx: &Ctx, what: &str) {
@@ -594,7 +723,8 @@ fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
     }
 }
 
-fn loc(l: &crate::spec::Location) -> String {
+/// `host:path`, as messages and events name a place.
+pub(crate) fn loc(l: &crate::spec::Location) -> String {
     format!("{}:{}", l.host, l.path)
 }
 
@@ -602,15 +732,15 @@ fn join(dir: &str, name: &str) -> String {
     format!("{}/{name}", dir.trim_end_matches('/'))
 }
 
-fn dest_of<'a>(ctx: &'a Ctx, sync: &'a Sync) -> Result<Dest<'a>, String> {
+fn dest_of<'a>(ctx: &'a Ctx, sync: &'a Sync) -> Dest<'a> {
     if ctx.spec.is_local(&sync.dest.host) {
-        Ok(Dest::Local(&sync.dest.path))
+        Dest::Local(&sync.dest.path)
     } else {
-        Ok(Dest::Remote {
+        Dest::Remote {
             spec: &ctx.spec,
-            ep: ssh::endpoint(&ctx.spec, &sync.dest.host)?,
+            host: &sync.dest.host,
             path: &sync.dest.path,
-        })
+        }
     }
 }
 
@@ -656,6 +786,10 @@ fn do_sync(ctx: &Ctx, run: &mut Run, i: usize, sync: &Sync) {
     }
 }
 
+/// The outcome of a failure inside a sync. Unlike [`Run::fail_with`], a `Fail::Lock` here is no
+/// lock at all but a remote step of this sync (an unreachable source host, a failed listing):
+/// the sync fails (exit 1) and the remaining syncs still run, where a lock failure would stop the
+/// run with exit 3.
 fn outcome_of(f: Fail) -> (Outcome, String) {
     let o = match &f {
         Fail::Spec(_) => Outcome::Spec,
@@ -664,6 +798,18 @@ fn outcome_of(f: Fail) -> (Outcome, String) {
         Fail::Lock(_) | Fail::LockTimeout(_) => Outcome::Failed,
     };
     (o, f.message())
+}
+
+/// A snapshot being made by a sync.
+struct Snap<'a> {
+    dest: Dest<'a>,
+    /// This run's snapshot name, and the partial one it is written under until complete.
+    name: String,
+    partial: String,
+    /// The names under dest once it is complete.
+    after: Vec<String>,
+    /// The newest complete snapshot before this run, by name.
+    newest: Option<String>,
 }
 
 fn sync_inner(
@@ -697,12 +843,12 @@ fn sync_inner(
 
     // A snapshotting sync writes into `.partial-<name>` next to the complete snapshots and
     // hardlinks unchanged files to the newest complete one.
-    let mut snap: Option<(Dest, String, String, Vec<String>)> = None;
+    let mut snap: Option<Snap> = None;
     let mut target_path = sync.dest.path.clone();
     let mut link_dest = None;
     let mut resumed = false;
     if sync.snapshot.is_some() {
-        let dest = dest_of(ctx, sync).map_err(|m| (Outcome::Spec, m))?;
+        let dest = dest_of(ctx, sync);
         let listing = dest
             .list(!ctx.dry_run, ctx.deadline)
             .map_err(|m| (Outcome::Failed, m))?;
@@ -738,14 +884,15 @@ fn sync_inner(
             .collect();
         after.push(name.clone());
         target_path = format!("{}/", join(dest.path(), &partial));
-        link_dest = listing.newest().map(|b| {
-            if dest.path().starts_with('/') {
-                join(dest.path(), b)
-            } else {
-                format!("../{b}")
-            }
+        // `check` made sure the dest is absolute, so the base is too.
+        link_dest = listing.base(&name).map(|b| join(dest.path(), b));
+        snap = Some(Snap {
+            newest: listing.newest().map(String::from),
+            dest,
+            name,
+            partial,
+            after,
         });
-        snap = Some((dest, name, partial, after));
     }
 
     let attempts = spec.retries.saturating_add(1);
@@ -815,7 +962,14 @@ fn sync_inner(
         }
     }
 
-    if let Some((dest, name, partial, after)) = snap {
+    if let Some(Snap {
+        dest,
+        name,
+        partial,
+        after,
+        newest,
+    }) = snap
+    {
         if ctx.dry_run {
             dry(
                 ctx,
@@ -829,8 +983,15 @@ fn sync_inner(
             "snapshot",
             json!({ "index": i, "dest": rep.dest, "name": name, "base": link_dest }),
         );
-        rep.snapshot = Some(name);
-        run.snapshotted.push((i, after));
+        if let Some(n) = newest.filter(|n| *n > name) {
+            // Names are UTC times of one fixed width, so they sort as the times do.
+            ctx.report.warning(&format!(
+                "snapshot {name} in {} is not the newest by name: {n} is dated after this run's start (a clock that was or is wrong?); both are kept and `latest` points to {name}",
+                rep.dest
+            ));
+        }
+        rep.snapshot = Some(name.clone());
+        run.snapshotted.push((i, name, after));
     }
     Ok(())
 }
@@ -838,15 +999,12 @@ fn sync_inner(
 /// Apply retention, only after everything succeeded: a failed run must never cost an old
 /// snapshot. Failures here are warnings; the new snapshot is already complete.
 fn prune(ctx: &Ctx, run: &mut Run) {
-    for (i, names) in &run.snapshotted {
+    for (i, current, names) in &run.snapshotted {
         let sync = &ctx.spec.syncs[*i];
         let Some(ret) = &sync.snapshot else { continue };
-        let res = dest_of(ctx, sync).and_then(|dest| {
-            let listing = snapshot::classify(names);
-            let del = snapshot::prune_plan(&listing, ret);
-            dest.remove(&del, ctx.deadline)?;
-            Ok(del)
-        });
+        let listing = snapshot::classify(names);
+        let del = snapshot::prune_plan(&listing, ret, current);
+        let res = dest_of(ctx, sync).remove(&del, ctx.deadline).map(|()| del);
         match res {
             Ok(del) => ctx.report.event(
                 "prune",
@@ -941,5 +1099,93 @@ fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<Str
 impl Ctx {
     fn report_run_id(&self) -> String {
         self.report.run().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{Location, Lock, LockMode};
+
+    fn spec_with_locks(locks: &[(&str, &str)]) -> JobSpec {
+        let mut s: JobSpec = serde_json::from_value(json!({
+            "version": 1, "job": "j", "host": "a", "state-dir": "/var/lib/bkc", "metrics-dir": null,
+            "known-hosts": "/etc/bkc/known_hosts", "identity": null,
+            "hosts": { "b": { "address": "b.example", "port": 22, "user": "bk" } },
+            "every": null, "timeout-secs": null, "nice": null, "io-class": null, "retries": 0,
+            "retry-delay-secs": 1, "locks": [], "lock-files": [], "wait-files": [], "hooks": [],
+            "syncs": [],
+        }))
+        .unwrap();
+        s.locks = locks
+            .iter()
+            .map(|(h, p)| Lock {
+                at: Location {
+                    host: h.to_string(),
+                    path: p.to_string(),
+                },
+                mode: LockMode::Exclusive,
+                owner: "j".into(),
+                wait_secs: 1,
+                timeout_secs: 10,
+            })
+            .collect();
+        s
+    }
+
+    #[test]
+    fn backoff_stays_in_its_bounds_and_differs_between_runners() {
+        let slot = Duration::from_millis(200);
+        for round in 1..8 {
+            let span = f64::from(1u32 << round.min(4));
+            for seed in [1, 2, 4242, u32::MAX] {
+                let p = backoff(slot, round, seed);
+                assert!(p >= slot / 2 && p <= slot.mul_f64(0.5 + span), "{p:?}");
+            }
+        }
+        assert!(backoff(Duration::ZERO, 1, 1) >= Duration::from_millis(25));
+        let pauses: std::collections::BTreeSet<Duration> =
+            (1000..1010).map(|pid| backoff(slot, 1, pid)).collect();
+        assert!(pauses.len() > 5, "{pauses:?}");
+    }
+
+    #[test]
+    fn a_snapshot_dest_must_be_absolute() {
+        let mut s = spec_with_locks(&[]);
+        let place = |p: &str| Location {
+            host: "a".into(),
+            path: p.into(),
+        };
+        s.syncs.push(Sync {
+            source: place("/src/"),
+            dest: place("snaps/"),
+            opts: vec!["-a".into()],
+            exclude: vec![],
+            bwlimit: None,
+            deletes: false,
+            allow_empty_source: false,
+            snapshot: Some(Default::default()),
+        });
+        let e = check(&s).unwrap_err();
+        assert!(e.contains("a:snaps/") && e.contains("absolute"), "{e}");
+        s.syncs[0].dest = place("/srv/snaps/");
+        assert_eq!(check(&s), Ok(()));
+    }
+
+    #[test]
+    fn locks_must_come_in_the_global_order() {
+        let sorted = [("a", "/l/j.lock"), ("a", "/l/k.lock"), ("b", "/l/j.lock")];
+        assert_eq!(check(&spec_with_locks(&sorted)), Ok(()));
+        let unsorted = [("b", "/l/j.lock"), ("a", "/l/j.lock")];
+        let e = check(&spec_with_locks(&unsorted)).unwrap_err();
+        assert!(
+            e.contains("not in the order") && e.contains("b:/l/j.lock"),
+            "{e}"
+        );
+        let by_path = [("a", "/l/k.lock"), ("a", "/l/j.lock")];
+        assert!(check(&spec_with_locks(&by_path)).is_err());
+        let twice = [("a", "/l/j.lock"), ("a", "/l/j.lock")];
+        let e = check(&spec_with_locks(&twice)).unwrap_err();
+        assert!(e.contains("twice") && e.contains("a:/l/j.lock"), "{e}");
     }
 }

@@ -75,7 +75,9 @@ pub fn argv(
     if let Some(l) = target.link_dest {
         a.push(format!("--link-dest={l}"));
     }
-    if target.resumed && !sync.opts.iter().any(|o| o.starts_with("--del")) {
+    // The compiler decided whether `opts` delete (`deletes`); guessing from option names here
+    // would take `--delay-updates` for a deletion.
+    if target.resumed && !sync.deletes {
         a.push("--delete".into());
     }
     let remote_host = if src_local {
@@ -285,6 +287,33 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn resumed_snapshot_deletes_unless_the_sync_already_does() {
+        let t = Target {
+            dest_path: "/y/.partial-T/",
+            link_dest: None,
+            resumed: true,
+        };
+        let dels = |a: &[String]| a.iter().filter(|o| *o == "--delete").count();
+        // `--delay-updates` starts like a deleting option but deletes nothing.
+        let mut s = sync(("a", "/x/"), ("a", "/y/"));
+        s.opts = vec!["-a".into(), "--delay-updates".into()];
+        s.deletes = false;
+        assert_eq!(dels(&argv(&spec(), &s, &t, false).unwrap()), 1);
+        // A sync that deletes already gets no second `--delete`.
+        s.opts = vec!["-a".into(), "--delete-after".into()];
+        s.deletes = true;
+        assert_eq!(dels(&argv(&spec(), &s, &t, false).unwrap()), 0);
+        // Not resumed: nothing added.
+        s.opts = vec!["-a".into()];
+        s.deletes = false;
+        let fresh = Target {
+            resumed: false,
+            ..t
+        };
+        assert_eq!(dels(&argv(&spec(), &s, &fresh, false).unwrap()), 0);
     }
 
     #[test]

@@ -13,9 +13,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 
-use super::child;
-use super::ssh;
-use crate::spec::{Endpoint, JobSpec, Retention};
+use crate::spec::{JobSpec, Retention};
 
 const FORMAT: &str = "%Y-%m-%dT%H%M%SZ";
 pub const PARTIAL: &str = ".partial-";
@@ -67,6 +65,18 @@ impl Listing {
     /// The base for `--link-dest`: the newest complete snapshot, never a partial one.
     pub fn newest(&self) -> Option<&str> {
         self.complete.first().map(|(n, _)| n.as_str())
+    }
+
+    /// The base for a run whose snapshot is `current`: the newest complete snapshot dated before
+    /// it. One dated after it (written while a clock was ahead) holds older data than its name
+    /// says; it is the base only when there is nothing else.
+    pub fn base(&self, current: &str) -> Option<&str> {
+        let now = parse_name(current);
+        self.complete
+            .iter()
+            .find(|c| now.is_some_and(|n| c.1 < n))
+            .or(self.complete.first())
+            .map(|(n, _)| n.as_str())
     }
 
     /// A partial snapshot newer than every complete one: an interrupted run, whose files the next
@@ -135,13 +145,15 @@ pub fn keep(complete: &[(String, DateTime)], r: &Retention) -> BTreeSet<String> 
 }
 
 /// What to delete after a fully successful run: complete snapshots the retention does not keep,
-/// and partial ones older than the newest complete snapshot (left by interrupted runs).
-pub fn prune_plan(listing: &Listing, r: &Retention) -> Vec<String> {
+/// and partial ones older than the newest complete snapshot (left by interrupted runs). `current`,
+/// the snapshot this run made (which `latest` points to), always stays, even when a snapshot
+/// dated later by a wrong clock makes it look old.
+pub fn prune_plan(listing: &Listing, r: &Retention, current: &str) -> Vec<String> {
     let kept = keep(&listing.complete, r);
     let mut del: Vec<String> = listing
         .complete
         .iter()
-        .filter(|c| !kept.contains(&c.0))
+        .filter(|c| !kept.contains(&c.0) && c.0 != current)
         .map(|c| c.0.clone())
         .collect();
     if let Some((_, newest)) = listing.complete.first() {
@@ -161,7 +173,7 @@ pub enum Dest<'a> {
     Local(&'a str),
     Remote {
         spec: &'a JobSpec,
-        ep: &'a Endpoint,
+        host: &'a str,
         path: &'a str,
     },
 }
@@ -190,19 +202,10 @@ impl Dest<'_> {
         args: &[&str],
         deadline: Option<Instant>,
     ) -> Result<String, String> {
-        let Dest::Remote { spec, ep, .. } = self else {
+        let Dest::Remote { spec, host, .. } = self else {
             return Err("not remote".into());
         };
-        let cmd = ssh::command(spec, ep, &ssh::script(script, args));
-        match child::capture(cmd, deadline) {
-            Ok((0, out, None)) => Ok(out),
-            Ok((_, _, Some(stop))) => Err(format!("stopped ({stop:?})")),
-            Ok((code, _, None)) => Err(format!(
-                "remote command on {} failed with exit code {code}",
-                ep.address
-            )),
-            Err(e) => Err(format!("cannot run ssh: {e}")),
-        }
+        super::remote_capture(spec, host, script, args, deadline).map_err(|f| f.message())
     }
 
     /// The entries under `dest`; with `create`, make `dest` first so rsync can create the
@@ -349,7 +352,7 @@ mod tests {
         .map(|s| s.to_string())
         .collect();
         assert_eq!(kept, want);
-        assert_eq!(prune_plan(&l, &r).len(), 17);
+        assert_eq!(prune_plan(&l, &r, "2026-01-10T080000Z").len(), 17);
     }
 
     #[test]
@@ -394,6 +397,35 @@ mod tests {
     }
 
     #[test]
+    fn a_future_dated_snapshot_never_costs_the_current_one() {
+        let l = classify(&[
+            "2026-02-01T000000Z",
+            "2026-03-01T021500Z",
+            "2030-01-01T000000Z",
+        ]);
+        let r = Retention {
+            keep_last: Some(1),
+            ..Default::default()
+        };
+        // The newest by name stays by the rules, the current one because it is this run's.
+        assert_eq!(
+            prune_plan(&l, &r, "2026-03-01T021500Z"),
+            vec!["2026-02-01T000000Z".to_string()]
+        );
+        let before = classify(&["2026-02-01T000000Z", "2030-01-01T000000Z"]);
+        assert_eq!(
+            before.base("2026-03-01T021500Z"),
+            Some("2026-02-01T000000Z")
+        );
+        let only_future = classify(&["2030-01-01T000000Z"]);
+        assert_eq!(
+            only_future.base("2026-03-01T021500Z"),
+            Some("2030-01-01T000000Z"),
+            "better a base from the future than none"
+        );
+    }
+
+    #[test]
     fn partials_are_never_bases_and_stale_ones_go() {
         let l = classify(&[
             ".partial-2026-01-01T000000Z",
@@ -410,10 +442,11 @@ mod tests {
                 keep_last: Some(1),
                 ..Default::default()
             },
+            "2026-01-02T000000Z",
         );
         assert_eq!(del, vec![".partial-2026-01-01T000000Z".to_string()]);
         let only_partial = classify(&[".partial-2026-01-01T000000Z"]);
         assert_eq!(only_partial.newest(), None);
-        assert!(prune_plan(&only_partial, &Retention::default()).is_empty());
+        assert!(prune_plan(&only_partial, &Retention::default(), "2026-01-02T000000Z").is_empty());
     }
 }

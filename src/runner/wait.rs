@@ -12,18 +12,16 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::child::{self, Stop};
-use super::lock::{describe, remove_if_unchanged};
-use super::{Ctx, Fail, report};
+use super::lock::{describe, give_up_at, remove_if_unchanged};
+use super::{Ctx, Fail, loc, report};
 use crate::spec::WaitFile;
 
-/// Wait until `wf` is gone. Returns the time spent waiting.
-pub fn wait(ctx: &Ctx, wf: &WaitFile) -> Result<Duration, Fail> {
-    let start = Instant::now();
-    let own = child::later(start, Duration::from_secs(wf.timeout_secs));
-    let (end, run_deadline) = match ctx.deadline {
-        Some(d) if d < own => (d, true),
-        _ => (own, false),
-    };
+/// Wait until `wf` is gone. The timeout counts from `start`, when waiting for the job's files
+/// began (earlier than this call when a conflict made the runner try again). Returns the time
+/// spent in this call.
+pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> {
+    let called = Instant::now();
+    let (end, run_deadline) = give_up_at(ctx, start, wf.timeout_secs);
     let every = Duration::from_secs(wf.wait_secs.max(1));
     let local = ctx.spec.is_local(&wf.at.host);
     let watch = if local {
@@ -31,8 +29,8 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile) -> Result<Duration, Fail> {
     } else {
         None
     };
-    let name = format!("{}:{}", wf.at.host, wf.at.path);
-    let mut next_check = start;
+    let name = loc(&wf.at);
+    let mut next_check = called;
     let mut logged = false;
     loop {
         if let Some(sig) = child::interrupted() {
@@ -60,7 +58,7 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile) -> Result<Duration, Fail> {
                     json!({ "file": name, "waited_secs": start.elapsed().as_secs_f64() }),
                 );
             }
-            return Ok(start.elapsed());
+            return Ok(called.elapsed());
         };
         if now >= next_check {
             if let Some(why) = ctx.stale(&content) {
@@ -108,6 +106,21 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile) -> Result<Duration, Fail> {
             }
         }
     }
+}
+
+/// Whether `wf` exists right now: one look, no waiting, no staleness judgement (the next
+/// [`wait`] makes that). A file whose first line is our own holder line is ours and does not
+/// count.
+pub fn present(ctx: &Ctx, wf: &WaitFile) -> Result<bool, Fail> {
+    let content = if ctx.spec.is_local(&wf.at.host) {
+        match fs::symlink_metadata(&wf.at.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            _ => Some(fs::read_to_string(&wf.at.path).unwrap_or_default()),
+        }
+    } else {
+        remote_state(ctx, wf)?
+    };
+    Ok(content.is_some_and(|c| c.lines().next().unwrap_or("") != ctx.holder))
 }
 
 const REMOTE_STATE: &str = r#"if [ -e "$1" ] || [ -L "$1" ]; then echo exists; head -n 1 -- "$1" 2>/dev/null; echo; else echo gone; fi"#;
