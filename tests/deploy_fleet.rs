@@ -164,7 +164,10 @@ fn seed_chain_applies_and_runs_on_schedule() {
     for r in rows {
         assert!(r["last_run"].is_string(), "{r}");
         // While a run is going, systemd has no next elapse for its timer yet.
-        assert!(r["next_run"].is_string() || r["service"] == "activating", "{r}");
+        assert!(
+            r["next_run"].is_string() || r["service"] == "activating",
+            "{r}"
+        );
     }
     let out = bkc(&f, &["status", &base]);
     let table = String::from_utf8_lossy(&out.stdout);
