@@ -551,12 +551,18 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
 /// Seed-style lock files and wait files. Kernel locks cannot deadlock because every runner takes
 /// them in one order; lock files have no such order (job x creates A and waits while B exists,
 /// job y creates B and waits while A exists). So: wait until the wait files are gone, create the
-/// lock files, then look at the wait files once more. If one has appeared meanwhile, remove the
-/// lock files just made, pause for a time that differs between runners and grows with each try,
-/// and start over, until the wait files' own timeouts.
+/// lock files, then look at the wait files once more. If one has appeared meanwhile, the two
+/// runners collided, and the job whose name sorts first wins: it keeps its lock files and waits
+/// for the other's file to go, while the other removes its lock files and waits. Without an
+/// order both would back off alike and could collide again and again. A file whose holder is
+/// not a bkc runner (another tool's) always makes this job give way, pause for a time that
+/// differs between runners and grows with each try, and start over. All of it is bounded by the
+/// wait files' own timeouts.
 fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
     let spec = &ctx.spec;
     let since = Instant::now();
+    // Whether this job kept its lock files after the last collision (see above).
+    let mut kept = false;
     for round in 1u32.. {
         for w in &spec.wait_files {
             match wait::wait(ctx, w, since) {
@@ -568,24 +574,39 @@ fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
             return;
         }
         let attempt = Instant::now();
-        for at in &spec.lock_files {
-            match lock::create_file(ctx, at) {
-                Ok(h) => run.held.push(h),
-                Err(f) => return run.fail_with(ctx, f),
+        if !kept {
+            for at in &spec.lock_files {
+                match lock::create_file(ctx, at) {
+                    Ok(h) => run.held.push(h),
+                    Err(f) => return run.fail_with(ctx, f),
+                }
             }
         }
         let mut back = None;
         for w in &spec.wait_files {
-            match wait::present(ctx, w) {
-                Ok(false) => {}
-                Ok(true) => {
-                    back = Some(w);
+            match wait::holder(ctx, w) {
+                Ok(None) => {}
+                Ok(Some(first)) => {
+                    back = Some((w, first));
                     break;
                 }
                 Err(f) => return run.fail_with(ctx, f),
             }
         }
-        let Some(w) = back else { return };
+        let Some((w, first)) = back else { return };
+        let other = serde_json::from_str::<serde_json::Value>(&first)
+            .ok()
+            .and_then(|v| v.get("job").and_then(|j| j.as_str()).map(str::to_string));
+        if other.as_deref().is_some_and(|o| spec.job.as_str() < o) {
+            kept = true;
+            ctx.say(&format!(
+                "lock file {} appeared while this job's lock files were created; job `{}` gives way, this one keeps its lock files and waits",
+                loc(&w.at),
+                other.unwrap_or_default()
+            ));
+            continue;
+        }
+        kept = false;
         // Only lock files are held at this point (kernel locks came before and stay).
         for _ in &spec.lock_files {
             if let Some(h) = run.held.pop() {

@@ -108,10 +108,10 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> 
     }
 }
 
-/// Whether `wf` exists right now: one look, no waiting, no staleness judgement (the next
-/// [`wait`] makes that). A file whose first line is our own holder line is ours and does not
-/// count.
-pub fn present(ctx: &Ctx, wf: &WaitFile) -> Result<bool, Fail> {
+/// One look at `wf`, no waiting and no staleness judgement (the next [`wait`] makes that): the
+/// first line of the file (its holder, if a runner wrote it) when it exists and was
+/// not written by this run; `None` when it is gone or is ours.
+pub fn holder(ctx: &Ctx, wf: &WaitFile) -> Result<Option<String>, Fail> {
     let content = if ctx.spec.is_local(&wf.at.host) {
         match fs::symlink_metadata(&wf.at.path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -120,7 +120,9 @@ pub fn present(ctx: &Ctx, wf: &WaitFile) -> Result<bool, Fail> {
     } else {
         remote_state(ctx, wf)?
     };
-    Ok(content.is_some_and(|c| c.lines().next().unwrap_or("") != ctx.holder))
+    Ok(content
+        .map(|c| c.lines().next().unwrap_or("").to_string())
+        .filter(|first| *first != ctx.holder))
 }
 
 const REMOTE_STATE: &str = r#"if [ -e "$1" ] || [ -L "$1" ]; then echo exists; head -n 1 -- "$1" 2>/dev/null; echo; else echo gone; fi"#;
