@@ -3,25 +3,11 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-fn bkc(args: &[&str]) -> Output {
-    Command::new(common::bin("bkc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{bkc, stderr};
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bkc-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("cli", name)
 }
 
 const WARNS: &str = r#"host "a"

@@ -7,11 +7,14 @@
 //! them. `cargo test --release --test kdl_differential -- --ignored --nocapture` times both
 //! parsers on a topology of 10,000 jobs.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bkc::syntax::parse_fast;
+use common::Rng;
 use kdl::{KdlDocument, KdlEntry, KdlIdentifier, KdlNode, KdlValue};
 use miette::SourceSpan;
 
@@ -352,31 +355,6 @@ fn long_raw_delimiters() {
 
 // ---------------------------------------------------------------------------------------------
 // Generated inputs
-
-/// xorshift64*: small, seeded, and good enough to pick grammar productions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True with probability 1/n.
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len())]
-    }
-}
 
 const BARE: &[&str] = &[
     "job",
