@@ -5,13 +5,12 @@
 //! Each figure is the median of several runs of the release binary as a child process; peak
 //! memory is the child's maximum resident set size from wait4(2).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
 
-use common::topology;
+use common::{bkc, build_release, topology};
 
 struct Run {
     secs: f64,
@@ -56,20 +55,8 @@ fn run(args: &[&str]) -> Run {
     }
 }
 
-fn bkc() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
-        PathBuf::from,
-    );
-    target.join("release/bkc")
-}
-
 fn main() {
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "bkc"])
-        .status()
-        .unwrap();
-    assert!(built.success());
+    build_release();
     let dir = std::env::temp_dir().join(format!("bkc-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     println!("| jobs | hosts | file | command | median wall | peak RSS | stages (median run) |");

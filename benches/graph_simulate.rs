@@ -3,7 +3,6 @@
 //! alone (the topology compiled beforehand), and the release binary end to end as a user runs
 //! it (reading and checking the file included). Each is the median of several runs.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,7 +13,7 @@ use jiff::tz::TimeZone;
 
 mod common;
 
-use common::topology;
+use common::{bkc, build_release, topology};
 
 const RUNS: usize = 5;
 
@@ -28,14 +27,6 @@ fn median(mut f: impl FnMut()) -> Duration {
         .collect();
     times.sort();
     times[RUNS / 2]
-}
-
-fn bkc() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
-        PathBuf::from,
-    );
-    target.join("release/bkc")
 }
 
 /// Median wall time of the release binary with these arguments (exit 0 or 1 both count: a
@@ -61,11 +52,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--bin", "bkc"])
-        .status()
-        .unwrap();
-    assert!(built.success());
+    build_release();
     let dir = std::env::temp_dir().join(format!("bkc-bench-gs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     println!("| what | topology | library call | `bkc` end to end |");

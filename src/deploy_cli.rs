@@ -54,17 +54,63 @@ fn runner_for(hosts: &[(Desired, Target)]) -> Result<Option<LocalRunner>, ExitCo
     if hosts.iter().all(|(d, _)| d.runner_paths.is_empty()) {
         return Ok(None);
     }
-    LocalRunner::find().map(Some).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
-    })
+    LocalRunner::find().map(Some).map_err(fail)
 }
 
 fn session(hosts: &[(Desired, Target)], remote: &Remote) -> Result<SshSession, ExitCode> {
-    fleet::session(hosts, &remote.options()).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
+    fleet::session(hosts, &remote.options()).map_err(fail)
+}
+
+type Reached = (Vec<(Desired, Target)>, Option<LocalRunner>, SshSession);
+
+/// The selected hosts, the local bkc-run (when `with_runner` and a host needs one) and a session
+/// to the hosts, in that order so that a missing runner fails before any connection.
+fn reach(
+    t: &Topology,
+    selectors: &[String],
+    remote: &Remote,
+    with_runner: bool,
+) -> Result<Reached, ExitCode> {
+    let hosts = wanted(t, selectors)?;
+    let runner = if with_runner {
+        runner_for(&hosts)?
+    } else {
+        None
+    };
+    let ssh = session(&hosts, remote)?;
+    Ok((hosts, runner, ssh))
+}
+
+/// What a deploy command works on.
+struct Fleet {
+    t: &'static Topology,
+    hosts: Vec<(Desired, Target)>,
+    runner: Option<LocalRunner>,
+    ssh: SshSession,
+}
+
+/// Compile `file` and reach the hosts `selectors` picks.
+fn open(
+    file: &Path,
+    selectors: &[String],
+    remote: &Remote,
+    v: Verbosity,
+    with_runner: bool,
+) -> Result<Fleet, ExitCode> {
+    let t = topology(file, v)?;
+    let (hosts, runner, ssh) = reach(t, selectors, remote, with_runner)?;
+    Ok(Fleet {
+        t,
+        hosts,
+        runner,
+        ssh,
     })
+}
+
+/// Report an error and give the exit code of a failure.
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(1)
 }
 
 fn style() -> Style {
@@ -99,30 +145,17 @@ pub(crate) fn plan(
     remote: &Remote,
     v: Verbosity,
 ) -> ExitCode {
-    let t = match topology(file, v) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let hosts = match wanted(t, selectors) {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
-    let runner = match runner_for(&hosts) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let ssh = match session(&hosts, remote) {
-        Ok(s) => s,
+    let Fleet {
+        hosts, runner, ssh, ..
+    } = match open(file, selectors, remote, v, true) {
+        Ok(f) => f,
         Err(code) => return code,
     };
     let runs = fleet::plan_all(&ssh, hosts, runner.as_ref(), &remote.options(), !as_json);
     let (text, (add, change, remove), failed) = fleet::render_all(&runs, style());
     let saved = match fleet::plan_file(&runs, runner.as_ref()) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fail(e),
     };
     let printed = if as_json {
         print_out(&json(&saved))
@@ -219,20 +252,10 @@ pub(crate) fn apply(
     if file.extension().is_some_and(|e| e == "json") {
         return apply_saved(file, selectors, remote, v);
     }
-    let t = match topology(file, v) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let hosts = match wanted(t, selectors) {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
-    let runner = match runner_for(&hosts) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let ssh = match session(&hosts, remote) {
-        Ok(s) => s,
+    let Fleet {
+        hosts, runner, ssh, ..
+    } = match open(file, selectors, remote, v, true) {
+        Ok(f) => f,
         Err(code) => return code,
     };
     let opts = remote.options();
@@ -307,10 +330,7 @@ fn apply_saved(file: &Path, selectors: &[String], remote: &Remote, v: Verbosity)
                 );
                 return ExitCode::from(1);
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
+            Err(e) => return fail(e),
         }
     } else {
         None
@@ -387,26 +407,14 @@ pub(crate) fn rollback(
     remote: &Remote,
     v: Verbosity,
 ) -> ExitCode {
-    let t = match topology(file, v) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let hosts = match wanted(t, &[host.to_string()]) {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
-    let ssh = match session(&hosts, remote) {
-        Ok(s) => s,
+    let Fleet { hosts, ssh, .. } = match open(file, &[host.to_string()], remote, v, false) {
+        Ok(f) => f,
         Err(code) => return code,
     };
     let Some((want, target)) = hosts.into_iter().next() else {
         return ExitCode::from(2);
     };
     let transport = ssh.host(host, &target, 0);
-    let fail = |e: HostError| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
-    };
     let obs = match observe(&transport, &want.runner_paths) {
         Ok(o) => o,
         Err(e) => return fail(e),
@@ -472,16 +480,8 @@ pub(crate) fn status(
     remote: &Remote,
     v: Verbosity,
 ) -> ExitCode {
-    let t = match topology(file, v) {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
-    let hosts = match wanted(t, selectors) {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
-    let ssh = match session(&hosts, remote) {
-        Ok(s) => s,
+    let Fleet { t, hosts, ssh, .. } = match open(file, selectors, remote, v, false) {
+        Ok(f) => f,
         Err(code) => return code,
     };
     let with_jobs: Vec<_> = hosts
@@ -535,12 +535,8 @@ pub(crate) fn run_job(
         );
         return ExitCode::from(2);
     };
-    let hosts = match wanted(t, std::slice::from_ref(&j.host)) {
-        Ok(h) => h,
-        Err(code) => return code,
-    };
-    let ssh = match session(&hosts, remote) {
-        Ok(s) => s,
+    let (hosts, _, ssh) = match reach(t, std::slice::from_ref(&j.host), remote, false) {
+        Ok(r) => r,
         Err(code) => return code,
     };
     let Some((_, target)) = hosts.first() else {
@@ -566,9 +562,6 @@ pub(crate) fn run_job(
             }
             ExitCode::from(u8::try_from(ran.exit_code).unwrap_or(1))
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => fail(e),
     }
 }

@@ -3,25 +3,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn bkc(args: &[&str]) -> Output {
-    Command::new(common::bin("bkc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{bkc, stderr};
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bkc-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("cli", name)
 }
 
 const WARNS: &str = r#"host "a"
@@ -36,22 +23,22 @@ job "two" on="a" {
 }
 "#;
 
+/// `o` exited with `code` and said `text` on stderr.
+fn exits_saying(o: &Output, code: i32, text: &str) {
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
+    assert!(stderr(o).contains(text), "{}", stderr(o));
+}
+
 #[test]
 fn check_passes_a_clean_file() {
     let o = bkc(&["check", "examples/seed-chain.kdl"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("examples/seed-chain.kdl: ok, 3 hosts, 2 jobs"));
+    exits_saying(&o, 0, "examples/seed-chain.kdl: ok, 3 hosts, 2 jobs");
 }
 
 #[test]
 fn errors_exit_1_and_name_the_file_and_line() {
     let o = bkc(&["check", "tests/data/readme-typo.kdl"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr(&o).contains("tests/data/readme-typo.kdl:6:32"),
-        "{}",
-        stderr(&o)
-    );
+    exits_saying(&o, 1, "tests/data/readme-typo.kdl:6:32");
     let d = scratch("errors");
     let o = bkc(&[
         "build",
@@ -70,8 +57,7 @@ fn warnings_fail_only_when_denied() {
     std::fs::write(&f, WARNS).unwrap();
     let f = f.to_str().unwrap();
     let o = bkc(&["check", f]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("bkc::derived_exclusion"));
+    exits_saying(&o, 0, "bkc::derived_exclusion");
     assert!(stderr(&o).contains("0 errors, 1 warning"));
     let o = bkc(&["check", f, "--deny-warnings"]);
     assert_eq!(o.status.code(), Some(1));
@@ -80,26 +66,19 @@ fn warnings_fail_only_when_denied() {
 #[test]
 fn unreadable_input_exits_2_with_a_reason() {
     let o = bkc(&["check", "no/such/file.kdl"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("cannot read no/such/file.kdl"),
-        "{}",
-        stderr(&o)
-    );
+    exits_saying(&o, 2, "cannot read no/such/file.kdl");
 
     let d = scratch("bad");
     let bin = d.join("binary.kdl");
     std::fs::write(&bin, b"host \"a\"\n\xff\xfe").unwrap();
     let o = bkc(&["check", bin.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
+    exits_saying(&o, 2, "not UTF-8");
 
     let big = d.join("big.kdl");
     let f = std::fs::File::create(&big).unwrap();
     f.set_len(bkc::syntax::MAX_BYTES as u64 + 1).unwrap();
     let o = bkc(&["check", big.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("at most"), "{}", stderr(&o));
+    exits_saying(&o, 2, "at most");
 }
 
 #[test]
@@ -128,8 +107,7 @@ fn host_limits_the_output() {
         "--host",
         "nope",
     ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("nope"));
+    exits_saying(&o, 2, "nope");
 }
 
 /// A rebuild leaves hosts that are already up to date untouched, and rewrites a host whose
@@ -238,8 +216,7 @@ fn quiet_and_verbose() {
     assert!(stderr(&o).contains("timings: parse"), "{}", stderr(&o));
     assert!(stderr(&o).contains("bkc::derived_exclusion"));
     let o = bkc(&["check", "tests/data/readme-typo.kdl", "-q"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("bkc::unknown_host"));
+    exits_saying(&o, 1, "bkc::unknown_host");
     assert!(o.stdout.is_empty());
     let o = bkc(&["-q", "-v", "check", f]);
     assert_eq!(o.status.code(), Some(2), "-q and -v exclude each other");

@@ -1,6 +1,8 @@
 //! Every file `bkc build` writes for each bundled example, snapshotted whole, and built twice
 //! to prove the output does not depend on anything but the topology.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -8,16 +10,7 @@ use bkc::analyze::compile;
 use bkc::emit::{Artifacts, emit};
 
 fn examples() -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = std::fs::read_dir("examples")
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "kdl"))
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).unwrap())
-        })
-        .collect();
-    out.sort();
+    let out = common::examples();
     assert!(
         out.len() >= 2,
         "the seed chain and the pull server are bundled"

@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use bkc::fmt::{format, same_meaning};
+use common::{bkc, stderr};
 use kdl::KdlDocument;
 
 fn examples() -> Vec<(String, String)> {
@@ -27,18 +26,6 @@ fn examples() -> Vec<(String, String)> {
 
 fn fmt(text: &str) -> String {
     format(&text.parse().unwrap())
-}
-
-fn bkc(args: &[&str]) -> Output {
-    Command::new(common::bin("bkc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The same file laid out carelessly: two-space indents, padded entries, extra blank lines.

@@ -11,16 +11,7 @@ use bkc::graph::{Picture, svg};
 
 /// The bundled examples, and the topology of odd names and paths made to test escaping.
 fn topologies() -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = std::fs::read_dir("examples")
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "kdl"))
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read_to_string(&p).unwrap())
-        })
-        .collect();
-    out.sort();
+    let mut out = common::examples();
     assert!(out.len() >= 2, "the seed chain and the pull server");
     out.push((
         "odd-labels".to_string(),

@@ -5,11 +5,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use bkc::analyze::compile;
 use bkc::import::{Config, Imported, rsyncdirector};
 use bkc::schedule::parse_size;
+use common::{Rng, bkc, stderr};
 use saphyr::{LoadableYamlNode, Yaml};
 
 const DESKTOP: &str = "examples/rsyncdirector/desktop.yaml";
@@ -30,23 +31,8 @@ fn examples() -> Vec<Config> {
         .collect()
 }
 
-fn bkc(args: &[&str]) -> Output {
-    Command::new(common::bin("bkc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bkc-import-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("import", name)
 }
 
 fn codes(i: &Imported) -> Vec<&'static str> {
@@ -352,22 +338,6 @@ fn cli_writes_once_and_refuses_to_overwrite() {
     // The import is already in bkc's canonical layout.
     let o = bkc(&["fmt", "--check", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-}
-
-/// xorshift64*: deterministic, so a failure can be reproduced.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 const PIECES: &[&str] = &[

@@ -2,27 +2,14 @@
 //! expressions, and check that whatever they accept behaves (normalizes to itself, can be
 //! evaluated) and that every error points at a valid part of the input.
 
+mod common;
+
 use bkc::schedule::{
     Calendar, ScheduleError, cron_to_calendar, format_duration, parse_duration, parse_size,
 };
+use common::Rng;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-
-/// xorshift64*: deterministic, so a failure can be reproduced.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// Pieces that schedule syntax is made of, plus a few that it is not.
 const PIECES: &[&str] = &[

@@ -7,11 +7,16 @@
 //! them. `cargo test --release --test kdl_differential -- --ignored --nocapture` times both
 //! parsers on a topology of 10,000 jobs.
 
+#[path = "../benches/common/mod.rs"]
+mod bench_common;
+mod common;
+
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bkc::syntax::parse_fast;
+use common::Rng;
 use kdl::{KdlDocument, KdlEntry, KdlIdentifier, KdlNode, KdlValue};
 use miette::SourceSpan;
 
@@ -352,31 +357,6 @@ fn long_raw_delimiters() {
 
 // ---------------------------------------------------------------------------------------------
 // Generated inputs
-
-/// xorshift64*: small, seeded, and good enough to pick grammar productions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// True with probability 1/n.
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-
-    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len())]
-    }
-}
 
 const BARE: &[&str] = &[
     "job",
@@ -790,36 +770,10 @@ fn token_soup_agrees() {
 // ---------------------------------------------------------------------------------------------
 // Speed
 
-/// The benchmark's topology (benches/build.rs on main): each job syncs its host's data to the
-/// next host, every fifth job also keeps snapshots, every tenth blocks on the one before it.
+/// The benchmark's topology (benches/common): each job syncs its host's data to the next host,
+/// every fifth job also keeps snapshots, every tenth blocks on the one before it.
 fn topology(jobs: usize) -> String {
-    let hosts = (jobs / 10).max(2);
-    let mut s = String::from("defaults {\n    identity \"/etc/bkc/id_ed25519\"\n}\n");
-    for h in 0..hosts {
-        writeln!(
-            s,
-            "host \"h{h}\" address=\"h{h}.example.com\" {{\n    host-key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6hLBhJSKvFibnrF4/SbGfY\"\n}}"
-        )
-        .unwrap();
-    }
-    for j in 0..jobs {
-        let (on, to) = (j % hosts, (j + 1) % hosts);
-        writeln!(
-            s,
-            "job \"j{j}\" on=\"h{on}\" {{\n    cron \"{} 3 * * *\"",
-            j % 60
-        )
-        .unwrap();
-        if j % 10 == 9 {
-            writeln!(s, "    blocks-on \"j{}\" wait=\"5m\" timeout=\"6h\"", j - 1).unwrap();
-        }
-        writeln!(s, "    sync \"/srv/data/j{j}/\" \"h{to}:/srv/backup/j{j}/\" {{\n        opts \"-a\" \"--delete\"\n        exclude \".cache\"").unwrap();
-        if j % 5 == 0 {
-            writeln!(s, "        snapshot keep-daily=7 keep-weekly=4").unwrap();
-        }
-        writeln!(s, "    }}\n}}").unwrap();
-    }
-    s
+    bench_common::topology(jobs, jobs / 10, None)
 }
 
 fn median(mut f: impl FnMut(), runs: usize) -> Duration {

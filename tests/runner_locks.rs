@@ -72,16 +72,7 @@ fn jobs_blocking_on_each_other_never_overlap() {
             rb.stderr
         );
     }
-    let text = std::fs::read_to_string(&trace).unwrap();
-    let mut ev: Vec<(u128, String, String)> = text
-        .lines()
-        .map(|l| {
-            let mut it = l.split_whitespace();
-            let (job, what, ns) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
-            (ns.parse().unwrap(), job.to_string(), what.to_string())
-        })
-        .collect();
-    ev.sort();
+    let ev = trace_events(&trace);
     assert_eq!(ev.len(), 4 * rounds);
     for pair in ev.chunks(4) {
         // Each round: one job enters and exits, then the other; never interleaved.
@@ -460,16 +451,7 @@ fn lock_files_and_wait_files_in_a_circle_do_not_deadlock() {
             .sum::<usize>();
     }
     eprintln!("{rounds} rounds, {retries} collisions resolved by trying again");
-    let text = std::fs::read_to_string(&trace).unwrap();
-    let mut ev: Vec<(u128, String, String)> = text
-        .lines()
-        .map(|l| {
-            let mut it = l.split_whitespace();
-            let (job, what, ns) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
-            (ns.parse().unwrap(), job.to_string(), what.to_string())
-        })
-        .collect();
-    ev.sort();
+    let ev = trace_events(&trace);
     assert_eq!(ev.len(), 4 * rounds);
     for pair in ev.chunks(4) {
         assert_eq!(
@@ -485,4 +467,19 @@ fn lock_files_and_wait_files_in_a_circle_do_not_deadlock() {
         !net.srv("h2").join("seed/A").exists() && !net.srv("h2").join("seed/B").exists(),
         "both lock files removed"
     );
+}
+
+/// The lines `job enter|exit nanoseconds` of a trace file, as (nanoseconds, job, what), in order.
+fn trace_events(trace: &std::path::Path) -> Vec<(u128, String, String)> {
+    let text = std::fs::read_to_string(trace).unwrap();
+    let mut ev: Vec<(u128, String, String)> = text
+        .lines()
+        .map(|l| {
+            let mut it = l.split_whitespace();
+            let (job, what, ns) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+            (ns.parse().unwrap(), job.to_string(), what.to_string())
+        })
+        .collect();
+    ev.sort();
+    ev
 }

@@ -496,6 +496,31 @@ fn run_timeout_stops_what_runs_and_after_hooks_still_run() {
     assert!(net.lock_free("h1", &lock_path("slowhook")));
 }
 
+/// A spec for `job` on the test machine itself (host `me`), state under `dir`, with no syncs.
+fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
+    bkc::spec::JobSpec {
+        version: bkc::spec::SPEC_VERSION,
+        job: job.into(),
+        host: "me".into(),
+        state_dir: format!("{dir}/state"),
+        metrics_dir: None,
+        known_hosts: "/dev/null".into(),
+        identity: None,
+        hosts: Default::default(),
+        every: None,
+        timeout_secs: None,
+        nice: None,
+        io_class: None,
+        retries: 0,
+        retry_delay_secs: 0,
+        locks: vec![],
+        lock_files: vec![],
+        wait_files: vec![],
+        hooks: vec![],
+        syncs: vec![],
+    }
+}
+
 /// Odd but well-typed specs: every one ends with a documented exit code, never a panic (101).
 #[test]
 fn odd_specs_never_panic() {
@@ -504,27 +529,7 @@ fn odd_specs_never_panic() {
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let d = dir.display().to_string();
     let base = || {
-        let mut s = bkc::spec::JobSpec {
-            version: bkc::spec::SPEC_VERSION,
-            job: "odd".into(),
-            host: "me".into(),
-            state_dir: format!("{d}/state"),
-            metrics_dir: None,
-            known_hosts: "/dev/null".into(),
-            identity: None,
-            hosts: Default::default(),
-            every: None,
-            timeout_secs: None,
-            nice: None,
-            io_class: None,
-            retries: 0,
-            retry_delay_secs: 0,
-            locks: vec![],
-            lock_files: vec![],
-            wait_files: vec![],
-            hooks: vec![],
-            syncs: vec![],
-        };
+        let mut s = local_spec("odd", &d);
         s.syncs.push(sync(
             at("me", &format!("{d}/src/")),
             at("me", &format!("{d}/dst/")),
@@ -617,28 +622,11 @@ fn a_future_dated_snapshot_never_costs_the_new_one() {
     write(&dir.join("snaps/2026-02-01T000000Z/f.txt"), "last month");
     write(&dir.join("snaps/2030-01-01T000000Z/f.txt"), "a clock ahead");
     let mut s = bkc::spec::JobSpec {
-        version: bkc::spec::SPEC_VERSION,
-        job: "skew".into(),
-        host: "me".into(),
-        state_dir: format!("{d}/state"),
-        metrics_dir: None,
-        known_hosts: "/dev/null".into(),
-        identity: None,
-        hosts: Default::default(),
-        every: None,
-        timeout_secs: None,
-        nice: None,
-        io_class: None,
-        retries: 0,
-        retry_delay_secs: 0,
-        locks: vec![],
-        lock_files: vec![],
-        wait_files: vec![],
-        hooks: vec![],
         syncs: vec![sync(
             at("me", &format!("{d}/src/")),
             at("me", &format!("{d}/snaps")),
         )],
+        ..local_spec("skew", &d)
     };
     s.syncs[0].snapshot = Some(Retention {
         keep_last: Some(1),

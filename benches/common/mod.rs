@@ -1,6 +1,29 @@
-//! The topology generator the benchmarks share.
+//! The topology generator and the release binary the benchmarks share.
+
+// tests/kdl_differential.rs includes this file for the topology alone.
+#![allow(dead_code)]
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Build the release `bkc` the benchmarks run.
+pub fn build_release() {
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bin", "bkc"])
+        .status()
+        .unwrap();
+    assert!(built.success());
+}
+
+/// Where [`build_release`] puts `bkc`.
+pub fn bkc() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("target"),
+        PathBuf::from,
+    );
+    target.join("release/bkc")
+}
 
 /// A topology in the style of the seed chain: `jobs` jobs spread over `hosts` hosts (at least
 /// two), each syncing its host's data to the next host at 03:MM, every fifth also keeping

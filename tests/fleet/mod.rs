@@ -17,33 +17,10 @@ use std::time::{Duration, Instant};
 pub const ROOT: &str = "/var/cache/bkc-test/bookworm-root";
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,rsync,iproute2,util-linux";
 
-fn skip(why: &str) -> bool {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("required for this test and CI=true: {why}");
-    }
-    eprintln!("SKIP: {why}");
-    false
-}
+#[path = "../harness/mod.rs"]
+mod harness;
 
-fn have(tool: &str) -> bool {
-    let path = std::env::var("PATH").unwrap_or_default() + ":/usr/sbin:/sbin";
-    path.split(':').any(|d| Path::new(d).join(tool).is_file())
-        || skip(&format!("the `{tool}` tool"))
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn ip(args: &[&str]) {
-    run_ok(Command::new("ip").args(args));
-}
+use harness::{bridge, ip, keygen, plug, poll, require_root_for, require_tool, run_ok};
 
 /// The Debian root, made once per machine under a lock so parallel test binaries do not race.
 fn debian_root() {
@@ -81,8 +58,7 @@ pub struct Fleet {
 impl Fleet {
     /// Machines with these names, booted; `None` (after saying why) when this machine cannot.
     pub fn boot(names: &[&str]) -> Option<Fleet> {
-        // SAFETY: geteuid(2) has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0 || skip("root (containers, namespaces)");
+        let root = require_root_for("root (containers, namespaces)");
         let tools = [
             "ip",
             "systemd-nspawn",
@@ -92,7 +68,7 @@ impl Fleet {
             "nc",
             "flock",
         ];
-        if !root || !tools.iter().all(|t| have(t)) {
+        if !root || !tools.iter().all(|t| require_tool(t)) {
             return None;
         }
         debian_root();
@@ -113,25 +89,10 @@ impl Fleet {
 
     fn setup(&mut self, id: &str, subnet: u32, names: &[&str]) {
         let key = self.dir.join("client_key");
-        run_ok(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", "bkc-test", "-f"])
-                .arg(&key),
-        );
+        keygen(&key, Some("bkc-test"));
         let pubkey = std::fs::read_to_string(self.dir.join("client_key.pub")).unwrap();
         let private = std::fs::read(&key).unwrap();
-        ip(&["netns", "add", &self.ctl]);
-        ip(&["-n", &self.ctl, "link", "add", "br0", "type", "bridge"]);
-        ip(&[
-            "-n",
-            &self.ctl,
-            "addr",
-            "add",
-            &format!("10.{subnet}.0.1/24"),
-            "dev",
-            "br0",
-        ]);
-        ip(&["-n", &self.ctl, "link", "set", "br0", "up"]);
+        bridge(&self.ctl, subnet);
         std::fs::write(
             &self.ssh_config,
             format!(
@@ -158,24 +119,7 @@ impl Fleet {
                 nspawn: None,
                 mounted: false,
             });
-            ip(&["netns", "add", &ns]);
-            let veth = format!("vc{i}");
-            ip(&[
-                "-n", &self.ctl, "link", "add", &veth, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            ip(&["-n", &self.ctl, "link", "set", &veth, "master", "br0", "up"]);
-            ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ]);
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            plug(&self.ctl, &format!("vc{i}"), &ns, &addr);
             // The machine's own identity, written into its upper layer.
             let up = mdir.join("upper");
             let put = |p: &str, bytes: &[u8], mode: u32| {
@@ -186,11 +130,7 @@ impl Fleet {
                 std::fs::set_permissions(&t, std::fs::Permissions::from_mode(mode)).unwrap();
             };
             let hk = mdir.join("host_key");
-            run_ok(
-                Command::new("ssh-keygen")
-                    .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-                    .arg(&hk),
-            );
+            keygen(&hk, Some(name));
             let hpub = std::fs::read_to_string(mdir.join("host_key.pub")).unwrap();
             let hpub: Vec<&str> = hpub.split_whitespace().take(2).collect();
             self.machines.last_mut().unwrap().host_key = hpub.join(" ");
@@ -324,17 +264,8 @@ impl Fleet {
     }
 
     /// Poll `cond` for up to `secs`; true if it held at some point.
-    pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-        let end = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if cond() {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+    pub fn eventually(secs: u64, cond: impl FnMut() -> bool) -> bool {
+        poll(Duration::from_secs(secs), Duration::from_millis(250), cond)
     }
 
     fn teardown(&mut self) {

@@ -39,7 +39,7 @@ pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
     TIMING.read().unwrap_or_else(|e| e.into_inner())
 }
 
-fn skip(why: &str) -> bool {
+pub fn skip(why: &str) -> bool {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("required for this test and CI=true: {why}");
     }
@@ -48,8 +48,13 @@ fn skip(why: &str) -> bool {
 }
 
 pub fn require_root() -> bool {
+    require_root_for("root (network namespaces, sshd)")
+}
+
+/// True when running as root; otherwise says that `why` needs it.
+pub fn require_root_for(why: &str) -> bool {
     // SAFETY: geteuid(2) has no preconditions.
-    (unsafe { libc::geteuid() } == 0) || skip("root (network namespaces, sshd)")
+    (unsafe { libc::geteuid() } == 0) || skip(why)
 }
 
 pub fn require_tool(name: &str) -> bool {
@@ -58,7 +63,7 @@ pub fn require_tool(name: &str) -> bool {
         || skip(&format!("the `{name}` tool"))
 }
 
-fn run_ok(cmd: &mut Command) -> Output {
+pub fn run_ok(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
         out.status.success(),
@@ -68,8 +73,68 @@ fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
-fn ip(args: &[&str]) {
+pub fn ip(args: &[&str]) {
     run_ok(Command::new("ip").args(args));
+}
+
+/// A new ed25519 key pair without passphrase at `path` (and `path`.pub).
+pub fn keygen(path: &Path, comment: Option<&str>) {
+    let mut cmd = Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", "ed25519", "-N", ""]);
+    if let Some(c) = comment {
+        cmd.args(["-C", c]);
+    }
+    run_ok(cmd.arg("-f").arg(path));
+}
+
+/// The control namespace `ctl` with a bridge br0 at 10.`subnet`.0.1/24.
+pub fn bridge(ctl: &str, subnet: u32) {
+    ip(&["netns", "add", ctl]);
+    ip(&["-n", ctl, "link", "add", "br0", "type", "bridge"]);
+    ip(&[
+        "-n",
+        ctl,
+        "addr",
+        "add",
+        &format!("10.{subnet}.0.1/24"),
+        "dev",
+        "br0",
+    ]);
+    ip(&["-n", ctl, "link", "set", "br0", "up"]);
+}
+
+/// A new namespace `ns` whose eth0 (at `addr`/24) is plugged into `ctl`'s bridge through `veth`.
+pub fn plug(ctl: &str, veth: &str, ns: &str, addr: &str) {
+    ip(&["netns", "add", ns]);
+    ip(&[
+        "-n", ctl, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+    ]);
+    ip(&["-n", ctl, "link", "set", veth, "master", "br0", "up"]);
+    ip(&[
+        "-n",
+        ns,
+        "addr",
+        "add",
+        &format!("{addr}/24"),
+        "dev",
+        "eth0",
+    ]);
+    ip(&["-n", ns, "link", "set", "eth0", "up"]);
+    ip(&["-n", ns, "link", "set", "lo", "up"]);
+}
+
+/// Poll `cond` every `every` for up to `limit`; true if it held at some point.
+pub fn poll(limit: Duration, every: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(every);
+    }
 }
 
 pub struct Host {
@@ -164,24 +229,9 @@ impl Net {
     fn setup(&mut self, n: usize) {
         std::fs::create_dir_all("/run/sshd").unwrap();
         let key = self.dir.join("client_key");
-        run_ok(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(&key),
-        );
+        keygen(&key, None);
         let pubkey = std::fs::read_to_string(self.dir.join("client_key.pub")).unwrap();
-        ip(&["netns", "add", &self.ctl]);
-        ip(&["-n", &self.ctl, "link", "add", "br0", "type", "bridge"]);
-        ip(&[
-            "-n",
-            &self.ctl,
-            "addr",
-            "add",
-            &format!("10.{}.0.1/24", self.subnet),
-            "dev",
-            "br0",
-        ]);
-        ip(&["-n", &self.ctl, "link", "set", "br0", "up"]);
+        bridge(&self.ctl, self.subnet);
         let mut known = String::new();
         for i in 1..=n {
             let name = format!("h{i}");
@@ -197,30 +247,9 @@ impl Net {
                 dir: hdir.clone(),
                 sshd: None,
             });
-            ip(&["netns", "add", &ns]);
-            let veth = format!("vh{i}");
-            ip(&[
-                "-n", &self.ctl, "link", "add", &veth, "type", "veth", "peer", "name", "eth0",
-                "netns", &ns,
-            ]);
-            ip(&["-n", &self.ctl, "link", "set", &veth, "master", "br0", "up"]);
-            ip(&[
-                "-n",
-                &ns,
-                "addr",
-                "add",
-                &format!("{addr}/24"),
-                "dev",
-                "eth0",
-            ]);
-            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
-            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+            plug(&self.ctl, &format!("vh{i}"), &ns, &addr);
             let hk = hdir.join("host_key");
-            run_ok(
-                Command::new("ssh-keygen")
-                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                    .arg(&hk),
-            );
+            keygen(&hk, None);
             let hpub = std::fs::read_to_string(hdir.join("host_key.pub")).unwrap();
             let mut it = hpub.split_whitespace();
             known.push_str(&format!(
@@ -328,17 +357,12 @@ impl Net {
     }
 
     /// Poll `cond` for up to `secs`; true if it held at some point.
-    pub fn eventually(secs: f64, mut cond: impl FnMut() -> bool) -> bool {
-        let end = Instant::now() + Duration::from_secs_f64(secs);
-        loop {
-            if cond() {
-                return true;
-            }
-            if Instant::now() >= end {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn eventually(secs: f64, cond: impl FnMut() -> bool) -> bool {
+        poll(
+            Duration::from_secs_f64(secs),
+            Duration::from_millis(20),
+            cond,
+        )
     }
 
     pub fn link_down(&self, host: &str) {
