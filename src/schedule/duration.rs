@@ -44,26 +44,14 @@ pub fn parse_duration(s: &str, allow_zero: bool) -> Result<u64, ScheduleError> {
                 UNITS_HELP,
             ));
         }
-        let int_start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let int_digits = &s[int_start..i];
-        let mut frac_digits = "";
-        if i < b.len() && b[i] == b'.' {
-            let f = i + 1;
-            i = f;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            frac_digits = &s[f..i];
-            if frac_digits.is_empty() {
-                return Err(ScheduleError::at(
-                    begin..i,
-                    "expected digits after the decimal point",
-                    UNITS_HELP,
-                ));
-            }
+        let (int_digits, frac_digits, dot, end) = scan_number(s, i);
+        i = end;
+        if dot && frac_digits.is_empty() {
+            return Err(ScheduleError::at(
+                begin..i,
+                "expected digits after the decimal point",
+                UNITS_HELP,
+            ));
         }
         if int_digits.is_empty() && frac_digits.is_empty() {
             let end = next_boundary(s, i);
@@ -192,20 +180,7 @@ pub fn parse_size(s: &str) -> Result<String, ScheduleError> {
             SIZE_HELP,
         ));
     }
-    let mut i = 0;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-    }
-    let int_digits = &s[..i];
-    let mut frac_digits = "";
-    if i < b.len() && b[i] == b'.' {
-        let f = i + 1;
-        i = f;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        frac_digits = &s[f..i];
-    }
+    let (int_digits, frac_digits, _, mut i) = scan_number(s, 0);
     if int_digits.is_empty() && frac_digits.is_empty() {
         return Err(ScheduleError::at(
             0..next_boundary(s, i),
@@ -283,6 +258,23 @@ pub fn parse_size(s: &str) -> Result<String, ScheduleError> {
         ));
     }
     Ok(kib.to_string())
+}
+
+/// The decimal number that starts at byte `i` of `s`: its integer digits, its fractional
+/// digits, whether a `.` was written, and the byte where the number ends.
+fn scan_number(s: &str, i: usize) -> (&str, &str, bool, usize) {
+    let digits_from = |from: usize| {
+        from + s.as_bytes()[from..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count()
+    };
+    let int_end = digits_from(i);
+    if s.as_bytes().get(int_end) != Some(&b'.') {
+        return (&s[i..int_end], "", false, int_end);
+    }
+    let frac_end = digits_from(int_end + 1);
+    (&s[i..int_end], &s[int_end + 1..frac_end], true, frac_end)
 }
 
 /// A decimal number written as its integer and fractional digits: (integer part, fraction
