@@ -157,6 +157,25 @@ case!(
     "job \"a\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"b\"\n    sync \"/a/\" \"backup_a:/a/\"\n}\njob \"b\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"c\"\n    sync \"/b/\" \"backup_a:/b/\"\n}\njob \"c\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"a\"\n    sync \"/c/\" \"backup_a:/c/\"\n}\n",
     ["bkc::wait_cycle"]
 );
+/// Jobs that all block on each other are a group that never overlaps, not a circle.
+#[test]
+fn a_group_blocking_on_each_other_is_not_a_circle() {
+    let job = |n: &str, others: [&str; 2]| {
+        format!(
+            "job \"{n}\" on=\"desktop\" {{\n    schedule \"daily\"\n    blocks-on \"{}\"\n    blocks-on \"{}\"\n    sync \"/{n}/\" \"backup_a:/{n}/\"\n}}\n",
+            others[0], others[1]
+        )
+    };
+    let src = format!(
+        "{BASE}{}{}{}",
+        job("a", ["b", "c"]),
+        job("b", ["a", "c"]),
+        job("c", ["a", "b"])
+    );
+    let (text, codes) = check(&src);
+    assert!(codes.is_empty(), "{text}");
+}
+
 case!(
     derived_exclusion,
     "job \"a\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/a/\" \"backup_a:/srv/backup/\"\n}\njob \"b\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/b/\" \"backup_a:/srv/backup/\"\n}\n",

@@ -176,36 +176,40 @@ pub(crate) fn derive(
     (jobs, derived, cycles)
 }
 
-/// Refuse chains of waits that close on themselves through three or more jobs. Two jobs that
-/// block on each other are the normal way to say "never at the same time" and are not a cycle.
+/// Refuse chains of one-way waits that close on themselves. Two jobs that block on each other
+/// are the normal way to say "never at the same time", and so is a group of jobs that all block
+/// on each other; only edges without their reverse make a circle a mistake (a waits on b, b on
+/// c, c on a: each one-way, so what was meant is unclear). A circle of one-way edges has at least
+/// three jobs, since a self-wait is refused before and a two-job circle is a mutual pair.
 /// Returns each circle reported, its jobs in waiting order.
 fn cycles(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>) -> Vec<Vec<String>> {
-    let mut reported: BTreeSet<BTreeSet<&str>> = BTreeSet::new();
+    let one_way = |from: &str, to: &str| !edges[to].iter().any(|e| e.to == from);
     let mut found = Vec::new();
     for start in edges.keys() {
+        // Depth-first from `start` through jobs that sort after it (so each circle is found
+        // once, from its smallest member), each visited at most once: a job from which
+        // `start` could not be reached before cannot reach it now.
+        let mut visited: BTreeSet<&str> = BTreeSet::new();
         let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
-        let mut budget = 100_000u32;
         while let Some((node, next)) = path.last_mut() {
-            budget = budget.saturating_sub(1);
-            let out = &edges[*node];
-            if *next >= out.len() || budget == 0 {
+            let node: &str = node;
+            let out = &edges[node];
+            if *next >= out.len() {
                 path.pop();
                 continue;
             }
             let to = out[*next].to.as_str();
             *next += 1;
-            if to == start && path.len() >= 3 {
-                let members: BTreeSet<&str> = path.iter().map(|(n, _)| *n).collect();
-                if reported.insert(members) {
-                    let ring: Vec<&str> = path.iter().map(|(n, _)| *n).collect();
-                    report_cycle(cx, edges, &ring);
-                    found.push(ring.iter().map(|n| n.to_string()).collect());
-                }
+            if !one_way(node, to) {
+                continue;
+            }
+            if to == start {
+                let ring: Vec<&str> = path.iter().map(|(n, _)| *n).collect();
+                report_cycle(cx, edges, &ring);
+                found.push(ring.iter().map(|n| n.to_string()).collect());
                 break;
             }
-            // Only visit jobs that sort after the start, so each cycle is found from its
-            // smallest member, and never revisit a job already on the path.
-            if to > start.as_str() && !path.iter().any(|(n, _)| *n == to) {
+            if to > start.as_str() && visited.insert(to) {
                 path.push((to, 0));
             }
         }
