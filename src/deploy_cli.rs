@@ -227,6 +227,10 @@ fn summarise(runs: &[HostRun], outcomes: &[Outcome], v: Verbosity) -> ExitCode {
                 if !v.quiet {
                     eprintln!("{host}: applied, now on generation {}", a.generation);
                 }
+                // Said even when quiet: these files are still on the host.
+                for k in &a.kept {
+                    eprintln!("{host}: {k}");
+                }
             }
             Outcome::Failed(e) => {
                 failed += 1;

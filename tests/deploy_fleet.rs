@@ -86,11 +86,7 @@ fn apply_ok(f: &Fleet, file: &str) -> Output {
 /// The fleet on the base topology with no changes left, so every test starts from it.
 fn baseline(f: &Fleet) -> String {
     let base = write_topology(f, "base.kdl", &topology(f, ""));
-    let out = bkc(f, &["apply", &base, "--yes"]);
-    if out.status.code() != Some(0) {
-        // A removed job kept because its backup was running: the next apply removes it.
-        apply_ok(f, &base);
-    }
+    apply_ok(f, &base);
     base
 }
 
@@ -235,12 +231,21 @@ fn a_removed_job_is_stopped_and_gone_and_rollback_brings_it_back() {
     let (code, out) = plan_code(&f, &smaller);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("- job a-to-b (removed)"), "{out}");
-    let out = bkc(&f, &["apply", &smaller, "--yes"]);
-    let all = text(&out);
-    if all.contains("running a backup now") {
+    let all = text(&apply_ok(&f, &smaller));
+    // a-to-b runs every 5 s: a run going on keeps its service and spec until it ends, and the
+    // next apply removes them.
+    if all.contains("bkc-a-to-b.service is running now; the next apply removes it") {
+        assert!(
+            Fleet::eventually(60, || f
+                .sh(
+                    "backup_a",
+                    "systemctl show -p ActiveState --value bkc-a-to-b.service"
+                )
+                .trim()
+                == "inactive"),
+            "a-to-b's last run never ended"
+        );
         apply_ok(&f, &smaller);
-    } else {
-        assert_eq!(out.status.code(), Some(0), "{all}");
     }
     let left = f.sh(
         "backup_a",
@@ -420,5 +425,243 @@ fn a_saved_plan_made_stale_by_a_change_on_a_host_is_refused() {
         f.sh("backup_a", "cat /etc/systemd/system/bkc-a-to-b.timer")
             .contains("*:*:3/5")
     );
+    baseline(&f);
+}
+
+/// Units in every state bkc asks about, made on a machine or in a stand-in root.
+const PROBE_UNITS: &str = r#"cd "$R/etc/systemd/system" || exit 1
+printf '[Timer]\nOnCalendar=daily\n[Install]\nWantedBy=timers.target\n' > probe-en.timer
+printf '[Service]\nType=oneshot\nExecStart=/bin/true\n' > probe-en.service
+cp probe-en.timer probe-dis.timer
+cp probe-en.service probe-dis.service
+printf '[Service]\nType=oneshot\nExecStart=/bin/sleep 120\n' > probe-run.service
+printf '[Service]\nType=oneshot\nExecStart=/bin/false\n' > probe-fail.service
+ln -sf /dev/null probe-mask.timer
+"#;
+
+/// Every question bkc's scripts ask systemctl, with what came back on each stream.
+const PROBE_QUESTIONS: &str = r#"ask() {
+    o=$(systemctl "$@" 2>"$R/probe.err"); rc=$?
+    printf '%s: rc=%s out=[%s] err=[%s]\n' "$*" "$rc" "$o" "$(cat "$R/probe.err")"
+}
+for u in probe-en.timer probe-dis.timer probe-mask.timer probe-en.service probe-run.service probe-fail.service probe-none.timer; do
+    ask is-active "$u"
+    ask is-active --quiet "$u"
+    ask is-enabled "$u"
+    ask show -p ActiveState --value "$u"
+done
+ask is-enabled -- probe-en.timer probe-dis.timer probe-mask.timer
+ask is-enabled -- probe-dis.timer probe-none.timer probe-en.timer
+ask is-active -- probe-run.service probe-en.timer
+ask is-active -- probe-run.service probe-dis.timer
+"#;
+
+/// The Local transport's stand-in systemctl (tests/deploy_local.rs) gives the answers systemd
+/// gives, for every verb and state bkc's scripts rely on: a running oneshot is `activating`,
+/// static and masked units, a missing unit, several units at once.
+#[test]
+fn the_standin_systemctl_answers_as_systemd_does() {
+    let Some(f) = fleet::shared(&NAMES) else {
+        return;
+    };
+    let real = f.sh(
+        "backup_b",
+        &format!(
+            "R=; {PROBE_UNITS}systemctl daemon-reload\n\
+             systemctl enable --now probe-en.timer 2>/dev/null\n\
+             systemctl start probe-fail.service 2>/dev/null\n\
+             systemctl start --no-block probe-run.service\n\
+             while [ \"$(systemctl show -p ActiveState --value probe-run.service)\" != activating ]; do sleep 0.1; done\n\
+             R=/tmp; {PROBE_QUESTIONS}\n\
+             systemctl stop probe-run.service probe-en.timer; systemctl disable probe-en.timer 2>/dev/null\n\
+             systemctl reset-failed probe-fail.service\n\
+             rm -f /etc/systemd/system/probe-*; systemctl daemon-reload"
+        ),
+    );
+    let dir = common::scratch("fleet", "standin");
+    let t = bkc::deploy::transport::Local::new("probe", &dir);
+    std::fs::create_dir_all(dir.join("etc/systemd/system")).unwrap();
+    std::fs::create_dir_all(dir.join("run/bkc-standin")).unwrap();
+    // What only a process makes on a real host: a oneshot still running, one that failed.
+    std::fs::write(
+        dir.join("run/bkc-standin/probe-run.service"),
+        "activating\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("run/bkc-standin/probe-fail.service"), "failed\n").unwrap();
+    let out = bkc::deploy::transport::run(
+        &t,
+        &format!("{PROBE_UNITS}systemctl enable --now probe-en.timer\n{PROBE_QUESTIONS}"),
+        b"",
+    )
+    .unwrap();
+    let standin = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(standin, real, "stand-in (left) and systemd (right) differ");
+    assert!(
+        real.contains("is-active probe-run.service: rc=3 out=[activating]"),
+        "{real}"
+    );
+}
+
+/// Jobs for the running-backup test: `slow` copies 3 MB at 200 kB/s (15 s of rsync) and
+/// blocks on `gate`, whose lock the test can hold.
+const SLOW: &str = r#"job "gate" on="desktop" {
+    schedule "yearly"
+    sync "/srv/data/" "/srv/gate-copy/"
+}
+job "slow" on="desktop" {
+    schedule "yearly"
+    blocks-on "gate" wait="1s" timeout="5m"
+    sync "/srv/slow/" "backup_a:/srv/slow/" {
+        bwlimit "200K"
+    }
+}
+"#;
+
+fn service_state(f: &Fleet, unit: &str) -> String {
+    f.sh(
+        "desktop",
+        &format!("systemctl show -p ActiveState --value {unit}"),
+    )
+    .trim()
+    .to_string()
+}
+
+/// Wait until the slow job's run has ended, and return its ExecMainStatus.
+fn slow_run_ended(f: &Fleet) -> String {
+    assert!(
+        Fleet::eventually(90, || service_state(f, "bkc-slow.service") == "inactive"
+            || service_state(f, "bkc-slow.service") == "failed"),
+        "the slow run never ended: {}",
+        f.sh(
+            "desktop",
+            "journalctl -u bkc-slow -o cat --no-pager | tail -20"
+        )
+    );
+    f.sh(
+        "desktop",
+        "systemctl show -p ExecMainStatus --value bkc-slow.service",
+    )
+    .trim()
+    .to_string()
+}
+
+/// A backup that is running while apply removes its job, or changes its spec and upgrades the
+/// runner, completes with the files it started with; apply says what it kept, and the next
+/// apply removes it.
+#[test]
+fn a_running_backup_keeps_its_files_through_an_apply() {
+    let Some(f) = fleet::shared(&NAMES) else {
+        return;
+    };
+    baseline(&f);
+    let with = write_topology(&f, "slow.kdl", &topology(&f, SLOW));
+    apply_ok(&f, &with);
+    f.sh(
+        "desktop",
+        "mkdir -p /srv/slow && head -c 3000000 /dev/urandom > /srv/slow/big && echo x > /srv/slow/skip-me && touch /srv/hold",
+    );
+
+    // 1. Waiting on its lock while its job is removed.
+    let mut holder = f
+        .ssh_cmd(
+            "desktop",
+            "mkdir -p /run/bkc/locks && flock /run/bkc/locks/gate.lock sh -c 'echo locked; while [ -e /srv/hold ]; do sleep 0.2; done'",
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+    f.sh("desktop", "systemctl start --no-block bkc-slow.service");
+    assert!(
+        Fleet::eventually(30, || f
+            .sh("desktop", "journalctl -u bkc-slow -o cat --no-pager")
+            .contains("\"event\":\"lock-wait\"")),
+        "the run never waited for gate's lock"
+    );
+    assert_eq!(service_state(&f, "bkc-slow.service"), "activating");
+    let without = topology(&f, &SLOW[..SLOW.find("job \"slow\"").unwrap()]);
+    let without = write_topology(&f, "no-slow.kdl", &without);
+    let out = apply_ok(&f, &without);
+    let all = text(&out);
+    for p in [
+        "/etc/systemd/system/bkc-slow.service",
+        "/etc/bkc/jobs/slow.json",
+    ] {
+        assert!(
+            all.contains(&format!(
+                "desktop: kept {p}: bkc-slow.service is running now; the next apply removes it"
+            )),
+            "{all}"
+        );
+    }
+    f.sh(
+        "desktop",
+        "test -f /etc/systemd/system/bkc-slow.service && test -f /etc/bkc/jobs/slow.json && ! test -e /etc/systemd/system/bkc-slow.timer",
+    );
+    f.sh("desktop", "rm /srv/hold");
+    let _ = holder.wait();
+    assert_eq!(slow_run_ended(&f), "0");
+    assert_eq!(
+        f.sh("desktop", "sha256sum < /srv/slow/big"),
+        f.sh("backup_a", "sha256sum < /srv/slow/big")
+    );
+    // The next apply removes what it kept.
+    let (code, out) = plan_code(&f, &without);
+    assert_eq!(code, 2, "{out}");
+    apply_ok(&f, &without);
+    f.sh(
+        "desktop",
+        "! test -e /etc/systemd/system/bkc-slow.service && ! test -e /etc/bkc/jobs/slow.json",
+    );
+
+    // 2. Mid-rsync while apply changes its spec and upgrades the runner (the deployed one made
+    // different, so the plan replaces it).
+    apply_ok(&f, &with);
+    f.sh("backup_a", "rm -rf /srv/slow");
+    f.sh("desktop", "printf '\\0' >> /usr/local/bin/bkc-run");
+    f.sh("desktop", "systemctl start --no-block bkc-slow.service");
+    assert!(
+        Fleet::eventually(30, || {
+            f
+            .sh(
+                "desktop",
+                "journalctl -o cat --no-pager _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value bkc-slow.service)"
+            )
+            .contains("\"event\":\"sync-start\"")
+        }),
+        "the run never started its rsync"
+    );
+    let changed = topology(
+        &f,
+        &SLOW.replace("bwlimit", "exclude \"skip-me\"\n        bwlimit"),
+    );
+    let changed = write_topology(&f, "slow-changed.kdl", &changed);
+    let out = apply_ok(&f, &changed);
+    let all = text(&out);
+    assert!(
+        all.contains("runner /usr/local/bin/bkc-run (upgrade)"),
+        "{all}"
+    );
+    // The run goes on with the runner it started: replaced by rename, never rewritten.
+    let exe = f.sh(
+        "desktop",
+        "readlink /proc/$(systemctl show -p MainPID --value bkc-slow.service)/exe",
+    );
+    assert_eq!(exe.trim(), "/usr/local/bin/bkc-run (deleted)", "{all}");
+    assert_eq!(slow_run_ended(&f), "0");
+    // ... and the spec it started with: no exclude yet.
+    f.sh(
+        "backup_a",
+        "test -f /srv/slow/skip-me && test -f /srv/slow/big",
+    );
+    let (code, out) = plan_code(&f, &changed);
+    assert_eq!(code, 0, "{out}");
+    f.sh("desktop", "rm -rf /srv/slow /srv/gate-copy");
+    f.sh("backup_a", "rm -rf /srv/slow");
     baseline(&f);
 }

@@ -258,3 +258,81 @@ fn a_stale_manifest_is_refused_on_the_host() {
     assert!(err.message.contains("stale"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Apply `w` with its plan and return what the switch kept and said.
+fn apply_kept(t: &Local, w: &Desired) -> (Vec<String>, Vec<String>) {
+    let obs = observe(t, &w.runner_paths).unwrap();
+    let p = compare(w, &obs, None);
+    let said = std::sync::Mutex::new(Vec::new());
+    let a = apply_host(t, w, &obs, &p, None, &|m| {
+        said.lock().unwrap().push(m.to_string());
+    })
+    .unwrap();
+    (
+        a.kept.iter().map(|k| k.path.clone()).collect(),
+        said.into_inner().unwrap(),
+    )
+}
+
+#[test]
+fn a_removed_job_whose_backup_runs_keeps_what_the_run_reads_until_the_next_apply() {
+    let dir = root("running");
+    let t = Local::new("desktop", &dir);
+    apply(&t, &want(TOPOLOGY, "desktop"), b"r");
+    // Both jobs go; photos is running a backup (a oneshot service is `activating` for its whole
+    // run, as systemd says it), music is not.
+    let none = TOPOLOGY[..TOPOLOGY.find("job \"music\"").unwrap()].to_string();
+    let w = want(&none, "desktop");
+    std::fs::create_dir_all(at(&dir, "/run/bkc-standin")).unwrap();
+    std::fs::write(
+        at(&dir, "/run/bkc-standin/bkc-photos.service"),
+        "activating\n",
+    )
+    .unwrap();
+    let (kept, said) = apply_kept(&t, &w);
+    assert_eq!(
+        kept,
+        [
+            "/etc/bkc/jobs/photos.json",
+            "/etc/bkc/known_hosts",
+            "/etc/systemd/system/bkc-photos.service",
+        ],
+        "{said:?}"
+    );
+    assert!(
+        said.contains(
+            &"kept /etc/bkc/jobs/photos.json: bkc-photos.service is running now; the next apply removes it"
+                .to_string()
+        ),
+        "{said:?}"
+    );
+    for p in &kept {
+        assert!(at(&dir, p).is_file(), "{p}");
+    }
+    // What no running backup reads is gone, the running job's timer too.
+    for gone in [
+        "/etc/systemd/system/bkc-photos.timer",
+        "/etc/systemd/system/bkc-music.service",
+        "/etc/bkc/jobs/music.json",
+    ] {
+        assert!(!at(&dir, gone).exists(), "{gone}");
+    }
+    assert!(!enabled(&dir, "bkc-photos.timer"));
+
+    // While it still runs, the next apply keeps them again; once it ended, they go.
+    let (kept, _) = apply_kept(&t, &w);
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    std::fs::remove_file(at(&dir, "/run/bkc-standin/bkc-photos.service")).unwrap();
+    let (kept, said) = apply_kept(&t, &w);
+    assert!(kept.is_empty(), "{said:?}");
+    for p in [
+        "/etc/bkc/jobs/photos.json",
+        "/etc/bkc/known_hosts",
+        "/etc/systemd/system/bkc-photos.service",
+    ] {
+        assert!(!at(&dir, p).exists(), "{p}");
+    }
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    assert!(!compare(&w, &obs, None).has_changes());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

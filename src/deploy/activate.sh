@@ -15,14 +15,26 @@ put() {
     d="$R$2"
     mkdir -p "${d%/*}" && cp "$S/$1" "$d.bkc-new" && chmod "$3" "$d.bkc-new" && mv -f "$d.bkc-new" "$d"
 }
-# drop PATH [SERVICE]: remove PATH, unless SERVICE is running a backup right now; then it stays
-# until the next apply (the manifest no longer owns it, so the next plan removes it).
+# drop PATH [SERVICE...]: remove PATH, unless one of SERVICES is running a backup right now (a
+# file every job may read, such as known_hosts, names them all); then it stays until the next
+# apply: the manifest no longer owns it, so the next plan removes it. `running` comes from bkc
+# (deploy::running_sh), the one definition of a running unit.
 drop() {
-    if [ $# -gt 1 ] && systemctl is-active --quiet "$2"; then
-        say "kept $2 $1 (running a backup now; the next apply removes it)"
-        return 0
-    fi
-    rm -f "$R$1"
+    p=$1
+    shift
+    for u in "$@"; do
+        if running "$u"; then
+            say "kept $u $p"
+            return 0
+        fi
+    done
+    rm -f "$R$p"
+}
+# services: every bkc service unit on the host, for a file that any of their runs may read.
+services() {
+    for f in "$R"/etc/systemd/system/bkc-*.service; do
+        [ -f "$f" ] && printf '%s\n' "${f##*/}"
+    done
 }
 rollback() {
     say "rolling back"

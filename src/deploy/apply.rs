@@ -7,7 +7,7 @@ use std::sync::mpsc;
 
 use super::plan::{HostPlan, Observed, job_of};
 use super::transport::Transport;
-use super::{Desired, HostError, KEEP_GENERATIONS, quote};
+use super::{Desired, HostError, KEEP_GENERATIONS, quote, running_sh};
 use crate::emit::{MANIFEST_PATH, sha256_hex};
 
 const APPLY: &str = include_str!("apply.sh");
@@ -24,8 +24,29 @@ pub struct Runner<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub generation: u64,
-    /// What the switch said (files kept because their backup is running, warnings).
+    /// Files the generation dropped but the switch left in place, because a backup that may
+    /// read them was running.
+    pub kept: Vec<Kept>,
+    /// What the switch said (warnings).
     pub log: Vec<String>,
+}
+
+/// A dropped file left in place for a running backup; the next apply removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    pub path: String,
+    /// The service whose run it is kept for.
+    pub service: String,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "kept {}: {} is running now; the next apply removes it",
+            self.path, self.service
+        )
+    }
 }
 
 fn timer_unit(path: &str) -> Option<&str> {
@@ -97,9 +118,12 @@ fn build(
     }
     for path in &plan.remove {
         let _ = writeln!(tail, "keep {}", quote(path));
+        // What a run may read stays while it runs: a job's own service and spec while that job
+        // runs, a file of no one job (known_hosts) while any job of the host does.
         let service = match job_of(path) {
-            Some(job) if timer_unit(path).is_none() => quote(&format!("bkc-{job}.service")),
-            _ => String::new(),
+            Some(_) if timer_unit(path).is_some() => String::new(),
+            Some(job) => quote(&format!("bkc-{job}.service")),
+            None => "$(services)".to_string(),
         };
         let _ = writeln!(steps, "drop {} {service} || return 1", quote(path));
     }
@@ -144,8 +168,9 @@ fn build(
     }
     steps.push_str(":\n");
     let act = format!(
-        "{}\nS=$(cd \"${{0%/*}}\" && pwd) || exit 1\nn=${{S##*/}}\nKEEP={KEEP_GENERATIONS}\nsteps() {{\n{steps}}}\n{ACTIVATE}",
-        t.preamble()
+        "{}\nS=$(cd \"${{0%/*}}\" && pwd) || exit 1\nn=${{S##*/}}\nKEEP={KEEP_GENERATIONS}\n{}steps() {{\n{steps}}}\n{ACTIVATE}",
+        t.preamble(),
+        running_sh()
     );
     tail.push_str(
         "printf '%s\\n' \"$ACT\" >\"$S/activate.sh\" || die \"cannot write $S/activate.sh\"\n\
@@ -195,6 +220,7 @@ pub fn apply_host(
     let mut error = None;
     let mut done = None;
     let mut log = Vec::new();
+    let mut kept = Vec::new();
     let stderr_text = std::thread::scope(|s| {
         s.spawn(move || {
             let Some(mut w) = stdin else { return };
@@ -224,12 +250,22 @@ pub fn apply_host(
                         progress(&format!("staged generation {rest}, switching"));
                         committed = commit_tx.send(()).is_ok();
                     }
-                    "log" => {
-                        if !rest.starts_with("activated") {
-                            progress(rest);
+                    "log" => match rest.strip_prefix("kept ").and_then(|k| k.split_once(' ')) {
+                        Some((service, path)) => {
+                            let k = Kept {
+                                path: path.to_string(),
+                                service: service.to_string(),
+                            };
+                            progress(&k.to_string());
+                            kept.push(k);
                         }
-                        log.push(rest.to_string());
-                    }
+                        None => {
+                            if !rest.starts_with("activated") {
+                                progress(rest);
+                            }
+                            log.push(rest.to_string());
+                        }
+                    },
                     "error" => error = Some(rest.to_string()),
                     "done" => done = rest.trim().parse::<u64>().ok(),
                     _ => {}
@@ -241,7 +277,11 @@ pub fn apply_host(
     });
     let status = child.wait();
     if let Some(generation) = done {
-        return Ok(Applied { generation, log });
+        return Ok(Applied {
+            generation,
+            kept,
+            log,
+        });
     }
     let message = match error {
         Some(e) => e,

@@ -42,6 +42,24 @@ impl HostError {
     }
 }
 
+/// The `ActiveState`s in which a unit's processes run. A `Type=oneshot` service, every bkc job,
+/// is `activating` for its whole run (never `active`), so asking `systemctl is-active` alone
+/// makes every running backup look idle.
+pub const RUNNING_STATES: [&str; 4] = ["active", "activating", "deactivating", "reloading"];
+
+/// Whether a unit in `state` (as `systemctl show -p ActiveState` or `is-active` prints it) runs.
+pub fn is_running(state: &str) -> bool {
+    RUNNING_STATES.contains(&state.trim())
+}
+
+/// The same question on a host, as a shell function: `running UNIT` succeeds while UNIT runs.
+pub fn running_sh() -> String {
+    format!(
+        "running() {{\n    case $(systemctl is-active -- \"$1\" 2>/dev/null) in\n    {}) return 0 ;;\n    esac\n    return 1\n}}\n",
+        RUNNING_STATES.join(" | ")
+    )
+}
+
 /// Quote `s` as one word for a POSIX shell.
 pub fn quote(s: &str) -> String {
     let safe = !s.is_empty()
@@ -192,6 +210,16 @@ pub fn unframe(mut out: &[u8]) -> Result<Framed, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_oneshot_is_running() {
+        for s in ["active", "activating", "deactivating", "reloading\n"] {
+            assert!(is_running(s), "{s}");
+        }
+        for s in ["inactive", "failed", "", "unknown"] {
+            assert!(!is_running(s), "{s}");
+        }
+    }
 
     #[test]
     fn quoting() {

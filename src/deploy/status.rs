@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::transport::{Transport, run};
-use super::{HostError, quote, unframe};
+use super::{HostError, is_running, quote, unframe};
 use crate::topology::Job;
 
 /// One job's line in `bkc status`.
@@ -22,7 +22,7 @@ pub struct JobStatus {
     pub reason: Option<String>,
     /// The timer's next elapse, as systemd says it.
     pub next_run: Option<String>,
-    /// The service's state: `active` while a backup runs.
+    /// The service's `ActiveState`: `activating` while a backup runs (see [`is_running`]).
     pub service: Option<String>,
     /// Someone holds the job's own lock now.
     pub locked: bool,
@@ -121,7 +121,7 @@ pub fn table(rows: &[JobStatus]) -> String {
         .iter()
         .map(|r| {
             let result = match (&r.result, &r.service) {
-                (_, Some(s)) if s == "active" || s == "activating" => "running".to_string(),
+                (_, Some(s)) if is_running(s) => "running".to_string(),
                 (Some(res), _) => res.clone(),
                 (None, _) => "never run".to_string(),
             };

@@ -259,9 +259,14 @@ impl Transport for Ssh {
     }
 }
 
-/// A directory on this machine standing in for a host's `/`. `systemctl` is a shell function
-/// that keeps enablement as symlinks in `timers.target.wants`, reports units listed under
-/// `<root>/run/active/` as active and logs every call to `<root>/systemctl.log`.
+/// A directory on this machine standing in for a host's `/`, with a stand-in `systemctl` (a
+/// shell function) that answers every verb bkc uses as systemd 252 does, and refuses the rest:
+/// a stand-in that answers wrongly hides exactly the bugs that matter (one that called a running
+/// oneshot `active` hid apply deleting a running backup's files). Enablement is kept as symlinks
+/// in `timers.target.wants`; a unit's `ActiveState` is the word in `<root>/run/bkc-standin/<unit>`
+/// (`inactive` when absent: a test writes `activating` there for a running backup); every call
+/// is logged to `<root>/systemctl.log`. tests/deploy_fleet.rs asks the same questions of a booted
+/// systemd and of this stand-in and compares the answers.
 pub struct Local {
     host: String,
     root: PathBuf,
@@ -277,27 +282,75 @@ impl Local {
 }
 
 const FAKE_SYSTEMCTL: &str = r#"
+_sc_state() { cat "$R/run/bkc-standin/$1" 2>/dev/null || echo inactive; }
+_sc_file() {
+  _f="$R/etc/systemd/system/$1"
+  if [ -L "$_f" ] && [ "$(readlink "$_f")" = /dev/null ]; then echo masked
+  elif [ ! -f "$_f" ]; then echo "Failed to get unit file state for $1: No such file or directory" >&2; return 1
+  elif ! grep -q '^\[Install\]' "$_f"; then echo static
+  elif [ -L "$R/etc/systemd/system/timers.target.wants/$1" ]; then echo enabled
+  else echo disabled
+  fi
+}
 systemctl() {
-  _u="$R/etc/systemd/system"; _w="$_u/timers.target.wants"
   printf '%s\n' "$*" >> "$R/systemctl.log"
-  case $1 in
-  is-enabled)
-    shift; _rc=1
-    for _a in "$@"; do
-      [ "$_a" = -- ] && continue
-      if [ -L "$_w/$_a" ]; then echo enabled; _rc=0; else echo disabled; fi
+  _v=$1; shift
+  _quiet=; _now=; _prop=; _units=
+  while [ $# -gt 0 ]; do
+    case $1 in
+    --quiet) _quiet=1 ;;
+    --now) _now=1 ;;
+    --no-block | --value | --) ;;
+    -p) shift; _prop=$1 ;;
+    -*) echo "stand-in systemctl: option $1 is not simulated" >&2; return 1 ;;
+    *) _units="$_units $1" ;;
+    esac
+    shift
+  done
+  mkdir -p "$R/run/bkc-standin" "$R/etc/systemd/system/timers.target.wants"
+  case $_v in
+  is-active)
+    _rc=3
+    for _a in $_units; do
+      _st=$(_sc_state "$_a")
+      [ -n "$_quiet" ] || echo "$_st"
+      case $_st in active | reloading) _rc=0 ;; esac
     done
     return $_rc ;;
-  is-active) shift; [ "$1" = --quiet ] && shift; [ -e "$R/run/active/$1" ] ;;
-  enable|disable)
-    _c=$1; shift
-    for _a in "$@"; do
-      case $_a in
-      --*) ;;
-      *) if [ "$_c" = enable ]; then mkdir -p "$_w" && ln -sf "/etc/systemd/system/$_a" "$_w/$_a"; else rm -f "$_w/$_a"; fi ;;
-      esac
+  is-enabled)
+    _rc=1
+    for _a in $_units; do
+      _st=$(_sc_file "$_a") || return 1
+      [ -n "$_quiet" ] || echo "$_st"
+      case $_st in enabled | static) _rc=0 ;; esac
+    done
+    return $_rc ;;
+  show)
+    [ "$_prop" = ActiveState ] || { echo "stand-in systemctl: show -p $_prop is not simulated" >&2; return 1; }
+    for _a in $_units; do _sc_state "$_a"; done ;;
+  enable | disable)
+    for _a in $_units; do
+      if [ "$_v" = enable ]; then
+        ln -sf "/etc/systemd/system/$_a" "$R/etc/systemd/system/timers.target.wants/$_a"
+        [ -z "$_now" ] || systemctl start "$_a" || return
+      else
+        rm -f "$R/etc/systemd/system/timers.target.wants/$_a"
+        [ -z "$_now" ] || systemctl stop "$_a" || return
+      fi
     done ;;
-  *) : ;;
+  start | restart | stop)
+    for _a in $_units; do
+      case $_a in *.timer) ;; *) echo "stand-in systemctl: cannot run $_a" >&2; return 1 ;; esac
+      if [ "$_v" = stop ]; then
+        rm -f "$R/run/bkc-standin/$_a"
+      elif [ -f "$R/etc/systemd/system/$_a" ]; then
+        echo active > "$R/run/bkc-standin/$_a"
+      else
+        echo "Failed to $_v $_a: Unit $_a not found." >&2; return 5
+      fi
+    done ;;
+  daemon-reload) ;;
+  *) echo "stand-in systemctl: $_v is not simulated" >&2; return 1 ;;
   esac
 }
 "#;
