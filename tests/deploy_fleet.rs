@@ -665,3 +665,45 @@ fn a_running_backup_keeps_its_files_through_an_apply() {
     f.sh("backup_a", "rm -rf /srv/slow");
     baseline(&f);
 }
+
+/// A host reached through an ssh_config alias (`Host alias` / `HostName address`, the usual way
+/// behind a jump host) keeps its pinned key: bkc looks it up under the name it wrote it with.
+#[test]
+fn pinned_host_keys_hold_through_an_ssh_config_alias() {
+    let Some(f) = fleet::shared(&NAMES) else {
+        return;
+    };
+    let base = baseline(&f);
+    let b = f.machine("backup_b");
+    let config = f.dir.join("alias_ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host offsite-alias\n  HostName {}\n{}",
+            b.addr,
+            std::fs::read_to_string(&f.ssh_config).unwrap()
+        ),
+    )
+    .unwrap();
+    let aliased = std::fs::read_to_string(&base).unwrap().replace(
+        &format!("address=\"{}\"", b.addr),
+        "address=\"offsite-alias\"",
+    );
+    let aliased = write_topology(&f, "alias.kdl", &aliased);
+    let out = bkc_cmd(&f, &["plan", &aliased, "--host", "backup_b"])
+        .env("BKC_SSH_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // And a wrong pinned key is still refused through the alias.
+    let wrong = std::fs::read_to_string(&aliased)
+        .unwrap()
+        .replace(&b.host_key, &f.machine("desktop").host_key);
+    let wrong = write_topology(&f, "alias-wrong.kdl", &wrong);
+    let out = bkc_cmd(&f, &["plan", &wrong, "--host", "backup_b"])
+        .env("BKC_SSH_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("backup_b"), "{}", text(&out));
+}

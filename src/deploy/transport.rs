@@ -181,14 +181,29 @@ impl SshSession {
         // Long enough to serve the second round trip of a plan and the apply after it; the
         // session's Drop closes it earlier.
         opt("ControlPersist=60".into());
+        // A host bkc deploys to gets nothing of the operator's: no agent, no forwarded ports,
+        // whatever the operator's ssh_config says for interactive use.
+        opt("ForwardAgent=no".into());
+        opt("ForwardX11=no".into());
+        opt("ClearAllForwardings=yes".into());
         if !target.host_keys.is_empty() {
+            // Only the pinned keys count: not the system's known hosts, and looked up under the
+            // name bkc wrote them with, even when the operator's ssh_config maps the address
+            // to another HostName (an alias, a jump host).
             opt(format!("UserKnownHostsFile={}", self.known_hosts.display()));
+            opt("GlobalKnownHostsFile=/dev/null".into());
+            opt(format!(
+                "HostKeyAlias={}",
+                host_pattern(&target.address, target.port)
+            ));
             opt("StrictHostKeyChecking=yes".into());
         }
         args.push("-p".into());
         args.push(target.port.to_string().into());
         args.push("-l".into());
         args.push(target.user.clone().into());
+        // Options end before the address: one read from a saved plan can never become one.
+        args.push("--".into());
         args.push(target.address.clone().into());
         Ssh {
             host: host.to_string(),
@@ -250,7 +265,6 @@ impl Transport for Ssh {
     fn spawn(&self, command: &str) -> io::Result<Child> {
         Command::new("ssh")
             .args(&self.args)
-            .arg("--")
             .arg(command)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -381,6 +395,34 @@ impl Transport for Local {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_is_never_an_option_and_pinned_keys_stand_alone() {
+        let target = Target {
+            address: "-oProxyCommand=touch /tmp/x".into(),
+            port: 2222,
+            user: "root".into(),
+            host_keys: vec!["ssh-ed25519 AAAA".into()],
+        };
+        let session = SshSession::new([&target], None, vec![]).unwrap();
+        let args: Vec<String> = session
+            .host("h", &target, 0)
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let n = args.len();
+        assert_eq!(&args[n - 2..], ["--", "-oProxyCommand=touch /tmp/x"]);
+        for o in [
+            "ForwardAgent=no",
+            "ClearAllForwardings=yes",
+            "GlobalKnownHostsFile=/dev/null",
+            "HostKeyAlias=[-oProxyCommand=touch /tmp/x]:2222",
+            "StrictHostKeyChecking=yes",
+        ] {
+            assert!(args.iter().any(|a| a == o), "{o} missing from {args:?}");
+        }
+    }
 
     #[test]
     fn script_and_input_arrive_exactly() {
