@@ -9,7 +9,9 @@
       # The runner takes flock(2) locks and runs under systemd: Linux only, like NixOS.
       systems = [ "x86_64-linux" "aarch64-linux" ];
       forAllSystems = f: lib.genAttrs systems (system: f system nixpkgs.legacyPackages.${system});
-      cargo = (lib.importTOML ./Cargo.toml).package;
+      # The root package is bkc; its version is the workspace's, which the runner shares.
+      manifest = lib.importTOML ./Cargo.toml;
+      cargo = manifest.package // { inherit (manifest.workspace.package) version; };
     in
     {
       packages = forAllSystems (system: pkgs: {
@@ -18,6 +20,8 @@
           inherit (cargo) version;
           src = self;
           cargoLock.lockFile = ./Cargo.lock;
+          # Every workspace member is a default member, so this builds and installs bkc-run
+          # (crates/runner) beside bkc.
           # The test suite checks bkc against systemd, rsync, sshd and Nix itself, which the
           # build sandbox does not have; .ci/run runs it on a machine that does.
           doCheck = false;

@@ -8,6 +8,8 @@
 //! on a real fleet each host does its own side of the handshake. Without root it says so and
 //! does nothing.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
@@ -89,7 +91,7 @@ fn main() {
         return;
     }
     let bkc = env!("CARGO_BIN_EXE_bkc");
-    let runner = std::path::Path::new(bkc).with_file_name("bkc-run");
+    let runner = common::bkc_run();
     println!(
         "| hosts | bkc plan, median of {RUNS} | bare ssh logins (floor) | SSH connections per host per plan |"
     );

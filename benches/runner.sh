@@ -12,7 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/target/release/bkc-run}
 if [ ! -x "$bin" ]; then
-  (cd "$root" && cargo build --release --bin bkc-run)
+  (cd "$root" && cargo build --release -p bkc-runner --bin bkc-run)
 fi
 work=$(mktemp -d /tmp/bkc-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -2,8 +2,9 @@
 //!
 //! The pipeline, one module per stage:
 //! `syntax` (KDL -> AST with spans) -> `analyze` (AST -> validated [`topology::Topology`])
-//! -> `emit` (Topology -> per-host artifacts). `spec` is the contract with the runner, and
-//! `runner` is what `bkc-run` executes on each host; it depends on `spec` and nothing else here.
+//! -> `emit` (Topology -> per-host artifacts). The job spec, the contract with the runner, lives
+//! in the `bkc-contract` crate with every other shared format; `bkc-run` is its own crate
+//! (crates/runner), which depends on that crate and nothing of this one.
 
 pub mod analyze;
 pub mod deploy;
@@ -13,9 +14,9 @@ pub mod fmt;
 pub mod graph;
 pub mod import;
 mod parallel;
-pub mod runner;
 pub mod schedule;
 pub mod simulate;
-pub mod spec;
+// The compiler writes job specs as `crate::spec`, the path it had before the contract crate.
+pub use bkc_contract::spec;
 pub mod syntax;
 pub mod topology;

@@ -59,6 +59,8 @@ fn bkc(f: &Fleet, args: &[&str]) -> Output {
 }
 
 fn bkc_cmd(f: &Fleet, args: &[&str]) -> Command {
+    // bkc uploads the bkc-run found next to itself.
+    common::bkc_run();
     let mut c = Command::new(common::bin("bkc"));
     c.args(args)
         .env("BKC_SSH_CONFIG", &f.ssh_config)

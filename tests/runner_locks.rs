@@ -1,6 +1,7 @@
 //! The runner's locks and waits against real hosts: exclusion, crashes, signals, dead links,
 //! timeouts and seed-style lock files. Needs root; see tests/harness.
 
+mod common;
 mod harness;
 
 use std::time::{Duration, Instant};

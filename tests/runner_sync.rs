@@ -1,6 +1,7 @@
 //! The runner against real rsync and sshd on namespaced test hosts: data paths, guards, hooks,
 //! snapshots, schedules. Needs root; see tests/harness.
 
+mod common;
 mod harness;
 
 use std::os::unix::fs::MetadataExt;
@@ -454,12 +455,15 @@ fn bad_specs_exit_2_with_a_clear_message() {
         if let Some(c) = content {
             std::fs::write(&p, c).unwrap();
         }
-        let out = std::process::Command::new(RUNNER).arg(&p).output().unwrap();
+        let out = std::process::Command::new(runner())
+            .arg(&p)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert!(err.contains(want), "{name}: {err}");
     }
-    let out = std::process::Command::new(RUNNER)
+    let out = std::process::Command::new(runner())
         .arg("--no-such-flag")
         .output()
         .unwrap();
@@ -596,7 +600,7 @@ fn odd_specs_never_panic() {
     for (i, (spec, want)) in cases.iter().enumerate() {
         let p = dir.join(format!("{i}.json"));
         std::fs::write(&p, spec.to_json()).unwrap();
-        let out = std::process::Command::new(RUNNER)
+        let out = std::process::Command::new(runner())
             .arg(&p)
             .env("BKC_RUN_NOW", "9999-12-30T21:59:59Z")
             .output()
@@ -634,7 +638,7 @@ fn a_future_dated_snapshot_never_costs_the_new_one() {
     });
     let p = dir.join("skew.json");
     std::fs::write(&p, s.to_json()).unwrap();
-    let out = std::process::Command::new(RUNNER)
+    let out = std::process::Command::new(runner())
         .arg(&p)
         .env("BKC_RUN_NOW", "2026-03-01T02:15:00Z")
         .output()

@@ -46,13 +46,55 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The path of a binary of this crate, built by cargo for the integration tests.
+/// The path of a binary of the workspace, built by cargo for the integration tests.
 pub fn bin(name: &str) -> std::path::PathBuf {
     match name {
         "bkc" => env!("CARGO_BIN_EXE_bkc").into(),
-        "bkc-run" => env!("CARGO_BIN_EXE_bkc-run").into(),
+        "bkc-run" => bkc_run().to_path_buf(),
         other => panic!("no binary {other}"),
     }
+}
+
+/// bkc-run, built next to bkc, which is where `bkc apply` looks for it too.
+///
+/// It is a binary of another crate of the workspace, so cargo neither names it to these tests
+/// (`CARGO_BIN_EXE_*` covers a crate's own binaries only, and artifact dependencies are
+/// unstable) nor builds it for `cargo test --test NAME`. So the first call builds it, in the
+/// profile and target directory bkc was built in: a no-op when it is up to date, and never a
+/// stale runner from an earlier build.
+pub fn bkc_run() -> &'static Path {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let bkc = Path::new(env!("CARGO_BIN_EXE_bkc"));
+        let profile_dir = bkc.parent().expect("bkc is in a profile directory");
+        let mut cargo =
+            std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+        cargo
+            .args(["build", "--quiet", "-p", "bkc-runner", "--bin", "bkc-run"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .arg("--target-dir")
+            .arg(
+                profile_dir
+                    .parent()
+                    .expect("a profile directory is in a target directory"),
+            );
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => {}
+            Some(profile) => {
+                cargo.args(["--profile", profile]);
+            }
+            None => panic!("bkc is at {}, not in a profile directory", bkc.display()),
+        }
+        let status = cargo.status().expect("run cargo to build bkc-run");
+        assert!(status.success(), "building bkc-run failed: {cargo:?}");
+        let runner = bkc.with_file_name("bkc-run");
+        assert!(
+            runner.exists(),
+            "{cargo:?} did not make {}",
+            runner.display()
+        );
+        runner
+    })
 }
 
 /// What `systemd-analyze calendar` printed for one expression.

@@ -22,7 +22,12 @@ use bkc::spec::{
 };
 use serde_json::Value;
 
-pub const RUNNER: &str = env!("CARGO_BIN_EXE_bkc-run");
+/// bkc-run, built on first use (see `common::bkc_run`).
+pub fn runner() -> &'static str {
+    crate::common::bkc_run()
+        .to_str()
+        .expect("the target directory is a UTF-8 path")
+}
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -426,7 +431,7 @@ impl Net {
     pub fn runner(&self, spec: &JobSpec, args: &[&str]) -> Command {
         let p = self.write_spec(spec);
         let p = p.display().to_string();
-        let mut argv = vec![RUNNER, p.as_str()];
+        let mut argv = vec![runner(), p.as_str()];
         argv.extend_from_slice(args);
         let mut c = self.cmd(&spec.host, &argv);
         c.env_remove("BKC_RUN_NOW");

@@ -8,7 +8,7 @@
 //!    after hooks;
 //! 4. release everything, write the state file and metrics, exit with a documented code.
 //!
-//! This module depends on [`crate::spec`] and nothing else of the crate: the runner ships to
+//! This crate depends on [`bkc_contract::spec`] and no crate of the compiler: the runner ships to
 //! every host and must not drag the compiler along.
 
 mod child;
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use serde_json::json;
 
-use crate::spec::{HookWhen, IoClass, JobSpec, OnFailure, Sync};
+use bkc_contract::spec::{HookWhen, IoClass, JobSpec, OnFailure, Sync};
 use child::Stop;
 use lock::Held;
 use report::{Reporter, State, SyncReport};
@@ -512,7 +512,7 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
     let mut i = 0;
     while i < spec.locks.len() {
         let l = &spec.locks[i];
-        let group: Vec<&crate::spec::Lock> = if spec.is_local(&l.at.host) {
+        let group: Vec<&bkc_contract::spec::Lock> = if spec.is_local(&l.at.host) {
             vec![l]
         } else {
             spec.locks[i..]
@@ -745,7 +745,7 @@ fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
 }
 
 /// `host:path`, as messages and events name a place.
-pub(crate) fn loc(l: &crate::spec::Location) -> String {
+pub(crate) fn loc(l: &bkc_contract::spec::Location) -> String {
     format!("{}:{}", l.host, l.path)
 }
 
@@ -1126,7 +1126,7 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Location, Lock, LockMode};
+    use bkc_contract::spec::{Location, Lock, LockMode};
 
     fn spec_with_locks(locks: &[(&str, &str)]) -> JobSpec {
         let mut s: JobSpec = serde_json::from_value(json!({

@@ -22,7 +22,7 @@ use serde_json::json;
 
 use super::child::{self, Line, LineReader, Running, Stop};
 use super::{Ctx, Fail, loc, report, ssh};
-use crate::spec::{Location, Lock, LockMode};
+use bkc_contract::spec::{Location, Lock, LockMode};
 
 /// Who holds a lock: written as one JSON line into lock files the runner holds exclusively, so
 /// people and other tools can see who it is, and so a waiter on the same host can tell a dead

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::child::{self, Stop};
 use super::lock::{describe, give_up_at, remove_if_unchanged};
 use super::{Ctx, Fail, loc, report};
-use crate::spec::WaitFile;
+use bkc_contract::spec::WaitFile;
 
 /// Wait until `wf` is gone. The timeout counts from `start`, when waiting for the job's files
 /// began (earlier than this call when a conflict made the runner try again). Returns the time

@@ -17,7 +17,7 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let code = bkc::runner::run(&bkc::runner::Options {
+    let code = bkc_runner::run(&bkc_runner::Options {
         spec: args.spec,
         dry_run: args.dry_run,
     });

@@ -1,6 +1,6 @@
 //! rsync: the argv (never through a local shell), exit code classes and `--stats` figures.
 
-use crate::spec::{JobSpec, Sync};
+use bkc_contract::spec::{JobSpec, Sync};
 
 use super::ssh;
 
@@ -157,7 +157,7 @@ fn number(v: &str) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{Endpoint, Location};
+    use bkc_contract::spec::{Endpoint, Location};
     use std::collections::BTreeMap;
 
     pub(crate) fn spec() -> JobSpec {

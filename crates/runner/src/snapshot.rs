@@ -13,7 +13,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 
-use crate::spec::{JobSpec, Retention};
+use bkc_contract::spec::{JobSpec, Retention};
 
 const FORMAT: &str = "%Y-%m-%dT%H%M%SZ";
 pub const PARTIAL: &str = ".partial-";

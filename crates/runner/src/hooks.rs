@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::child::{self, Stop};
 use super::{Ctx, ssh};
-use crate::spec::{Command as HookCommand, Hook};
+use bkc_contract::spec::{Command as HookCommand, Hook};
 
 pub enum HookResult {
     Ok,

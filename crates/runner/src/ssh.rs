@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::spec::{Endpoint, JobSpec};
+use bkc_contract::spec::{Endpoint, JobSpec};
 
 /// Quote `s` for a POSIX shell. Words made only of characters no shell treats specially are left
 /// bare so that logged command lines stay readable.
