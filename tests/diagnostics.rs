@@ -11,7 +11,7 @@ host "backup_a" address="backup-a.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1N
 
 fn check(src: &str) -> (String, Vec<&'static str>) {
     let c = compile("bkc.kdl", src);
-    let codes = c.diagnostics.iter().map(|d| d.code).collect();
+    let codes = c.diagnostics.iter().map(|d| d.code.as_str()).collect();
     (render(&c.diagnostics, false, 80), codes)
 }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use miette::SourceSpan;
 
 use super::{Ctx, KNOWN_HOSTS, Settings, check_name, paths, resolve_host, timer};
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::parse_size;
 use crate::spec::{
     self, Command, Hook, HookWhen, IoClass, JobSpec, Location, OnFailure, Retention, SPEC_VERSION,
@@ -36,7 +36,7 @@ pub(crate) fn jobs(
         let name_ok = check_name(cx, &j.name, "job");
         if let Some(prev) = first.get(j.name.value.as_str()) {
             cx.push(
-                Diagnostic::error("bkc::duplicate_job", format!("job `{}` is defined twice", j.name.value))
+                Diagnostic::error(Code::DuplicateJob, format!("job `{}` is defined twice", j.name.value))
                     .label(j.name.span, "defined again here")
                     .also(*prev, "first defined here")
                     .help("job names become unit names (bkc-<job>.service) and must be unique; rename one"),
@@ -73,7 +73,7 @@ fn job(
         && (d.value.contains(['\n', '\r', '\0']) || d.value.trim_end().ends_with('\\'))
     {
         cx.push(
-            Diagnostic::error("bkc::invalid_description", "this description cannot go into a unit file")
+            Diagnostic::error(Code::InvalidDescription, "this description cannot go into a unit file")
                 .label(d.span, "a line break, NUL or trailing backslash")
                 .help("write it on one line, without a backslash at the end (systemd would join the next line to it)"),
         );
@@ -89,7 +89,7 @@ fn job(
         _ => {
             cx.push(
                 Diagnostic::error(
-                    "bkc::invalid_nice",
+                    Code::InvalidNice,
                     format!("nice {} is out of range", n.value),
                 )
                 .label(n.span, "out of range")
@@ -106,7 +106,7 @@ fn job(
             let known = ["realtime", "best-effort", "idle"];
             cx.push(
                 Diagnostic::error(
-                    "bkc::invalid_io_class",
+                    Code::InvalidIoClass,
                     format!("`{other}` is not an I/O scheduling class"),
                 )
                 .label(c.span, "unknown class")
@@ -127,7 +127,7 @@ fn job(
                 _ => {
                     cx.push(
                         Diagnostic::error(
-                            "bkc::invalid_retries",
+                            Code::InvalidRetries,
                             format!("{} retries is out of range", r.count.value),
                         )
                         .label(r.count.span, "out of range")
@@ -177,7 +177,7 @@ fn job(
         };
         if source.host != on.name && dest.host != on.name {
             cx.push(
-                Diagnostic::error("bkc::both_remote", "both ends of this sync are on other hosts")
+                Diagnostic::error(Code::BothRemote, "both ends of this sync are on other hosts")
                     .label(sy.source.span, format!("on `{}`", source.host))
                     .also(sy.dest.span, format!("on `{}`", dest.host))
                     .help(format!(
@@ -191,7 +191,7 @@ fn job(
             && paths::normalize(&source.path) == paths::normalize(&dest.path)
         {
             cx.push(
-                Diagnostic::error("bkc::sync_to_itself", "this sync copies a path onto itself")
+                Diagnostic::error(Code::SyncToItself, "this sync copies a path onto itself")
                     .label(sy.dest.span, "same place as the source")
                     .also(sy.source.span, "source")
                     .help("the destination must be another directory or another host"),
@@ -200,7 +200,7 @@ fn job(
         }
         if source.host == dest.host && paths::overlaps(&source.path, &dest.path) {
             cx.push(
-                Diagnostic::error("bkc::sync_overlap", "the destination and the source contain one another")
+                Diagnostic::error(Code::SyncOverlap, "the destination and the source contain one another")
                     .label(sy.dest.span, "inside the source, or around it")
                     .also(sy.source.span, "source")
                     .help("rsync would copy its own output again on every run; put the destination outside the source"),
@@ -218,7 +218,7 @@ fn job(
         {
             cx.push(
                 Diagnostic::error(
-                    "bkc::conflicting_option",
+                    Code::ConflictingOption,
                     "`--link-dest` is set by `snapshot`",
                 )
                 .label(o.span, "set here too")
@@ -254,7 +254,7 @@ fn job(
     if j.syncs.is_empty() && j.hooks.is_empty() {
         cx.push(
             Diagnostic::warning(
-                "bkc::empty_job",
+                Code::EmptyJob,
                 format!("job `{}` has nothing to do", j.name.value),
             )
             .label(j.name.span, "no `sync` and no `hook`")
@@ -269,7 +269,7 @@ fn job(
             "after" => Some(HookWhen::After),
             other => {
                 cx.push(
-                    Diagnostic::error("bkc::invalid_hook", format!("`{other}` is not a hook time"))
+                    Diagnostic::error(Code::InvalidHook, format!("`{other}` is not a hook time"))
                         .label(h.when.span, "expected `before` or `after`")
                         .help(format!(
                             "write hook \"before\" … or hook \"after\" …{}",
@@ -292,7 +292,7 @@ fn job(
             Some((_, "break")) => Some(OnFailure::Break),
             Some((o, other)) => {
                 cx.push(
-                    Diagnostic::error("bkc::invalid_hook", format!("`{other}` is not a failure policy"))
+                    Diagnostic::error(Code::InvalidHook, format!("`{other}` is not a failure policy"))
                         .label(o.span, "unknown policy")
                         .help("use ignore (go on), continue (go on, mark the run failed) or break (stop the run)"),
                 );
@@ -303,7 +303,7 @@ fn job(
             if host.is_some_and(|x| x.name != on.name) {
                 cx.push(
                     Diagnostic::error(
-                        "bkc::invalid_hook",
+                        Code::InvalidHook,
                         "`writes` applies to hooks on the job's own host",
                     )
                     .label(w.span, "this hook runs elsewhere")
@@ -328,7 +328,7 @@ fn job(
         {
             cx.push(
                 Diagnostic::error(
-                    "bkc::invalid_hook",
+                    Code::InvalidHook,
                     "the hook's command is empty or contains NUL",
                 )
                 .label(h.command[0].span, "here")
@@ -410,7 +410,7 @@ fn job(
 
     if timer.is_none() && j.schedules.is_empty() && j.crons.is_empty() && j.every.is_none() {
         cx.push(
-            Diagnostic::warning("bkc::no_schedule", format!("job `{}` has no schedule", j.name.value))
+            Diagnostic::warning(Code::NoSchedule, format!("job `{}` has no schedule", j.name.value))
                 .label(j.name.span, "no `schedule`, `cron` or `every`")
                 .help("it gets no timer and runs only when started by hand (bkc run); add schedule \"daily\" to run it daily"),
         );
@@ -506,7 +506,7 @@ fn size(cx: &mut Ctx, v: &ast::Str) -> Option<String> {
     match parse_size(&v.value) {
         Ok(s) => Some(s),
         Err(e) => {
-            cx.schedule_error("bkc::invalid_size", v, e);
+            cx.schedule_error(Code::InvalidSize, v, e);
             None
         }
     }
@@ -539,7 +539,7 @@ fn opts(cx: &mut Ctx, sy: &ast::Sync) -> (Vec<String>, bool) {
         let key = v.split('=').next().unwrap_or(v);
         if !v.starts_with('-') {
             cx.push(
-                Diagnostic::error("bkc::invalid_option", format!("`{v}` is not an rsync option"))
+                Diagnostic::error(Code::InvalidOption, format!("`{v}` is not an rsync option"))
                     .label(o.span, "options start with `-`")
                     .help("paths belong in `sync \"source\" \"destination\"`; options look like \"-a\" or \"--delete\""),
             );
@@ -548,7 +548,7 @@ fn opts(cx: &mut Ctx, sy: &ast::Sync) -> (Vec<String>, bool) {
         if let Some((_, why)) = RESERVED.iter().find(|(r, _)| *r == key) {
             cx.push(
                 Diagnostic::error(
-                    "bkc::conflicting_option",
+                    Code::ConflictingOption,
                     format!("`{v}` cannot be set in `opts`"),
                 )
                 .label(o.span, "reserved")
@@ -571,7 +571,7 @@ fn retention(cx: &mut Ctx, sn: &ast::Snapshot) -> Retention {
             _ => {
                 cx.push(
                     Diagnostic::error(
-                        "bkc::invalid_retention",
+                        Code::InvalidRetention,
                         format!("keep {} is out of range", n.value),
                     )
                     .label(n.span, "out of range")
@@ -595,12 +595,9 @@ fn retention(cx: &mut Ctx, sn: &ast::Snapshot) -> Retention {
     ];
     if given.iter().all(|g| g.is_none()) {
         cx.push(
-            Diagnostic::warning(
-                "bkc::no_retention",
-                "this snapshot keeps every copy forever",
-            )
-            .label(sn.span, "no keep-* setting")
-            .help("add a retention such as keep-daily=7 keep-weekly=4 keep-monthly=12"),
+            Diagnostic::warning(Code::NoRetention, "this snapshot keeps every copy forever")
+                .label(sn.span, "no keep-* setting")
+                .help("add a retention such as keep-daily=7 keep-weekly=4 keep-monthly=12"),
         );
     }
     r

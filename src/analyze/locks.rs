@@ -12,7 +12,7 @@ use miette::SourceSpan;
 
 use super::jobs::Draft;
 use super::{Ctx, Settings, paths};
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::spec::{Endpoint, Location, Lock, LockMode};
 use crate::syntax::ast;
 use crate::topology::{Derived, Host, Job, Relation};
@@ -39,7 +39,7 @@ pub(crate) fn derive(
             let target = &b.job.value;
             if target == name {
                 cx.push(
-                    Diagnostic::error("bkc::self_wait", format!("job `{name}` waits on itself"))
+                    Diagnostic::error(Code::SelfWait, format!("job `{name}` waits on itself"))
                         .label(b.job.span, "this is the job's own name")
                         .help("a job never overlaps itself (its own lock sees to that); remove this blocks-on"),
                 );
@@ -49,7 +49,7 @@ pub(crate) fn derive(
                 // A job that is written but had errors of its own was reported already.
                 if !written.contains(target.as_str()) {
                     let diag = Diagnostic::error(
-                        "bkc::unknown_job",
+                        Code::UnknownJob,
                         format!("blocks-on names job `{target}`, which is not defined"),
                     )
                     .label(b.job.span, "unknown job");
@@ -64,7 +64,7 @@ pub(crate) fn derive(
             }
             if let Some(prev) = out.iter().find(|e| &e.to == target) {
                 let mut diag = Diagnostic::error(
-                    "bkc::duplicate_setting",
+                    Code::DuplicateSetting,
                     format!("blocks-on \"{target}\" is given twice"),
                 )
                 .label(b.span, "given again here");
@@ -221,7 +221,7 @@ fn report_cycle(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>, members: &[&s
     let mut ring: Vec<&str> = members.to_vec();
     ring.push(members[0]);
     let mut diag = Diagnostic::error(
-        "bkc::wait_cycle",
+        Code::WaitCycle,
         format!(
             "these jobs wait on each other in a circle: {}",
             ring.join(" → ")
@@ -311,7 +311,7 @@ fn exclusions(
                 let verb = |x: &Touch| if x.write { "writes" } else { "reads" };
                 cx.push(
                     Diagnostic::warning(
-                        "bkc::derived_exclusion",
+                        Code::DerivedExclusion,
                         format!(
                             "`{}` {} `{}` while `{}` {} `{}`, and neither blocks on the other",
                             a.job,

@@ -1,6 +1,6 @@
 //! A job's schedule -> its systemd timer.
 
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::{Calendar, cron_to_calendar, format_duration, parse_duration};
 use crate::spec::Interval;
 use crate::syntax::ast;
@@ -40,7 +40,7 @@ pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interv
             };
             cx.push(
                 Diagnostic::error(
-                    "bkc::invalid_calendar",
+                    Code::InvalidCalendar,
                     format!("`{word}` is not a calendar shorthand"),
                 )
                 .label(s.span, "unknown shorthand")
@@ -55,7 +55,7 @@ pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interv
                     .is_none() =>
             {
                 cx.push(
-                    Diagnostic::error("bkc::never_fires", format!("`{}` never elapses again", s.value.trim()))
+                    Diagnostic::error(Code::NeverFires, format!("`{}` never elapses again", s.value.trim()))
                         .label(s.span, "no future time matches")
                         .help("a date that does not exist (such as *-02-30) or lies in the past never starts the job; check the day and month"),
                 );
@@ -64,7 +64,7 @@ pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interv
                 on_calendar.push(s.value.trim().to_string());
                 describe.push(cal.describe());
             }
-            Err(e) => cx.schedule_error("bkc::invalid_calendar", s, e),
+            Err(e) => cx.schedule_error(Code::InvalidCalendar, s, e),
         }
     }
     for c in &j.crons {
@@ -73,7 +73,7 @@ pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interv
                 on_calendar.extend(lines);
                 describe.push(format!("cron {}", c.value.trim()));
             }
-            Err(e) => cx.schedule_error("bkc::invalid_cron", c, e),
+            Err(e) => cx.schedule_error(Code::InvalidCron, c, e),
         }
     }
     let mut interval = None;
@@ -81,7 +81,7 @@ pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interv
         if let Some(first) = j.schedules.first().or(j.crons.first()) {
             cx.push(
                 Diagnostic::error(
-                    "bkc::conflicting_schedule",
+                    Code::ConflictingSchedule,
                     "`every` cannot be combined with `schedule` or `cron`",
                 )
                 .label(every.span, "an interval here")
@@ -104,13 +104,13 @@ pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interv
                 }
                 Ok(_) => cx.push(
                     Diagnostic::error(
-                        "bkc::invalid_duration",
+                        Code::InvalidDuration,
                         "`every` needs an interval of at least 1h",
                     )
                     .label(every.span, "too short")
                     .help("for runs more often than hourly use a calendar: schedule \"*:0/15\""),
                 ),
-                Err(e) => cx.schedule_error("bkc::invalid_duration", every, e),
+                Err(e) => cx.schedule_error(Code::InvalidDuration, every, e),
             }
         }
     }

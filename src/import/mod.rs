@@ -17,7 +17,7 @@ use std::sync::Arc;
 use miette::{NamedSource, SourceSpan};
 
 use crate::analyze::paths;
-use crate::diag::{Diagnostic, Source};
+use crate::diag::{Code, Diagnostic, Source};
 use crate::schedule::{cron_to_calendar, parse_size};
 use crate::syntax::ast::Spanned;
 use yaml::{Node, Reader};
@@ -154,7 +154,7 @@ fn read_config(r: &mut Reader, st: &mut State, file: usize) -> Parsed {
         match cron_to_calendar(&s.value) {
             Ok(_) => out.cron = Some(s.value),
             Err(e) => r.d.push(
-                Diagnostic::error("bkc::invalid_cron", e.message)
+                Diagnostic::error(Code::InvalidCron, e.message)
                     .label(s.span, "not a cron line bkc can translate")
                     .help(e.help),
             ),
@@ -252,7 +252,7 @@ fn located<'a>(
                     let span = r.span(v);
                     r.d.push(
                         Diagnostic::error(
-                            "bkc::yaml_unknown_key",
+                            Code::YamlUnknownKey,
                             format!("a local {} has no `{key}`", &what[2..]),
                         )
                         .label(span, "on a local one")
@@ -265,7 +265,7 @@ fn located<'a>(
         "remote" => remote(r, st, file, f, what, false).map(Some),
         other => {
             r.d.push(
-                Diagnostic::error("bkc::yaml_wrong_type", format!("unknown type `{other}`"))
+                Diagnostic::error(Code::YamlWrongType, format!("unknown type `{other}`"))
                     .label(ty.span, "not local or remote")
                     .help("the type is `local` or `remote`"),
             );
@@ -328,7 +328,7 @@ fn read_wait<'a>(r: &mut Reader<'a>, st: &mut State, file: usize, node: &Node<'a
         None => {
             r.d.push(
                 Diagnostic::warning(
-                    "bkc::import_no_timeout",
+                    Code::ImportNoTimeout,
                     "this wait has no timeout: the old daemon waited forever",
                 )
                 .label(r.span(node), "no `timeout`")
@@ -371,7 +371,7 @@ fn read_sync<'a>(r: &mut Reader<'a>, node: &Node<'a>) -> Option<Sync> {
                 Err(e) => {
                     ok = false;
                     r.d.push(
-                        Diagnostic::error("bkc::import_shell", e.message)
+                        Diagnostic::error(Code::ImportShell, e.message)
                             .label(inner(r.text, &o, e.range), "here")
                             .help("the old daemon ran its rsync line through bash; write the option so that bash passes it unchanged, in single quotes"),
                     );
@@ -385,7 +385,7 @@ fn read_sync<'a>(r: &mut Reader<'a>, node: &Node<'a>) -> Option<Sync> {
         Err(e) => {
             if ok {
                 r.d.push(
-                    Diagnostic::error("bkc::import_option", e.message)
+                    Diagnostic::error(Code::ImportOption, e.message)
                         .label(words[e.word].1, "cannot be carried over")
                         .help(e.help),
                 );
@@ -402,7 +402,7 @@ fn read_sync<'a>(r: &mut Reader<'a>, node: &Node<'a>) -> Option<Sync> {
             .find(|(w, _)| w.contains("bwlimit"))
             .map_or(r.span(node), |(_, s)| *s);
         r.d.push(
-            Diagnostic::error("bkc::invalid_size", e.message)
+            Diagnostic::error(Code::InvalidSize, e.message)
                 .label(span, "here")
                 .help(e.help),
         );
@@ -445,7 +445,7 @@ fn one_word(r: &mut Reader, s: &Spanned<String>, what: &str) -> Option<String> {
         Ok(_) => {
             r.d.push(
                 Diagnostic::error(
-                    "bkc::import_shell",
+                    Code::ImportShell,
                     format!("the {what} is not one word to the shell"),
                 )
                 .label(s.span, "split by bash into another number of words")
@@ -455,7 +455,7 @@ fn one_word(r: &mut Reader, s: &Spanned<String>, what: &str) -> Option<String> {
         }
         Err(e) => {
             r.d.push(
-                Diagnostic::error("bkc::import_shell", e.message)
+                Diagnostic::error(Code::ImportShell, e.message)
                     .label(inner(r.text, s, e.range), "here")
                     .help("write the path so that bash passes it unchanged, in single quotes"),
             );
@@ -478,7 +478,7 @@ fn check_path(r: &mut Reader, p: &Spanned<String>, what: &str) -> bool {
 
 /// What ssh would read as an option, or split: the rule `bkc check` applies.
 fn check_word(r: &mut Reader, v: &Spanned<String>, what: &str) -> bool {
-    match crate::analyze::bad_word("bkc::import_value", v, what) {
+    match crate::analyze::bad_word(Code::ImportValue, v, what) {
         Some(d) => {
             r.d.push(d);
             false
@@ -587,7 +587,7 @@ fn name_hosts(
                     if let Some(other) = &h.address {
                         readers[rm.file].d.push(
                             Diagnostic::error(
-                                "bkc::import_address",
+                                Code::ImportAddress,
                                 format!("`{addr}` and `{other}` would both be host `{g}`"),
                             )
                             .label(rm.address.span, "a second address for the same host")
@@ -664,7 +664,7 @@ fn agree<T: PartialEq + std::fmt::Display + Clone>(
             let line = c.text[..at.offset()].matches('\n').count() + 1;
             readers[rm.file].d.push(
                 Diagnostic::error(
-                    "bkc::import_conflict",
+                    Code::ImportConflict,
                     format!("`{}` is reached with {what} {value} here and {what} {first} in {}:{line}", rm.address.value, c.file),
                 )
                 .label(span, format!("another {what}"))
@@ -694,7 +694,7 @@ fn name_jobs(st: &mut State, readers: &mut [Reader]) -> Vec<String> {
             };
             readers[j.file].d.push(
                 Diagnostic::warning(
-                    "bkc::import_renamed",
+                    Code::ImportRenamed,
                     format!("job `{}` is imported as `{name}`", j.id.value),
                 )
                 .label(j.id.span, "renamed")
@@ -819,7 +819,7 @@ fn write_topology(
                     );
                     readers[j.file].d.push(
                         Diagnostic::warning(
-                            "bkc::import_waits_on_job",
+                            Code::ImportWaitsOnJob,
                             format!("job `{}` waits on the lock file of job `{other}`", names[i]),
                         )
                         .label(w.span, format!("`{other}` creates this file"))

@@ -6,7 +6,7 @@ use miette::SourceSpan;
 
 use super::ast::*;
 use super::reader::Reader;
-use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 
 const TOP: &[&str] = &["defaults", "host", "job"];
 const DEFAULTS: &[&str] = &[
@@ -76,7 +76,7 @@ fn children(node: &KdlNode) -> &[KdlNode] {
 
 fn unknown_node(node: &KdlNode, name: &str, place: &str, known: &[&str]) -> Diagnostic {
     let diag = Diagnostic::error(
-        "bkc::unknown_node",
+        Code::UnknownNode,
         format!("unknown node `{name}` in {place}"),
     )
     .label(node.name().span(), "not a bkc node");
@@ -87,7 +87,7 @@ fn unknown_node(node: &KdlNode, name: &str, place: &str, known: &[&str]) -> Diag
 }
 
 fn duplicate_setting(name: &str, span: SourceSpan, first: SourceSpan) -> Diagnostic {
-    Diagnostic::error("bkc::duplicate_setting", format!("`{name}` is given twice"))
+    Diagnostic::error(Code::DuplicateSetting, format!("`{name}` is given twice"))
         .label(span, "given again here")
         .also(first, "first given here")
         .help(format!("keep one `{name}`"))
@@ -167,7 +167,7 @@ fn leaf_duration(d: &mut Diagnostics, node: &KdlNode, example: &str) -> Option<S
     for e in args.iter().skip(1) {
         d.push(
             Diagnostic::error(
-                "bkc::unexpected_argument",
+                Code::UnexpectedArgument,
                 format!("`{}` has too many arguments", r.name()),
             )
             .label(e.span(), "not expected here")
@@ -180,7 +180,7 @@ fn leaf_duration(d: &mut Diagnostics, node: &KdlNode, example: &str) -> Option<S
             kdl::KdlValue::String(s) => Some(Spanned::new(s.clone(), e.span())),
             _ => {
                 d.push(
-                    Diagnostic::error("bkc::wrong_type", "expected a duration such as \"5m\"")
+                    Diagnostic::error(Code::WrongType, "expected a duration such as \"5m\"")
                         .label(e.span(), "not a duration")
                         .help(format!("write it as: {example}")),
                 );
@@ -295,7 +295,7 @@ fn host(node: &KdlNode, d: &mut Diagnostics) -> Option<Host> {
                         kdl::KdlValue::String(s) => h.tags.push(Spanned::new(s.clone(), e.span())),
                         _ => d.push(
                             Diagnostic::error(
-                                "bkc::wrong_type",
+                                Code::WrongType,
                                 "expected a tag name as a string in quotes",
                             )
                             .label(e.span(), "not a string")
@@ -334,7 +334,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
     if on.is_none() && r.name() == "job" {
         d.push(
             Diagnostic::error(
-                "bkc::missing_value",
+                Code::MissingValue,
                 format!("job `{}` does not say which host runs it", name.value),
             )
             .label(name.span, "no `on=` here")
@@ -497,12 +497,9 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
                     match e.value() {
                         kdl::KdlValue::String(v) => values.push(Spanned::new(v.clone(), e.span())),
                         _ => d.push(
-                            Diagnostic::error(
-                                "bkc::wrong_type",
-                                format!("`{cname}` takes strings"),
-                            )
-                            .label(e.span(), "not a string")
-                            .help(format!("quote it: {cname} \"{}\"", e.value())),
+                            Diagnostic::error(Code::WrongType, format!("`{cname}` takes strings"))
+                                .label(e.span(), "not a string")
+                                .help(format!("quote it: {cname} \"{}\"", e.value())),
                         ),
                     }
                 }
@@ -511,7 +508,7 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
                     s.exclude.extend(values);
                 } else if s.opts.is_some() {
                     d.push(
-                        Diagnostic::error("bkc::duplicate_setting", "`opts` is given twice")
+                        Diagnostic::error(Code::DuplicateSetting, "`opts` is given twice")
                             .label(c.span(), "given again here")
                             .help("put every option in one `opts`"),
                     );
@@ -556,7 +553,7 @@ fn hook(node: &KdlNode, d: &mut Diagnostics) -> Option<Hook> {
         match e.value() {
             kdl::KdlValue::String(s) => command.push(Spanned::new(s.clone(), e.span())),
             _ => d.push(
-                Diagnostic::error("bkc::wrong_type", "a hook's command is made of strings")
+                Diagnostic::error(Code::WrongType, "a hook's command is made of strings")
                     .label(e.span(), "not a string")
                     .help("quote every word of the command"),
             ),
@@ -564,7 +561,7 @@ fn hook(node: &KdlNode, d: &mut Diagnostics) -> Option<Hook> {
     }
     if command.is_empty() && when.is_some() {
         d.push(
-            Diagnostic::error("bkc::missing_value", "`hook` needs a command")
+            Diagnostic::error(Code::MissingValue, "`hook` needs a command")
                 .label(node.span(), "command missing")
                 .help(format!("write it as: {example}")),
         );

@@ -13,7 +13,7 @@ mod reader;
 
 use miette::SourceSpan;
 
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics};
 
 pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_DEPTH: usize = 64;
@@ -50,7 +50,7 @@ fn within_limits(text: &str, d: &mut Diagnostics) -> bool {
     if text.len() > MAX_BYTES {
         d.push(
             Diagnostic::error(
-                "bkc::file_too_large",
+                Code::FileTooLarge,
                 format!(
                     "the file is {} bytes; bkc reads at most {MAX_BYTES}",
                     text.len()
@@ -80,7 +80,7 @@ fn kdl_document(text: &str, d: &mut Diagnostics) -> Option<kdl::KdlDocument> {
                     .help
                     .unwrap_or_else(|| "see docs/SCHEMA.md for the KDL syntax bkc reads".into());
                 d.push(
-                    Diagnostic::error("bkc::syntax", message)
+                    Diagnostic::error(Code::Syntax, message)
                         .label(clamp(k.span, text.len()), label)
                         .help(help),
                 );
@@ -176,7 +176,7 @@ fn scan(text: &str) -> Option<Diagnostic> {
                         ("commented-out `/-{` blocks", MAX_SLASHDASH_DEPTH)
                     };
                     return Some(
-                        Diagnostic::error("bkc::nesting", format!("{what} are nested more than {limit} deep"))
+                        Diagnostic::error(Code::Nesting, format!("{what} are nested more than {limit} deep"))
                             .label(SourceSpan::new(i.into(), 1), "too deep")
                             .help("a topology needs three levels; delete the commented-out blocks or flatten the file"),
                     );
