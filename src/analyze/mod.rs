@@ -379,7 +379,7 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
         }
         first.insert(&h.name.value, h.name.span);
         let address = match &h.address {
-            Some(a) if check_word(cx, a, "address", Code::InvalidAddress) => a.value.clone(),
+            Some(a) if check_word(cx, a, "host address", Code::InvalidAddress) => a.value.clone(),
             _ => h.name.value.clone(),
         };
         let user = match &h.user {
