@@ -474,17 +474,7 @@ impl<'h> Scope<'h> {
         let endpoints = self
             .used_hosts
             .iter()
-            .map(|h| {
-                let h = &self.hosts[h];
-                (
-                    h.name.clone(),
-                    spec::Endpoint {
-                        address: h.address.clone(),
-                        port: h.port,
-                        user: h.user.clone(),
-                    },
-                )
-            })
+            .map(|h| (h.clone(), endpoint(&self.hosts[h])))
             .collect();
         Reached {
             read_write_paths: minimal_cover(self.rw_paths),
@@ -609,6 +599,15 @@ fn snapshot(cx: &mut Ctx, sy: &ast::Sync) -> Option<Retention> {
         );
     }
     Some(r)
+}
+
+/// How the runner reaches `h` over SSH.
+pub(super) fn endpoint(h: &Host) -> spec::Endpoint {
+    spec::Endpoint {
+        address: h.address.clone(),
+        port: h.port,
+        user: h.user.clone(),
+    }
 }
 
 fn parent(p: &str) -> String {
