@@ -4,7 +4,7 @@
 //! One struct serves every kind of diagnostic, rather than an enum variant per kind, because most
 //! of them carry text computed from the file (a "did you mean", the members of a cycle) and some
 //! carry several labels. Each kind is still named by its own stable code (`bkc::unknown_host`),
-//! which is what tests and users match on.
+//! which is what tests and users match on; [`Code`] lists them all in one place.
 
 use std::fmt;
 use std::sync::Arc;
@@ -16,10 +16,146 @@ use miette::{
 /// The topology source a diagnostic points into: its file name and text.
 pub type Source = NamedSource<Arc<str>>;
 
+/// Declares [`Code`] and its texts from one list, so that a code cannot exist without its text
+/// or be missing from [`Code::ALL`].
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident = $text:literal,)*) => {
+        /// The stable code of each kind of diagnostic. Users and scripts match on its text (it is
+        /// printed with every diagnostic), so a text never changes meaning; tests/diagnostics.rs
+        /// holds a case for each one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            pub const ALL: &[Code] = &[$(Code::$variant),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    // Reading the KDL file.
+    /// The file is not KDL.
+    Syntax = "bkc::syntax",
+    /// The file is larger than bkc reads.
+    FileTooLarge = "bkc::file_too_large",
+    /// Blocks nested deeper than a topology needs.
+    Nesting = "bkc::nesting",
+    /// A node bkc does not know in its place.
+    UnknownNode = "bkc::unknown_node",
+    /// A property the node does not have.
+    UnknownProperty = "bkc::unknown_property",
+    /// More arguments than the node takes.
+    UnexpectedArgument = "bkc::unexpected_argument",
+    /// A `{ … }` block on a node that takes none.
+    UnexpectedChildren = "bkc::unexpected_children",
+    /// A required argument or property is absent.
+    MissingValue = "bkc::missing_value",
+    /// A value of the wrong type (a string for a number, …).
+    WrongType = "bkc::wrong_type",
+    /// A setting given twice in one node.
+    DuplicateSetting = "bkc::duplicate_setting",
+
+    // Names and hosts.
+    InvalidName = "bkc::invalid_name",
+    DuplicateHost = "bkc::duplicate_host",
+    DuplicateJob = "bkc::duplicate_job",
+    UnknownHost = "bkc::unknown_host",
+    UnknownJob = "bkc::unknown_job",
+    InvalidAddress = "bkc::invalid_address",
+    InvalidUser = "bkc::invalid_user",
+    InvalidPort = "bkc::invalid_port",
+    InvalidHostKey = "bkc::invalid_host_key",
+    /// A host runners reach over SSH without a pinned key (a warning).
+    NoHostKey = "bkc::no_host_key",
+
+    // Values inside a job.
+    InvalidPath = "bkc::invalid_path",
+    InvalidDuration = "bkc::invalid_duration",
+    InvalidSize = "bkc::invalid_size",
+    InvalidDescription = "bkc::invalid_description",
+    InvalidNice = "bkc::invalid_nice",
+    InvalidIoClass = "bkc::invalid_io_class",
+    InvalidRetries = "bkc::invalid_retries",
+
+    // Schedules.
+    InvalidCalendar = "bkc::invalid_calendar",
+    InvalidCron = "bkc::invalid_cron",
+    /// A calendar expression that matches no future time.
+    NeverFires = "bkc::never_fires",
+    /// More than one kind of schedule on one job.
+    ConflictingSchedule = "bkc::conflicting_schedule",
+    /// A job without a timer (a warning).
+    NoSchedule = "bkc::no_schedule",
+
+    // Syncs, snapshots and hooks.
+    /// Neither end of a sync on the job's host.
+    BothRemote = "bkc::both_remote",
+    SyncToItself = "bkc::sync_to_itself",
+    /// Source and destination inside one another.
+    SyncOverlap = "bkc::sync_overlap",
+    /// An `opts` word that is not an rsync option.
+    InvalidOption = "bkc::invalid_option",
+    /// An rsync option bkc sets itself.
+    ConflictingOption = "bkc::conflicting_option",
+    InvalidRetention = "bkc::invalid_retention",
+    /// A snapshot without any keep-* setting (a warning).
+    NoRetention = "bkc::no_retention",
+    InvalidHook = "bkc::invalid_hook",
+    /// A job with no sync and no hook (a warning).
+    EmptyJob = "bkc::empty_job",
+
+    // Between jobs.
+    /// A job that blocks on itself.
+    SelfWait = "bkc::self_wait",
+    /// Jobs that wait on each other in a circle.
+    WaitCycle = "bkc::wait_cycle",
+    /// Jobs that touch the same data without a lock between them.
+    DerivedExclusion = "bkc::derived_exclusion",
+
+    // `bkc import rsyncdirector`: the YAML it reads.
+    YamlSyntax = "bkc::yaml_syntax",
+    YamlUnknownKey = "bkc::yaml_unknown_key",
+    YamlWrongType = "bkc::yaml_wrong_type",
+    YamlMissingKey = "bkc::yaml_missing_key",
+    YamlOutOfRange = "bkc::yaml_out_of_range",
+
+    // `bkc import rsyncdirector`: what cannot be carried over as it was.
+    /// A value the old daemon's shell would have split or expanded.
+    ImportShell = "bkc::import_shell",
+    /// An rsync option the topology cannot express.
+    ImportOption = "bkc::import_option",
+    /// A user or address that ssh would misread.
+    ImportValue = "bkc::import_value",
+    /// Two addresses that would become one host.
+    ImportAddress = "bkc::import_address",
+    /// One address reached with two users or ports.
+    ImportConflict = "bkc::import_conflict",
+    /// A job id that had to change to be a job name (a warning).
+    ImportRenamed = "bkc::import_renamed",
+    /// A wait on a lock file that another imported job creates (a warning).
+    ImportWaitsOnJob = "bkc::import_waits_on_job",
+    /// A wait without a timeout (a warning).
+    ImportNoTimeout = "bkc::import_no_timeout",
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
     pub severity: Severity,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub labels: Vec<LabeledSpan>,
     pub help: Option<String>,
@@ -27,7 +163,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn error(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             code,
@@ -38,7 +174,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn warning(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(code, message)
@@ -137,7 +273,7 @@ impl Diagnostics {
     }
 
     /// True when there is at least one error and every error has this code.
-    pub fn all_errors_are(&self, code: &str) -> bool {
+    pub fn all_errors_are(&self, code: Code) -> bool {
         self.has_errors()
             && self
                 .items

@@ -78,130 +78,10 @@ impl<'t> Picture<'t> {
     /// own data moves, to keep the picture about the named hosts). `cycles` are the circles of
     /// waits to draw in red. Names in `only` must be hosts of `t`.
     pub fn new(t: &'t Topology, cycles: &[Vec<String>], only: &[String]) -> Picture<'t> {
-        let touches = |j: &Job, h: &str| {
-            j.host == h
-                || j.spec
-                    .syncs
-                    .iter()
-                    .any(|s| s.source.host == h || s.dest.host == h)
-        };
-        let main: BTreeSet<&str> = t
-            .jobs
-            .values()
-            .filter(|j| only.is_empty() || only.iter().any(|h| touches(j, h)))
-            .map(|j| j.name.as_str())
-            .collect();
-        let mut shown = main.clone();
-        for j in t.jobs.values() {
-            for r in &j.blocks_on {
-                if main.contains(j.name.as_str()) || main.contains(r.job.as_str()) {
-                    shown.insert(j.name.as_str());
-                    shown.insert(r.job.as_str());
-                }
-            }
-        }
-        // analyze only relates jobs and hosts that exist; a picture never takes that on trust,
-        // since everything below looks names up.
-        let known = |j: &Job| t.hosts.contains_key(&j.host);
-        shown.retain(|j| t.jobs.get(*j).is_some_and(known));
-
-        let mut flows: Vec<Flow> = Vec::new();
-        for name in &main {
-            let job = &t.jobs[*name];
-            let mut by_pair: BTreeMap<(&str, &str), Vec<&Sync>> = BTreeMap::new();
-            if !known(job) {
-                continue;
-            }
-            for s in job.spec.syncs.iter().filter(|s| {
-                t.hosts.contains_key(&s.source.host) && t.hosts.contains_key(&s.dest.host)
-            }) {
-                by_pair
-                    .entry((s.source.host.as_str(), s.dest.host.as_str()))
-                    .or_default()
-                    .push(s);
-            }
-            flows.extend(by_pair.into_iter().map(|((from, to), syncs)| Flow {
-                job,
-                from,
-                to,
-                syncs,
-            }));
-        }
-
-        let mut host_names: BTreeSet<&str> = only.iter().map(String::as_str).collect();
-        if only.is_empty() {
-            host_names.extend(t.hosts.keys().map(String::as_str));
-        }
-        host_names.extend(shown.iter().map(|j| t.jobs[*j].host.as_str()));
-        for f in &flows {
-            host_names.insert(f.from);
-            host_names.insert(f.to);
-        }
-        let mut data: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for f in &flows {
-            for s in &f.syncs {
-                data.entry(f.from).or_default().push(&s.source.path);
-                data.entry(f.to).or_default().push(&s.dest.path);
-            }
-        }
-        let mut jobs_on: BTreeMap<&str, Vec<&Job>> = BTreeMap::new();
-        for j in &shown {
-            let job = &t.jobs[*j];
-            jobs_on.entry(&job.host).or_default().push(job);
-        }
-        let hosts = flow_order(&host_names, &flows)
-            .into_iter()
-            .filter_map(|h| t.hosts.get(h))
-            .map(|host| HostView {
-                host,
-                data: outermost(data.remove(host.name.as_str()).unwrap_or_default()),
-                jobs: jobs_on.remove(host.name.as_str()).unwrap_or_default(),
-            })
-            .collect();
-
-        let ring_edges: BTreeSet<(&str, &str)> = cycles
-            .iter()
-            .flat_map(|ring| {
-                (0..ring.len()).map(|i| (ring[i].as_str(), ring[(i + 1) % ring.len()].as_str()))
-            })
-            .collect();
-        let blocks = |a: &str, b: &str| {
-            t.jobs
-                .get(a)
-                .is_some_and(|j| j.blocks_on.iter().any(|r| r.job == b))
-        };
-        let mut waits = Vec::new();
-        for name in &shown {
-            for r in &t.jobs[*name].blocks_on {
-                let (waiter, on) = (*name, r.job.as_str());
-                if !shown.contains(on) {
-                    continue;
-                }
-                let in_cycle = ring_edges.contains(&(waiter, on));
-                let mutual = !r.derived
-                    && blocks(on, waiter)
-                    && !in_cycle
-                    && !ring_edges.contains(&(on, waiter));
-                // A pair that blocks both ways is one arrow, drawn from the name that sorts
-                // first.
-                if mutual && waiter > on {
-                    continue;
-                }
-                let derived = r.derived.then(|| {
-                    t.derived
-                        .iter()
-                        .find(|d| d.job == waiter && d.blocks_on == on)
-                        .map_or("", |d| d.overlap.as_str())
-                });
-                waits.push(Wait {
-                    waiter,
-                    on,
-                    both: mutual,
-                    derived,
-                    in_cycle,
-                });
-            }
-        }
+        let (main, shown) = jobs_shown(t, only);
+        let flows = flows(t, &main);
+        let hosts = host_views(t, only, &shown, &flows);
+        let waits = waits(t, &shown, cycles);
         Picture {
             hosts,
             flows,
@@ -221,37 +101,7 @@ impl<'t> Picture<'t> {
         s.push_str("    node [fontname=\"Helvetica\", fontsize=10];\n");
         s.push_str("    edge [fontname=\"Helvetica\", fontsize=9];\n");
         for h in &self.hosts {
-            let name = &h.host.name;
-            let _ = writeln!(s, "    subgraph {} {{", dot_str(&format!("cluster_{name}")));
-            let _ = writeln!(
-                s,
-                "        label={}; labeljust=l; style=rounded; color=\"#7f8c8d\";",
-                dot_str_left(&format!("{name}\n{}", address(h.host)))
-            );
-            let _ = writeln!(
-                s,
-                "        {} [shape=cylinder, style=filled, fillcolor=\"#fdf6e3\", label={}];",
-                dot_str(&data_id(name)),
-                dot_str(&data_label(&h.data))
-            );
-            for j in &h.jobs {
-                let tooltip = j.description.as_deref().unwrap_or(&j.name);
-                let _ = writeln!(
-                    s,
-                    "        {} [shape=box, style=\"rounded,filled\", fillcolor=\"#e8f0fb\", label={}, tooltip={}];",
-                    dot_str(&job_id(&j.name)),
-                    dot_str(&j.name),
-                    dot_str(tooltip)
-                );
-            }
-            // The jobs stand in the same column as the host's data (rankdir=LR), so that the
-            // data arrows run straight from host to host and the job arrows below them.
-            if !h.jobs.is_empty() {
-                let mut same = vec![dot_str(&data_id(name))];
-                same.extend(h.jobs.iter().map(|j| dot_str(&job_id(&j.name))));
-                let _ = writeln!(s, "        {{ rank=same; {}; }}", same.join("; "));
-            }
-            s.push_str("    }\n");
+            dot_host(&mut s, h);
         }
         for f in &self.flows {
             let _ = writeln!(
@@ -264,33 +114,12 @@ impl<'t> Picture<'t> {
             );
         }
         for w in &self.waits {
-            let mut attrs = vec![format!("label={}", dot_str(wait_label(w)))];
-            attrs.push(
-                if w.derived.is_some() {
-                    "style=dotted"
-                } else {
-                    "style=dashed"
-                }
-                .to_string(),
-            );
-            if w.both {
-                attrs.push("dir=both".to_string());
-            }
-            if w.in_cycle {
-                attrs.push("color=\"#c0392b\", fontcolor=\"#c0392b\", penwidth=2".to_string());
-            }
-            if let Some(overlap) = w.derived {
-                attrs.push(format!(
-                    "tooltip={}",
-                    dot_str(&format!("both touch {overlap}"))
-                ));
-            }
             let _ = writeln!(
                 s,
                 "    {} -> {} [{}];",
                 dot_str(&job_id(w.waiter)),
                 dot_str(&job_id(w.on)),
-                attrs.join(", ")
+                dot_wait_attrs(w).join(", ")
             );
         }
         s.push_str("}\n");
@@ -358,54 +187,21 @@ impl<'t> Picture<'t> {
     /// A tree for the terminal: each host, the jobs that run there with their schedules, what
     /// each job moves and on whom it waits, and which other hosts' jobs read or write here.
     pub fn text(&self) -> String {
-        // Indexes, so that a thousand hosts do not mean a million comparisons.
-        let mut flows_of: BTreeMap<&str, Vec<&Flow>> = BTreeMap::new();
-        let mut visitors_of: BTreeMap<&str, Vec<&Flow>> = BTreeMap::new();
-        for f in &self.flows {
-            flows_of.entry(&f.job.name).or_default().push(f);
-            for end in [f.from, f.to] {
-                if end != f.job.host {
-                    visitors_of.entry(end).or_default().push(f);
-                }
-            }
-        }
-        let mut waits_of: BTreeMap<&str, Vec<&Wait>> = BTreeMap::new();
-        for w in &self.waits {
-            waits_of.entry(w.waiter).or_default().push(w);
-            waits_of.entry(w.on).or_default().push(w);
-        }
+        let ix = Index::new(self);
         let mut s = String::new();
         for h in &self.hosts {
             let name = h.host.name.as_str();
             let _ = writeln!(s, "{name} ({})", address(h.host));
-            let mut items: Vec<(String, Vec<String>)> = Vec::new();
-            for j in &h.jobs {
-                let mut lines: Vec<String> = Vec::new();
-                for f in flows_of.get(j.name.as_str()).into_iter().flatten() {
-                    for sync in &f.syncs {
-                        lines.push(format!(
-                            "{} → {}",
-                            place(&sync.source.host, &sync.source.path, name),
-                            place(&sync.dest.host, &sync.dest.path, name)
-                        ));
-                    }
-                }
-                for w in waits_of.get(j.name.as_str()).into_iter().flatten() {
-                    if w.waiter == j.name {
-                        lines.push(format!("blocks on {}{}", w.on, wait_note(w)));
-                    } else if w.on == j.name {
-                        let other = w.waiter;
-                        lines.push(if w.both {
-                            format!("blocks on {other}{}", wait_note(w))
-                        } else {
-                            format!("{other} blocks on it{}", wait_note(w))
-                        });
-                    }
-                }
-                items.push((format!("{}: {}", j.name, j.schedule_words()), lines));
-            }
+            let mut items: Vec<(String, Vec<String>)> = h
+                .jobs
+                .iter()
+                .map(|j| {
+                    let head = format!("{}: {}", j.name, j.schedule_words());
+                    (head, ix.job_lines(j, name))
+                })
+                .collect();
             let mut visitors: Vec<String> = Vec::new();
-            for f in visitors_of.get(name).into_iter().flatten() {
+            for f in ix.visitors_of.get(name).into_iter().flatten() {
                 let verb = if f.to == name { "written" } else { "read" };
                 let line = format!("{verb} by {}, which runs on {}", f.job.name, f.job.host);
                 visitors.push(line);
@@ -415,19 +211,7 @@ impl<'t> Picture<'t> {
                 items.push(("runs no jobs".to_string(), Vec::new()));
             }
             items.extend(visitors.into_iter().map(|v| (v, Vec::new())));
-            for (i, (head, lines)) in items.iter().enumerate() {
-                let last = i + 1 == items.len();
-                let _ = writeln!(s, "{} {}", if last { "└─" } else { "├─" }, plain(head));
-                let indent = if last { "   " } else { "│  " };
-                for (k, line) in lines.iter().enumerate() {
-                    let branch = if k + 1 == lines.len() {
-                        "└─"
-                    } else {
-                        "├─"
-                    };
-                    let _ = writeln!(s, "{indent}{branch} {}", plain(line));
-                }
-            }
+            tree(&mut s, &items);
         }
         for ring in &self.cycles {
             let mut names: Vec<&str> = ring.iter().map(String::as_str).collect();
@@ -438,6 +222,293 @@ impl<'t> Picture<'t> {
         }
         s
     }
+}
+
+/// The flows and waits of a picture by job and by host, so that a thousand hosts do not mean
+/// a million comparisons.
+struct Index<'p, 't> {
+    flows_of: BTreeMap<&'t str, Vec<&'p Flow<'t>>>,
+    /// Flows that read or write a host other than their job's own.
+    visitors_of: BTreeMap<&'t str, Vec<&'p Flow<'t>>>,
+    waits_of: BTreeMap<&'t str, Vec<&'p Wait<'t>>>,
+}
+
+impl<'p, 't> Index<'p, 't> {
+    fn new(p: &'p Picture<'t>) -> Index<'p, 't> {
+        let mut ix = Index {
+            flows_of: BTreeMap::new(),
+            visitors_of: BTreeMap::new(),
+            waits_of: BTreeMap::new(),
+        };
+        for f in &p.flows {
+            ix.flows_of.entry(&f.job.name).or_default().push(f);
+            for end in [f.from, f.to] {
+                if end != f.job.host {
+                    ix.visitors_of.entry(end).or_default().push(f);
+                }
+            }
+        }
+        for w in &p.waits {
+            ix.waits_of.entry(w.waiter).or_default().push(w);
+            ix.waits_of.entry(w.on).or_default().push(w);
+        }
+        ix
+    }
+
+    /// What job `j` on `host` moves, and whom it waits on or is waited on by.
+    fn job_lines(&self, j: &Job, host: &str) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        for f in self.flows_of.get(j.name.as_str()).into_iter().flatten() {
+            for sync in &f.syncs {
+                lines.push(format!(
+                    "{} → {}",
+                    place(&sync.source.host, &sync.source.path, host),
+                    place(&sync.dest.host, &sync.dest.path, host)
+                ));
+            }
+        }
+        for w in self.waits_of.get(j.name.as_str()).into_iter().flatten() {
+            if w.waiter == j.name {
+                lines.push(format!("blocks on {}{}", w.on, wait_note(w)));
+            } else if w.on == j.name {
+                let other = w.waiter;
+                lines.push(if w.both {
+                    format!("blocks on {other}{}", wait_note(w))
+                } else {
+                    format!("{other} blocks on it{}", wait_note(w))
+                });
+            }
+        }
+        lines
+    }
+}
+
+/// One host's items as a tree, each with its lines below it.
+fn tree(s: &mut String, items: &[(String, Vec<String>)]) {
+    for (i, (head, lines)) in items.iter().enumerate() {
+        let last = i + 1 == items.len();
+        let _ = writeln!(s, "{} {}", if last { "└─" } else { "├─" }, plain(head));
+        let indent = if last { "   " } else { "│  " };
+        for (k, line) in lines.iter().enumerate() {
+            let branch = if k + 1 == lines.len() {
+                "└─"
+            } else {
+                "├─"
+            };
+            let _ = writeln!(s, "{indent}{branch} {}", plain(line));
+        }
+    }
+}
+
+/// A host's box in dot: its data, its jobs, and both in one column.
+fn dot_host(s: &mut String, h: &HostView) {
+    let name = &h.host.name;
+    let _ = writeln!(s, "    subgraph {} {{", dot_str(&format!("cluster_{name}")));
+    let _ = writeln!(
+        s,
+        "        label={}; labeljust=l; style=rounded; color=\"#7f8c8d\";",
+        dot_str_left(&format!("{name}\n{}", address(h.host)))
+    );
+    let _ = writeln!(
+        s,
+        "        {} [shape=cylinder, style=filled, fillcolor=\"#fdf6e3\", label={}];",
+        dot_str(&data_id(name)),
+        dot_str(&data_label(&h.data))
+    );
+    for j in &h.jobs {
+        let tooltip = j.description.as_deref().unwrap_or(&j.name);
+        let _ = writeln!(
+            s,
+            "        {} [shape=box, style=\"rounded,filled\", fillcolor=\"#e8f0fb\", label={}, tooltip={}];",
+            dot_str(&job_id(&j.name)),
+            dot_str(&j.name),
+            dot_str(tooltip)
+        );
+    }
+    // The jobs stand in the same column as the host's data (rankdir=LR), so that the
+    // data arrows run straight from host to host and the job arrows below them.
+    if !h.jobs.is_empty() {
+        let mut same = vec![dot_str(&data_id(name))];
+        same.extend(h.jobs.iter().map(|j| dot_str(&job_id(&j.name))));
+        let _ = writeln!(s, "        {{ rank=same; {}; }}", same.join("; "));
+    }
+    s.push_str("    }\n");
+}
+
+fn dot_wait_attrs(w: &Wait) -> Vec<String> {
+    let mut attrs = vec![format!("label={}", dot_str(wait_label(w)))];
+    attrs.push(
+        if w.derived.is_some() {
+            "style=dotted"
+        } else {
+            "style=dashed"
+        }
+        .to_string(),
+    );
+    if w.both {
+        attrs.push("dir=both".to_string());
+    }
+    if w.in_cycle {
+        attrs.push("color=\"#c0392b\", fontcolor=\"#c0392b\", penwidth=2".to_string());
+    }
+    if let Some(overlap) = w.derived {
+        attrs.push(format!(
+            "tooltip={}",
+            dot_str(&format!("both touch {overlap}"))
+        ));
+    }
+    attrs
+}
+
+/// The jobs whose data moves are drawn (those that concern a host in `only`, or all), and
+/// every job drawn: those, and the jobs they block on or are blocked by.
+fn jobs_shown<'t>(t: &'t Topology, only: &[String]) -> (BTreeSet<&'t str>, BTreeSet<&'t str>) {
+    let touches = |j: &Job, h: &str| {
+        j.host == h
+            || j.spec
+                .syncs
+                .iter()
+                .any(|s| s.source.host == h || s.dest.host == h)
+    };
+    let main: BTreeSet<&str> = t
+        .jobs
+        .values()
+        .filter(|j| only.is_empty() || only.iter().any(|h| touches(j, h)))
+        .map(|j| j.name.as_str())
+        .collect();
+    let mut shown = main.clone();
+    for j in t.jobs.values() {
+        for r in &j.blocks_on {
+            if main.contains(j.name.as_str()) || main.contains(r.job.as_str()) {
+                shown.insert(j.name.as_str());
+                shown.insert(r.job.as_str());
+            }
+        }
+    }
+    // analyze only relates jobs and hosts that exist; a picture never takes that on trust,
+    // since everything below looks names up.
+    shown.retain(|j| t.jobs.get(*j).is_some_and(|j| runs_on_known_host(t, j)));
+    (main, shown)
+}
+
+fn runs_on_known_host(t: &Topology, j: &Job) -> bool {
+    t.hosts.contains_key(&j.host)
+}
+
+/// One arrow per job and pair of hosts it moves data between.
+fn flows<'t>(t: &'t Topology, main: &BTreeSet<&str>) -> Vec<Flow<'t>> {
+    let mut flows: Vec<Flow> = Vec::new();
+    for name in main {
+        let job = &t.jobs[*name];
+        let mut by_pair: BTreeMap<(&str, &str), Vec<&Sync>> = BTreeMap::new();
+        if !runs_on_known_host(t, job) {
+            continue;
+        }
+        for s in
+            job.spec.syncs.iter().filter(|s| {
+                t.hosts.contains_key(&s.source.host) && t.hosts.contains_key(&s.dest.host)
+            })
+        {
+            by_pair
+                .entry((s.source.host.as_str(), s.dest.host.as_str()))
+                .or_default()
+                .push(s);
+        }
+        flows.extend(by_pair.into_iter().map(|((from, to), syncs)| Flow {
+            job,
+            from,
+            to,
+            syncs,
+        }));
+    }
+    flows
+}
+
+/// The hosts drawn, in the order data flows between them, each with its data and jobs.
+fn host_views<'t>(
+    t: &'t Topology,
+    only: &[String],
+    shown: &BTreeSet<&'t str>,
+    flows: &[Flow<'t>],
+) -> Vec<HostView<'t>> {
+    let mut host_names: BTreeSet<&str> = only.iter().map(String::as_str).collect();
+    if only.is_empty() {
+        host_names.extend(t.hosts.keys().map(String::as_str));
+    }
+    host_names.extend(shown.iter().map(|j| t.jobs[*j].host.as_str()));
+    for f in flows {
+        host_names.insert(f.from);
+        host_names.insert(f.to);
+    }
+    let mut data: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for f in flows {
+        for s in &f.syncs {
+            data.entry(f.from).or_default().push(&s.source.path);
+            data.entry(f.to).or_default().push(&s.dest.path);
+        }
+    }
+    let mut jobs_on: BTreeMap<&str, Vec<&Job>> = BTreeMap::new();
+    for j in shown {
+        let job = &t.jobs[*j];
+        jobs_on.entry(&job.host).or_default().push(job);
+    }
+    flow_order(&host_names, flows)
+        .into_iter()
+        .filter_map(|h| t.hosts.get(h))
+        .map(|host| HostView {
+            host,
+            data: outermost(data.remove(host.name.as_str()).unwrap_or_default()),
+            jobs: jobs_on.remove(host.name.as_str()).unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The `blocks-on` arrows between jobs drawn, one for a pair that blocks both ways.
+fn waits<'t>(t: &'t Topology, shown: &BTreeSet<&'t str>, cycles: &[Vec<String>]) -> Vec<Wait<'t>> {
+    let ring_edges: BTreeSet<(&str, &str)> = cycles
+        .iter()
+        .flat_map(|ring| {
+            (0..ring.len()).map(|i| (ring[i].as_str(), ring[(i + 1) % ring.len()].as_str()))
+        })
+        .collect();
+    let blocks = |a: &str, b: &str| {
+        t.jobs
+            .get(a)
+            .is_some_and(|j| j.blocks_on.iter().any(|r| r.job == b))
+    };
+    let mut waits = Vec::new();
+    for name in shown {
+        for r in &t.jobs[*name].blocks_on {
+            let (waiter, on) = (*name, r.job.as_str());
+            if !shown.contains(on) {
+                continue;
+            }
+            let in_cycle = ring_edges.contains(&(waiter, on));
+            let mutual = !r.derived
+                && blocks(on, waiter)
+                && !in_cycle
+                && !ring_edges.contains(&(on, waiter));
+            // A pair that blocks both ways is one arrow, drawn from the name that sorts
+            // first.
+            if mutual && waiter > on {
+                continue;
+            }
+            let derived = r.derived.then(|| {
+                t.derived
+                    .iter()
+                    .find(|d| d.job == waiter && d.blocks_on == on)
+                    .map_or("", |d| d.overlap.as_str())
+            });
+            waits.push(Wait {
+                waiter,
+                on,
+                both: mutual,
+                derived,
+                in_cycle,
+            });
+        }
+    }
+    waits
 }
 
 /// Run Graphviz on dot source and return the SVG it writes.

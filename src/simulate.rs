@@ -147,93 +147,7 @@ impl Report {
             self.time_zone
         );
         for j in &self.jobs {
-            let _ = writeln!(
-                s,
-                "\n{} on {}, {}; a run takes {}{}",
-                j.job,
-                j.host,
-                j.schedule,
-                format_duration(j.duration_secs),
-                if j.duration_assumed {
-                    " (assumed: no expected-duration)"
-                } else {
-                    ""
-                }
-            );
-            let mut line = format!("  {} run{}", j.runs, plural(j.runs));
-            if j.runs > 0 {
-                let _ = write!(line, ", {} completed", j.completed);
-            }
-            if !j.timeouts.is_empty() {
-                let _ = write!(line, ", {} timed out waiting", j.timeouts.len());
-            }
-            if !j.stopped.is_empty() {
-                let _ = write!(line, ", {} stopped by the job's timeout", j.stopped.len());
-            }
-            s.push_str(&line);
-            s.push('\n');
-            if let Some(limit) = j.timeout_secs.filter(|t| *t < j.duration_secs) {
-                let _ = writeln!(
-                    s,
-                    "  a run takes longer than the job's timeout ({}): every run is stopped before it ends",
-                    format_duration(limit)
-                );
-            }
-            if j.not_due > 0 {
-                let _ = writeln!(
-                    s,
-                    "  {} timer elapse{} found it not due yet",
-                    j.not_due,
-                    plural(j.not_due)
-                );
-            }
-            if j.waited > 0 {
-                let on: Vec<String> = j
-                    .waited_on
-                    .iter()
-                    .map(|(k, secs)| format!("{k} ({})", format_duration(*secs)))
-                    .collect();
-                let _ = writeln!(
-                    s,
-                    "  waited in {} run{}: {} in total, longest {}; on {}",
-                    j.waited,
-                    plural(j.waited),
-                    format_duration(j.wait_total_secs),
-                    format_duration(j.wait_longest_secs),
-                    on.join(", ")
-                );
-            }
-            let mut by_on: BTreeMap<(&str, u64), Vec<&str>> = BTreeMap::new();
-            for t in &j.timeouts {
-                by_on
-                    .entry((&t.on, t.limit_secs))
-                    .or_default()
-                    .push(&t.started);
-            }
-            for ((on, limit), starts) in by_on {
-                let _ = writeln!(
-                    s,
-                    "  timed out after {} waiting on {on}, runs started {}",
-                    format_duration(limit),
-                    self.times(starts.into_iter())
-                );
-            }
-            if !j.stopped.is_empty() {
-                let _ = writeln!(
-                    s,
-                    "  stopped by its timeout, runs started {}",
-                    self.times(j.stopped.iter().map(|t| t.started.as_str()))
-                );
-            }
-            if !j.while_previous_runs.is_empty() {
-                let n = j.while_previous_runs.len();
-                let _ = writeln!(
-                    s,
-                    "  {n} timer elapse{} came while the previous run still ran or waited (systemd skips them): {}",
-                    plural(n),
-                    self.times(j.while_previous_runs.iter().map(String::as_str))
-                );
-            }
+            self.job_text(&mut s, j);
         }
         let failures = self.failures();
         let _ = writeln!(
@@ -246,6 +160,73 @@ impl Report {
             }
         );
         s
+    }
+
+    /// One job's paragraph: what a run takes, how its runs went, and what went wrong.
+    fn job_text(&self, s: &mut String, j: &JobReport) {
+        let _ = writeln!(
+            s,
+            "\n{} on {}, {}; a run takes {}{}",
+            j.job,
+            j.host,
+            j.schedule,
+            format_duration(j.duration_secs),
+            if j.duration_assumed {
+                " (assumed: no expected-duration)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(s, "{}", runs_line(j));
+        if let Some(limit) = j.timeout_secs.filter(|t| *t < j.duration_secs) {
+            let _ = writeln!(
+                s,
+                "  a run takes longer than the job's timeout ({}): every run is stopped before it ends",
+                format_duration(limit)
+            );
+        }
+        if j.not_due > 0 {
+            let _ = writeln!(
+                s,
+                "  {} timer elapse{} found it not due yet",
+                j.not_due,
+                plural(j.not_due)
+            );
+        }
+        if j.waited > 0 {
+            let _ = writeln!(s, "{}", waited_line(j));
+        }
+        let mut by_on: BTreeMap<(&str, u64), Vec<&str>> = BTreeMap::new();
+        for t in &j.timeouts {
+            by_on
+                .entry((&t.on, t.limit_secs))
+                .or_default()
+                .push(&t.started);
+        }
+        for ((on, limit), starts) in by_on {
+            let _ = writeln!(
+                s,
+                "  timed out after {} waiting on {on}, runs started {}",
+                format_duration(limit),
+                self.times(starts.into_iter())
+            );
+        }
+        if !j.stopped.is_empty() {
+            let _ = writeln!(
+                s,
+                "  stopped by its timeout, runs started {}",
+                self.times(j.stopped.iter().map(|t| t.started.as_str()))
+            );
+        }
+        if !j.while_previous_runs.is_empty() {
+            let n = j.while_previous_runs.len();
+            let _ = writeln!(
+                s,
+                "  {n} timer elapse{} came while the previous run still ran or waited (systemd skips them): {}",
+                plural(n),
+                self.times(j.while_previous_runs.iter().map(String::as_str))
+            );
+        }
     }
 
     /// A list of times for the text report; a long one is cut short (JSON has them all).
@@ -277,6 +258,37 @@ impl Report {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
+}
+
+/// "  3 runs, 2 completed, 1 timed out waiting"
+fn runs_line(j: &JobReport) -> String {
+    let mut line = format!("  {} run{}", j.runs, plural(j.runs));
+    if j.runs > 0 {
+        let _ = write!(line, ", {} completed", j.completed);
+    }
+    if !j.timeouts.is_empty() {
+        let _ = write!(line, ", {} timed out waiting", j.timeouts.len());
+    }
+    if !j.stopped.is_empty() {
+        let _ = write!(line, ", {} stopped by the job's timeout", j.stopped.len());
+    }
+    line
+}
+
+fn waited_line(j: &JobReport) -> String {
+    let on: Vec<String> = j
+        .waited_on
+        .iter()
+        .map(|(k, secs)| format!("{k} ({})", format_duration(*secs)))
+        .collect();
+    format!(
+        "  waited in {} run{}: {} in total, longest {}; on {}",
+        j.waited,
+        plural(j.waited),
+        format_duration(j.wait_total_secs),
+        format_duration(j.wait_longest_secs),
+        on.join(", ")
+    )
 }
 
 /// The exact elapses of `timer` in `[from, to)`: every `OnCalendar=` line expanded with bkc's
@@ -351,49 +363,13 @@ pub fn simulate(t: &Topology, start: &Zoned, days: u32) -> Result<Report, String
         state: vec![State::Idle; jobs.len()],
         last_success: vec![None; jobs.len()],
         generation: vec![0; jobs.len()],
-        timers: vec![Vec::new(); jobs.len()],
+        timers: timers(&jobs, start.timestamp(), end.timestamp(), &tz),
         events: BinaryHeap::new(),
-        reports: jobs
-            .iter()
-            .map(|j| JobReport {
-                job: j.name.clone(),
-                host: j.host.clone(),
-                schedule: j.schedule_words(),
-                duration_secs: j.expected_duration.unwrap_or(DEFAULT_DURATION_SECS),
-                duration_assumed: j.expected_duration.is_none(),
-                timeout_secs: j.spec.timeout_secs,
-                elapses: 0,
-                not_due: 0,
-                runs: 0,
-                completed: 0,
-                waited: 0,
-                wait_total_secs: 0,
-                wait_longest_secs: 0,
-                waited_on: BTreeMap::new(),
-                timeouts: Vec::new(),
-                stopped: Vec::new(),
-                while_previous_runs: Vec::new(),
-            })
-            .collect(),
+        reports: jobs.iter().map(|j| JobReport::new(j)).collect(),
     };
-    // Many jobs share a calendar ("daily", "*-*-* 03:00"): expand each line once.
-    let mut expanded: HashMap<&str, Vec<Timestamp>> = HashMap::new();
-    for (i, j) in jobs.iter().enumerate() {
-        let Some(timer) = &j.timer else { continue };
-        for line in &timer.on_calendar {
-            if !expanded.contains_key(line.as_str()) {
-                let e = expand(line, start.timestamp(), end.timestamp(), &tz);
-                expanded.insert(line, e);
-            }
-        }
-        let delay = secs_to_usec(timer.random_delay_secs.unwrap_or(0));
-        let lines = timer.on_calendar.iter().map(|l| &expanded[l.as_str()]);
-        sim.timers[i] = merge(lines)
-            .into_iter()
-            .map(|e| e.as_microsecond().saturating_add(delay))
-            .collect();
-        sim.reports[i].elapses = sim.timers[i].len();
-        if let Some(first) = sim.timers[i].first() {
+    for (i, elapses) in sim.timers.iter().enumerate() {
+        sim.reports[i].elapses = elapses.len();
+        if let Some(first) = elapses.first() {
             sim.events.push(Reverse((*first, Kind::Elapse, i, 0)));
         }
     }
@@ -406,6 +382,54 @@ pub fn simulate(t: &Topology, start: &Zoned, days: u32) -> Result<Report, String
         jobs: sim.reports,
         zone: tz,
     })
+}
+
+/// Each job's timer elapses in `[from, to)` (µs, random delay included), in order.
+fn timers(jobs: &[&Job], from: Timestamp, to: Timestamp, tz: &TimeZone) -> Vec<Vec<i64>> {
+    // Many jobs share a calendar ("daily", "*-*-* 03:00"): expand each line once.
+    let mut expanded: HashMap<&str, Vec<Timestamp>> = HashMap::new();
+    let mut out = vec![Vec::new(); jobs.len()];
+    for (i, j) in jobs.iter().enumerate() {
+        let Some(timer) = &j.timer else { continue };
+        for line in &timer.on_calendar {
+            if !expanded.contains_key(line.as_str()) {
+                let e = expand(line, from, to, tz);
+                expanded.insert(line, e);
+            }
+        }
+        let delay = secs_to_usec(timer.random_delay_secs.unwrap_or(0));
+        let lines = timer.on_calendar.iter().map(|l| &expanded[l.as_str()]);
+        out[i] = merge(lines)
+            .into_iter()
+            .map(|e| e.as_microsecond().saturating_add(delay))
+            .collect();
+    }
+    out
+}
+
+impl JobReport {
+    /// The report of `j` before anything happened.
+    fn new(j: &Job) -> JobReport {
+        JobReport {
+            job: j.name.clone(),
+            host: j.host.clone(),
+            schedule: j.schedule_words(),
+            duration_secs: j.expected_duration.unwrap_or(DEFAULT_DURATION_SECS),
+            duration_assumed: j.expected_duration.is_none(),
+            timeout_secs: j.spec.timeout_secs,
+            elapses: 0,
+            not_due: 0,
+            runs: 0,
+            completed: 0,
+            waited: 0,
+            wait_total_secs: 0,
+            wait_longest_secs: 0,
+            waited_on: BTreeMap::new(),
+            timeouts: Vec::new(),
+            stopped: Vec::new(),
+            while_previous_runs: Vec::new(),
+        }
+    }
 }
 
 /// `start` as given on the command line ("2026-01-01", or with a time) at that time in `tz`;

@@ -1,162 +1,128 @@
-//! One test per diagnostic: the exact text `bkc check` prints (no colour, 80 columns) for a
-//! small topology with that one mistake. A change to any message is a reviewed snapshot diff.
+//! One test per diagnostic: the exact text `bkc check` (or `bkc import`) prints, no colour and
+//! 80 columns wide, for a small input with that one mistake. A change to any message is a
+//! reviewed snapshot diff, and a code that no case gives fails `every_code_has_a_case`.
 
 use bkc::analyze::compile;
-use bkc::diag::render;
+use bkc::diag::{Code, Diagnostic, render};
+use bkc::import::{Config, rsyncdirector};
 
 /// A minimal valid topology that each case below breaks in one place.
 const BASE: &str = r#"host "desktop" address="desktop.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
 host "backup_a" address="backup-a.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC"; }
 "#;
 
-fn check(src: &str) -> (String, Vec<&'static str>) {
-    let c = compile("bkc.kdl", src);
-    let codes = c.diagnostics.iter().map(|d| d.code).collect();
-    (render(&c.diagnostics, false, 80), codes)
+fn rendered(diagnostics: &[Diagnostic]) -> (String, Vec<&'static str>) {
+    let codes = diagnostics.iter().map(|d| d.code.as_str()).collect();
+    (render(diagnostics, false, 80), codes)
 }
 
-/// `case!(name, "kdl", [codes])`: the file gives exactly these diagnostic codes, in order, and
-/// its rendered text matches the snapshot `diagnostics__name.snap`.
-macro_rules! case {
-    ($name:ident, $src:expr, [$($code:literal),* $(,)?]) => {
-        #[test]
-        fn $name() {
-            let src = format!("{BASE}{}", $src);
-            let (text, codes) = check(&src);
-            assert_eq!(codes, vec![$($code),*], "{text}");
-            insta::assert_snapshot!(stringify!($name), text);
-        }
+fn check(src: &str) -> (String, Vec<&'static str>) {
+    rendered(&compile("bkc.kdl", src).diagnostics)
+}
+
+/// `BASE` with `body` after it, as `bkc check` sees it.
+fn kdl(body: &str) -> (String, Vec<&'static str>) {
+    check(&format!("{BASE}{body}"))
+}
+
+/// One rsync-director config of host `desktop`, as `bkc import rsyncdirector` sees it.
+fn yaml(text: &str) -> (String, Vec<&'static str>) {
+    let config = Config {
+        host: "desktop".into(),
+        file: "desktop.yaml".into(),
+        text: text.into(),
+    };
+    rendered(&rsyncdirector(&[config], &[]).diagnostics)
+}
+
+/// `cases! { name: kdl("…") => [codes]; }`: the input gives exactly these diagnostic codes, in
+/// order, and its rendered text matches the snapshot `diagnostics__name.snap`. `CASES` keeps
+/// every case's codes for `every_code_has_a_case`.
+macro_rules! cases {
+    ($($name:ident: $input:ident($src:expr) => [$($code:literal),* $(,)?];)*) => {
+        $(
+            #[test]
+            fn $name() {
+                let (text, codes) = $input($src);
+                assert_eq!(codes, vec![$($code),*] as Vec<&str>, "{text}");
+                insta::assert_snapshot!(stringify!($name), text);
+            }
+        )*
+
+        const CASES: &[(&str, &[&str])] = &[$((stringify!($name), &[$($code),*])),*];
     };
 }
 
-case!(
-    syntax_error,
-    "job \"x\" on=\"desktop\" {\n    nice 1.\n}\n",
-    ["bkc::syntax"]
-);
-case!(unknown_top_node, "hots \"c\"\n", ["bkc::unknown_node"]);
-case!(
-    unknown_job_node,
-    "job \"x\" on=\"desktop\" {\n    shedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::unknown_node"]
-);
-case!(
-    unknown_property,
-    "host \"c\" adress=\"c.lan\"\n",
-    ["bkc::unknown_property"]
-);
-case!(
-    missing_on,
-    "job \"x\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::missing_value"]
-);
-case!(
-    missing_sync_dest,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\"\n}\n",
-    ["bkc::missing_value"]
-);
-case!(wrong_type, "host \"c\" port=\"22\"\n", ["bkc::wrong_type"]);
-case!(
-    duplicate_host,
-    "host \"desktop\" address=\"other.lan\"\n",
-    ["bkc::duplicate_host"]
-);
-case!(
-    duplicate_job,
-    "job \"x\" on=\"desktop\" {\n    sync \"/a/\" \"backup_a:/b/\"\n}\njob \"x\" on=\"backup_a\" {\n    sync \"/c/\" \"desktop:/d/\"\n}\n",
-    ["bkc::duplicate_job"]
-);
-case!(
-    duplicate_setting,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 5\n    nice 10\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::duplicate_setting"]
-);
-case!(
-    unknown_host_on,
-    "job \"x\" on=\"dekstop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::unknown_host"]
-);
-case!(
-    unknown_host_in_path,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_b:/b/\"\n}\n",
-    ["bkc::unknown_host"]
-);
-case!(
-    unknown_host_in_hook,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"pg_dumpall -f /var/backups/db.sql\" host=\"db\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::unknown_host"]
-);
-case!(
-    unknown_host_in_lock,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    lock-file \"/run/x.lock\" host=\"backup-a\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::unknown_host"]
-);
-case!(
-    unknown_job,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"a-to-c\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::unknown_job"]
-);
-case!(invalid_host_name, "host \"-bad\"\n", ["bkc::invalid_name"]);
-case!(
-    invalid_job_name,
-    "job \"my job\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_name"]
-);
-case!(
-    relative_path,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"home/alice/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_path"]
-);
-case!(
-    relative_remote_path,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:srv/b/\"\n}\n",
-    ["bkc::invalid_path"]
-);
-case!(
-    both_remote,
-    "host \"c\"\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/a/\" \"c:/b/\"\n}\n",
-    ["bkc::both_remote"]
-);
-case!(
-    sync_to_itself,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv/a/\" \"desktop:/srv/a\"\n}\n",
-    ["bkc::sync_to_itself"]
-);
-case!(
-    sync_inside_source,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv/\" \"/srv/backup/\"\n}\n",
-    ["bkc::sync_overlap"]
-);
-case!(
-    invalid_cron,
-    "job \"x\" on=\"desktop\" {\n    cron \"0 25 * * *\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_cron"]
-);
-case!(
-    invalid_calendar,
-    "job \"x\" on=\"desktop\" {\n    schedule \"dayly\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_calendar"]
-);
-case!(
-    invalid_duration,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    timeout \"6 hours and a bit\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_duration"]
-);
-case!(
-    invalid_size,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    bwlimit \"fast\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_size"]
-);
-case!(
-    self_wait,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"x\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::self_wait"]
-);
-case!(
-    wait_cycle,
-    "job \"a\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"b\"\n    sync \"/a/\" \"backup_a:/a/\"\n}\njob \"b\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"c\"\n    sync \"/b/\" \"backup_a:/b/\"\n}\njob \"c\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"a\"\n    sync \"/c/\" \"backup_a:/c/\"\n}\n",
-    ["bkc::wait_cycle"]
-);
+cases! {
+    syntax_error: kdl("job \"x\" on=\"desktop\" {\n    nice 1.\n}\n") => ["bkc::syntax"];
+    unknown_top_node: kdl("hots \"c\"\n") => ["bkc::unknown_node"];
+    unknown_job_node: kdl("job \"x\" on=\"desktop\" {\n    shedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unknown_node"];
+    unknown_property: kdl("host \"c\" adress=\"c.lan\"\n") => ["bkc::unknown_property"];
+    missing_on: kdl("job \"x\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::missing_value"];
+    missing_sync_dest: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\"\n}\n") => ["bkc::missing_value"];
+    wrong_type: kdl("host \"c\" port=\"22\"\n") => ["bkc::wrong_type"];
+    duplicate_host: kdl("host \"desktop\" address=\"other.lan\"\n") => ["bkc::duplicate_host"];
+    duplicate_job: kdl("job \"x\" on=\"desktop\" {\n    sync \"/a/\" \"backup_a:/b/\"\n}\njob \"x\" on=\"backup_a\" {\n    sync \"/c/\" \"desktop:/d/\"\n}\n") => ["bkc::duplicate_job"];
+    duplicate_setting: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 5\n    nice 10\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::duplicate_setting"];
+    unknown_host_on: kdl("job \"x\" on=\"dekstop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unknown_host"];
+    unknown_host_in_path: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_b:/b/\"\n}\n") => ["bkc::unknown_host"];
+    unknown_host_in_hook: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"pg_dumpall -f /var/backups/db.sql\" host=\"db\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unknown_host"];
+    unknown_host_in_lock: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    lock-file \"/run/x.lock\" host=\"backup-a\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unknown_host"];
+    unknown_job: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"a-to-c\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unknown_job"];
+    invalid_host_name: kdl("host \"-bad\"\n") => ["bkc::invalid_name"];
+    invalid_job_name: kdl("job \"my job\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_name"];
+    relative_path: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"home/alice/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_path"];
+    relative_remote_path: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:srv/b/\"\n}\n") => ["bkc::invalid_path"];
+    both_remote: kdl("host \"c\"\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/a/\" \"c:/b/\"\n}\n") => ["bkc::both_remote"];
+    sync_to_itself: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv/a/\" \"desktop:/srv/a\"\n}\n") => ["bkc::sync_to_itself"];
+    sync_inside_source: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv/\" \"/srv/backup/\"\n}\n") => ["bkc::sync_overlap"];
+    invalid_cron: kdl("job \"x\" on=\"desktop\" {\n    cron \"0 25 * * *\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_cron"];
+    invalid_calendar: kdl("job \"x\" on=\"desktop\" {\n    schedule \"dayly\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_calendar"];
+    invalid_duration: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    timeout \"6 hours and a bit\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_duration"];
+    invalid_size: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    bwlimit \"fast\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_size"];
+    self_wait: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"x\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::self_wait"];
+    wait_cycle: kdl("job \"a\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"b\"\n    sync \"/a/\" \"backup_a:/a/\"\n}\njob \"b\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"c\"\n    sync \"/b/\" \"backup_a:/b/\"\n}\njob \"c\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"a\"\n    sync \"/c/\" \"backup_a:/c/\"\n}\n") => ["bkc::wait_cycle"];
+    derived_exclusion: kdl("job \"a\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/a/\" \"backup_a:/srv/backup/\"\n}\njob \"b\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/b/\" \"backup_a:/srv/backup/\"\n}\n") => ["bkc::derived_exclusion"];
+    reserved_option: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        opts \"-a\" \"-e\" \"ssh -p 2222\"\n    }\n}\n") => ["bkc::conflicting_option", "bkc::invalid_option"];
+    invalid_port: kdl("host \"c\" port=70000\n") => ["bkc::invalid_port"];
+    invalid_host_key: kdl("host \"c\" {\n    host-key \"ssh-ed2559 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6h\"\n}\n") => ["bkc::invalid_host_key"];
+    invalid_hook_policy: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"true\" on-failure=\"stop\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_hook"];
+    invalid_nice: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 40\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_nice"];
+    conflicting_schedule: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    every \"4d\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::conflicting_schedule"];
+    derived_from_hook_writes: kdl("job \"dump\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"tar -cf /srv/data/etc.tar /etc\" writes=\"/srv/data\"\n}\njob \"copy\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv/data/\" \"backup_a:/srv/copy/\"\n}\n") => ["bkc::derived_exclusion"];
+    double_slash_path: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv//out/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_path"];
+    description_trailing_backslash: kdl("job \"x\" on=\"desktop\" {\n    description #\"backup of C:\\\"#\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_description"];
+    never_fires: kdl("job \"x\" on=\"desktop\" {\n    schedule \"*-02-30\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::never_fires"];
+    identity_with_quote: kdl("defaults {\n    identity \"/etc/bkc/alice's key\"\n}\n") => ["bkc::invalid_path"];
+    no_host_key: kdl("host \"c\" address=\"c.lan\" port=2200\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"c:/b/\"\n}\n") => ["bkc::no_host_key"];
+    no_schedule: kdl("job \"x\" on=\"desktop\" {\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::no_schedule"];
+    too_deep: kdl("job \"x\" on=\"desktop\" /-{ a /-{ b /-{ c /-{ d /-{ e /-{ f /-{ g } } } } } } }\n") => ["bkc::nesting"];
+    invalid_address: kdl("host \"c\" address=\"-oProxyCommand=sh\"\n") => ["bkc::invalid_address"];
+    invalid_user: kdl("host \"c\" user=\"al ice\"\n") => ["bkc::invalid_user"];
+    unexpected_argument: kdl("host \"c\" \"d\"\n") => ["bkc::unexpected_argument"];
+    unexpected_children: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 5 {\n        io-class \"idle\"\n    }\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unexpected_children"];
+    invalid_io_class: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    io-class \"idel\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_io_class"];
+    invalid_retries: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    retries 500 delay=\"1m\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_retries"];
+    invalid_retention: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        snapshot keep-daily=0 keep-weekly=4\n    }\n}\n") => ["bkc::invalid_retention"];
+    no_retention: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        snapshot\n    }\n}\n") => ["bkc::no_retention"];
+    empty_job: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n}\n") => ["bkc::empty_job"];
+    file_too_large: kdl(&"x".repeat(bkc::syntax::MAX_BYTES)) => ["bkc::file_too_large"];
+
+    yaml_syntax: yaml("cron_schedule: '0 2 * * *'\njobs: [\n") => ["bkc::yaml_syntax"];
+    yaml_unknown_key: yaml("cron_schedule: '0 2 * * *'\njobs: []\nretries: 3\n") => ["bkc::yaml_unknown_key"];
+    yaml_wrong_type: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: 22\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::yaml_wrong_type"];
+    yaml_missing_key: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::yaml_missing_key"];
+    yaml_out_of_range: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    port: 70000\n    syncs: []\n") => ["bkc::yaml_out_of_range"];
+    import_shell: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    syncs:\n      - source: /x/\n        dest: /y/\n        opts: ['--exclude *.tmp']\n") => ["bkc::import_shell"];
+    import_option: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    syncs:\n      - source: /x/\n        dest: /y/\n        opts: ['-a', \"-e 'ssh -p 2'\"]\n") => ["bkc::import_option"];
+    import_value: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: -oProxyCommand=sh\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::import_value"];
+    import_address: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    lock_files:\n      - type: remote\n        host: desktop.lan\n        path: /run/a.lock\n      - type: remote\n        host: desktop.example.com\n        path: /run/b.lock\n    syncs: []\n") => ["bkc::import_address"];
+    import_conflict: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    syncs: []\n  - id: b\n    user: backup\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::import_conflict"];
+    import_renamed: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: my job\n    user: root\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::import_renamed"];
+    import_waits_on_job: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    lock_files:\n      - type: local\n        path: /run/a.lock\n    syncs: []\n  - id: b\n    user: root\n    host: backup-a.lan\n    blocks_on:\n      - type: local\n        lock_file_path: /run/a.lock\n        wait_time: 60\n        timeout: 3600\n    syncs: []\n") => ["bkc::import_waits_on_job"];
+    import_no_timeout: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    blocks_on:\n      - type: remote\n        host: nas.lan\n        lock_file_path: /run/backup.lock\n        wait_time: 60\n    syncs: []\n") => ["bkc::import_no_timeout"];
+}
+
 /// Jobs that all block on each other are a group that never overlaps, not a circle.
 #[test]
 fn a_group_blocking_on_each_other_is_not_a_circle() {
@@ -176,81 +142,20 @@ fn a_group_blocking_on_each_other_is_not_a_circle() {
     assert!(codes.is_empty(), "{text}");
 }
 
-case!(
-    derived_exclusion,
-    "job \"a\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/a/\" \"backup_a:/srv/backup/\"\n}\njob \"b\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/b/\" \"backup_a:/srv/backup/\"\n}\n",
-    ["bkc::derived_exclusion"]
-);
-case!(
-    reserved_option,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        opts \"-a\" \"-e\" \"ssh -p 2222\"\n    }\n}\n",
-    ["bkc::conflicting_option", "bkc::invalid_option"]
-);
-case!(
-    invalid_port,
-    "host \"c\" port=70000\n",
-    ["bkc::invalid_port"]
-);
-case!(
-    invalid_host_key,
-    "host \"c\" {\n    host-key \"ssh-ed2559 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6h\"\n}\n",
-    ["bkc::invalid_host_key"]
-);
-case!(
-    invalid_hook_policy,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"true\" on-failure=\"stop\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_hook"]
-);
-case!(
-    invalid_nice,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 40\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_nice"]
-);
-case!(
-    conflicting_schedule,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    every \"4d\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::conflicting_schedule"]
-);
-case!(
-    derived_from_hook_writes,
-    "job \"dump\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"tar -cf /srv/data/etc.tar /etc\" writes=\"/srv/data\"\n}\njob \"copy\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv/data/\" \"backup_a:/srv/copy/\"\n}\n",
-    ["bkc::derived_exclusion"]
-);
-case!(
-    double_slash_path,
-    "job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv//out/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_path"]
-);
-case!(
-    description_trailing_backslash,
-    "job \"x\" on=\"desktop\" {\n    description #\"backup of C:\\\"#\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::invalid_description"]
-);
-case!(
-    never_fires,
-    "job \"x\" on=\"desktop\" {\n    schedule \"*-02-30\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::never_fires"]
-);
-case!(
-    identity_with_quote,
-    "defaults {\n    identity \"/etc/bkc/alice's key\"\n}\n",
-    ["bkc::invalid_path"]
-);
-case!(
-    no_host_key,
-    "host \"c\" address=\"c.lan\" port=2200\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"c:/b/\"\n}\n",
-    ["bkc::no_host_key"]
-);
-case!(
-    no_schedule,
-    "job \"x\" on=\"desktop\" {\n    sync \"/a/\" \"backup_a:/b/\"\n}\n",
-    ["bkc::no_schedule"]
-);
-case!(
-    too_deep,
-    "job \"x\" on=\"desktop\" /-{ a /-{ b /-{ c /-{ d /-{ e /-{ f /-{ g } } } } } } }\n",
-    ["bkc::nesting"]
-);
+/// Each code in `Code::ALL` is given by at least one case above, so a new code cannot ship
+/// without its exact text under test.
+#[test]
+fn every_code_has_a_case() {
+    let missing: Vec<&str> = Code::ALL
+        .iter()
+        .map(|c| c.as_str())
+        .filter(|c| !CASES.iter().any(|(_, codes)| codes.contains(c)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no case in tests/diagnostics.rs gives {missing:?}: add one to `cases!`"
+    );
+}
 
 /// Every mistake of a file comes out in one run, in file order.
 #[test]

@@ -36,7 +36,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn codes(i: &Imported) -> Vec<&'static str> {
-    i.diagnostics.iter().map(|d| d.code).collect()
+    i.diagnostics.iter().map(|d| d.code.as_str()).collect()
 }
 
 /// The words bash passes to a program for `line`, as the old daemon's shell did.

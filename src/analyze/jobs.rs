@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use miette::SourceSpan;
 
 use super::{Ctx, KNOWN_HOSTS, Settings, check_name, paths, resolve_host, timer};
-use crate::diag::{Diagnostic, did_you_mean};
+use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::parse_size;
 use crate::spec::{
     self, Command, Hook, HookWhen, IoClass, JobSpec, Location, OnFailure, Retention, SPEC_VERSION,
@@ -36,7 +36,7 @@ pub(crate) fn jobs(
         let name_ok = check_name(cx, &j.name, "job");
         if let Some(prev) = first.get(j.name.value.as_str()) {
             cx.push(
-                Diagnostic::error("bkc::duplicate_job", format!("job `{}` is defined twice", j.name.value))
+                Diagnostic::error(Code::DuplicateJob, format!("job `{}` is defined twice", j.name.value))
                     .label(j.name.span, "defined again here")
                     .also(*prev, "first defined here")
                     .help("job names become unit names (bkc-<job>.service) and must be unique; rename one"),
@@ -69,27 +69,155 @@ fn job(
     hosts: &BTreeMap<String, Host>,
     s: &Settings,
 ) -> Option<Draft> {
+    description(cx, j);
+    let (timer, every) = timer::timer(cx, j);
+    let limits = limits(cx, j);
+
+    // Without its host nothing below can be resolved; the checks above still ran.
+    let on = on?;
+    let mut scope = Scope::new(on, hosts);
+    let syncs: Vec<spec::Sync> = j
+        .syncs
+        .iter()
+        .filter_map(|sy| scope.sync(cx, j, sy, limits.bwlimit.as_ref()))
+        .collect();
+    nothing_to_do(cx, j);
+    let hooks: Vec<Hook> = j.hooks.iter().filter_map(|h| scope.hook(cx, h)).collect();
+    let lock_files: Vec<Location> = j
+        .lock_files
+        .iter()
+        .filter_map(|l| scope.file(cx, &l.path, l.host.as_ref(), "lock-file"))
+        .collect();
+    let wait_files: Vec<WaitFile> = j
+        .blocks_on_files
+        .iter()
+        .filter_map(|w| scope.wait_file(cx, w, s))
+        .collect();
+    if timer.is_none() {
+        no_schedule(cx, j);
+    }
+    let reached = scope.finish(s);
+
+    let spec = JobSpec {
+        version: SPEC_VERSION,
+        job: j.name.value.clone(),
+        host: on.name.clone(),
+        state_dir: s.state_dir.clone(),
+        metrics_dir: s.metrics_dir.clone(),
+        known_hosts: KNOWN_HOSTS.to_string(),
+        identity: s.identity.clone(),
+        hosts: reached.endpoints,
+        every,
+        timeout_secs: limits.timeout_secs,
+        nice: limits.nice,
+        io_class: limits.io_class,
+        retries: limits.retries,
+        retry_delay_secs: limits.retry_delay_secs,
+        locks: Vec::new(),
+        lock_files,
+        wait_files,
+        hooks,
+        syncs,
+    };
+    let writes_home = reached.read_write_paths.iter().any(|p| paths::is_home(p));
+    Some(Draft {
+        job: Job {
+            name: j.name.value.clone(),
+            host: on.name.clone(),
+            description: j.description.as_ref().map(|d| d.value.clone()),
+            timer,
+            service: Service {
+                runner: s.runner.clone(),
+                read_write_paths: reached.read_write_paths,
+                writes_home,
+                timeout_secs: limits.timeout_secs,
+            },
+            spec,
+            blocks_on: Vec::new(),
+            expected_duration: limits.expected_duration,
+        },
+        ast: 0,
+        reads: reached.reads,
+        writes: reached.writes,
+    })
+}
+
+fn description(cx: &mut Ctx, j: &ast::Job) {
     if let Some(d) = &j.description
         && (d.value.contains(['\n', '\r', '\0']) || d.value.trim_end().ends_with('\\'))
     {
         cx.push(
-            Diagnostic::error("bkc::invalid_description", "this description cannot go into a unit file")
+            Diagnostic::error(Code::InvalidDescription, "this description cannot go into a unit file")
                 .label(d.span, "a line break, NUL or trailing backslash")
                 .help("write it on one line, without a backslash at the end (systemd would join the next line to it)"),
         );
     }
-    let (timer, every) = timer::timer(cx, j);
+}
+
+fn nothing_to_do(cx: &mut Ctx, j: &ast::Job) {
+    if j.syncs.is_empty() && j.hooks.is_empty() {
+        cx.push(
+            Diagnostic::warning(
+                Code::EmptyJob,
+                format!("job `{}` has nothing to do", j.name.value),
+            )
+            .label(j.name.span, "no `sync` and no `hook`")
+            .help("add a sync: sync \"/data/\" \"backup_a:/srv/backup/data/\""),
+        );
+    }
+}
+
+/// A job that names no schedule at all (one whose schedule is broken has an error already).
+fn no_schedule(cx: &mut Ctx, j: &ast::Job) {
+    if j.schedules.is_empty() && j.crons.is_empty() && j.every.is_none() {
+        cx.push(
+            Diagnostic::warning(Code::NoSchedule, format!("job `{}` has no schedule", j.name.value))
+                .label(j.name.span, "no `schedule`, `cron` or `every`")
+                .help("it gets no timer and runs only when started by hand (bkc run); add schedule \"daily\" to run it daily"),
+        );
+    }
+}
+
+/// How a job runs, whatever it does. Checked even when the job's host is unknown.
+struct Limits {
+    timeout_secs: Option<u64>,
+    expected_duration: Option<u64>,
+    nice: Option<i32>,
+    io_class: Option<IoClass>,
+    /// The job's `bwlimit`, for the syncs that set none.
+    bwlimit: Option<String>,
+    retries: u32,
+    retry_delay_secs: u64,
+}
+
+fn limits(cx: &mut Ctx, j: &ast::Job) -> Limits {
     let timeout_secs = j.timeout.as_ref().and_then(|v| cx.duration(v, false));
     let expected_duration = j
         .expected_duration
         .as_ref()
         .and_then(|v| cx.duration(v, false));
-    let nice = j.nice.as_ref().and_then(|n| match i32::try_from(n.value) {
+    let nice = j.nice.as_ref().and_then(|n| nice(cx, n));
+    let io_class = j.io_class.as_ref().and_then(|c| io_class(cx, c));
+    let bwlimit = j.bwlimit.as_ref().and_then(|b| size(cx, b));
+    let (retries, retry_delay_secs) = j.retries.as_ref().map_or((0, 60), |r| retries(cx, r));
+    Limits {
+        timeout_secs,
+        expected_duration,
+        nice,
+        io_class,
+        bwlimit,
+        retries,
+        retry_delay_secs,
+    }
+}
+
+fn nice(cx: &mut Ctx, n: &ast::Spanned<i128>) -> Option<i32> {
+    match i32::try_from(n.value) {
         Ok(v) if (-20..=19).contains(&v) => Some(v),
         _ => {
             cx.push(
                 Diagnostic::error(
-                    "bkc::invalid_nice",
+                    Code::InvalidNice,
                     format!("nice {} is out of range", n.value),
                 )
                 .label(n.span, "out of range")
@@ -97,8 +225,11 @@ fn job(
             );
             None
         }
-    });
-    let io_class = j.io_class.as_ref().and_then(|c| match c.value.as_str() {
+    }
+}
+
+fn io_class(cx: &mut Ctx, c: &ast::Str) -> Option<IoClass> {
+    match c.value.as_str() {
         "realtime" => Some(IoClass::Realtime),
         "best-effort" => Some(IoClass::BestEffort),
         "idle" => Some(IoClass::Idle),
@@ -106,7 +237,7 @@ fn job(
             let known = ["realtime", "best-effort", "idle"];
             cx.push(
                 Diagnostic::error(
-                    "bkc::invalid_io_class",
+                    Code::InvalidIoClass,
                     format!("`{other}` is not an I/O scheduling class"),
                 )
                 .label(c.span, "unknown class")
@@ -117,130 +248,125 @@ fn job(
             );
             None
         }
-    });
-    let job_bwlimit = j.bwlimit.as_ref().and_then(|b| size(cx, b));
-    let (retries, retry_delay_secs) = match &j.retries {
-        None => (0, 60),
-        Some(r) => {
-            let count = match u32::try_from(r.count.value) {
-                Ok(c) if c <= 100 => c,
-                _ => {
-                    cx.push(
-                        Diagnostic::error(
-                            "bkc::invalid_retries",
-                            format!("{} retries is out of range", r.count.value),
-                        )
-                        .label(r.count.span, "out of range")
-                        .help("give a count from 0 to 100"),
-                    );
-                    0
-                }
-            };
-            let delay = r
-                .delay
-                .as_ref()
-                .and_then(|v| cx.duration(v, false))
-                .unwrap_or(60);
-            (count, delay)
+    }
+}
+
+/// The retry count and the first retry's delay.
+fn retries(cx: &mut Ctx, r: &ast::Retries) -> (u32, u64) {
+    let count = match u32::try_from(r.count.value) {
+        Ok(c) if c <= 100 => c,
+        _ => {
+            cx.push(
+                Diagnostic::error(
+                    Code::InvalidRetries,
+                    format!("{} retries is out of range", r.count.value),
+                )
+                .label(r.count.span, "out of range")
+                .help("give a count from 0 to 100"),
+            );
+            0
         }
     };
+    let delay = r
+        .delay
+        .as_ref()
+        .and_then(|v| cx.duration(v, false))
+        .unwrap_or(60);
+    (count, delay)
+}
 
-    // Without its host nothing below can be resolved; the checks above still ran.
-    let on = on?;
-    let mut used_hosts: BTreeSet<String> = BTreeSet::new();
-    let mut locate = |cx: &mut Ctx, value: &ast::Str, what: &str| -> Option<Location> {
+/// What one job reaches, gathered while its syncs, hooks and files resolve: the hosts it talks
+/// to and the places it reads and writes.
+struct Scope<'h> {
+    on: &'h Host,
+    hosts: &'h BTreeMap<String, Host>,
+    used_hosts: BTreeSet<String>,
+    /// Paths the service's sandbox must leave writable on the job's own host.
+    rw_paths: Vec<String>,
+    reads: Vec<(Location, SourceSpan)>,
+    writes: Vec<(Location, SourceSpan)>,
+}
+
+/// A [`Scope`] once every part of the job has resolved.
+struct Reached {
+    read_write_paths: Vec<String>,
+    endpoints: BTreeMap<String, spec::Endpoint>,
+    reads: Vec<(Location, SourceSpan)>,
+    writes: Vec<(Location, SourceSpan)>,
+}
+
+impl<'h> Scope<'h> {
+    fn new(on: &'h Host, hosts: &'h BTreeMap<String, Host>) -> Scope<'h> {
+        Scope {
+            on,
+            hosts,
+            used_hosts: BTreeSet::new(),
+            rw_paths: Vec::new(),
+            reads: Vec::new(),
+            writes: Vec::new(),
+        }
+    }
+
+    /// The host a part of the job names, or the job's own host when it names none.
+    fn host_or_own(
+        &self,
+        cx: &mut Ctx,
+        named: Option<(&str, SourceSpan)>,
+        what: &str,
+    ) -> Option<&'h Host> {
+        match named {
+            Some((name, span)) => resolve_host(cx, self.hosts, name, span, what),
+            None => Some(self.on),
+        }
+    }
+
+    /// A sync's end, `host:/path` or `/path` on the job's own host.
+    fn locate(&mut self, cx: &mut Ctx, value: &ast::Str, what: &str) -> Option<Location> {
         let (prefix, path) = paths::split_remote(&value.value);
-        let host = match prefix {
-            Some(p) => resolve_host(cx, hosts, p, cx.inner(value, 0..p.len()), what)?,
-            None => on,
-        };
+        let named = prefix.map(|p| (p, cx.inner(value, 0..p.len())));
+        let host = self.host_or_own(cx, named, what)?;
         let offset = prefix.map_or(0, |p| p.len() + 1);
         if !cx.path(value, path, offset, what) {
             return None;
         }
-        used_hosts.insert(host.name.clone());
+        self.used_hosts.insert(host.name.clone());
         Some(Location {
             host: host.name.clone(),
             path: path.to_string(),
         })
-    };
+    }
 
-    let mut syncs = Vec::new();
-    let mut reads = Vec::new();
-    let mut writes = Vec::new();
-    let mut rw_paths: Vec<String> = Vec::new();
-    for sy in &j.syncs {
-        let source = locate(cx, &sy.source, "the sync's source");
-        let dest = locate(cx, &sy.dest, "the sync's destination");
-        let (Some(source), Some(dest)) = (source, dest) else {
-            continue;
-        };
-        if source.host != on.name && dest.host != on.name {
-            cx.push(
-                Diagnostic::error("bkc::both_remote", "both ends of this sync are on other hosts")
-                    .label(sy.source.span, format!("on `{}`", source.host))
-                    .also(sy.dest.span, format!("on `{}`", dest.host))
-                    .help(format!(
-                        "rsync copies between the local host and at most one remote; run the job on one end: on=\"{}\"",
-                        source.host
-                    )),
-            );
-            continue;
-        }
-        if source.host == dest.host
-            && paths::normalize(&source.path) == paths::normalize(&dest.path)
-        {
-            cx.push(
-                Diagnostic::error("bkc::sync_to_itself", "this sync copies a path onto itself")
-                    .label(sy.dest.span, "same place as the source")
-                    .also(sy.source.span, "source")
-                    .help("the destination must be another directory or another host"),
-            );
-            continue;
-        }
-        if source.host == dest.host && paths::overlaps(&source.path, &dest.path) {
-            cx.push(
-                Diagnostic::error("bkc::sync_overlap", "the destination and the source contain one another")
-                    .label(sy.dest.span, "inside the source, or around it")
-                    .also(sy.source.span, "source")
-                    .help("rsync would copy its own output again on every run; put the destination outside the source"),
-            );
-            continue;
+    fn sync(
+        &mut self,
+        cx: &mut Ctx,
+        j: &ast::Job,
+        sy: &ast::Sync,
+        job_bwlimit: Option<&String>,
+    ) -> Option<spec::Sync> {
+        let source = self.locate(cx, &sy.source, "the sync's source");
+        let dest = self.locate(cx, &sy.dest, "the sync's destination");
+        let (source, dest) = (source?, dest?);
+        if !ends_apart(cx, sy, &self.on.name, &source, &dest) {
+            return None;
         }
         let (opts, deletes) = opts(cx, sy);
-        let snapshot = sy.snapshot.as_ref().map(|sn| retention(cx, sn));
-        if sy.snapshot.is_some()
-            && let Some(o) = sy
-                .opts
-                .iter()
-                .flatten()
-                .find(|o| o.value.starts_with("--link-dest"))
-        {
-            cx.push(
-                Diagnostic::error(
-                    "bkc::conflicting_option",
-                    "`--link-dest` is set by `snapshot`",
-                )
-                .label(o.span, "set here too")
-                .help("remove it: snapshots link against the newest complete snapshot themselves"),
-            );
-        }
+        let snapshot = snapshot(cx, sy);
         let bwlimit = sy
             .bwlimit
             .as_ref()
             .and_then(|b| size(cx, b))
-            .or(job_bwlimit.clone());
+            .or(job_bwlimit.cloned());
         let allow_empty_source = sy
             .allow_empty_source
             .as_ref()
             .or(j.allow_empty_source.as_ref())
             .is_some_and(|a| a.value);
-        if dest.host == on.name {
-            rw_paths.push(paths::normalize(&dest.path).to_string());
+        if dest.host == self.on.name {
+            self.rw_paths.push(paths::normalize(&dest.path).to_string());
         }
-        reads.push((source.clone(), sy.source.span));
-        writes.push((dest.clone(), sy.dest.span));
-        syncs.push(spec::Sync {
+        self.reads.push((source.clone(), sy.source.span));
+        self.writes.push((dest.clone(), sy.dest.span));
+        Some(spec::Sync {
             source,
             dest,
             opts,
@@ -249,136 +375,80 @@ fn job(
             deletes,
             allow_empty_source,
             snapshot,
-        });
-    }
-    if j.syncs.is_empty() && j.hooks.is_empty() {
-        cx.push(
-            Diagnostic::warning(
-                "bkc::empty_job",
-                format!("job `{}` has nothing to do", j.name.value),
-            )
-            .label(j.name.span, "no `sync` and no `hook`")
-            .help("add a sync: sync \"/data/\" \"backup_a:/srv/backup/data/\""),
-        );
+        })
     }
 
-    let mut hooks = Vec::new();
-    for h in &j.hooks {
-        let when = match h.when.value.as_str() {
-            "before" => Some(HookWhen::Before),
-            "after" => Some(HookWhen::After),
-            other => {
-                cx.push(
-                    Diagnostic::error("bkc::invalid_hook", format!("`{other}` is not a hook time"))
-                        .label(h.when.span, "expected `before` or `after`")
-                        .help(format!(
-                            "write hook \"before\" … or hook \"after\" …{}",
-                            did_you_mean(other, ["before", "after"])
-                                .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"))
-                        )),
-                );
-                None
-            }
-        };
-        let host = match &h.host {
-            Some(hn) => resolve_host(cx, hosts, &hn.value, hn.span, "this hook"),
-            None => Some(on),
-        };
-        let on_failure = match h.on_failure.as_ref().map(|o| (o, o.value.as_str())) {
-            None if when == Some(HookWhen::Before) => Some(OnFailure::Break),
-            None => Some(OnFailure::Continue),
-            Some((_, "ignore")) => Some(OnFailure::Ignore),
-            Some((_, "continue")) => Some(OnFailure::Continue),
-            Some((_, "break")) => Some(OnFailure::Break),
-            Some((o, other)) => {
-                cx.push(
-                    Diagnostic::error("bkc::invalid_hook", format!("`{other}` is not a failure policy"))
-                        .label(o.span, "unknown policy")
-                        .help("use ignore (go on), continue (go on, mark the run failed) or break (stop the run)"),
-                );
-                None
-            }
-        };
+    fn hook(&mut self, cx: &mut Ctx, h: &ast::Hook) -> Option<Hook> {
+        let when = hook_when(cx, &h.when);
+        let named = h.host.as_ref().map(|n| (n.value.as_str(), n.span));
+        let host = self.host_or_own(cx, named, "this hook");
+        let on_failure = on_failure(cx, h.on_failure.as_ref(), when);
         if let Some(w) = &h.writes {
-            if host.is_some_and(|x| x.name != on.name) {
-                cx.push(
-                    Diagnostic::error(
-                        "bkc::invalid_hook",
-                        "`writes` applies to hooks on the job's own host",
-                    )
-                    .label(w.span, "this hook runs elsewhere")
-                    .help(
-                        "remove `writes`: a hook on another host runs outside this job's sandbox",
-                    ),
-                );
-            } else if cx.path(w, &w.value, 0, "writes") {
-                rw_paths.push(paths::normalize(&w.value).to_string());
-                // What a hook writes is the job's data too: another job reading or writing
-                // there must be kept apart from this one.
-                writes.push((
-                    Location {
-                        host: on.name.clone(),
-                        path: w.value.clone(),
-                    },
-                    w.span,
-                ));
-            }
+            self.hook_writes(cx, w, host);
         }
-        if h.command.iter().any(|c| c.value.contains('\0')) || h.command[0].value.trim().is_empty()
-        {
-            cx.push(
-                Diagnostic::error(
-                    "bkc::invalid_hook",
-                    "the hook's command is empty or contains NUL",
-                )
-                .label(h.command[0].span, "here")
-                .help(
-                    "give the command line: hook \"before\" \"pg_dumpall -f /var/backups/db.sql\"",
-                ),
-            );
-            continue;
-        }
-        let (Some(when), Some(host), Some(on_failure)) = (when, host, on_failure) else {
-            continue;
-        };
-        used_hosts.insert(host.name.clone());
-        let command = match h.command.as_slice() {
-            [one] => Command::Shell(one.value.clone()),
-            many => Command::Argv(many.iter().map(|c| c.value.clone()).collect()),
-        };
-        hooks.push(Hook {
+        let command = hook_command(cx, h)?;
+        let (when, host, on_failure) = (when?, host?, on_failure?);
+        self.used_hosts.insert(host.name.clone());
+        Some(Hook {
             when,
             host: host.name.clone(),
             command,
             on_failure,
-        });
+        })
     }
 
-    let mut lock_files = Vec::new();
-    for l in &j.lock_files {
-        let host = match &l.host {
-            Some(hn) => resolve_host(cx, hosts, &hn.value, hn.span, "this lock-file"),
-            None => Some(on),
-        };
-        if let Some(host) = host
-            && cx.path(&l.path, &l.path.value, 0, "lock-file")
-        {
-            used_hosts.insert(host.name.clone());
-            if host.name == on.name {
-                rw_paths.push(parent(&l.path.value));
-            }
-            lock_files.push(Location {
-                host: host.name.clone(),
-                path: l.path.value.clone(),
-            });
+    /// A hook's `writes`: opened in the sandbox, and the job's data like a sync's destination.
+    fn hook_writes(&mut self, cx: &mut Ctx, w: &ast::Str, host: Option<&Host>) {
+        if host.is_some_and(|x| x.name != self.on.name) {
+            cx.push(
+                Diagnostic::error(
+                    Code::InvalidHook,
+                    "`writes` applies to hooks on the job's own host",
+                )
+                .label(w.span, "this hook runs elsewhere")
+                .help("remove `writes`: a hook on another host runs outside this job's sandbox"),
+            );
+        } else if cx.path(w, &w.value, 0, "writes") {
+            self.rw_paths.push(paths::normalize(&w.value).to_string());
+            // What a hook writes is the job's data too: another job reading or writing
+            // there must be kept apart from this one.
+            self.writes.push((
+                Location {
+                    host: self.on.name.clone(),
+                    path: w.value.clone(),
+                },
+                w.span,
+            ));
         }
     }
-    let mut wait_files = Vec::new();
-    for w in &j.blocks_on_files {
-        let host = match &w.host {
-            Some(hn) => resolve_host(cx, hosts, &hn.value, hn.span, "this blocks-on-file"),
-            None => Some(on),
-        };
+
+    /// A `lock-file` or `blocks-on-file` path, on the host it names or the job's own.
+    fn file(
+        &mut self,
+        cx: &mut Ctx,
+        path: &ast::Str,
+        host: Option<&ast::Str>,
+        node: &str,
+    ) -> Option<Location> {
+        let named = host.map(|n| (n.value.as_str(), n.span));
+        let host = self.host_or_own(cx, named, &format!("this {node}"))?;
+        if !cx.path(path, &path.value, 0, node) {
+            return None;
+        }
+        self.used_hosts.insert(host.name.clone());
+        if host.name == self.on.name {
+            // The runner creates the file, or removes a stale one left by a dead process, in
+            // its directory on this host.
+            self.rw_paths.push(parent(&path.value));
+        }
+        Some(Location {
+            host: host.name.clone(),
+            path: path.value.clone(),
+        })
+    }
+
+    fn wait_file(&mut self, cx: &mut Ctx, w: &ast::BlocksOnFile, s: &Settings) -> Option<WaitFile> {
+        let at = self.file(cx, &w.path, w.host.as_ref(), "blocks-on-file");
         let wait = w
             .wait
             .as_ref()
@@ -389,96 +459,155 @@ fn job(
             .as_ref()
             .and_then(|v| cx.duration(v, false))
             .unwrap_or(s.lock_timeout);
-        if let Some(host) = host
-            && cx.path(&w.path, &w.path.value, 0, "blocks-on-file")
-        {
-            used_hosts.insert(host.name.clone());
-            if host.name == on.name {
-                // A stale lock file left by a dead process on this host is removed by the runner.
-                rw_paths.push(parent(&w.path.value));
-            }
-            wait_files.push(WaitFile {
-                at: Location {
-                    host: host.name.clone(),
-                    path: w.path.value.clone(),
-                },
-                wait_secs: wait,
-                timeout_secs: timeout,
-            });
+        Some(WaitFile {
+            at: at?,
+            wait_secs: wait,
+            timeout_secs: timeout,
+        })
+    }
+
+    fn finish(mut self, s: &Settings) -> Reached {
+        self.rw_paths.push(self.on.lock_dir.clone());
+        self.rw_paths.push(s.state_dir.clone());
+        self.rw_paths.extend(s.metrics_dir.clone());
+        self.used_hosts.remove(&self.on.name);
+        let endpoints = self
+            .used_hosts
+            .iter()
+            .map(|h| (h.clone(), endpoint(&self.hosts[h])))
+            .collect();
+        Reached {
+            read_write_paths: minimal_cover(self.rw_paths),
+            endpoints,
+            reads: self.reads,
+            writes: self.writes,
         }
     }
+}
 
-    if timer.is_none() && j.schedules.is_empty() && j.crons.is_empty() && j.every.is_none() {
+/// Whether rsync can copy between these two ends: one of them on the job's host, and neither
+/// inside the other.
+fn ends_apart(cx: &mut Ctx, sy: &ast::Sync, on: &str, source: &Location, dest: &Location) -> bool {
+    if source.host != on && dest.host != on {
         cx.push(
-            Diagnostic::warning("bkc::no_schedule", format!("job `{}` has no schedule", j.name.value))
-                .label(j.name.span, "no `schedule`, `cron` or `every`")
-                .help("it gets no timer and runs only when started by hand (bkc run); add schedule \"daily\" to run it daily"),
+            Diagnostic::error(Code::BothRemote, "both ends of this sync are on other hosts")
+                .label(sy.source.span, format!("on `{}`", source.host))
+                .also(sy.dest.span, format!("on `{}`", dest.host))
+                .help(format!(
+                    "rsync copies between the local host and at most one remote; run the job on one end: on=\"{}\"",
+                    source.host
+                )),
+        );
+        return false;
+    }
+    if source.host == dest.host && paths::normalize(&source.path) == paths::normalize(&dest.path) {
+        cx.push(
+            Diagnostic::error(Code::SyncToItself, "this sync copies a path onto itself")
+                .label(sy.dest.span, "same place as the source")
+                .also(sy.source.span, "source")
+                .help("the destination must be another directory or another host"),
+        );
+        return false;
+    }
+    if source.host == dest.host && paths::overlaps(&source.path, &dest.path) {
+        cx.push(
+            Diagnostic::error(Code::SyncOverlap, "the destination and the source contain one another")
+                .label(sy.dest.span, "inside the source, or around it")
+                .also(sy.source.span, "source")
+                .help("rsync would copy its own output again on every run; put the destination outside the source"),
+        );
+        return false;
+    }
+    true
+}
+
+fn hook_when(cx: &mut Ctx, when: &ast::Str) -> Option<HookWhen> {
+    match when.value.as_str() {
+        "before" => Some(HookWhen::Before),
+        "after" => Some(HookWhen::After),
+        other => {
+            cx.push(
+                Diagnostic::error(Code::InvalidHook, format!("`{other}` is not a hook time"))
+                    .label(when.span, "expected `before` or `after`")
+                    .help(format!(
+                        "write hook \"before\" … or hook \"after\" …{}",
+                        did_you_mean(other, ["before", "after"])
+                            .map_or(String::new(), |s| format!(" (did you mean `{s}`?)"))
+                    )),
+            );
+            None
+        }
+    }
+}
+
+/// A hook's `on-failure`; without one, a failed `before` hook stops the run and a failed
+/// `after` hook marks it failed.
+fn on_failure(cx: &mut Ctx, given: Option<&ast::Str>, when: Option<HookWhen>) -> Option<OnFailure> {
+    match given.map(|o| (o, o.value.as_str())) {
+        None if when == Some(HookWhen::Before) => Some(OnFailure::Break),
+        None => Some(OnFailure::Continue),
+        Some((_, "ignore")) => Some(OnFailure::Ignore),
+        Some((_, "continue")) => Some(OnFailure::Continue),
+        Some((_, "break")) => Some(OnFailure::Break),
+        Some((o, other)) => {
+            cx.push(
+                Diagnostic::error(Code::InvalidHook, format!("`{other}` is not a failure policy"))
+                    .label(o.span, "unknown policy")
+                    .help("use ignore (go on), continue (go on, mark the run failed) or break (stop the run)"),
+            );
+            None
+        }
+    }
+}
+
+/// One string is a shell line; several are an argv.
+fn hook_command(cx: &mut Ctx, h: &ast::Hook) -> Option<Command> {
+    if h.command.iter().any(|c| c.value.contains('\0')) || h.command[0].value.trim().is_empty() {
+        cx.push(
+            Diagnostic::error(
+                Code::InvalidHook,
+                "the hook's command is empty or contains NUL",
+            )
+            .label(h.command[0].span, "here")
+            .help("give the command line: hook \"before\" \"pg_dumpall -f /var/backups/db.sql\""),
+        );
+        return None;
+    }
+    Some(match h.command.as_slice() {
+        [one] => Command::Shell(one.value.clone()),
+        many => Command::Argv(many.iter().map(|c| c.value.clone()).collect()),
+    })
+}
+
+/// A snapshot's retention, checked against the `opts` it would fight with.
+fn snapshot(cx: &mut Ctx, sy: &ast::Sync) -> Option<Retention> {
+    let sn = sy.snapshot.as_ref()?;
+    let r = retention(cx, sn);
+    if let Some(o) = sy
+        .opts
+        .iter()
+        .flatten()
+        .find(|o| o.value.starts_with("--link-dest"))
+    {
+        cx.push(
+            Diagnostic::error(
+                Code::ConflictingOption,
+                "`--link-dest` is set by `snapshot`",
+            )
+            .label(o.span, "set here too")
+            .help("remove it: snapshots link against the newest complete snapshot themselves"),
         );
     }
+    Some(r)
+}
 
-    rw_paths.push(on.lock_dir.clone());
-    rw_paths.push(s.state_dir.clone());
-    rw_paths.extend(s.metrics_dir.clone());
-    let read_write_paths = minimal_cover(rw_paths);
-    let writes_home = read_write_paths.iter().any(|p| paths::is_home(p));
-
-    used_hosts.remove(&on.name);
-    let endpoints = used_hosts
-        .iter()
-        .map(|h| {
-            let h = &hosts[h];
-            (
-                h.name.clone(),
-                spec::Endpoint {
-                    address: h.address.clone(),
-                    port: h.port,
-                    user: h.user.clone(),
-                },
-            )
-        })
-        .collect();
-
-    let spec = JobSpec {
-        version: SPEC_VERSION,
-        job: j.name.value.clone(),
-        host: on.name.clone(),
-        state_dir: s.state_dir.clone(),
-        metrics_dir: s.metrics_dir.clone(),
-        known_hosts: KNOWN_HOSTS.to_string(),
-        identity: s.identity.clone(),
-        hosts: endpoints,
-        every,
-        timeout_secs,
-        nice,
-        io_class,
-        retries,
-        retry_delay_secs,
-        locks: Vec::new(),
-        lock_files,
-        wait_files,
-        hooks,
-        syncs,
-    };
-    Some(Draft {
-        job: Job {
-            name: j.name.value.clone(),
-            host: on.name.clone(),
-            description: j.description.as_ref().map(|d| d.value.clone()),
-            timer,
-            service: Service {
-                runner: s.runner.clone(),
-                read_write_paths,
-                writes_home,
-                timeout_secs,
-            },
-            spec,
-            blocks_on: Vec::new(),
-            expected_duration,
-        },
-        ast: 0,
-        reads,
-        writes,
-    })
+/// How the runner reaches `h` over SSH.
+pub(super) fn endpoint(h: &Host) -> spec::Endpoint {
+    spec::Endpoint {
+        address: h.address.clone(),
+        port: h.port,
+        user: h.user.clone(),
+    }
 }
 
 fn parent(p: &str) -> String {
@@ -506,7 +635,7 @@ fn size(cx: &mut Ctx, v: &ast::Str) -> Option<String> {
     match parse_size(&v.value) {
         Ok(s) => Some(s),
         Err(e) => {
-            cx.schedule_error("bkc::invalid_size", v, e);
+            cx.schedule_error(Code::InvalidSize, v, e);
             None
         }
     }
@@ -539,7 +668,7 @@ fn opts(cx: &mut Ctx, sy: &ast::Sync) -> (Vec<String>, bool) {
         let key = v.split('=').next().unwrap_or(v);
         if !v.starts_with('-') {
             cx.push(
-                Diagnostic::error("bkc::invalid_option", format!("`{v}` is not an rsync option"))
+                Diagnostic::error(Code::InvalidOption, format!("`{v}` is not an rsync option"))
                     .label(o.span, "options start with `-`")
                     .help("paths belong in `sync \"source\" \"destination\"`; options look like \"-a\" or \"--delete\""),
             );
@@ -548,7 +677,7 @@ fn opts(cx: &mut Ctx, sy: &ast::Sync) -> (Vec<String>, bool) {
         if let Some((_, why)) = RESERVED.iter().find(|(r, _)| *r == key) {
             cx.push(
                 Diagnostic::error(
-                    "bkc::conflicting_option",
+                    Code::ConflictingOption,
                     format!("`{v}` cannot be set in `opts`"),
                 )
                 .label(o.span, "reserved")
@@ -571,7 +700,7 @@ fn retention(cx: &mut Ctx, sn: &ast::Snapshot) -> Retention {
             _ => {
                 cx.push(
                     Diagnostic::error(
-                        "bkc::invalid_retention",
+                        Code::InvalidRetention,
                         format!("keep {} is out of range", n.value),
                     )
                     .label(n.span, "out of range")
@@ -595,12 +724,9 @@ fn retention(cx: &mut Ctx, sn: &ast::Snapshot) -> Retention {
     ];
     if given.iter().all(|g| g.is_none()) {
         cx.push(
-            Diagnostic::warning(
-                "bkc::no_retention",
-                "this snapshot keeps every copy forever",
-            )
-            .label(sn.span, "no keep-* setting")
-            .help("add a retention such as keep-daily=7 keep-weekly=4 keep-monthly=12"),
+            Diagnostic::warning(Code::NoRetention, "this snapshot keeps every copy forever")
+                .label(sn.span, "no keep-* setting")
+                .help("add a retention such as keep-daily=7 keep-weekly=4 keep-monthly=12"),
         );
     }
     r

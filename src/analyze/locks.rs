@@ -10,10 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use miette::SourceSpan;
 
-use super::jobs::Draft;
+use super::jobs::{Draft, endpoint};
 use super::{Ctx, Settings, paths};
-use crate::diag::{Diagnostic, did_you_mean};
-use crate::spec::{Endpoint, Location, Lock, LockMode};
+use crate::diag::{Code, Diagnostic, did_you_mean};
+use crate::spec::{Location, Lock, LockMode};
 use crate::syntax::ast;
 use crate::topology::{Derived, Host, Job, Relation};
 
@@ -31,69 +31,7 @@ pub(crate) fn derive(
     hosts: &BTreeMap<String, Host>,
     s: &Settings,
 ) -> (BTreeMap<String, Job>, Vec<Derived>, Vec<Vec<String>>) {
-    let written: BTreeSet<&str> = asts.iter().map(|j| j.name.value.as_str()).collect();
-    let mut edges: BTreeMap<String, Vec<Edge>> = BTreeMap::new();
-    for (name, draft) in &drafts {
-        let mut out: Vec<Edge> = Vec::new();
-        for b in &asts[draft.ast].blocks_on {
-            let target = &b.job.value;
-            if target == name {
-                cx.push(
-                    Diagnostic::error("bkc::self_wait", format!("job `{name}` waits on itself"))
-                        .label(b.job.span, "this is the job's own name")
-                        .help("a job never overlaps itself (its own lock sees to that); remove this blocks-on"),
-                );
-                continue;
-            }
-            if !drafts.contains_key(target) {
-                // A job that is written but had errors of its own was reported already.
-                if !written.contains(target.as_str()) {
-                    let diag = Diagnostic::error(
-                        "bkc::unknown_job",
-                        format!("blocks-on names job `{target}`, which is not defined"),
-                    )
-                    .label(b.job.span, "unknown job");
-                    cx.push(
-                        match did_you_mean(target, drafts.keys().map(String::as_str)) {
-                            Some(m) => diag.help(format!("did you mean `{m}`?")),
-                            None => diag.help("name a job defined in this file"),
-                        },
-                    );
-                }
-                continue;
-            }
-            if let Some(prev) = out.iter().find(|e| &e.to == target) {
-                let mut diag = Diagnostic::error(
-                    "bkc::duplicate_setting",
-                    format!("blocks-on \"{target}\" is given twice"),
-                )
-                .label(b.span, "given again here");
-                if let Some(p) = prev.span {
-                    diag = diag.also(p, "first given here");
-                }
-                cx.push(diag.help("keep one"));
-                continue;
-            }
-            let wait = b
-                .wait
-                .as_ref()
-                .and_then(|v| cx.duration(v, false))
-                .unwrap_or(s.lock_wait);
-            let timeout = b
-                .timeout
-                .as_ref()
-                .and_then(|v| cx.duration(v, false))
-                .unwrap_or(s.lock_timeout);
-            out.push(Edge {
-                to: target.clone(),
-                wait,
-                timeout,
-                span: Some(b.job.span),
-            });
-        }
-        edges.insert(name.clone(), out);
-    }
-
+    let mut edges = written_edges(cx, asts, &drafts, s);
     let cycles = cycles(cx, &edges);
     let derived = exclusions(cx, &drafts, &mut edges, s);
 
@@ -112,45 +50,15 @@ pub(crate) fn derive(
         .iter()
         .map(|(n, d)| (n.clone(), d.job.host.clone()))
         .collect();
-    let lock_path = |host: &str, job: &str| format!("{}/{job}.lock", hosts[host].lock_dir);
-
+    let places = Places {
+        hosts,
+        touched: &touched,
+        homes: &homes,
+    };
     for (name, draft) in drafts.iter_mut() {
-        let mine = &touched[name];
-        let mut locks: Vec<Lock> = mine
-            .iter()
-            .map(|h| Lock {
-                at: Location {
-                    host: h.clone(),
-                    path: lock_path(h, name),
-                },
-                mode: LockMode::Exclusive,
-                owner: name.clone(),
-                wait_secs: s.lock_wait,
-                timeout_secs: s.lock_timeout,
-            })
-            .collect();
+        let mut locks = places.own_locks(name, s);
         for e in &edges[name] {
-            let theirs = &touched[&e.to];
-            // Prefer our own host (a local lock wakes its waiter at once), then any host both
-            // touch, then the other job's own host, which it always locks.
-            let host = if theirs.contains(&draft.job.host) {
-                draft.job.host.clone()
-            } else {
-                mine.intersection(theirs)
-                    .next()
-                    .cloned()
-                    .unwrap_or_else(|| homes[&e.to].clone())
-            };
-            locks.push(Lock {
-                at: Location {
-                    path: lock_path(&host, &e.to),
-                    host,
-                },
-                mode: LockMode::Shared,
-                owner: e.to.clone(),
-                wait_secs: e.wait,
-                timeout_secs: e.timeout,
-            });
+            locks.push(places.shared_lock(&draft.job.host, name, e));
             draft.job.blocks_on.push(Relation {
                 job: e.to.clone(),
                 derived: e.span.is_none(),
@@ -160,20 +68,157 @@ pub(crate) fn derive(
         for l in &locks {
             if l.at.host != draft.job.host && !draft.job.spec.hosts.contains_key(&l.at.host) {
                 let h = &hosts[&l.at.host];
-                draft.job.spec.hosts.insert(
-                    h.name.clone(),
-                    Endpoint {
-                        address: h.address.clone(),
-                        port: h.port,
-                        user: h.user.clone(),
-                    },
-                );
+                draft.job.spec.hosts.insert(h.name.clone(), endpoint(h));
             }
         }
         draft.job.spec.locks = locks;
     }
     let jobs = drafts.into_iter().map(|(k, d)| (k, d.job)).collect();
     (jobs, derived, cycles)
+}
+
+/// Each job's `blocks-on`, resolved and checked.
+fn written_edges(
+    cx: &mut Ctx,
+    asts: &[ast::Job],
+    drafts: &BTreeMap<String, Draft>,
+    s: &Settings,
+) -> BTreeMap<String, Vec<Edge>> {
+    let written: BTreeSet<&str> = asts.iter().map(|j| j.name.value.as_str()).collect();
+    let mut edges = BTreeMap::new();
+    for (name, draft) in drafts {
+        let mut out: Vec<Edge> = Vec::new();
+        for b in &asts[draft.ast].blocks_on {
+            if let Some(e) = edge(cx, name, b, &out, drafts, &written, s) {
+                out.push(e);
+            }
+        }
+        edges.insert(name.clone(), out);
+    }
+    edges
+}
+
+/// One `blocks-on` of job `name`, unless it names the job itself, no job, or a job `earlier`
+/// already names.
+fn edge(
+    cx: &mut Ctx,
+    name: &str,
+    b: &ast::BlocksOn,
+    earlier: &[Edge],
+    drafts: &BTreeMap<String, Draft>,
+    written: &BTreeSet<&str>,
+    s: &Settings,
+) -> Option<Edge> {
+    let target = &b.job.value;
+    if target == name {
+        cx.push(
+            Diagnostic::error(Code::SelfWait, format!("job `{name}` waits on itself"))
+                .label(b.job.span, "this is the job's own name")
+                .help("a job never overlaps itself (its own lock sees to that); remove this blocks-on"),
+        );
+        return None;
+    }
+    if !drafts.contains_key(target) {
+        // A job that is written but had errors of its own was reported already.
+        if !written.contains(target.as_str()) {
+            let diag = Diagnostic::error(
+                Code::UnknownJob,
+                format!("blocks-on names job `{target}`, which is not defined"),
+            )
+            .label(b.job.span, "unknown job");
+            cx.push(
+                match did_you_mean(target, drafts.keys().map(String::as_str)) {
+                    Some(m) => diag.help(format!("did you mean `{m}`?")),
+                    None => diag.help("name a job defined in this file"),
+                },
+            );
+        }
+        return None;
+    }
+    if let Some(prev) = earlier.iter().find(|e| &e.to == target) {
+        let mut diag = Diagnostic::error(
+            Code::DuplicateSetting,
+            format!("blocks-on \"{target}\" is given twice"),
+        )
+        .label(b.span, "given again here");
+        if let Some(p) = prev.span {
+            diag = diag.also(p, "first given here");
+        }
+        cx.push(diag.help("keep one"));
+        return None;
+    }
+    let wait = b
+        .wait
+        .as_ref()
+        .and_then(|v| cx.duration(v, false))
+        .unwrap_or(s.lock_wait);
+    let timeout = b
+        .timeout
+        .as_ref()
+        .and_then(|v| cx.duration(v, false))
+        .unwrap_or(s.lock_timeout);
+    Some(Edge {
+        to: target.clone(),
+        wait,
+        timeout,
+        span: Some(b.job.span),
+    })
+}
+
+/// Where the jobs' locks can go: the hosts each job's data touches, and each job's own host.
+struct Places<'a> {
+    hosts: &'a BTreeMap<String, Host>,
+    touched: &'a BTreeMap<String, BTreeSet<String>>,
+    homes: &'a BTreeMap<String, String>,
+}
+
+impl Places<'_> {
+    fn lock_path(&self, host: &str, job: &str) -> String {
+        format!("{}/{job}.lock", self.hosts[host].lock_dir)
+    }
+
+    /// The job's own lock, exclusive, on every host its data touches.
+    fn own_locks(&self, job: &str, s: &Settings) -> Vec<Lock> {
+        self.touched[job]
+            .iter()
+            .map(|h| Lock {
+                at: Location {
+                    host: h.clone(),
+                    path: self.lock_path(h, job),
+                },
+                mode: LockMode::Exclusive,
+                owner: job.to_string(),
+                wait_secs: s.lock_wait,
+                timeout_secs: s.lock_timeout,
+            })
+            .collect()
+    }
+
+    /// The lock of the job `e` leads to, shared, on a host where that job holds it.
+    fn shared_lock(&self, home: &str, job: &str, e: &Edge) -> Lock {
+        let theirs = &self.touched[&e.to];
+        // Prefer our own host (a local lock wakes its waiter at once), then any host both
+        // touch, then the other job's own host, which it always locks.
+        let host = if theirs.contains(home) {
+            home.to_string()
+        } else {
+            self.touched[job]
+                .intersection(theirs)
+                .next()
+                .cloned()
+                .unwrap_or_else(|| self.homes[&e.to].clone())
+        };
+        Lock {
+            at: Location {
+                path: self.lock_path(&host, &e.to),
+                host,
+            },
+            mode: LockMode::Shared,
+            owner: e.to.clone(),
+            wait_secs: e.wait,
+            timeout_secs: e.timeout,
+        }
+    }
 }
 
 /// Refuse chains of one-way waits that close on themselves. Two jobs that block on each other
@@ -221,7 +266,7 @@ fn report_cycle(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>, members: &[&s
     let mut ring: Vec<&str> = members.to_vec();
     ring.push(members[0]);
     let mut diag = Diagnostic::error(
-        "bkc::wait_cycle",
+        Code::WaitCycle,
         format!(
             "these jobs wait on each other in a circle: {}",
             ring.join(" → ")
@@ -246,6 +291,14 @@ fn report_cycle(cx: &mut Ctx, edges: &BTreeMap<String, Vec<Edge>>, members: &[&s
     ));
 }
 
+/// A place one job's sync or hook reads or writes.
+struct Touch<'a> {
+    job: &'a str,
+    at: &'a Location,
+    write: bool,
+    span: SourceSpan,
+}
+
 /// Two jobs that touch overlapping paths on one host, one of them writing, must not run at
 /// once. Where the file relates them in neither direction, make one wait on the other.
 fn exclusions(
@@ -254,88 +307,21 @@ fn exclusions(
     edges: &mut BTreeMap<String, Vec<Edge>>,
     s: &Settings,
 ) -> Vec<Derived> {
-    struct Touch<'a> {
-        job: &'a str,
-        at: &'a Location,
-        write: bool,
-        span: SourceSpan,
-    }
-    let mut by_host: BTreeMap<&str, Vec<Touch>> = BTreeMap::new();
-    for (name, d) in drafts {
-        for (list, write) in [(&d.reads, false), (&d.writes, true)] {
-            for (at, span) in list {
-                by_host.entry(at.host.as_str()).or_default().push(Touch {
-                    job: name,
-                    at,
-                    write,
-                    span: *span,
-                });
-            }
-        }
-    }
     let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut derived = Vec::new();
-    for touches in by_host.values_mut() {
-        // Sorted by path components, a directory comes right before everything inside it, so
-        // the stack below always holds exactly the ancestors of the current path.
-        touches.sort_by(|a, b| {
-            let ka = a.at.path.split('/').filter(|c| !c.is_empty());
-            let kb = b.at.path.split('/').filter(|c| !c.is_empty());
-            ka.cmp(kb)
-        });
-        let mut stack: Vec<&Touch> = Vec::new();
-        for t in touches.iter() {
-            while stack
-                .last()
-                .is_some_and(|top| !paths::is_ancestor_or_same(&top.at.path, &t.at.path))
-            {
-                stack.pop();
+    for touches in touches_by_host(drafts).values_mut() {
+        for (a, b) in conflicts(touches) {
+            let related = edges[a.job].iter().any(|e| e.to == b.job)
+                || edges[b.job].iter().any(|e| e.to == a.job);
+            if related || !seen.insert((a.job, b.job)) {
+                continue;
             }
-            for other in &stack {
-                if other.job == t.job || !(other.write || t.write) {
-                    continue;
-                }
-                // The writer waits on the other; of two writers, the later name waits.
-                let (a, b) = match (t.write, other.write) {
-                    (true, false) => (t, *other),
-                    (false, true) => (*other, t),
-                    _ if t.job > other.job => (t, *other),
-                    _ => (*other, t),
-                };
-                let related = edges[a.job].iter().any(|e| e.to == b.job)
-                    || edges[b.job].iter().any(|e| e.to == a.job);
-                if related || !seen.insert((a.job, b.job)) {
-                    continue;
-                }
-                let place = |x: &Touch| format!("{}:{}", x.at.host, x.at.path);
-                let verb = |x: &Touch| if x.write { "writes" } else { "reads" };
-                cx.push(
-                    Diagnostic::warning(
-                        "bkc::derived_exclusion",
-                        format!(
-                            "`{}` {} `{}` while `{}` {} `{}`, and neither blocks on the other",
-                            a.job,
-                            verb(a),
-                            place(a),
-                            b.job,
-                            verb(b),
-                            place(b)
-                        ),
-                    )
-                    .label(a.span, format!("`{}` {} here", a.job, verb(a)))
-                    .also(b.span, format!("`{}` {} here", b.job, verb(b)))
-                    .help(format!(
-                        "bkc adds blocks-on \"{}\" to job `{}` so they never run at once; write it there yourself to silence this warning",
-                        b.job, a.job
-                    )),
-                );
-                derived.push(Derived {
-                    job: a.job.to_string(),
-                    blocks_on: b.job.to_string(),
-                    overlap: place(a),
-                });
-            }
-            stack.push(t);
+            cx.push(derived_exclusion(a, b));
+            derived.push(Derived {
+                job: a.job.to_string(),
+                blocks_on: b.job.to_string(),
+                overlap: place(a),
+            });
         }
     }
     for d in &derived {
@@ -350,4 +336,84 @@ fn exclusions(
     }
     derived.sort_by(|x, y| (&x.job, &x.blocks_on).cmp(&(&y.job, &y.blocks_on)));
     derived
+}
+
+fn touches_by_host(drafts: &BTreeMap<String, Draft>) -> BTreeMap<&str, Vec<Touch<'_>>> {
+    let mut by_host: BTreeMap<&str, Vec<Touch>> = BTreeMap::new();
+    for (name, d) in drafts {
+        for (list, write) in [(&d.reads, false), (&d.writes, true)] {
+            for (at, span) in list {
+                by_host.entry(at.host.as_str()).or_default().push(Touch {
+                    job: name,
+                    at,
+                    write,
+                    span: *span,
+                });
+            }
+        }
+    }
+    by_host
+}
+
+/// Pairs of touches of one host by two jobs, on paths one inside the other, at least one of
+/// them writing: the one that is to wait first.
+fn conflicts<'t, 'a>(touches: &'t mut [Touch<'a>]) -> Vec<(&'t Touch<'a>, &'t Touch<'a>)> {
+    // Sorted by path components, a directory comes right before everything inside it, so
+    // the stack below always holds exactly the ancestors of the current path.
+    touches.sort_by(|a, b| {
+        let ka = a.at.path.split('/').filter(|c| !c.is_empty());
+        let kb = b.at.path.split('/').filter(|c| !c.is_empty());
+        ka.cmp(kb)
+    });
+    let mut pairs = Vec::new();
+    let mut stack: Vec<&Touch> = Vec::new();
+    for t in touches.iter() {
+        while stack
+            .last()
+            .is_some_and(|top| !paths::is_ancestor_or_same(&top.at.path, &t.at.path))
+        {
+            stack.pop();
+        }
+        for other in &stack {
+            if other.job == t.job || !(other.write || t.write) {
+                continue;
+            }
+            // The writer waits on the other; of two writers, the later name waits.
+            pairs.push(match (t.write, other.write) {
+                (true, false) => (t, *other),
+                (false, true) => (*other, t),
+                _ if t.job > other.job => (t, *other),
+                _ => (*other, t),
+            });
+        }
+        stack.push(t);
+    }
+    pairs
+}
+
+fn place(x: &Touch) -> String {
+    format!("{}:{}", x.at.host, x.at.path)
+}
+
+/// `a` is to wait on `b`.
+fn derived_exclusion(a: &Touch, b: &Touch) -> Diagnostic {
+    let verb = |x: &Touch| if x.write { "writes" } else { "reads" };
+    Diagnostic::warning(
+        Code::DerivedExclusion,
+        format!(
+            "`{}` {} `{}` while `{}` {} `{}`, and neither blocks on the other",
+            a.job,
+            verb(a),
+            place(a),
+            b.job,
+            verb(b),
+            place(b)
+        ),
+    )
+    .label(a.span, format!("`{}` {} here", a.job, verb(a)))
+    .also(b.span, format!("`{}` {} here", b.job, verb(b)))
+    .help(format!(
+        "bkc adds blocks-on \"{}\" to job `{}` so they never run at once; write it there yourself to silence this warning",
+        b.job, a.job
+    ))
 }

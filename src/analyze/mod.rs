@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use miette::{NamedSource, SourceSpan};
 
-use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean};
+use crate::diag::{Code, Diagnostic, Diagnostics, Source, did_you_mean};
 use crate::schedule::{ScheduleError, parse_duration};
 use crate::syntax::{self, ast};
 use crate::topology::{Host, Job, Topology};
@@ -63,7 +63,7 @@ pub fn compile(name: &str, text: &str) -> Compiled {
         // A node that failed to lower is often the very one a "has no schedule" or "has nothing
         // to do" warning misses; with errors present those warnings would only be noise.
         d.retain(|x| x.is_error() || !ABSENCE_WARNINGS.contains(&x.code));
-        let only_cycles = d.all_errors_are("bkc::wait_cycle");
+        let only_cycles = d.all_errors_are(Code::WaitCycle);
         (None, topology.filter(|_| only_cycles))
     } else {
         (topology, None)
@@ -92,7 +92,7 @@ pub(crate) struct Settings {
 }
 
 /// Warnings about something missing, dropped when the file has errors (see `compile`).
-const ABSENCE_WARNINGS: &[&str] = &["bkc::no_schedule", "bkc::empty_job", "bkc::no_host_key"];
+const ABSENCE_WARNINGS: &[Code] = &[Code::NoSchedule, Code::EmptyJob, Code::NoHostKey];
 
 pub(crate) const KNOWN_HOSTS: &str = "/etc/bkc/known_hosts";
 
@@ -127,7 +127,7 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn schedule_error(&mut self, code: &'static str, value: &ast::Str, e: ScheduleError) {
+    pub fn schedule_error(&mut self, code: Code, value: &ast::Str, e: ScheduleError) {
         let span = match e.range.clone() {
             Some(r) => self.inner(value, r),
             None => value.span,
@@ -143,7 +143,7 @@ impl Ctx<'_> {
         match parse_duration(&value.value, allow_zero) {
             Ok(v) => Some(v),
             Err(e) => {
-                self.schedule_error("bkc::invalid_duration", value, e);
+                self.schedule_error(Code::InvalidDuration, value, e);
                 None
             }
         }
@@ -170,7 +170,7 @@ pub(crate) fn check_name(cx: &mut Ctx, name: &ast::Str, what: &str) -> bool {
         && v.len() <= 200;
     if !ok {
         cx.push(
-            Diagnostic::error("bkc::invalid_name", format!("`{v}` is not a valid {what} name"))
+            Diagnostic::error(Code::InvalidName, format!("`{v}` is not a valid {what} name"))
                 .label(name.span, "invalid name")
                 .help(format!(
                     "a {what} name starts with a letter or digit and holds only letters, digits, `_`, `.` and `-` (it becomes part of unit and file names)"
@@ -221,7 +221,7 @@ fn unpinned_hosts(
                 format!("-p {} ", host.port)
             };
             cx.push(
-                Diagnostic::warning("bkc::no_host_key", format!("host `{name}` has no pinned host key"))
+                Diagnostic::warning(Code::NoHostKey, format!("host `{name}` has no pinned host key"))
                     .label(h.name.span, "runners connect here over SSH")
                     .help(format!(
                         "add host-key \"ssh-ed25519 AAAA…\" (from `ssh-keyscan {port}-t ed25519 {}`); without it runners accept only a key already in their /etc/ssh/ssh_known_hosts",
@@ -269,7 +269,7 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
     {
         // rsync splits its `-e` ssh command itself and knows no escape for quotes in it.
         cx.push(
-            Diagnostic::error("bkc::invalid_path", "the identity path contains a quote")
+            Diagnostic::error(Code::InvalidPath, "the identity path contains a quote")
                 .label(id.span, "rsync cannot pass this to ssh")
                 .help("move the key to a path without quotes, such as /etc/bkc/id_ed25519"),
         );
@@ -298,12 +298,9 @@ fn port(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<u16> {
         Ok(v) if v > 0 => Some(v),
         _ => {
             cx.push(
-                Diagnostic::error(
-                    "bkc::invalid_port",
-                    format!("{} is not a TCP port", p.value),
-                )
-                .label(p.span, "out of range")
-                .help("a port is a number from 1 to 65535"),
+                Diagnostic::error(Code::InvalidPort, format!("{} is not a TCP port", p.value))
+                    .label(p.span, "out of range")
+                    .help("a port is a number from 1 to 65535"),
             );
             None
         }
@@ -311,7 +308,7 @@ fn port(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<u16> {
 }
 
 /// Reject what ssh would read as an option or split into two words.
-fn check_word(cx: &mut Ctx, v: &ast::Str, what: &str, code: &'static str) -> bool {
+fn check_word(cx: &mut Ctx, v: &ast::Str, what: &str, code: Code) -> bool {
     match bad_word(code, v, what) {
         Some(d) => {
             cx.push(d);
@@ -323,7 +320,7 @@ fn check_word(cx: &mut Ctx, v: &ast::Str, what: &str, code: &'static str) -> boo
 
 /// A user name or address that ssh would read as an option or split into two words (also
 /// what `bkc import` checks, so an imported topology passes `bkc check`).
-pub(crate) fn bad_word(code: &'static str, v: &ast::Str, what: &str) -> Option<Diagnostic> {
+pub(crate) fn bad_word(code: Code, v: &ast::Str, what: &str) -> Option<Diagnostic> {
     let bad = v.value.is_empty()
         || v.value.starts_with('-')
         || v.value
@@ -345,13 +342,13 @@ pub(crate) fn path_diagnostic(
     span: SourceSpan,
     what: &str,
 ) -> Diagnostic {
-    Diagnostic::error("bkc::invalid_path", format!("{problem}: `{path}`"))
+    Diagnostic::error(Code::InvalidPath, format!("{problem}: `{path}`"))
         .label(span, format!("{what} must be a plain absolute path"))
         .help(help)
 }
 
 fn check_user(cx: &mut Ctx, v: &ast::Str) -> bool {
-    check_word(cx, v, "user name", "bkc::invalid_user")
+    check_word(cx, v, "user name", Code::InvalidUser)
 }
 
 const KEY_TYPES: &[&str] = &[
@@ -373,7 +370,7 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
         }
         if let Some(prev) = first.get(h.name.value.as_str()) {
             cx.push(
-                Diagnostic::error("bkc::duplicate_host", format!("host `{}` is defined twice", h.name.value))
+                Diagnostic::error(Code::DuplicateHost, format!("host `{}` is defined twice", h.name.value))
                     .label(h.name.span, "defined again here")
                     .also(*prev, "first defined here")
                     .help("give each host one `host` node; rename one of them if they are different machines"),
@@ -382,7 +379,7 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
         }
         first.insert(&h.name.value, h.name.span);
         let address = match &h.address {
-            Some(a) if check_word(cx, a, "address", "bkc::invalid_address") => a.value.clone(),
+            Some(a) if check_word(cx, a, "host address", Code::InvalidAddress) => a.value.clone(),
             _ => h.name.value.clone(),
         };
         let user = match &h.user {
@@ -406,11 +403,9 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
                     .bytes()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
             if !KEY_TYPES.contains(&ty) || !b64 || k.value.contains(['\n', '\r']) {
-                let mut diag = Diagnostic::error(
-                    "bkc::invalid_host_key",
-                    "this is not an SSH public host key",
-                )
-                .label(k.span, "expected `<type> <base64>`");
+                let mut diag =
+                    Diagnostic::error(Code::InvalidHostKey, "this is not an SSH public host key")
+                        .label(k.span, "expected `<type> <base64>`");
                 diag = match did_you_mean(ty, KEY_TYPES.iter().copied()).filter(|t| *t != ty) {
                     Some(t) => diag.help(format!("did you mean the key type `{t}`?")),
                     None => diag.help(format!(
@@ -456,7 +451,7 @@ pub(crate) fn resolve_host<'h>(
         return Some(h);
     }
     let mut diag = Diagnostic::error(
-        "bkc::unknown_host",
+        Code::UnknownHost,
         format!("{what} names host `{name}`, which is not defined"),
     )
     .label(span, "unknown host");

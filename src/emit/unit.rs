@@ -10,9 +10,9 @@ use serde::Serialize;
 use super::escape::{unit_arg, unit_path, unit_text};
 use crate::schedule::format_duration;
 use crate::spec::IoClass;
-use crate::topology::{Job, Timer};
+use crate::topology::{Job, Service, Timer};
 
-/// Creates the sandbox's writable paths before the sandbox exists (see [`service`]).
+/// Creates the sandbox's writable paths before the sandbox exists (see [`sandbox`]).
 const MKDIR: &str = "/usr/bin/mkdir";
 
 #[derive(Debug, Clone, Serialize)]
@@ -88,22 +88,38 @@ pub(crate) fn unit_name(job: &Job) -> String {
 
 /// The job's service: run the runner on the job spec at `spec_path`, sandboxed from the topology.
 pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Error> {
-    let svc = &job.service;
     let description = job
         .description
         .clone()
         .unwrap_or_else(|| format!("bkc backup job {}", job.name));
-    // Two minutes past the runner's own timeout, so the runner always gets to clean up first.
-    let start_timeout = svc
-        .timeout_secs
-        .map_or_else(|| "infinity".to_string(), |t| format_duration(t + 120));
-
     let unit = vec![
         set("Description", unit_text(&description)?),
         set("After", "network-online.target"),
         set("Wants", "network-online.target"),
     ];
+    let mut service = run(job, spec_path)?;
+    service.extend(sandbox(&job.service)?);
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: unit,
+            },
+            Section {
+                name: "Service",
+                settings: service,
+            },
+        ],
+    })
+}
 
+/// How the service runs the runner: its command, its timeouts and its priority.
+fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
+    let svc = &job.service;
+    // Two minutes past the runner's own timeout, so the runner always gets to clean up first.
+    let start_timeout = svc
+        .timeout_secs
+        .map_or_else(|| "infinity".to_string(), |t| format_duration(t + 120));
     let mut service = vec![
         set("Type", "oneshot"),
         set("ExecStart", unit_arg(spec_path)?).exec("", "runner", unit_arg(&svc.runner)?),
@@ -129,11 +145,44 @@ pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Err
         ));
     }
     service.push(set("UMask", "0077"));
-    service.push(
+    Ok(service)
+}
+
+/// Hardening that is the same for every job.
+const HARDENING: &[(&str, &str)] = &[
+    ("PrivateTmp", "yes"),
+    ("PrivateDevices", "yes"),
+    ("PrivateIPC", "yes"),
+    ("PrivateMounts", "yes"),
+    ("NoNewPrivileges", "yes"),
+    ("ProtectKernelTunables", "yes"),
+    ("ProtectKernelModules", "yes"),
+    ("ProtectKernelLogs", "yes"),
+    ("ProtectControlGroups", "yes"),
+    ("ProtectClock", "yes"),
+    ("ProtectHostname", "yes"),
+    ("ProtectProc", "invisible"),
+    ("RestrictNamespaces", "yes"),
+    ("RestrictRealtime", "yes"),
+    ("RestrictSUIDSGID", "yes"),
+    ("LockPersonality", "yes"),
+    ("MemoryDenyWriteExecute", "yes"),
+    ("RemoveIPC", "yes"),
+    ("KeyringMode", "private"),
+    ("DevicePolicy", "closed"),
+    ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
+    ("SystemCallArchitectures", "native"),
+    ("SystemCallFilter", "@system-service"),
+    ("SystemCallErrorNumber", "EPERM"),
+];
+
+/// The sandbox: writable only where the job's data goes, and the common hardening.
+fn sandbox(svc: &Service) -> Result<Vec<Setting>, minijinja::Error> {
+    let mut service = vec![
         set("ProtectSystem", "strict")
             .why("Sandbox, derived from the topology: the job may write only where its data goes.")
             .apart(),
-    );
+    ];
     for path in &svc.read_write_paths {
         service.push(set("ReadWritePaths", format!("-{}", unit_path(path)?)));
     }
@@ -154,33 +203,8 @@ pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Err
         "ProtectHome",
         if svc.writes_home { "no" } else { "read-only" },
     ));
-    for (key, value) in [
-        ("PrivateTmp", "yes"),
-        ("PrivateDevices", "yes"),
-        ("PrivateIPC", "yes"),
-        ("PrivateMounts", "yes"),
-        ("NoNewPrivileges", "yes"),
-        ("ProtectKernelTunables", "yes"),
-        ("ProtectKernelModules", "yes"),
-        ("ProtectKernelLogs", "yes"),
-        ("ProtectControlGroups", "yes"),
-        ("ProtectClock", "yes"),
-        ("ProtectHostname", "yes"),
-        ("ProtectProc", "invisible"),
-        ("RestrictNamespaces", "yes"),
-        ("RestrictRealtime", "yes"),
-        ("RestrictSUIDSGID", "yes"),
-        ("LockPersonality", "yes"),
-        ("MemoryDenyWriteExecute", "yes"),
-        ("RemoveIPC", "yes"),
-        ("KeyringMode", "private"),
-        ("DevicePolicy", "closed"),
-        ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
-        ("SystemCallArchitectures", "native"),
-        ("SystemCallFilter", "@system-service"),
-        ("SystemCallErrorNumber", "EPERM"),
-    ] {
-        service.push(set(key, value));
+    for (key, value) in HARDENING {
+        service.push(set(key, *value));
     }
     service.push(
         set(
@@ -192,19 +216,7 @@ pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Err
         ),
     );
     service.push(set("AmbientCapabilities", ""));
-
-    Ok(Unit {
-        sections: vec![
-            Section {
-                name: "Unit",
-                settings: unit,
-            },
-            Section {
-                name: "Service",
-                settings: service,
-            },
-        ],
-    })
+    Ok(service)
 }
 
 /// The job's timer, which starts its service.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use miette::{NamedSource, SourceSpan};
 
 use crate::analyze::paths;
-use crate::diag::{Diagnostic, Source};
+use crate::diag::{Code, Diagnostic, Source};
 use crate::schedule::{cron_to_calendar, parse_size};
 use crate::syntax::ast::Spanned;
 use yaml::{Node, Reader};
@@ -154,7 +154,7 @@ fn read_config(r: &mut Reader, st: &mut State, file: usize) -> Parsed {
         match cron_to_calendar(&s.value) {
             Ok(_) => out.cron = Some(s.value),
             Err(e) => r.d.push(
-                Diagnostic::error("bkc::invalid_cron", e.message)
+                Diagnostic::error(Code::InvalidCron, e.message)
                     .label(s.span, "not a cron line bkc can translate")
                     .help(e.help),
             ),
@@ -252,7 +252,7 @@ fn located<'a>(
                     let span = r.span(v);
                     r.d.push(
                         Diagnostic::error(
-                            "bkc::yaml_unknown_key",
+                            Code::YamlUnknownKey,
                             format!("a local {} has no `{key}`", &what[2..]),
                         )
                         .label(span, "on a local one")
@@ -265,7 +265,7 @@ fn located<'a>(
         "remote" => remote(r, st, file, f, what, false).map(Some),
         other => {
             r.d.push(
-                Diagnostic::error("bkc::yaml_wrong_type", format!("unknown type `{other}`"))
+                Diagnostic::error(Code::YamlWrongType, format!("unknown type `{other}`"))
                     .label(ty.span, "not local or remote")
                     .help("the type is `local` or `remote`"),
             );
@@ -328,7 +328,7 @@ fn read_wait<'a>(r: &mut Reader<'a>, st: &mut State, file: usize, node: &Node<'a
         None => {
             r.d.push(
                 Diagnostic::warning(
-                    "bkc::import_no_timeout",
+                    Code::ImportNoTimeout,
                     "this wait has no timeout: the old daemon waited forever",
                 )
                 .label(r.span(node), "no `timeout`")
@@ -371,7 +371,7 @@ fn read_sync<'a>(r: &mut Reader<'a>, node: &Node<'a>) -> Option<Sync> {
                 Err(e) => {
                     ok = false;
                     r.d.push(
-                        Diagnostic::error("bkc::import_shell", e.message)
+                        Diagnostic::error(Code::ImportShell, e.message)
                             .label(inner(r.text, &o, e.range), "here")
                             .help("the old daemon ran its rsync line through bash; write the option so that bash passes it unchanged, in single quotes"),
                     );
@@ -385,7 +385,7 @@ fn read_sync<'a>(r: &mut Reader<'a>, node: &Node<'a>) -> Option<Sync> {
         Err(e) => {
             if ok {
                 r.d.push(
-                    Diagnostic::error("bkc::import_option", e.message)
+                    Diagnostic::error(Code::ImportOption, e.message)
                         .label(words[e.word].1, "cannot be carried over")
                         .help(e.help),
                 );
@@ -402,7 +402,7 @@ fn read_sync<'a>(r: &mut Reader<'a>, node: &Node<'a>) -> Option<Sync> {
             .find(|(w, _)| w.contains("bwlimit"))
             .map_or(r.span(node), |(_, s)| *s);
         r.d.push(
-            Diagnostic::error("bkc::invalid_size", e.message)
+            Diagnostic::error(Code::InvalidSize, e.message)
                 .label(span, "here")
                 .help(e.help),
         );
@@ -445,7 +445,7 @@ fn one_word(r: &mut Reader, s: &Spanned<String>, what: &str) -> Option<String> {
         Ok(_) => {
             r.d.push(
                 Diagnostic::error(
-                    "bkc::import_shell",
+                    Code::ImportShell,
                     format!("the {what} is not one word to the shell"),
                 )
                 .label(s.span, "split by bash into another number of words")
@@ -455,7 +455,7 @@ fn one_word(r: &mut Reader, s: &Spanned<String>, what: &str) -> Option<String> {
         }
         Err(e) => {
             r.d.push(
-                Diagnostic::error("bkc::import_shell", e.message)
+                Diagnostic::error(Code::ImportShell, e.message)
                     .label(inner(r.text, s, e.range), "here")
                     .help("write the path so that bash passes it unchanged, in single quotes"),
             );
@@ -478,7 +478,7 @@ fn check_path(r: &mut Reader, p: &Spanned<String>, what: &str) -> bool {
 
 /// What ssh would read as an option, or split: the rule `bkc check` applies.
 fn check_word(r: &mut Reader, v: &Spanned<String>, what: &str) -> bool {
-    match crate::analyze::bad_word("bkc::import_value", v, what) {
+    match crate::analyze::bad_word(Code::ImportValue, v, what) {
         Some(d) => {
             r.d.push(d);
             false
@@ -560,56 +560,14 @@ fn name_hosts(
             h.address = Some(addr.clone());
         }
     }
-    let explicit = |addr: &str| {
-        addresses
-            .iter()
-            .find(|(_, a)| a.eq_ignore_ascii_case(addr))
-            .map(|(n, _)| n.clone())
-    };
     let mut by_address: BTreeMap<String, String> = BTreeMap::new();
     let mut of_remote = Vec::new();
     for rm in &st.remotes {
         let addr = rm.address.value.as_str();
         let key = addr.to_ascii_lowercase();
-        let name = if let Some(n) = by_address.get(&key) {
-            n.clone()
-        } else if let Some(n) = explicit(addr) {
-            n
-        } else {
-            let label = addr.split('.').next().unwrap_or(addr);
-            let given = configs.iter().map(|c| &c.host).find(|h| {
-                !addresses.iter().any(|(n, _)| n == *h)
-                    && (same_name(h, addr) || (!is_ip(addr) && same_name(h, label)))
-            });
-            match given {
-                Some(g) => {
-                    let h = &mut list.iter_mut().find(|(n, _)| n == g).expect("given").1;
-                    if let Some(other) = &h.address {
-                        readers[rm.file].d.push(
-                            Diagnostic::error(
-                                "bkc::import_address",
-                                format!("`{addr}` and `{other}` would both be host `{g}`"),
-                            )
-                            .label(rm.address.span, "a second address for the same host")
-                            .help(format!("say which address host `{g}` has with --address {g}={other}; the other becomes a host of its own")),
-                        );
-                        // Carry on as a host of its own, so that later mistakes still show.
-                        sanitize(addr, "host")
-                    } else {
-                        h.address = Some(addr.to_string());
-                        g.clone()
-                    }
-                }
-                None => {
-                    let taken = |n: &str| list.iter().any(|(x, _)| same_name(x, n));
-                    let short = sanitize(label, "host");
-                    if !is_ip(addr) && !taken(&short) {
-                        short
-                    } else {
-                        sanitize(addr, "host")
-                    }
-                }
-            }
+        let name = match by_address.get(&key) {
+            Some(n) => n.clone(),
+            None => new_host_name(rm, configs, addresses, &mut list, readers),
         };
         if !list.iter().any(|(n, _)| *n == name) {
             list.push((
@@ -648,6 +606,50 @@ fn name_hosts(
     Hosts { list, of_remote }
 }
 
+/// The host name for an address met for the first time: the one `--address` gives it, or a
+/// config's host whose name the address starts with, or one made from the address.
+fn new_host_name(
+    rm: &Remote,
+    configs: &[Config],
+    addresses: &[(String, String)],
+    list: &mut [(String, Host)],
+    readers: &mut [Reader],
+) -> String {
+    let addr = rm.address.value.as_str();
+    if let Some((n, _)) = addresses.iter().find(|(_, a)| a.eq_ignore_ascii_case(addr)) {
+        return n.clone();
+    }
+    let label = addr.split('.').next().unwrap_or(addr);
+    let given = configs.iter().map(|c| &c.host).find(|h| {
+        !addresses.iter().any(|(n, _)| n == *h)
+            && (same_name(h, addr) || (!is_ip(addr) && same_name(h, label)))
+    });
+    let Some(g) = given else {
+        let taken = |n: &str| list.iter().any(|(x, _)| same_name(x, n));
+        let short = sanitize(label, "host");
+        return if !is_ip(addr) && !taken(&short) {
+            short
+        } else {
+            sanitize(addr, "host")
+        };
+    };
+    let h = &mut list.iter_mut().find(|(n, _)| n == g).expect("given").1;
+    let Some(other) = &h.address else {
+        h.address = Some(addr.to_string());
+        return g.clone();
+    };
+    readers[rm.file].d.push(
+        Diagnostic::error(
+            Code::ImportAddress,
+            format!("`{addr}` and `{other}` would both be host `{g}`"),
+        )
+        .label(rm.address.span, "a second address for the same host")
+        .help(format!("say which address host `{g}` has with --address {g}={other}; the other becomes a host of its own")),
+    );
+    // Carry on as a host of its own, so that later mistakes still show.
+    sanitize(addr, "host")
+}
+
 fn agree<T: PartialEq + std::fmt::Display + Clone>(
     slot: &mut Option<(T, usize, SourceSpan)>,
     value: T,
@@ -664,7 +666,7 @@ fn agree<T: PartialEq + std::fmt::Display + Clone>(
             let line = c.text[..at.offset()].matches('\n').count() + 1;
             readers[rm.file].d.push(
                 Diagnostic::error(
-                    "bkc::import_conflict",
+                    Code::ImportConflict,
                     format!("`{}` is reached with {what} {value} here and {what} {first} in {}:{line}", rm.address.value, c.file),
                 )
                 .label(span, format!("another {what}"))
@@ -694,7 +696,7 @@ fn name_jobs(st: &mut State, readers: &mut [Reader]) -> Vec<String> {
             };
             readers[j.file].d.push(
                 Diagnostic::warning(
-                    "bkc::import_renamed",
+                    Code::ImportRenamed,
                     format!("job `{}` is imported as `{name}`", j.id.value),
                 )
                 .label(j.id.span, "renamed")
@@ -747,30 +749,23 @@ fn write_topology(
         files.join(", ")
     );
     for (name, h) in &hosts.list {
-        let _ = write!(o, "host {}", q(name));
-        if let Some(a) = &h.address {
-            let _ = write!(o, " address={}", q(a));
-        }
-        if let Some((p, ..)) = &h.port {
-            let _ = write!(o, " port={p}");
-        }
-        if let Some((u, ..)) = &h.user {
-            let _ = write!(o, " user={}", q(u));
-        }
-        o.push('\n');
+        write_host(&mut o, name, h);
     }
-    // Where each lock file is, to tell a wait on another job's lock file.
-    let mut lock_owner: BTreeMap<(String, &str), usize> = BTreeMap::new();
-    let host_of = |j: &Job, at: &At| match at.remote {
-        Some(r) => hosts.of_remote[r].clone(),
-        None => configs[j.file].host.clone(),
+    let mut w = Writer {
+        o,
+        configs,
+        hosts,
+        names,
+        lock_owner: BTreeMap::new(),
     };
     for (i, j) in st.jobs.iter().enumerate() {
         for lf in &j.lock_files {
-            lock_owner.entry((host_of(j, lf), &lf.path)).or_insert(i);
+            w.lock_owner
+                .entry((w.host_of(j, lf), &lf.path))
+                .or_insert(i);
         }
     }
-    for (ci, c) in configs.iter().enumerate() {
+    for (ci, p) in parsed.iter().enumerate() {
         let jobs: Vec<(usize, &Job)> = st
             .jobs
             .iter()
@@ -778,90 +773,143 @@ fn write_topology(
             .filter(|(_, j)| j.file == ci)
             .collect();
         for (k, &(i, j)) in jobs.iter().enumerate() {
-            let _ = writeln!(o, "\n// From {}, job `{}`.", c.file, j.id.value);
-            let _ = writeln!(o, "job {} on={} {{", q(&names[i]), q(&c.host));
-            if let Some(cron) = &parsed[ci].cron {
-                let _ = writeln!(o, "    cron {}", q(cron));
-            }
-            if k > 0 {
-                let _ = writeln!(
-                    o,
-                    "    // The old daemon ran the jobs of {} one after another; these keep them apart.",
-                    c.file
-                );
-                for &(earlier, _) in &jobs[..k] {
-                    let _ = writeln!(o, "    blocks-on {}", q(&names[earlier]));
-                }
-            }
-            if k == 0
-                && let Some(dir) = &parsed[ci].pid_file_dir
-            {
-                let _ = writeln!(
-                    o,
-                    "    // pid_file_dir {dir}: each bkc job holds its own lock instead."
-                );
-            }
-            for lf in &j.lock_files {
-                let _ = write!(o, "    lock-file {}", q(&lf.path));
-                at_host(&mut o, &host_of(j, lf), &c.host);
-                o.push('\n');
-            }
-            for w in &j.waits {
-                let h = host_of(j, &w.at);
-                if let Some(&owner) = lock_owner.get(&(h.clone(), w.at.path.as_str()))
-                    && owner != i
-                {
-                    let other = &names[owner];
-                    let _ = writeln!(
-                        o,
-                        "    // The lock file of job `{other}`: `blocks-on {}` says the same natively.",
-                        q(other)
-                    );
-                    readers[j.file].d.push(
-                        Diagnostic::warning(
-                            "bkc::import_waits_on_job",
-                            format!("job `{}` waits on the lock file of job `{other}`", names[i]),
-                        )
-                        .label(w.span, format!("`{other}` creates this file"))
-                        .help(format!(
-                            "once both run under bkc, replace the blocks-on-file with blocks-on {}",
-                            q(other)
-                        )),
-                    );
-                }
-                let _ = write!(o, "    blocks-on-file {}", q(&w.at.path));
-                at_host(&mut o, &h, &c.host);
-                let _ = write!(o, " wait={}", w.wait);
-                if let Some(t) = w.timeout {
-                    let _ = write!(o, " timeout={t}");
-                }
-                o.push('\n');
-            }
-            let dest_host = j.remote.map(|r| hosts.of_remote[r].as_str());
-            for s in &j.syncs {
-                let dest = match dest_host {
-                    Some(h) if h != c.host => format!("{h}:{}", s.dest),
-                    _ => s.dest.clone(),
-                };
-                let _ = writeln!(o, "    sync {} {} {{", q(&s.source), q(&dest));
-                o.push_str("        opts");
-                for x in &s.opts {
-                    let _ = write!(o, " {}", q(x));
-                }
-                o.push('\n');
-                if !s.exclude.is_empty() {
-                    let ex: Vec<String> = s.exclude.iter().map(|x| q(x)).collect();
-                    let _ = writeln!(o, "        exclude {}", ex.join(" "));
-                }
-                if let Some(b) = &s.bwlimit {
-                    let _ = writeln!(o, "        bwlimit {}", q(b));
-                }
-                o.push_str("    }\n");
-            }
-            o.push_str("}\n");
+            let earlier: Vec<usize> = jobs[..k].iter().map(|&(e, _)| e).collect();
+            w.job(p, &earlier, i, j, readers);
         }
     }
-    o
+    w.o
+}
+
+fn write_host(o: &mut String, name: &str, h: &Host) {
+    let _ = write!(o, "host {}", q(name));
+    if let Some(a) = &h.address {
+        let _ = write!(o, " address={}", q(a));
+    }
+    if let Some((p, ..)) = &h.port {
+        let _ = write!(o, " port={p}");
+    }
+    if let Some((u, ..)) = &h.user {
+        let _ = write!(o, " user={}", q(u));
+    }
+    o.push('\n');
+}
+
+/// The topology text being written, and what writing a job needs to know of the others.
+struct Writer<'a> {
+    o: String,
+    configs: &'a [Config],
+    hosts: &'a Hosts,
+    names: &'a [String],
+    /// Which job creates each lock file, to tell a wait on another job's lock file.
+    lock_owner: BTreeMap<(String, &'a str), usize>,
+}
+
+impl Writer<'_> {
+    fn host_of(&self, j: &Job, at: &At) -> String {
+        match at.remote {
+            Some(r) => self.hosts.of_remote[r].clone(),
+            None => self.configs[j.file].host.clone(),
+        }
+    }
+
+    /// Job `i`, written after the `earlier` jobs of its config.
+    fn job(&mut self, p: &Parsed, earlier: &[usize], i: usize, j: &Job, readers: &mut [Reader]) {
+        let c = &self.configs[j.file];
+        let o = &mut self.o;
+        let _ = writeln!(o, "\n// From {}, job `{}`.", c.file, j.id.value);
+        let _ = writeln!(o, "job {} on={} {{", q(&self.names[i]), q(&c.host));
+        if let Some(cron) = &p.cron {
+            let _ = writeln!(o, "    cron {}", q(cron));
+        }
+        if !earlier.is_empty() {
+            let _ = writeln!(
+                o,
+                "    // The old daemon ran the jobs of {} one after another; these keep them apart.",
+                c.file
+            );
+            for &e in earlier {
+                let _ = writeln!(o, "    blocks-on {}", q(&self.names[e]));
+            }
+        } else if let Some(dir) = &p.pid_file_dir {
+            let _ = writeln!(
+                o,
+                "    // pid_file_dir {dir}: each bkc job holds its own lock instead."
+            );
+        }
+        for lf in &j.lock_files {
+            let h = self.host_of(j, lf);
+            let _ = write!(self.o, "    lock-file {}", q(&lf.path));
+            at_host(&mut self.o, &h, &c.host);
+            self.o.push('\n');
+        }
+        for w in &j.waits {
+            self.wait(i, j, w, readers);
+        }
+        let dest_host = j.remote.map(|r| self.hosts.of_remote[r].as_str());
+        for s in &j.syncs {
+            let dest = match dest_host {
+                Some(h) if h != c.host => format!("{h}:{}", s.dest),
+                _ => s.dest.clone(),
+            };
+            write_sync(&mut self.o, s, &dest);
+        }
+        self.o.push_str("}\n");
+    }
+
+    /// A `blocks-on-file` of job `i`, and a warning when another job creates that file.
+    fn wait(&mut self, i: usize, j: &Job, w: &Wait, readers: &mut [Reader]) {
+        let own = &self.configs[j.file].host;
+        let h = self.host_of(j, &w.at);
+        if let Some(&owner) = self.lock_owner.get(&(h.clone(), w.at.path.as_str()))
+            && owner != i
+        {
+            let other = &self.names[owner];
+            let _ = writeln!(
+                self.o,
+                "    // The lock file of job `{other}`: `blocks-on {}` says the same natively.",
+                q(other)
+            );
+            readers[j.file].d.push(
+                Diagnostic::warning(
+                    Code::ImportWaitsOnJob,
+                    format!(
+                        "job `{}` waits on the lock file of job `{other}`",
+                        self.names[i]
+                    ),
+                )
+                .label(w.span, format!("`{other}` creates this file"))
+                .help(format!(
+                    "once both run under bkc, replace the blocks-on-file with blocks-on {}",
+                    q(other)
+                )),
+            );
+        }
+        let o = &mut self.o;
+        let _ = write!(o, "    blocks-on-file {}", q(&w.at.path));
+        at_host(o, &h, own);
+        let _ = write!(o, " wait={}", w.wait);
+        if let Some(t) = w.timeout {
+            let _ = write!(o, " timeout={t}");
+        }
+        o.push('\n');
+    }
+}
+
+fn write_sync(o: &mut String, s: &Sync, dest: &str) {
+    let _ = writeln!(o, "    sync {} {} {{", q(&s.source), q(dest));
+    o.push_str("        opts");
+    for x in &s.opts {
+        let _ = write!(o, " {}", q(x));
+    }
+    o.push('\n');
+    if !s.exclude.is_empty() {
+        let ex: Vec<String> = s.exclude.iter().map(|x| q(x)).collect();
+        let _ = writeln!(o, "        exclude {}", ex.join(" "));
+    }
+    if let Some(b) = &s.bwlimit {
+        let _ = writeln!(o, "        bwlimit {}", q(b));
+    }
+    o.push_str("    }\n");
 }
 
 fn at_host(o: &mut String, host: &str, own: &str) {

@@ -99,121 +99,138 @@ pub struct Refused {
     pub help: String,
 }
 
+/// Why a word cannot be carried over: the message and the help.
+type Why = (String, &'static str);
+
+/// An option and its value, if it takes one.
+type Pair = (String, Option<String>);
+
 /// Convert the words of one sync's options.
 pub fn convert(words: &[String]) -> Result<Converted, Refused> {
     let mut out = Converted::default();
     let mut i = 0;
     while i < words.len() {
-        let w = words[i].as_str();
         let at = i;
-        i += 1;
-        let refuse = |message: String, help: &str| Refused {
+        let refuse = |(message, help): Why| Refused {
             word: at,
             message,
             help: help.to_string(),
         };
-        if w == "--" {
-            return Err(refuse(
-                "`--` ends rsync's options, so what follows it was read as paths".into(),
-                "remove it; bkc writes the source and destination itself",
-            ));
-        }
-        if !w.starts_with('-') || w == "-" {
-            return Err(refuse(
-                format!("`{w}` is not an option: rsync read it as one more source path"),
-                "copy that path in a sync of its own",
-            ));
-        }
-        // Normalise to (option, value) pairs: long options as written, short ones with a value
-        // split off their bundle and named by their long form.
-        let mut pairs: Vec<(String, Option<String>)> = Vec::new();
-        if let Some(long) = w.strip_prefix("--") {
-            let (key, value) = match long.split_once('=') {
-                Some((k, v)) => (format!("--{k}"), Some(v.to_string())),
-                None => (w.to_string(), None),
-            };
-            let value = match value {
-                None if LONG_WITH_VALUE.contains(&key.as_str()) => {
-                    let Some(v) = words.get(i) else {
-                        return Err(refuse(
-                            format!("`{key}` needs a value"),
-                            "rsync would have failed on this",
-                        ));
-                    };
-                    i += 1;
-                    Some(v.clone())
-                }
-                v => v,
-            };
-            pairs.push((key, value));
-        } else {
-            let letters: Vec<char> = w[1..].chars().collect();
-            match letters
-                .iter()
-                .position(|c| SHORT_WITH_VALUE.iter().any(|(s, _)| s == c))
-            {
-                None => pairs.push((w.to_string(), None)),
-                Some(p) => {
-                    if p > 0 {
-                        pairs.push((
-                            format!("-{}", letters[..p].iter().collect::<String>()),
-                            None,
-                        ));
-                    }
-                    let long = SHORT_WITH_VALUE
-                        .iter()
-                        .find(|(s, _)| *s == letters[p])
-                        .map_or("", |(_, l)| l);
-                    let rest: String = letters[p + 1..].iter().collect();
-                    let value = if rest.is_empty() {
-                        let Some(v) = words.get(i) else {
-                            return Err(refuse(
-                                format!("`-{}` needs a value", letters[p]),
-                                "rsync would have failed on this",
-                            ));
-                        };
-                        i += 1;
-                        v.clone()
-                    } else {
-                        rest
-                    };
-                    pairs.push((long.to_string(), Some(value)));
-                }
-            }
-        }
+        let w = words[i].as_str();
+        let (pairs, took_next) = pairs(w, words.get(i + 1)).map_err(refuse)?;
+        i += 1 + usize::from(took_next);
         for (key, value) in pairs {
-            let short_letters = key.strip_prefix('-').filter(|k| !k.starts_with('-'));
-            if key == "--rsh" || short_letters.is_some_and(|l| l.contains('e')) {
-                return Err(refuse(
-                    format!("`{w}` sets the ssh command, which bkc sets itself"),
-                    "set the port and user on the host; bkc pins host keys and passes its own identity",
-                ));
-            }
-            if key == "--dry-run" || short_letters.is_some_and(|l| l.contains('n')) {
-                return Err(refuse(
-                    format!("`{w}` makes every run a dry run that copies nothing"),
-                    "remove it, and try a job with `bkc-run --dry-run` instead",
-                ));
-            }
-            let filter =
-                FILTERS.contains(&key.as_str()) || short_letters.is_some_and(|l| l.contains('F'));
-            if filter && !out.exclude.is_empty() {
-                return Err(refuse(
-                    format!(
-                        "`{w}` comes after an `--exclude`, and rsync applies filter rules in order"
-                    ),
-                    "bkc passes excludes after all other options; move the excludes after this option in the YAML, or write the rules as one --filter list",
-                ));
-            }
-            match (key.as_str(), value) {
-                ("--exclude", Some(v)) => out.exclude.push(v),
-                ("--bwlimit", Some(v)) => out.bwlimit = Some(v),
-                (_, Some(v)) => out.opts.push(format!("{key}={v}")),
-                (_, None) => out.opts.push(key),
-            }
+            keep(&mut out, w, key, value).map_err(refuse)?;
         }
     }
     Ok(out)
+}
+
+/// Normalise one word to (option, value) pairs: long options as written, short ones with a
+/// value split off their bundle and named by their long form. Also whether the value was the
+/// next word.
+fn pairs(w: &str, next: Option<&String>) -> Result<(Vec<Pair>, bool), Why> {
+    if w == "--" {
+        return Err((
+            "`--` ends rsync's options, so what follows it was read as paths".into(),
+            "remove it; bkc writes the source and destination itself",
+        ));
+    }
+    if !w.starts_with('-') || w == "-" {
+        return Err((
+            format!("`{w}` is not an option: rsync read it as one more source path"),
+            "copy that path in a sync of its own",
+        ));
+    }
+    match w.strip_prefix("--") {
+        Some(long) => long_option(w, long, next),
+        None => short_options(w, next),
+    }
+}
+
+fn long_option(w: &str, long: &str, next: Option<&String>) -> Result<(Vec<Pair>, bool), Why> {
+    let (key, value) = match long.split_once('=') {
+        Some((k, v)) => (format!("--{k}"), Some(v.to_string())),
+        None => (w.to_string(), None),
+    };
+    if value.is_none() && LONG_WITH_VALUE.contains(&key.as_str()) {
+        let Some(v) = next else {
+            return Err((
+                format!("`{key}` needs a value"),
+                "rsync would have failed on this",
+            ));
+        };
+        return Ok((vec![(key, Some(v.clone()))], true));
+    }
+    Ok((vec![(key, value)], false))
+}
+
+/// A bundle of short options such as `-avB1024`: the letters before one that takes a value
+/// stay a bundle, and that one takes the rest of the word or the next word.
+fn short_options(w: &str, next: Option<&String>) -> Result<(Vec<Pair>, bool), Why> {
+    let letters: Vec<char> = w[1..].chars().collect();
+    let Some(p) = letters
+        .iter()
+        .position(|c| SHORT_WITH_VALUE.iter().any(|(s, _)| s == c))
+    else {
+        return Ok((vec![(w.to_string(), None)], false));
+    };
+    let mut pairs = Vec::new();
+    if p > 0 {
+        pairs.push((
+            format!("-{}", letters[..p].iter().collect::<String>()),
+            None,
+        ));
+    }
+    let long = SHORT_WITH_VALUE
+        .iter()
+        .find(|(s, _)| *s == letters[p])
+        .map_or("", |(_, l)| l);
+    let rest: String = letters[p + 1..].iter().collect();
+    let (value, took_next) = if rest.is_empty() {
+        let Some(v) = next else {
+            return Err((
+                format!("`-{}` needs a value", letters[p]),
+                "rsync would have failed on this",
+            ));
+        };
+        (v.clone(), true)
+    } else {
+        (rest, false)
+    };
+    pairs.push((long.to_string(), Some(value)));
+    Ok((pairs, took_next))
+}
+
+/// Add one option of the word `w` to `out`, unless bkc cannot carry it over.
+fn keep(out: &mut Converted, w: &str, key: String, value: Option<String>) -> Result<(), Why> {
+    let short_letters = key.strip_prefix('-').filter(|k| !k.starts_with('-'));
+    if key == "--rsh" || short_letters.is_some_and(|l| l.contains('e')) {
+        return Err((
+            format!("`{w}` sets the ssh command, which bkc sets itself"),
+            "set the port and user on the host; bkc pins host keys and passes its own identity",
+        ));
+    }
+    if key == "--dry-run" || short_letters.is_some_and(|l| l.contains('n')) {
+        return Err((
+            format!("`{w}` makes every run a dry run that copies nothing"),
+            "remove it, and try a job with `bkc-run --dry-run` instead",
+        ));
+    }
+    let filter = FILTERS.contains(&key.as_str()) || short_letters.is_some_and(|l| l.contains('F'));
+    if filter && !out.exclude.is_empty() {
+        return Err((
+            format!("`{w}` comes after an `--exclude`, and rsync applies filter rules in order"),
+            "bkc passes excludes after all other options; move the excludes after this option in the YAML, or write the rules as one --filter list",
+        ));
+    }
+    match (key.as_str(), value) {
+        ("--exclude", Some(v)) => out.exclude.push(v),
+        ("--bwlimit", Some(v)) => out.bwlimit = Some(v),
+        (_, Some(v)) => out.opts.push(format!("{key}={v}")),
+        (_, None) => out.opts.push(key),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

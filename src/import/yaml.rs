@@ -6,7 +6,7 @@ use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
 use miette::SourceSpan;
 
-use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 use crate::syntax::ast::Spanned;
 
 pub type Node<'a> = MarkedYaml<'a>;
@@ -54,7 +54,7 @@ impl<'a> Reader<'a> {
         if let Some(at) = too_deep(self.text) {
             self.d.push(
                 Diagnostic::error(
-                    "bkc::yaml_syntax",
+                    Code::YamlSyntax,
                     format!("collections are nested more than {MAX_DEPTH} deep"),
                 )
                 .label(SourceSpan::new(at.into(), 1), "too deep")
@@ -68,7 +68,7 @@ impl<'a> Reader<'a> {
             Ok(mut docs) if docs.len() == 1 => docs.pop(),
             Ok(docs) if docs.is_empty() => {
                 self.d.push(
-                    Diagnostic::error("bkc::yaml_syntax", "the file is empty")
+                    Diagnostic::error(Code::YamlSyntax, "the file is empty")
                         .label(SourceSpan::new(0.into(), 0), "nothing here")
                         .help("an rsync-director config has `cron_schedule` and `jobs`"),
                 );
@@ -77,7 +77,7 @@ impl<'a> Reader<'a> {
             Ok(docs) => {
                 let span = self.span(&docs[1]);
                 self.d.push(
-                    Diagnostic::error("bkc::yaml_syntax", "the file holds more than one document")
+                    Diagnostic::error(Code::YamlSyntax, "the file holds more than one document")
                         .label(span, "a second document")
                         .help("import one config per host: HOST=FILE for each"),
                 );
@@ -87,7 +87,7 @@ impl<'a> Reader<'a> {
                 let at = self.byte(e.marker().index());
                 self.d.push(
                     Diagnostic::error(
-                        "bkc::yaml_syntax",
+                        Code::YamlSyntax,
                         format!("this is not valid YAML: {}", e.info()),
                     )
                     .label(SourceSpan::new(at.into(), 0), "here")
@@ -141,11 +141,9 @@ impl<'a> Reader<'a> {
                 entries.push((key, v));
                 continue;
             }
-            let mut diag = Diagnostic::error(
-                "bkc::yaml_unknown_key",
-                format!("{what} has no key `{key}`"),
-            )
-            .label(self.span(k), "unknown key");
+            let mut diag =
+                Diagnostic::error(Code::YamlUnknownKey, format!("{what} has no key `{key}`"))
+                    .label(self.span(k), "unknown key");
             diag = match (key, did_you_mean(key, known.iter().copied())) {
                 ("private_ssh_key", _) => diag.help(
                     "bkc uses one SSH identity for every job: set `identity` in `defaults` of the imported topology, and remove this key",
@@ -172,7 +170,7 @@ impl<'a> Reader<'a> {
         let v = f.get(key);
         if v.is_none() {
             self.d.push(
-                Diagnostic::error("bkc::yaml_missing_key", format!("{what} has no `{key}`"))
+                Diagnostic::error(Code::YamlMissingKey, format!("{what} has no `{key}`"))
                     .label(f.span, format!("`{key}` missing"))
                     .help(format!("add it: {example}")),
             );
@@ -198,12 +196,9 @@ impl<'a> Reader<'a> {
             }
             YamlData::Value(Scalar::Integer(i)) => {
                 self.d.push(
-                    Diagnostic::error(
-                        "bkc::yaml_out_of_range",
-                        format!("{what} {i} is out of range"),
-                    )
-                    .label(self.span(node), "out of range")
-                    .help(format!("{what} is a whole number from {min} to {max}")),
+                    Diagnostic::error(Code::YamlOutOfRange, format!("{what} {i} is out of range"))
+                        .label(self.span(node), "out of range")
+                        .help(format!("{what} is a whole number from {min} to {max}")),
                 );
                 None
             }
@@ -244,7 +239,7 @@ impl<'a> Reader<'a> {
         };
         self.d.push(
             Diagnostic::error(
-                "bkc::yaml_wrong_type",
+                Code::YamlWrongType,
                 format!("expected {expected}, found {found}"),
             )
             .label(self.span(node), format!("this is {found}"))

@@ -6,7 +6,7 @@ use miette::SourceSpan;
 
 use super::ast::*;
 use super::reader::Reader;
-use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 
 const TOP: &[&str] = &["defaults", "host", "job"];
 const DEFAULTS: &[&str] = &[
@@ -76,7 +76,7 @@ fn children(node: &KdlNode) -> &[KdlNode] {
 
 fn unknown_node(node: &KdlNode, name: &str, place: &str, known: &[&str]) -> Diagnostic {
     let diag = Diagnostic::error(
-        "bkc::unknown_node",
+        Code::UnknownNode,
         format!("unknown node `{name}` in {place}"),
     )
     .label(node.name().span(), "not a bkc node");
@@ -87,7 +87,7 @@ fn unknown_node(node: &KdlNode, name: &str, place: &str, known: &[&str]) -> Diag
 }
 
 fn duplicate_setting(name: &str, span: SourceSpan, first: SourceSpan) -> Diagnostic {
-    Diagnostic::error("bkc::duplicate_setting", format!("`{name}` is given twice"))
+    Diagnostic::error(Code::DuplicateSetting, format!("`{name}` is given twice"))
         .label(span, "given again here")
         .also(first, "first given here")
         .help(format!("keep one `{name}`"))
@@ -167,7 +167,7 @@ fn leaf_duration(d: &mut Diagnostics, node: &KdlNode, example: &str) -> Option<S
     for e in args.iter().skip(1) {
         d.push(
             Diagnostic::error(
-                "bkc::unexpected_argument",
+                Code::UnexpectedArgument,
                 format!("`{}` has too many arguments", r.name()),
             )
             .label(e.span(), "not expected here")
@@ -180,7 +180,7 @@ fn leaf_duration(d: &mut Diagnostics, node: &KdlNode, example: &str) -> Option<S
             kdl::KdlValue::String(s) => Some(Spanned::new(s.clone(), e.span())),
             _ => {
                 d.push(
-                    Diagnostic::error("bkc::wrong_type", "expected a duration such as \"5m\"")
+                    Diagnostic::error(Code::WrongType, "expected a duration such as \"5m\"")
                         .label(e.span(), "not a duration")
                         .help(format!("write it as: {example}")),
                 );
@@ -288,23 +288,7 @@ fn host(node: &KdlNode, d: &mut Diagnostics) -> Option<Host> {
                 "a public key",
                 "host-key \"ssh-ed25519 AAAA…\"",
             )),
-            "tag" => {
-                let mut r = Reader::new(c);
-                for e in r.rest(0) {
-                    match e.value() {
-                        kdl::KdlValue::String(s) => h.tags.push(Spanned::new(s.clone(), e.span())),
-                        _ => d.push(
-                            Diagnostic::error(
-                                "bkc::wrong_type",
-                                "expected a tag name as a string in quotes",
-                            )
-                            .label(e.span(), "not a string")
-                            .help("write it as: tag \"lan\""),
-                        ),
-                    }
-                }
-                r.finish(d, &[], false);
-            }
+            "tag" => h.tags.extend(tags(c, d)),
             "address" => set_str(
                 &mut h.address,
                 d,
@@ -327,6 +311,23 @@ fn host(node: &KdlNode, d: &mut Diagnostics) -> Option<Host> {
     name.map(|_| h)
 }
 
+fn tags(node: &KdlNode, d: &mut Diagnostics) -> Vec<Str> {
+    let mut r = Reader::new(node);
+    let mut tags = Vec::new();
+    for e in r.rest(0) {
+        match e.value() {
+            kdl::KdlValue::String(s) => tags.push(Spanned::new(s.clone(), e.span())),
+            _ => d.push(
+                Diagnostic::error(Code::WrongType, "expected a tag name as a string in quotes")
+                    .label(e.span(), "not a string")
+                    .help("write it as: tag \"lan\""),
+            ),
+        }
+    }
+    r.finish(d, &[], false);
+    tags
+}
+
 fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
     let mut r = Reader::new(node);
     let name = r.req_str(d, 0, "a name", "job \"desktop-to-a\" on=\"desktop\" { … }")?;
@@ -334,7 +335,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
     if on.is_none() && r.name() == "job" {
         d.push(
             Diagnostic::error(
-                "bkc::missing_value",
+                Code::MissingValue,
                 format!("job `{}` does not say which host runs it", name.value),
             )
             .label(name.span, "no `on=` here")
@@ -370,105 +371,119 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         expected_duration: None,
     };
     for c in children(node) {
-        let cname = c.name().value();
-        match cname {
-            "description" => set_str(
-                &mut j.description,
-                d,
-                c,
-                "a text",
-                "description \"music to backup_a\"",
-            ),
-            "schedule" => j.schedules.extend(leaf_str(
-                d,
-                c,
-                "a calendar expression",
-                "schedule \"daily\"",
-            )),
-            "cron" => j
-                .crons
-                .extend(leaf_str(d, c, "a cron expression", "cron \"0 3 * * *\"")),
-            "every" => set_str(&mut j.every, d, c, "an interval", "every \"4d\""),
-            "persistent" => set_flag(&mut j.persistent, d, c),
-            "random-delay" => set_duration(&mut j.random_delay, d, c, "random-delay \"10m\""),
-            "accuracy" => set_duration(&mut j.accuracy, d, c, "accuracy \"1m\""),
-            "expected-duration" => {
-                set_duration(&mut j.expected_duration, d, c, "expected-duration \"2h\"")
-            }
-            "timeout" => set_duration(&mut j.timeout, d, c, "timeout \"6h\""),
-            "blocks-on" => {
-                let mut r = Reader::new(c);
-                let job = r.req_str(
-                    d,
-                    0,
-                    "a job name",
-                    "blocks-on \"a-to-b\" wait=\"5m\" timeout=\"12h\"",
-                );
-                let b = job.map(|job| BlocksOn {
-                    span: c.span(),
-                    job,
-                    wait: r.prop_duration(d, "wait"),
-                    timeout: r.prop_duration(d, "timeout"),
-                });
-                r.finish(d, &["wait", "timeout"], false);
-                j.blocks_on.extend(b);
-            }
-            "lock-file" => {
-                let mut r = Reader::new(c);
-                let path = r.req_str(
-                    d,
-                    0,
-                    "a path",
-                    "lock-file \"/var/run/backup.lock\" host=\"backup_a\"",
-                );
-                let l = path.map(|path| LockFile {
-                    span: c.span(),
-                    path,
-                    host: r.prop_str(d, "host"),
-                });
-                r.finish(d, &["host"], false);
-                j.lock_files.extend(l);
-            }
-            "blocks-on-file" => {
-                let mut r = Reader::new(c);
-                let example = "blocks-on-file \"/var/run/backup.lock\" host=\"backup_a\" wait=300 timeout=\"6h\"";
-                let path = r.req_str(d, 0, "a path", example);
-                let b = path.map(|path| BlocksOnFile {
-                    span: c.span(),
-                    path,
-                    host: r.prop_str(d, "host"),
-                    wait: r.prop_duration(d, "wait"),
-                    timeout: r.prop_duration(d, "timeout"),
-                });
-                r.finish(d, &["host", "wait", "timeout"], false);
-                j.blocks_on_files.extend(b);
-            }
-            "sync" => j.syncs.extend(sync(c, d)),
-            "nice" => set_int(&mut j.nice, d, c, "a niceness from -20 to 19", "nice 10"),
-            "io-class" => set_str(&mut j.io_class, d, c, "an I/O class", "io-class \"idle\""),
-            "bwlimit" => set_str(&mut j.bwlimit, d, c, "a rate", "bwlimit \"5M\""),
-            "retries" => {
-                let mut r = Reader::new(c);
-                let count = r.req_int(d, 0, "a count", "retries 3 delay=\"1m\"");
-                let v = count.map(|count| Retries {
-                    span: c.span(),
-                    count,
-                    delay: r.prop_duration(d, "delay"),
-                });
-                r.finish(d, &["delay"], false);
-                if let Some(v) = v {
-                    match &j.retries {
-                        Some(old) => d.push(duplicate_setting(cname, v.span, old.span)),
-                        None => j.retries = Some(v),
-                    }
-                }
-            }
-            "hook" => j.hooks.extend(hook(c, d)),
-            "allow-empty-source" => set_flag(&mut j.allow_empty_source, d, c),
-            other => d.push(unknown_node(c, other, "a `job`", JOB)),
-        }
+        job_child(&mut j, c, d);
     }
     Some(j)
+}
+
+fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
+    match c.name().value() {
+        "description" => set_str(
+            &mut j.description,
+            d,
+            c,
+            "a text",
+            "description \"music to backup_a\"",
+        ),
+        "schedule" => j.schedules.extend(leaf_str(
+            d,
+            c,
+            "a calendar expression",
+            "schedule \"daily\"",
+        )),
+        "cron" => j
+            .crons
+            .extend(leaf_str(d, c, "a cron expression", "cron \"0 3 * * *\"")),
+        "every" => set_str(&mut j.every, d, c, "an interval", "every \"4d\""),
+        "persistent" => set_flag(&mut j.persistent, d, c),
+        "random-delay" => set_duration(&mut j.random_delay, d, c, "random-delay \"10m\""),
+        "accuracy" => set_duration(&mut j.accuracy, d, c, "accuracy \"1m\""),
+        "expected-duration" => {
+            set_duration(&mut j.expected_duration, d, c, "expected-duration \"2h\"")
+        }
+        "timeout" => set_duration(&mut j.timeout, d, c, "timeout \"6h\""),
+        "blocks-on" => j.blocks_on.extend(blocks_on(c, d)),
+        "lock-file" => j.lock_files.extend(lock_file(c, d)),
+        "blocks-on-file" => j.blocks_on_files.extend(blocks_on_file(c, d)),
+        "sync" => j.syncs.extend(sync(c, d)),
+        "nice" => set_int(&mut j.nice, d, c, "a niceness from -20 to 19", "nice 10"),
+        "io-class" => set_str(&mut j.io_class, d, c, "an I/O class", "io-class \"idle\""),
+        "bwlimit" => set_str(&mut j.bwlimit, d, c, "a rate", "bwlimit \"5M\""),
+        "retries" => {
+            if let Some(v) = retries(c, d) {
+                match &j.retries {
+                    Some(old) => d.push(duplicate_setting("retries", v.span, old.span)),
+                    None => j.retries = Some(v),
+                }
+            }
+        }
+        "hook" => j.hooks.extend(hook(c, d)),
+        "allow-empty-source" => set_flag(&mut j.allow_empty_source, d, c),
+        other => d.push(unknown_node(c, other, "a `job`", JOB)),
+    }
+}
+
+fn blocks_on(node: &KdlNode, d: &mut Diagnostics) -> Option<BlocksOn> {
+    let mut r = Reader::new(node);
+    let job = r.req_str(
+        d,
+        0,
+        "a job name",
+        "blocks-on \"a-to-b\" wait=\"5m\" timeout=\"12h\"",
+    );
+    let b = job.map(|job| BlocksOn {
+        span: node.span(),
+        job,
+        wait: r.prop_duration(d, "wait"),
+        timeout: r.prop_duration(d, "timeout"),
+    });
+    r.finish(d, &["wait", "timeout"], false);
+    b
+}
+
+fn lock_file(node: &KdlNode, d: &mut Diagnostics) -> Option<LockFile> {
+    let mut r = Reader::new(node);
+    let path = r.req_str(
+        d,
+        0,
+        "a path",
+        "lock-file \"/var/run/backup.lock\" host=\"backup_a\"",
+    );
+    let l = path.map(|path| LockFile {
+        span: node.span(),
+        path,
+        host: r.prop_str(d, "host"),
+    });
+    r.finish(d, &["host"], false);
+    l
+}
+
+fn blocks_on_file(node: &KdlNode, d: &mut Diagnostics) -> Option<BlocksOnFile> {
+    let mut r = Reader::new(node);
+    let example =
+        "blocks-on-file \"/var/run/backup.lock\" host=\"backup_a\" wait=300 timeout=\"6h\"";
+    let path = r.req_str(d, 0, "a path", example);
+    let b = path.map(|path| BlocksOnFile {
+        span: node.span(),
+        path,
+        host: r.prop_str(d, "host"),
+        wait: r.prop_duration(d, "wait"),
+        timeout: r.prop_duration(d, "timeout"),
+    });
+    r.finish(d, &["host", "wait", "timeout"], false);
+    b
+}
+
+fn retries(node: &KdlNode, d: &mut Diagnostics) -> Option<Retries> {
+    let mut r = Reader::new(node);
+    let count = r.req_int(d, 0, "a count", "retries 3 delay=\"1m\"");
+    let v = count.map(|count| Retries {
+        span: node.span(),
+        count,
+        delay: r.prop_duration(d, "delay"),
+    });
+    r.finish(d, &["delay"], false);
+    v
 }
 
 fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
@@ -490,28 +505,11 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
     for c in children(node) {
         let cname = c.name().value();
         match cname {
-            "opts" | "exclude" => {
-                let mut r = Reader::new(c);
-                let mut values = Vec::new();
-                for e in r.rest(0) {
-                    match e.value() {
-                        kdl::KdlValue::String(v) => values.push(Spanned::new(v.clone(), e.span())),
-                        _ => d.push(
-                            Diagnostic::error(
-                                "bkc::wrong_type",
-                                format!("`{cname}` takes strings"),
-                            )
-                            .label(e.span(), "not a string")
-                            .help(format!("quote it: {cname} \"{}\"", e.value())),
-                        ),
-                    }
-                }
-                r.finish(d, &[], false);
-                if cname == "exclude" {
-                    s.exclude.extend(values);
-                } else if s.opts.is_some() {
+            "opts" => {
+                let values = strings(c, d);
+                if s.opts.is_some() {
                     d.push(
-                        Diagnostic::error("bkc::duplicate_setting", "`opts` is given twice")
+                        Diagnostic::error(Code::DuplicateSetting, "`opts` is given twice")
                             .label(c.span(), "given again here")
                             .help("put every option in one `opts`"),
                     );
@@ -519,22 +517,11 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
                     s.opts = Some(values);
                 }
             }
+            "exclude" => s.exclude.extend(strings(c, d)),
             "bwlimit" => set_str(&mut s.bwlimit, d, c, "a rate", "bwlimit \"5M\""),
             "allow-empty-source" => set_flag(&mut s.allow_empty_source, d, c),
             "snapshot" => {
-                let mut r = Reader::new(c);
-                let snap = Snapshot {
-                    span: c.span(),
-                    keep_last: r.prop_int(d, "keep-last"),
-                    keep_daily: r.prop_int(d, "keep-daily"),
-                    keep_weekly: r.prop_int(d, "keep-weekly"),
-                    keep_monthly: r.prop_int(d, "keep-monthly"),
-                };
-                r.finish(
-                    d,
-                    &["keep-last", "keep-daily", "keep-weekly", "keep-monthly"],
-                    false,
-                );
+                let snap = snapshot(c, d);
                 match &s.snapshot {
                     Some(old) => d.push(duplicate_setting(cname, snap.span, old.span)),
                     None => s.snapshot = Some(snap),
@@ -544,6 +531,42 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
         }
     }
     Some(s)
+}
+
+/// The string arguments of `opts` or `exclude`.
+fn strings(node: &KdlNode, d: &mut Diagnostics) -> Vec<Str> {
+    let name = node.name().value();
+    let mut r = Reader::new(node);
+    let mut values = Vec::new();
+    for e in r.rest(0) {
+        match e.value() {
+            kdl::KdlValue::String(v) => values.push(Spanned::new(v.clone(), e.span())),
+            _ => d.push(
+                Diagnostic::error(Code::WrongType, format!("`{name}` takes strings"))
+                    .label(e.span(), "not a string")
+                    .help(format!("quote it: {name} \"{}\"", e.value())),
+            ),
+        }
+    }
+    r.finish(d, &[], false);
+    values
+}
+
+fn snapshot(node: &KdlNode, d: &mut Diagnostics) -> Snapshot {
+    let mut r = Reader::new(node);
+    let snap = Snapshot {
+        span: node.span(),
+        keep_last: r.prop_int(d, "keep-last"),
+        keep_daily: r.prop_int(d, "keep-daily"),
+        keep_weekly: r.prop_int(d, "keep-weekly"),
+        keep_monthly: r.prop_int(d, "keep-monthly"),
+    };
+    r.finish(
+        d,
+        &["keep-last", "keep-daily", "keep-weekly", "keep-monthly"],
+        false,
+    );
+    snap
 }
 
 fn hook(node: &KdlNode, d: &mut Diagnostics) -> Option<Hook> {
@@ -556,7 +579,7 @@ fn hook(node: &KdlNode, d: &mut Diagnostics) -> Option<Hook> {
         match e.value() {
             kdl::KdlValue::String(s) => command.push(Spanned::new(s.clone(), e.span())),
             _ => d.push(
-                Diagnostic::error("bkc::wrong_type", "a hook's command is made of strings")
+                Diagnostic::error(Code::WrongType, "a hook's command is made of strings")
                     .label(e.span(), "not a string")
                     .help("quote every word of the command"),
             ),
@@ -564,7 +587,7 @@ fn hook(node: &KdlNode, d: &mut Diagnostics) -> Option<Hook> {
     }
     if command.is_empty() && when.is_some() {
         d.push(
-            Diagnostic::error("bkc::missing_value", "`hook` needs a command")
+            Diagnostic::error(Code::MissingValue, "`hook` needs a command")
                 .label(node.span(), "command missing")
                 .help(format!("write it as: {example}")),
         );

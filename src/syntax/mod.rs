@@ -13,7 +13,7 @@ mod reader;
 
 use miette::SourceSpan;
 
-use crate::diag::{Diagnostic, Diagnostics};
+use crate::diag::{Code, Diagnostic, Diagnostics};
 
 pub const MAX_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_DEPTH: usize = 64;
@@ -50,7 +50,7 @@ fn within_limits(text: &str, d: &mut Diagnostics) -> bool {
     if text.len() > MAX_BYTES {
         d.push(
             Diagnostic::error(
-                "bkc::file_too_large",
+                Code::FileTooLarge,
                 format!(
                     "the file is {} bytes; bkc reads at most {MAX_BYTES}",
                     text.len()
@@ -80,7 +80,7 @@ fn kdl_document(text: &str, d: &mut Diagnostics) -> Option<kdl::KdlDocument> {
                     .help
                     .unwrap_or_else(|| "see docs/SCHEMA.md for the KDL syntax bkc reads".into());
                 d.push(
-                    Diagnostic::error("bkc::syntax", message)
+                    Diagnostic::error(Code::Syntax, message)
                         .label(clamp(k.span, text.len()), label)
                         .help(help),
                 );
@@ -111,82 +111,103 @@ fn scan(text: &str) -> Option<Diagnostic> {
     let mut slashed = 0usize;
     let mut pending_slashdash = false;
     while i < b.len() {
+        if let Some(end) = comment_end(b, i) {
+            i = end;
+            continue;
+        }
+        if b[i..].starts_with(b"/-") {
+            pending_slashdash = true;
+            i += 2;
+            continue;
+        }
+        if let Some(end) = string_end(b, i) {
+            i = end;
+            pending_slashdash = false;
+            continue;
+        }
         match b[i] {
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0usize;
-                while i < b.len() {
-                    if b[i..].starts_with(b"/*") {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i..].starts_with(b"*/") {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-                continue;
-            }
-            b'/' if b.get(i + 1) == Some(&b'-') => {
-                pending_slashdash = true;
-                i += 2;
-                continue;
-            }
-            b'#' if matches!(b.get(i + 1), Some(b'"' | b'#')) => {
-                let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
-                if b.get(i + hashes) == Some(&b'"') {
-                    let mut close = vec![b'"'];
-                    close.extend(std::iter::repeat_n(b'#', hashes));
-                    i += hashes + 1;
-                    while i < b.len() && !b[i..].starts_with(&close) {
-                        i += 1;
-                    }
-                    i += close.len();
-                    pending_slashdash = false;
-                    continue;
-                }
-            }
-            b'"' => {
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
-                pending_slashdash = false;
-                continue;
-            }
             b'{' => {
                 stack.push(pending_slashdash);
                 if pending_slashdash {
                     slashed += 1;
                 }
                 if stack.len() > MAX_DEPTH || slashed > MAX_SLASHDASH_DEPTH {
-                    let (what, limit) = if stack.len() > MAX_DEPTH {
-                        ("blocks", MAX_DEPTH)
-                    } else {
-                        ("commented-out `/-{` blocks", MAX_SLASHDASH_DEPTH)
-                    };
-                    return Some(
-                        Diagnostic::error("bkc::nesting", format!("{what} are nested more than {limit} deep"))
-                            .label(SourceSpan::new(i.into(), 1), "too deep")
-                            .help("a topology needs three levels; delete the commented-out blocks or flatten the file"),
-                    );
+                    return Some(too_deep(i, stack.len() > MAX_DEPTH));
                 }
             }
             b'}' => slashed -= usize::from(stack.pop() == Some(true)),
+            // A run of `#` that opens no raw string is the parser's to refuse.
+            b'#' if b.get(i + 1) == Some(&b'#') => {}
             c if !c.is_ascii_whitespace() => pending_slashdash = false,
             _ => {}
         }
         i += 1;
     }
     None
+}
+
+/// The end of a `//` line comment or a nested `/* */` comment that starts at `i`.
+fn comment_end(b: &[u8], mut i: usize) -> Option<usize> {
+    if b[i..].starts_with(b"//") {
+        while i < b.len() && b[i] != b'\n' {
+            i += 1;
+        }
+        return Some(i);
+    }
+    if !b[i..].starts_with(b"/*") {
+        return None;
+    }
+    let mut depth = 0usize;
+    while i < b.len() {
+        if b[i..].starts_with(b"/*") {
+            depth += 1;
+            i += 2;
+        } else if b[i..].starts_with(b"*/") {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                break;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    Some(i)
+}
+
+/// The end of a quoted or raw (`#"…"#`) string that starts at `i`.
+fn string_end(b: &[u8], mut i: usize) -> Option<usize> {
+    if b[i] == b'"' {
+        i += 1;
+        while i < b.len() && b[i] != b'"' {
+            i += if b[i] == b'\\' { 2 } else { 1 };
+        }
+        return Some(i + 1);
+    }
+    let hashes = b[i..].iter().take_while(|&&c| c == b'#').count();
+    if hashes == 0 || b.get(i + hashes) != Some(&b'"') {
+        return None;
+    }
+    let mut close = vec![b'"'];
+    close.extend(std::iter::repeat_n(b'#', hashes));
+    i += hashes + 1;
+    while i < b.len() && !b[i..].starts_with(&close) {
+        i += 1;
+    }
+    Some(i + close.len())
+}
+
+/// The diagnostic for the brace at `at`: too deep as a block, or as a `/-{` inside `/-{`.
+fn too_deep(at: usize, blocks: bool) -> Diagnostic {
+    let (what, limit) = if blocks {
+        ("blocks", MAX_DEPTH)
+    } else {
+        ("commented-out `/-{` blocks", MAX_SLASHDASH_DEPTH)
+    };
+    Diagnostic::error(
+        Code::Nesting,
+        format!("{what} are nested more than {limit} deep"),
+    )
+    .label(SourceSpan::new(at.into(), 1), "too deep")
+    .help("a topology needs three levels; delete the commented-out blocks or flatten the file")
 }

@@ -9,7 +9,7 @@ use kdl::{KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
 use super::ast::{Spanned, Str};
-use crate::diag::{Diagnostic, Diagnostics, did_you_mean};
+use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
 
 pub(crate) struct Reader<'a> {
     node: &'a KdlNode,
@@ -79,7 +79,7 @@ impl<'a> Reader<'a> {
     /// The node lacks a required value; `example` shows it written correctly.
     pub(crate) fn missing(&self, what: &str, example: &str) -> Diagnostic {
         Diagnostic::error(
-            "bkc::missing_value",
+            Code::MissingValue,
             format!("`{}` needs {what}", self.name()),
         )
         .label(self.span(), format!("{what} missing"))
@@ -166,7 +166,7 @@ impl<'a> Reader<'a> {
             match e.name() {
                 Some(key) => {
                     let mut diag = Diagnostic::error(
-                        "bkc::unknown_property",
+                        Code::UnknownProperty,
                         format!("`{}` has no property `{}`", self.name(), key.value()),
                     )
                     .label(e.span(), "unknown property");
@@ -181,7 +181,7 @@ impl<'a> Reader<'a> {
                 }
                 None => d.push(
                     Diagnostic::error(
-                        "bkc::unexpected_argument",
+                        Code::UnexpectedArgument,
                         format!("`{}` has too many arguments", self.name()),
                     )
                     .label(e.span(), "not expected here")
@@ -192,7 +192,7 @@ impl<'a> Reader<'a> {
         if !takes_children && let Some(children) = self.node.children() {
             d.push(
                 Diagnostic::error(
-                    "bkc::unexpected_children",
+                    Code::UnexpectedChildren,
                     format!("`{}` takes no `{{ … }}` block", self.name()),
                 )
                 .label(children.span(), "not expected here")
@@ -247,7 +247,7 @@ fn wrong_type(e: &KdlEntry, expected: &str) -> Diagnostic {
         KdlValue::Null => "#null",
     };
     Diagnostic::error(
-        "bkc::wrong_type",
+        Code::WrongType,
         format!("expected {expected}, found {found}"),
     )
     .label(value_span(e), format!("this is {found}"))
