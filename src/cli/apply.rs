@@ -77,8 +77,8 @@ fn apply_saved(args: &ApplyArgs, v: Verbosity) -> Result<Exit, Exit> {
     let saved = read_plan(file)?;
     let planned: Vec<Candidate> = saved
         .hosts
-        .keys()
-        .map(|name| (name.as_str(), &[][..]))
+        .iter()
+        .map(|(name, h)| (name.as_str(), h.tags.as_slice()))
         .collect();
     let selected = HostFilter::new(&args.hosts)
         .select(&planned, &format!("the plan {}", file.display()))
