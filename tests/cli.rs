@@ -282,3 +282,25 @@ fn host_takes_names_and_tags_everywhere() {
     let o = bkc(&["rollback", "desktp", "examples/seed-chain.kdl"]);
     exits_saying(&o, 2, "did you mean `desktop`?");
 }
+
+/// A closed pipe (`bkc completions zsh | head -1`) ends every command the same way: no message,
+/// and not a success.
+#[test]
+fn a_closed_pipe_is_quiet_and_2() {
+    let commands: [&[&str]; 3] = [
+        &["completions", "zsh"],
+        &["man"],
+        &["graph", "examples/seed-chain.kdl"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = std::process::Command::new(common::bin("bkc"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        exits_saying(&o, 2, "");
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+}

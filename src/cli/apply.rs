@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use bkc::deploy::fleet::{self, HostRun, LocalRunner, Outcome};
 use bkc::deploy::plan::{self, PLAN_VERSION, PlanFile, compare, observe};
-use bkc::deploy::transport::Transport;
-use bkc::deploy::{HostError, bounded};
+use bkc::deploy::transport::{SshSession, Target, Transport};
+use bkc::deploy::{Desired, HostError, bounded};
 
 use super::Verbosity;
 use super::exit::{Exit, OrExit};
@@ -75,59 +75,12 @@ pub fn apply(args: &ApplyArgs, v: Verbosity) -> Result<Exit, Exit> {
 fn apply_saved(args: &ApplyArgs, v: Verbosity) -> Result<Exit, Exit> {
     let file = &args.file;
     let saved = read_plan(file)?;
-    let planned: Vec<Candidate> = saved
-        .hosts
-        .iter()
-        .map(|(name, h)| (name.as_str(), h.tags.as_slice()))
-        .collect();
-    let selected = HostFilter::new(&args.hosts)
-        .select(&planned, &format!("the plan {}", file.display()))
-        .or_exit(Exit::CouldNotRun)?;
-    let mut hosts = Vec::new();
-    for (name, ph) in saved.hosts.iter().filter(|(n, _)| selected.contains(n)) {
-        hosts.push((
-            ph.desired(name).or_exit(Exit::CouldNotRun)?,
-            ph.target.clone(),
-        ));
-    }
+    let hosts = saved_hosts(&saved, &HostFilter::new(&args.hosts), file)?;
     let runner = saved_runner(&saved)?;
     let ssh = args.remote.session(&hosts)?;
     let opts = args.remote.options();
-    let transports: Vec<_> = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, (d, t))| ssh.host(&d.host, t, i))
-        .collect();
-    let observed = bounded(&transports, opts.jobs, |t| {
-        observe(t, &saved.hosts[t.host()].runner_paths)
-    });
-    let mut stale = Vec::new();
-    let mut runs = Vec::new();
-    for (((want, target), transport), obs) in hosts.into_iter().zip(transports).zip(observed) {
-        let ph = &saved.hosts[&want.host];
-        if let Ok(o) = &obs
-            && o.fingerprint() != ph.fingerprint
-        {
-            let now = compare(
-                &want,
-                o,
-                runner.as_ref().map(|r| (r.sha256.as_str(), r.arch)),
-            );
-            stale.push(format!(
-                "{}: changed since the plan was made (it would now need {})",
-                want.host,
-                plan::summary(now.counts())
-            ));
-        }
-        runs.push(HostRun {
-            plan: Some(ph.plan.clone()),
-            want,
-            target,
-            transport: Box::new(transport),
-            observed: obs,
-            old: BTreeMap::new(),
-        });
-    }
+    let runs = observe_saved(&saved, hosts, &ssh, opts.jobs);
+    let stale = stale(&saved, &runs, runner.as_ref());
     if !stale.is_empty() {
         for s in &stale {
             eprintln!("error: {s}");
@@ -144,6 +97,80 @@ fn apply_saved(args: &ApplyArgs, v: Verbosity) -> Result<Exit, Exit> {
     }
     let outcomes = fleet::apply_all(&runs, runner.as_ref(), &opts);
     Ok(summarise(&runs, &outcomes, v))
+}
+
+/// The hosts of the plan in `file` that `filter` selects, with what each gets and how to
+/// reach it.
+fn saved_hosts(
+    saved: &PlanFile,
+    filter: &HostFilter,
+    file: &Path,
+) -> Result<Vec<(Desired, Target)>, Exit> {
+    let planned: Vec<Candidate> = saved
+        .hosts
+        .iter()
+        .map(|(name, h)| (name.as_str(), h.tags.as_slice()))
+        .collect();
+    let selected = filter
+        .select(&planned, &format!("the plan {}", file.display()))
+        .or_exit(Exit::CouldNotRun)?;
+    saved
+        .hosts
+        .iter()
+        .filter(|(name, _)| selected.contains(name))
+        .map(|(name, h)| {
+            let want = h.desired(name).or_exit(Exit::CouldNotRun)?;
+            Ok((want, h.target.clone()))
+        })
+        .collect()
+}
+
+/// Every host read again, `jobs` at a time, with its saved plan.
+fn observe_saved(
+    saved: &PlanFile,
+    hosts: Vec<(Desired, Target)>,
+    ssh: &SshSession,
+    jobs: usize,
+) -> Vec<HostRun> {
+    let transports: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, (d, t))| ssh.host(&d.host, t, i))
+        .collect();
+    let observed = bounded(&transports, jobs, |t| {
+        observe(t, &saved.hosts[t.host()].runner_paths)
+    });
+    hosts
+        .into_iter()
+        .zip(transports)
+        .zip(observed)
+        .map(|(((want, target), transport), observed)| HostRun {
+            plan: Some(saved.hosts[&want.host].plan.clone()),
+            want,
+            target,
+            transport: Box::new(transport),
+            observed,
+            old: BTreeMap::new(),
+        })
+        .collect()
+}
+
+/// A line for each host whose state changed since the plan was made.
+fn stale(saved: &PlanFile, runs: &[HostRun], runner: Option<&LocalRunner>) -> Vec<String> {
+    let runner = runner.map(|r| (r.sha256.as_str(), r.arch));
+    runs.iter()
+        .filter_map(|r| {
+            let o = r.observed.as_ref().ok()?;
+            if o.fingerprint() == saved.hosts[&r.want.host].fingerprint {
+                return None;
+            }
+            Some(format!(
+                "{}: changed since the plan was made (it would now need {})",
+                r.want.host,
+                plan::summary(compare(&r.want, o, runner).counts())
+            ))
+        })
+        .collect()
 }
 
 fn read_plan(file: &Path) -> Result<PlanFile, Exit> {

@@ -123,19 +123,14 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = e.print();
-            let exit = if e.use_stderr() {
-                Exit::CouldNotRun
-            } else {
-                Exit::Success
-            };
             // The arguments did not parse, so only their words can say whether a script expects
             // `--detailed-exitcode`'s numbering, where a usage error must not read as "changes".
-            let detailed = std::env::args_os().any(|a| a == "--detailed-exitcode");
-            exit.exit_code(if detailed {
+            let codes = if std::env::args_os().any(|a| a == "--detailed-exitcode") {
                 Codes::Detailed
             } else {
                 Codes::Plain
-            })
+            };
+            Exit::CouldNotRun.when(e.use_stderr()).exit_code(codes)
         }
     }
 }
