@@ -221,3 +221,86 @@ fn quiet_and_verbose() {
     let o = bkc(&["-q", "-v", "check", f]);
     assert_eq!(o.status.code(), Some(2), "-q and -v exclude each other");
 }
+
+/// `plan --detailed-exitcode` keeps 2 for "there are changes": a `--host` that matches no host
+/// is an error there (1), named with a hint, and bkc stops before reaching any host.
+#[test]
+fn detailed_exitcode_never_reads_a_typo_as_changes() {
+    let plan = |args: &[&str]| {
+        let mut all = vec!["plan", "examples/seed-chain.kdl"];
+        all.extend_from_slice(args);
+        bkc(&all)
+    };
+    let o = plan(&["--detailed-exitcode", "--host", "desktp"]);
+    exits_saying(
+        &o,
+        1,
+        "no host `desktp` in examples/seed-chain.kdl; did you mean `desktop`?",
+    );
+    assert!(o.stdout.is_empty(), "nothing was planned");
+    let o = plan(&["--detailed-exitcode", "--host", "@ofsite"]);
+    exits_saying(&o, 1, "did you mean `@offsite`?");
+    let o = plan(&["--detailed-exitcode", "--hots", "desktop"]);
+    exits_saying(&o, 1, "--hots");
+    let o = plan(&["--host", "desktp"]);
+    exits_saying(&o, 2, "no host `desktp`");
+}
+
+/// Every command that takes `--host` reads names and @tags alike and refuses one that matches
+/// no host, before doing anything.
+#[test]
+fn host_takes_names_and_tags_everywhere() {
+    let d = scratch("tags");
+    let out = d.join("out");
+    let out = out.to_str().unwrap();
+    let o = bkc(&[
+        "build",
+        "examples/seed-chain.kdl",
+        "-o",
+        out,
+        "--host",
+        "@lan",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut hosts: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    hosts.sort();
+    assert_eq!(hosts, ["backup_a", "desktop"]);
+    let o = bkc(&["graph", "examples/seed-chain.kdl", "--host", "@offsite"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("backup_b"));
+    for command in ["build", "graph", "plan", "apply", "status"] {
+        let o = bkc(&[command, "examples/seed-chain.kdl", "--host", "@nope"]);
+        exits_saying(
+            &o,
+            2,
+            "no host with the tag `@nope` in examples/seed-chain.kdl (its tags: @lan, @offsite)",
+        );
+    }
+    let o = bkc(&["rollback", "desktp", "examples/seed-chain.kdl"]);
+    exits_saying(&o, 2, "did you mean `desktop`?");
+}
+
+/// A closed pipe (`bkc completions zsh | head -1`) ends every command the same way: no message,
+/// and not a success.
+#[test]
+fn a_closed_pipe_is_quiet_and_2() {
+    let commands: [&[&str]; 3] = [
+        &["completions", "zsh"],
+        &["man"],
+        &["graph", "examples/seed-chain.kdl"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = std::process::Command::new(common::bin("bkc"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        exits_saying(&o, 2, "");
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+}

@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use bkc::deploy::apply::{Runner, apply_host};
 use bkc::deploy::fleet::generation;
-use bkc::deploy::plan::{Action, compare, observe};
-use bkc::deploy::transport::Local;
+use bkc::deploy::plan::{Action, PLAN_VERSION, PlanFile, PlannedHost, compare, observe};
+use bkc::deploy::transport::{Local, Target};
 use bkc::deploy::{Desired, desired};
 
 const TOPOLOGY: &str = r#"
@@ -27,10 +29,15 @@ job "photos" on="desktop" {
 "#;
 
 fn want(text: &str, host: &str) -> Desired {
+    want_at(text, host).0
+}
+
+/// What `host` should have, and how the topology says to reach it.
+fn want_at(text: &str, host: &str) -> (Desired, Target) {
     let c = bkc::analyze::compile("t.kdl", text);
     let t = c.topology.as_ref().expect("the test topology compiles");
     let a = bkc::emit::emit(t, &[host.to_string()]).unwrap();
-    desired(t, a).into_iter().next().unwrap().0
+    desired(t, a).into_iter().next().unwrap()
 }
 
 fn root(name: &str) -> PathBuf {
@@ -334,5 +341,64 @@ fn a_removed_job_whose_backup_runs_keeps_what_the_run_reads_until_the_next_apply
     }
     let obs = observe(&t, &w.runner_paths).unwrap();
     assert!(!compare(&w, &obs, None).has_changes());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `bkc apply plan.json --host` picks among the plan's hosts by name or by the tags they had
+/// when it was planned, and a selector that matches none of them is an error: it used to
+/// compare names only, so `@lan` applied an empty plan and exited 0.
+#[test]
+fn a_saved_plan_is_applied_to_the_hosts_its_tags_select() {
+    let dir = root("saved-tags");
+    let tagged = TOPOLOGY.replacen("host-key", "tag \"lan\"\n    host-key", 1);
+    let (w, target) = want_at(&tagged, "desktop");
+    assert_eq!(w.tags, ["lan"]);
+    std::fs::create_dir(dir.join("host")).unwrap();
+    let t = Local::new("desktop", &dir.join("host"));
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    let p = compare(&w, &obs, None);
+    let saved = PlanFile {
+        version: PLAN_VERSION,
+        runner_sha256: None,
+        hosts: BTreeMap::from([(
+            "desktop".to_string(),
+            PlannedHost::new(&target, &obs, &p, &w).unwrap(),
+        )]),
+    };
+    let plan = dir.join("plan.json");
+    std::fs::write(&plan, serde_json::to_string(&saved).unwrap()).unwrap();
+    // Reaching the host fails at once, so a selected host shows as one that failed.
+    let ssh_config = dir.join("ssh_config");
+    std::fs::write(&ssh_config, "Host *\n    ProxyCommand /bin/false\n").unwrap();
+    let apply = |host: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bkc"))
+            .args(["apply", plan.to_str().unwrap(), "--host", host])
+            .env("BKC_SSH_CONFIG", &ssh_config)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let says = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let o = apply("@lan");
+    assert_eq!(o.status.code(), Some(1), "{}", says(&o));
+    assert!(says(&o).contains("desktop: FAILED"), "{}", says(&o));
+    assert!(says(&o).contains("Apply: 0 applied, 0 unchanged, 1 failed"));
+
+    let o = apply("@offsite");
+    assert_eq!(o.status.code(), Some(2), "{}", says(&o));
+    assert!(
+        says(&o).contains(&format!(
+            "no host with the tag `@offsite` in the plan {} (its tags: @lan)",
+            plan.display()
+        )),
+        "{}",
+        says(&o)
+    );
+    assert!(o.stdout.is_empty(), "nothing was planned or applied");
+
+    let o = apply("desktp");
+    assert_eq!(o.status.code(), Some(2), "{}", says(&o));
+    assert!(says(&o).contains("did you mean `desktop`?"), "{}", says(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }

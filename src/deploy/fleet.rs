@@ -270,6 +270,7 @@ pub fn generation(t: &dyn Transport, generation: u64) -> Result<Desired, HostErr
     );
     Ok(Desired {
         host: t.host().to_string(),
+        tags: Vec::new(),
         files,
         runner_paths: Vec::new(),
     })

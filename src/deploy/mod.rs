@@ -76,6 +76,8 @@ pub fn quote(s: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub host: String,
+    /// The host's tags in the topology, for `--host @tag` on a saved plan.
+    pub tags: Vec<String>,
     /// Every file, the manifest included.
     pub files: HostFiles,
     /// Where the jobs' units expect `bkc-run` (none for a host without jobs, and for a
@@ -107,6 +109,7 @@ pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Targe
             Some((
                 Desired {
                     host,
+                    tags: h.tags.clone(),
                     files,
                     runner_paths,
                 },
@@ -114,37 +117,6 @@ pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Targe
             ))
         })
         .collect()
-}
-
-/// Resolve `--host` selectors (names, or `@tag`) to host names of `topology`, in its order.
-/// Empty selects every host.
-pub fn select_hosts(topology: &Topology, selectors: &[String]) -> Result<Vec<String>, String> {
-    if selectors.is_empty() {
-        return Ok(topology.hosts.keys().cloned().collect());
-    }
-    let mut chosen = Vec::new();
-    for s in selectors {
-        let matched: Vec<&String> = match s.strip_prefix('@') {
-            Some(tag) => topology
-                .hosts
-                .values()
-                .filter(|h| h.tags.iter().any(|t| t == tag))
-                .map(|h| &h.name)
-                .collect(),
-            None => topology.hosts.get(s).map(|h| &h.name).into_iter().collect(),
-        };
-        if matched.is_empty() {
-            let known: Vec<&str> = topology.hosts.keys().map(String::as_str).collect();
-            return Err(format!(
-                "--host {s} matches no host (hosts: {})",
-                known.join(", ")
-            ));
-        }
-        chosen.extend(matched.into_iter().cloned());
-    }
-    chosen.sort();
-    chosen.dedup();
-    Ok(chosen)
 }
 
 /// `f` on every item with at most `jobs` at a time (hosts wait on the network, not on the CPU,

@@ -529,6 +529,10 @@ pub const PLAN_VERSION: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct PlannedHost {
     pub target: Target,
+    /// The host's tags when planned, for `bkc apply plan.json --host @tag`. Left out when
+    /// there are none, so a plan of untagged hosts reads as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     /// The host's state when planned ([`Observed::fingerprint`]).
     pub fingerprint: String,
     /// The host's manifest when planned (none: it had none).
@@ -555,6 +559,7 @@ impl PlannedHost {
         }
         Ok(PlannedHost {
             target: target.clone(),
+            tags: want.tags.clone(),
             fingerprint: obs.fingerprint(),
             manifest_sha256: obs.manifest_sha(),
             plan: plan.clone(),
@@ -579,6 +584,7 @@ impl PlannedHost {
         }
         Ok(Desired {
             host: host.to_string(),
+            tags: self.tags.clone(),
             files,
             runner_paths: self.runner_paths.clone(),
         })
