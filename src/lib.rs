@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod graph;
 pub mod import;
 mod parallel;
+pub mod printable;
 pub mod schedule;
 pub mod simulate;
 // The compiler writes job specs as `crate::spec`, the path it had before the contract crate.

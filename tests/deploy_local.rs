@@ -402,3 +402,83 @@ fn a_saved_plan_is_applied_to_the_hosts_its_tags_select() {
     assert!(says(&o).contains("did you mean `desktop`?"), "{}", says(&o));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A host that answers with terminal escapes: wraps the stand-in and replaces `uname`.
+struct Hostile(Local, &'static str);
+
+impl bkc::deploy::transport::Transport for Hostile {
+    fn host(&self) -> &str {
+        self.0.host()
+    }
+    fn preamble(&self) -> String {
+        format!("{}\n{}\n", self.0.preamble(), self.1)
+    }
+    fn spawn(&self, command: &str) -> std::io::Result<std::process::Child> {
+        self.0.spawn(command)
+    }
+}
+
+/// Nothing a host sends reaches the operator's terminal raw: not a file edited to hold escape
+/// sequences (shown in the plan's diff), not its answers, not a manifest that claims a file of
+/// someone else's for apply to remove.
+#[test]
+fn what_a_hostile_host_sends_is_refused_or_made_printable() {
+    let dir = root("hostile");
+    let t = Local::new("desktop", &dir);
+    let w = want(TOPOLOGY, "desktop");
+    apply(&t, &w, b"r");
+    let raw = |s: &str| s.contains('\x1b') || s.contains('\x07') || s.contains('\u{202e}');
+
+    // A unit edited to write the clipboard and move the cursor up over the plan.
+    std::fs::write(
+        at(&dir, "/etc/systemd/system/bkc-music.service"),
+        "[Service]\n# \x1b]52;c;cm0gLXJmIH4=\x07\x1b[2A\u{202e}\nExecStart=/bin/true\n",
+    )
+    .unwrap();
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    let p = compare(&w, &obs, None);
+    let old = bkc::deploy::plan::fetch(&t, &p.changed).unwrap();
+    let shown = bkc::deploy::plan::render(
+        "desktop",
+        &p,
+        &w,
+        &old,
+        bkc::deploy::plan::Style { color: false },
+    );
+    assert!(!raw(&shown), "{shown:?}");
+    assert!(
+        shown.contains("\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2A\\u{202e}"),
+        "{shown}"
+    );
+
+    // An answer outside what observe.sh prints is refused, and the refusal is printable.
+    let h = Hostile(
+        Local::new("desktop", &dir),
+        "uname() { printf 'x86_64\\033]52;c;aGk=\\007\\n'; }",
+    );
+    let err = observe(&h, &w.runner_paths).unwrap_err();
+    assert!(
+        err.message
+            .contains("the host answered `arch x86_64\\x1b]52;c;aGk=\\x07`"),
+        "{err}"
+    );
+    assert!(!raw(&err.to_string()), "{err:?}");
+
+    // A manifest that lists a file bkc does not own, for apply to remove.
+    let m = at(&dir, "/etc/bkc/manifest.json");
+    let text = std::fs::read_to_string(&m).unwrap();
+    let forged = text.replacen(
+        "\"files\": {",
+        "\"files\": {\n    \"/etc/passwd\": {\"sha256\": \"00\", \"mode\": \"0644\"},",
+        1,
+    );
+    assert_ne!(forged, text);
+    std::fs::write(&m, forged).unwrap();
+    let err = observe(&t, &w.runner_paths).unwrap_err();
+    assert!(
+        err.message
+            .contains("the host's manifest lists `/etc/passwd`, which is not a file of bkc's"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

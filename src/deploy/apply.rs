@@ -9,6 +9,7 @@ use super::plan::{HostPlan, Observed, job_of};
 use super::transport::Transport;
 use super::{Desired, HostError, KEEP_GENERATIONS, quote, running_sh};
 use crate::emit::{MANIFEST_PATH, sha256_hex};
+use crate::printable::printable_line;
 
 const APPLY: &str = include_str!("apply.sh");
 const ACTIVATE: &str = include_str!("activate.sh");
@@ -243,7 +244,9 @@ pub fn apply_host(
         if let Some(out) = stdout {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                let (key, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+                // Everything below is printed or kept for printing: the host's text, made safe.
+                let line = printable_line(&line);
+                let (key, rest) = line.split_once(' ').unwrap_or((&line, ""));
                 match key {
                     "progress" => progress(rest),
                     "ready" => {

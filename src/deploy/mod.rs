@@ -34,10 +34,12 @@ pub struct HostError {
 }
 
 impl HostError {
+    /// The message often holds what the host sent (its stderr): it is made printable here,
+    /// once, for every error of every command.
     pub fn new(host: &str, message: impl Into<String>) -> HostError {
         HostError {
             host: host.to_string(),
-            message: message.into(),
+            message: crate::printable::printable(&message.into()).into_owned(),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::transport::{Target, Transport, run};
 use super::{Desired, HostError, quote, unframe};
 use crate::emit::{MANIFEST_PATH, Manifest, sha256_hex};
+use crate::printable::printable_line;
 
 const OBSERVE: &str = include_str!("observe.sh");
 
@@ -94,30 +95,35 @@ fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
     let mut o = Observed::default();
     let mut shas: BTreeMap<String, String> = BTreeMap::new();
     let mut modes: BTreeMap<String, u32> = BTreeMap::new();
+    // Every fact is checked against what observe.sh prints: a host that answers anything else
+    // is refused, not shown.
+    let refuse = |line: &str| format!("the host answered `{}`", printable_line(line));
     for line in &framed.lines {
         let mut w = line.split_whitespace();
         let (Some(key), rest) = (w.next(), w.collect::<Vec<&str>>()) else {
             continue;
         };
         match (key, rest.as_slice()) {
-            ("arch", [a]) => o.arch = a.to_string(),
-            ("gen", [g]) => o.generation = g.parse().unwrap_or(0),
-            ("kept", [g]) => o.kept.extend(g.parse::<u64>().ok()),
-            ("interrupted", [g]) => o.interrupted.extend(g.parse::<u64>().ok()),
-            ("runner", [h, p]) => {
+            ("arch", [a]) if is_word(a) => o.arch = a.to_string(),
+            ("gen", [g]) => o.generation = g.parse().map_err(|_| refuse(line))?,
+            ("kept", [g]) => o.kept.push(g.parse().map_err(|_| refuse(line))?),
+            ("interrupted", [g]) => o.interrupted.push(g.parse().map_err(|_| refuse(line))?),
+            ("runner", [h, p]) if (*h == "-" || is_sha256(h)) && is_plain_path(p) => {
                 let sha = (*h != "-").then(|| h.to_string());
                 o.runners.insert(p.to_string(), sha);
             }
-            ("sha", [h, p]) => {
+            ("sha", [h, p]) if is_sha256(h) && owned(&format!("/{p}")) => {
                 shas.insert(format!("/{p}"), h.to_string());
             }
-            ("mode", [m, p]) => {
-                modes.insert(format!("/{p}"), u32::from_str_radix(m, 8).unwrap_or(0));
+            ("mode", [m, p]) if owned(&format!("/{p}")) => {
+                let m = u32::from_str_radix(m, 8).map_err(|_| refuse(line))?;
+                modes.insert(format!("/{p}"), m);
             }
-            ("unit", [u, st, ..]) => {
+            ("unit", [u, st]) if owned(&format!("/etc/systemd/system/{u}")) && is_word(st) => {
                 o.units.insert(u.to_string(), st.to_string());
             }
-            _ => {}
+            ("end", []) => {}
+            _ => return Err(refuse(line)),
         }
     }
     o.kept.sort_unstable();
@@ -129,9 +135,54 @@ fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
         o.manifest = serde_json::from_slice::<Manifest>(bytes)
             .ok()
             .filter(|m| m.host == host);
+        // A manifest is the list of what apply may remove: one that claims a file outside
+        // bkc's own is refused rather than believed.
+        if let Some(p) = o
+            .manifest
+            .iter()
+            .flat_map(|m| m.files.keys())
+            .find(|p| !owned(p))
+        {
+            return Err(format!(
+                "the host's manifest lists `{}`, which is not a file of bkc's",
+                printable_line(p)
+            ));
+        }
         o.manifest_bytes = Some(bytes.clone());
     }
     Ok(o)
+}
+
+/// A word as uname and systemctl print them (`x86_64`, `enabled`, `enabled-runtime`).
+fn is_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// An absolute path of plain characters, with no `.` or `..` step and no empty one.
+fn is_plain_path(p: &str) -> bool {
+    p.starts_with('/')
+        && p.len() <= 4096
+        && p[1..]
+            .split('/')
+            .all(|step| !step.is_empty() && step != "." && step != "..")
+        && p.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b'.' | b'@' | b'+')
+        })
+}
+
+/// Whether `p` is a path bkc writes on a host: under /etc/bkc/, or a `bkc-` unit.
+pub fn owned(p: &str) -> bool {
+    is_plain_path(p)
+        && (p.starts_with("/etc/bkc/")
+            || p.strip_prefix("/etc/systemd/system/bkc-")
+                .is_some_and(|u| !u.contains('/')))
 }
 
 /// Fetch the current content of `paths` (for diffs), in one more round trip.
@@ -498,6 +549,9 @@ fn diff(path: &str, before: &[u8], after: &[u8], style: Style) -> String {
         .to_string();
     let mut out = String::new();
     for line in text.lines() {
+        // The host's side of the diff is the host's text.
+        let line = printable_line(line);
+        let line = line.as_ref();
         let painted = match line.as_bytes().first() {
             _ if line.starts_with("---") || line.starts_with("+++") => style.paint("1", line),
             Some(b'+') => style.paint("32", line),

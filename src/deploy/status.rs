@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::transport::{Transport, run};
 use super::{HostError, is_running, quote, unframe};
+use crate::printable::printable_line;
 use crate::topology::Job;
 
 /// One job's line in `bkc status`.
@@ -89,7 +90,8 @@ pub fn host_status(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobStatus>, H
         let Some(s) = all.iter_mut().find(|s| s.job == job) else {
             continue;
         };
-        let value = (!value.is_empty() && value != "n/a").then(|| value.to_string());
+        let value =
+            (!value.is_empty() && value != "n/a").then(|| printable_line(value).into_owned());
         match key {
             "next" => s.next_run = value,
             "service" => s.service = value,
@@ -105,7 +107,11 @@ pub fn host_status(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobStatus>, H
             s.result = Some("unreadable state file".into());
             continue;
         };
-        let text = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let text = |k: &str| {
+            v.get(k)
+                .and_then(|x| x.as_str())
+                .map(|t| printable_line(t).into_owned())
+        };
         s.last_run = text("end").or_else(|| text("start"));
         s.result = text("result");
         s.reason = text("reason");
@@ -188,7 +194,7 @@ pub fn start(t: &dyn Transport, job: &str, wait: bool) -> Result<Option<Ran>, Ho
     let mut log = Vec::new();
     for line in text.lines() {
         if let Some(l) = line.strip_prefix("log ") {
-            log.push(l.to_string());
+            log.push(printable_line(l).into_owned());
         } else if let Some(code) = line.strip_prefix("exit ") {
             return Ok(Some(Ran {
                 exit_code: code.trim().parse().unwrap_or(1),
