@@ -1,5 +1,7 @@
 //! Time spans the way systemd writes them, and rsync bandwidth limits.
 
+use std::ops::Range;
+
 use super::ScheduleError;
 
 const UNITS_HELP: &str = "units: s/sec/second(s), m/min/minute(s), h/hr/hour(s), d/day(s), \
@@ -36,75 +38,14 @@ pub fn parse_duration(s: &str, allow_zero: bool) -> Result<u64, ScheduleError> {
     // Total in units of 10^-9 s, so that "1.5h" and "0.5m" stay exact.
     let mut total: u128 = 0;
     while i < b.len() {
-        let begin = i;
-        if b[i] == b'-' {
-            return Err(ScheduleError::at(
-                i..i + 1,
-                "time span must not be negative",
-                UNITS_HELP,
-            ));
-        }
-        let (int_digits, frac_digits, dot, end) = scan_number(s, i);
-        i = end;
-        if dot && frac_digits.is_empty() {
-            return Err(ScheduleError::at(
-                begin..i,
-                "expected digits after the decimal point",
-                UNITS_HELP,
-            ));
-        }
-        if int_digits.is_empty() && frac_digits.is_empty() {
-            let end = next_boundary(s, i);
-            return Err(ScheduleError::at(i..end, "expected a number", UNITS_HELP));
-        }
-        let number_end = i;
-        i = skip_ws(b, i);
-        let unit_start = i;
-        while i < b.len() && !b[i].is_ascii_digit() && !is_ws(b[i]) && b[i] != b'.' && b[i] != b'-'
-        {
-            i += 1;
-        }
-        // Keep multi-byte characters whole, so that the range is valid UTF-8.
-        while !s.is_char_boundary(i) {
-            i += 1;
-        }
-        let unit = &s[unit_start..i];
-        let per = if unit.is_empty() {
-            1
-        } else {
-            unit_seconds(unit).ok_or_else(|| {
-                ScheduleError::at(
-                    unit_start..i,
-                    format!("unknown time unit `{unit}`"),
-                    UNITS_HELP,
-                )
-            })?
-        };
-        let too_large = || {
-            ScheduleError::at(
-                begin..number_end,
-                "time span is too large",
-                "systemd time spans must stay below about 584 000 years",
-            )
-        };
-        let (int, frac, frac_scale) = decimal(int_digits, frac_digits).ok_or_else(too_large)?;
-        let nanos_per_unit = u128::from(per) * 1_000_000_000;
-        let part = int
-            .checked_mul(nanos_per_unit)
-            .and_then(|v| v.checked_add(frac * nanos_per_unit / frac_scale))
-            .ok_or_else(too_large)?;
-        if !(frac * nanos_per_unit).is_multiple_of(frac_scale) {
-            return Err(ScheduleError::at(
-                begin..i,
-                "time span is not a whole number of seconds",
-                "use whole seconds, e.g. `1m 30s` or `90s`",
-            ));
-        }
-        total = total.checked_add(part).ok_or_else(too_large)?;
+        let (nanos, number, end) = span_part(s, i)?;
+        total = total
+            .checked_add(nanos)
+            .ok_or_else(|| span_too_large(number.clone()))?;
         if total / 1_000_000_000 > u128::from(MAX_SECONDS) {
-            return Err(too_large());
+            return Err(span_too_large(number));
         }
-        i = skip_ws(b, i);
+        i = skip_ws(b, end);
     }
     if !total.is_multiple_of(1_000_000_000) {
         return Err(ScheduleError::whole(
@@ -120,6 +61,79 @@ pub fn parse_duration(s: &str, allow_zero: bool) -> Result<u64, ScheduleError> {
         ));
     }
     Ok(secs)
+}
+
+/// One number and its unit (`1.5h`, `90`, `5 min`) starting at byte `begin`: its value in
+/// units of 10^-9 s, where its number is, and the byte where its unit ends.
+fn span_part(s: &str, begin: usize) -> Result<(u128, Range<usize>, usize), ScheduleError> {
+    let b = s.as_bytes();
+    if b[begin] == b'-' {
+        return Err(ScheduleError::at(
+            begin..begin + 1,
+            "time span must not be negative",
+            UNITS_HELP,
+        ));
+    }
+    let (int_digits, frac_digits, dot, number_end) = scan_number(s, begin);
+    if dot && frac_digits.is_empty() {
+        return Err(ScheduleError::at(
+            begin..number_end,
+            "expected digits after the decimal point",
+            UNITS_HELP,
+        ));
+    }
+    if int_digits.is_empty() && frac_digits.is_empty() {
+        let end = next_boundary(s, number_end);
+        return Err(ScheduleError::at(
+            number_end..end,
+            "expected a number",
+            UNITS_HELP,
+        ));
+    }
+    let unit_start = skip_ws(b, number_end);
+    let mut i = unit_start;
+    while i < b.len() && !b[i].is_ascii_digit() && !is_ws(b[i]) && b[i] != b'.' && b[i] != b'-' {
+        i += 1;
+    }
+    // Keep multi-byte characters whole, so that the range is valid UTF-8.
+    while !s.is_char_boundary(i) {
+        i += 1;
+    }
+    let unit = &s[unit_start..i];
+    let per = if unit.is_empty() {
+        1
+    } else {
+        unit_seconds(unit).ok_or_else(|| {
+            ScheduleError::at(
+                unit_start..i,
+                format!("unknown time unit `{unit}`"),
+                UNITS_HELP,
+            )
+        })?
+    };
+    let too_large = || span_too_large(begin..number_end);
+    let (int, frac, frac_scale) = decimal(int_digits, frac_digits).ok_or_else(too_large)?;
+    let nanos_per_unit = u128::from(per) * 1_000_000_000;
+    let nanos = int
+        .checked_mul(nanos_per_unit)
+        .and_then(|v| v.checked_add(frac * nanos_per_unit / frac_scale))
+        .ok_or_else(too_large)?;
+    if !(frac * nanos_per_unit).is_multiple_of(frac_scale) {
+        return Err(ScheduleError::at(
+            begin..i,
+            "time span is not a whole number of seconds",
+            "use whole seconds, e.g. `1m 30s` or `90s`",
+        ));
+    }
+    Ok((nanos, begin..number_end, i))
+}
+
+fn span_too_large(number: Range<usize>) -> ScheduleError {
+    ScheduleError::at(
+        number,
+        "time span is too large",
+        "systemd time spans must stay below about 584 000 years",
+    )
 }
 
 fn is_ws(c: u8) -> bool {
@@ -180,7 +194,7 @@ pub fn parse_size(s: &str) -> Result<String, ScheduleError> {
             SIZE_HELP,
         ));
     }
-    let (int_digits, frac_digits, _, mut i) = scan_number(s, 0);
+    let (int_digits, frac_digits, _, i) = scan_number(s, 0);
     if int_digits.is_empty() && frac_digits.is_empty() {
         return Err(ScheduleError::at(
             0..next_boundary(s, i),
@@ -189,8 +203,46 @@ pub fn parse_size(s: &str) -> Result<String, ScheduleError> {
         ));
     }
     let number_end = i;
-    // Suffix letter (default K), then optional "b" (powers of 1000) or "ib" (powers of 1024).
-    let reps: u32 = match b.get(i).map(u8::to_ascii_lowercase) {
+    let unit = size_unit(s, number_end)?;
+    let too_large = || {
+        ScheduleError::at(
+            0..number_end,
+            "bandwidth limit is too large",
+            "rsync limits are at most 2^63 bytes per second",
+        )
+    };
+    let (int, frac, scale) = decimal(int_digits, frac_digits).ok_or_else(too_large)?;
+    // rsync multiplies in floating point and truncates; exact arithmetic agrees except in the
+    // last bit of absurdly precise inputs.
+    let bytes = int
+        .checked_mul(unit)
+        .and_then(|v| v.checked_add(frac * unit / scale))
+        .ok_or_else(too_large)?;
+    if bytes > i64::MAX as u128 {
+        return Err(too_large());
+    }
+    if bytes == 0 {
+        return Err(ScheduleError::whole(
+            "bandwidth limit of 0 means no limit to rsync",
+            "leave bwlimit out for no limit",
+        ));
+    }
+    // rsync rounds to whole KiB per second and refuses what rounds to nothing.
+    let kib = (bytes + 512) / 1024;
+    if kib == 0 {
+        return Err(ScheduleError::whole(
+            "bandwidth limit is too small (rsync needs at least 512 bytes per second)",
+            SIZE_HELP,
+        ));
+    }
+    Ok(kib.to_string())
+}
+
+/// The bytes per unit of the suffix that starts at `number_end`: a letter (K when none), then
+/// optionally `b` (powers of 1000) or `ib` (powers of 1024).
+fn size_unit(s: &str, number_end: usize) -> Result<u128, ScheduleError> {
+    let mut i = number_end;
+    let reps: u32 = match s.as_bytes().get(i).map(u8::to_ascii_lowercase) {
         None => 1,
         Some(c) => {
             i += 1;
@@ -225,39 +277,7 @@ pub fn parse_size(s: &str) -> Result<String, ScheduleError> {
             SIZE_HELP,
         ));
     };
-    let too_large = || {
-        ScheduleError::at(
-            0..number_end,
-            "bandwidth limit is too large",
-            "rsync limits are at most 2^63 bytes per second",
-        )
-    };
-    let (int, frac, scale) = decimal(int_digits, frac_digits).ok_or_else(too_large)?;
-    let unit = mult.pow(reps);
-    // rsync multiplies in floating point and truncates; exact arithmetic agrees except in the
-    // last bit of absurdly precise inputs.
-    let bytes = int
-        .checked_mul(unit)
-        .and_then(|v| v.checked_add(frac * unit / scale))
-        .ok_or_else(too_large)?;
-    if bytes > i64::MAX as u128 {
-        return Err(too_large());
-    }
-    if bytes == 0 {
-        return Err(ScheduleError::whole(
-            "bandwidth limit of 0 means no limit to rsync",
-            "leave bwlimit out for no limit",
-        ));
-    }
-    // rsync rounds to whole KiB per second and refuses what rounds to nothing.
-    let kib = (bytes + 512) / 1024;
-    if kib == 0 {
-        return Err(ScheduleError::whole(
-            "bandwidth limit is too small (rsync needs at least 512 bytes per second)",
-            SIZE_HELP,
-        ));
-    }
-    Ok(kib.to_string())
+    Ok(mult.pow(reps))
 }
 
 /// The decimal number that starts at byte `i` of `s`: its integer digits, its fractional
