@@ -24,9 +24,13 @@ pub fn stdout(bytes: &[u8]) -> Result<(), Exit> {
 /// Write `text` to `path`, or to standard output when None.
 pub fn to(path: Option<&Path>, text: &str) -> Result<(), Exit> {
     match path {
-        Some(p) => std::fs::write(p, text).map_err(|e| cannot_write(p, &e)),
+        Some(p) => file(p, text),
         None => stdout(text.as_bytes()),
     }
+}
+
+pub fn file(path: &Path, text: &str) -> Result<(), Exit> {
+    std::fs::write(path, text).map_err(|e| cannot_write(path, &e))
 }
 
 /// Write `text` to `path` whole (a temporary file renamed over it), refusing to replace an

@@ -38,10 +38,10 @@ pub fn plan(args: &PlanArgs, v: Verbosity) -> Result<Exit, Exit> {
     let opts = args.remote.options();
     let runs = fleet::plan_all(&ssh, fleet.hosts, runner.as_ref(), &opts, !args.json);
     let (text, (add, change, remove), failed) = fleet::render_all(&runs, style());
-    let saved = json(&fleet::plan_file(&runs, runner.as_ref()).or_exit(Exit::HostFailed)?);
+    let saved = json(&fleet::plan_file(&runs, runner.as_ref()).or_exit(Exit::CouldNotRun)?);
     output::stdout(if args.json { &saved } else { &text }.as_bytes())?;
     if let Some(path) = &args.out {
-        output::to(Some(path), &saved)?;
+        output::file(path, &saved)?;
         if !v.quiet {
             eprintln!(
                 "saved the plan to {}; apply exactly this plan with `bkc apply {}`",
