@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use bkc::deploy::fleet::{HostRun, LocalRunner, Outcome};
-use bkc::deploy::plan::{PLAN_VERSION, PlanFile, Style, compare, observe};
+use bkc::deploy::plan::{PLAN_VERSION, PlanFile, PlannedHostExt, Style, compare, observe};
 use bkc::deploy::transport::{SshSession, Target};
 use bkc::deploy::{Desired, HostError, bounded, desired, select_hosts};
 use bkc::topology::Topology;
@@ -309,13 +309,7 @@ fn apply_saved(file: &Path, selectors: &[String], remote: &Remote, v: Verbosity)
         if !selectors.is_empty() && !selectors.contains(name) {
             continue;
         }
-        match ph.desired(name) {
-            Ok(d) => hosts.push((d, ph.target.clone())),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+        hosts.push((ph.desired(name), ph.target.clone()));
     }
     let needs_runner = saved
         .hosts
