@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use bkc::deploy::apply::{Runner, apply_host};
 use bkc::deploy::fleet::generation;
-use bkc::deploy::plan::{Action, PLAN_VERSION, PlanFile, PlannedHost, compare, observe};
+use bkc::deploy::plan::{
+    Action, ItemKind, PLAN_VERSION, PlanFile, PlannedHost, PlannedHostExt, compare, observe,
+};
 use bkc::deploy::transport::{Local, Target};
 use bkc::deploy::{Desired, desired};
 
@@ -96,16 +98,16 @@ fn apply_then_nothing_to_do_then_drift_then_removal_then_rollback() {
     let obs = observe(&t, &w.runner_paths).unwrap();
     assert_eq!(obs.generation, 0);
     let p = compare(&w, &obs, Some((&sha, &arch)));
-    let adds: Vec<(&str, &str)> = p
+    let adds: Vec<(ItemKind, &str)> = p
         .items
         .iter()
         .filter(|i| i.action == Action::Add)
-        .map(|i| (i.kind.as_str(), i.name.as_str()))
+        .map(|i| (i.kind, i.name.as_str()))
         .collect();
-    assert!(adds.contains(&("job", "music")), "{p:?}");
-    assert!(adds.contains(&("job", "photos")), "{p:?}");
+    assert!(adds.contains(&(ItemKind::Job, "music")), "{p:?}");
+    assert!(adds.contains(&(ItemKind::Job, "photos")), "{p:?}");
     assert!(
-        adds.contains(&("runner", "/usr/local/bin/bkc-run")),
+        adds.contains(&(ItemKind::Runner, "/usr/local/bin/bkc-run")),
         "{p:?}"
     );
     assert_eq!(apply(&t, &w, &runner), 1);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bkc::deploy::fleet::{self, HostRun, LocalRunner, Outcome};
-use bkc::deploy::plan::{self, PLAN_VERSION, PlanFile, compare, observe};
+use bkc::deploy::plan::{self, PLAN_VERSION, PlanFile, PlannedHostExt, compare, observe};
 use bkc::deploy::transport::{SshSession, Target, Transport};
 use bkc::deploy::{Desired, HostError, bounded};
 
@@ -118,10 +118,7 @@ fn saved_hosts(
         .hosts
         .iter()
         .filter(|(name, _)| selected.contains(name))
-        .map(|(name, h)| {
-            let want = h.desired(name).or_exit(Exit::CouldNotRun)?;
-            Ok((want, h.target.clone()))
-        })
+        .map(|(name, h)| Ok((h.desired(name), h.target.clone())))
         .collect()
 }
 

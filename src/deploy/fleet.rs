@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::apply::{Applied, Runner, apply_host};
-use super::plan::{self, HostPlan, Observed, PlannedHost, Style, compare, fetch, observe};
+use super::plan::{
+    self, HostPlan, Observed, PlannedHost, PlannedHostExt, Style, compare, fetch, observe,
+};
 use super::transport::{SshSession, Target, Transport};
 use super::{Desired, HostError, unframe};
 use crate::emit::{File, HostFiles, MANIFEST_PATH, sha256_hex};
@@ -258,14 +260,19 @@ pub fn generation(t: &dyn Transport, generation: u64) -> Result<Desired, HostErr
                 format!("generation {generation}: {path} no longer matches its manifest"),
             ));
         }
-        let mode = u32::from_str_radix(&entry.mode, 8).unwrap_or(0o644);
-        files.files.insert(path.clone(), File { bytes, mode });
+        files.files.insert(
+            path.clone(),
+            File {
+                bytes,
+                mode: entry.mode,
+            },
+        );
     }
     files.files.insert(
         MANIFEST_PATH.to_string(),
         File {
             bytes: manifest_bytes,
-            mode: 0o644,
+            mode: bkc_contract::Mode::FILE,
         },
     );
     Ok(Desired {

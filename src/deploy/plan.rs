@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use serde::{Deserialize, Serialize};
+use bkc_contract::Mode;
+pub use bkc_contract::plan::{
+    Action, HostPlan, Item, ItemKind, PLAN_VERSION, PlanFile, PlannedHost,
+};
 
 use super::transport::{Target, Transport, run};
 use super::{Desired, HostError, quote, unframe};
@@ -29,8 +32,8 @@ pub struct Observed {
     pub manifest_bytes: Option<Vec<u8>>,
     /// The manifest, when there is one and it can be read.
     pub manifest: Option<Manifest>,
-    /// Every bkc file present: path -> (sha256, mode).
-    pub files: BTreeMap<String, (String, u32)>,
+    /// Every bkc file present: path -> (sha256, mode; none when the host's answer had none).
+    pub files: BTreeMap<String, (String, Option<Mode>)>,
     /// bkc timers present: name -> `enabled`, `disabled`, ...
     pub units: BTreeMap<String, String>,
 }
@@ -47,7 +50,7 @@ impl Observed {
         let _ = writeln!(s, "gen {} {:?}", self.generation, self.interrupted);
         let _ = writeln!(s, "manifest {:?}", self.manifest_sha());
         for (p, (h, m)) in &self.files {
-            let _ = writeln!(s, "file {p} {h} {m:o}");
+            let _ = writeln!(s, "file {p} {h} {:o}", m.map_or(0, Mode::bits));
         }
         for (u, st) in &self.units {
             let _ = writeln!(s, "unit {u} {st}");
@@ -94,7 +97,7 @@ fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
     }
     let mut o = Observed::default();
     let mut shas: BTreeMap<String, String> = BTreeMap::new();
-    let mut modes: BTreeMap<String, u32> = BTreeMap::new();
+    let mut modes: BTreeMap<String, Mode> = BTreeMap::new();
     // Every fact is checked against what observe.sh prints: a host that answers anything else
     // is refused, not shown.
     let refuse = |line: &str| format!("the host answered `{}`", printable_line(line));
@@ -116,7 +119,7 @@ fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
                 shas.insert(format!("/{p}"), h.to_string());
             }
             ("mode", [m, p]) if owned(&format!("/{p}")) => {
-                let m = u32::from_str_radix(m, 8).map_err(|_| refuse(line))?;
+                let m = m.parse().map_err(|_| refuse(line))?;
                 modes.insert(format!("/{p}"), m);
             }
             ("unit", [u, st]) if owned(&format!("/etc/systemd/system/{u}")) && is_word(st) => {
@@ -128,7 +131,7 @@ fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
     }
     o.kept.sort_unstable();
     for (p, h) in shas {
-        let m = modes.get(&p).copied().unwrap_or(0);
+        let m = modes.get(&p).copied();
         o.files.insert(p, (h, m));
     }
     if let Some(bytes) = framed.files.get(MANIFEST_PATH) {
@@ -206,62 +209,12 @@ pub fn fetch(t: &dyn Transport, paths: &[String]) -> Result<BTreeMap<String, Vec
     Ok(framed.files)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Action {
-    Add,
-    Change,
-    Remove,
-}
-
-impl Action {
-    fn sign(self) -> char {
-        match self {
-            Action::Add => '+',
-            Action::Change => '~',
-            Action::Remove => '-',
-        }
-    }
-}
-
-/// One thing a plan changes: a job (its units and spec together), a file that belongs to no
-/// job, or the runner.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Item {
-    pub action: Action,
-    /// `job`, `file` or `runner`.
-    pub kind: String,
-    pub name: String,
-    /// The files it touches, each with its own action.
-    pub files: Vec<(Action, String)>,
-    /// What changed on the host behind bkc's back, which this plan puts right.
-    pub drift: Vec<String>,
-}
-
-/// The difference between a host and the topology, and the work that closes it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostPlan {
-    pub items: Vec<Item>,
-    /// Files present that the new generation does not have.
-    pub remove: Vec<String>,
-    /// Files present whose content or mode differs.
-    pub changed: Vec<String>,
-    /// Runner paths that get the local `bkc-run`.
-    pub runner_install: Vec<String>,
-    /// Why this host cannot be applied, if it cannot.
-    pub blocked: Option<String>,
-    /// Things to know that are not changes (an interrupted activation to be rolled back).
-    pub notes: Vec<String>,
-}
-
-impl HostPlan {
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let n = |a| self.items.iter().filter(|i| i.action == a).count();
-        (n(Action::Add), n(Action::Change), n(Action::Remove))
-    }
-
-    pub fn has_changes(&self) -> bool {
-        !self.items.is_empty()
+/// `+`, `~` or `-`, as a plan shows an action.
+fn sign(a: Action) -> char {
+    match a {
+        Action::Add => '+',
+        Action::Change => '~',
+        Action::Remove => '-',
     }
 }
 
@@ -308,7 +261,7 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
         };
         let action = match (wanted, have) {
             (Some(_), None) => Some(Action::Add),
-            (Some(f), Some((h, m))) if sha256_hex(&f.bytes) != *h || f.mode != *m => {
+            (Some(f), Some((h, m))) if sha256_hex(&f.bytes) != *h || Some(f.mode) != *m => {
                 plan.changed.push(path.clone());
                 Some(Action::Change)
             }
@@ -366,7 +319,7 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
         };
         plan.items.push(Item {
             action,
-            kind: "job".into(),
+            kind: ItemKind::Job,
             name: job,
             files: touched,
             drift,
@@ -376,7 +329,7 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
         if let Some(a) = action {
             plan.items.push(Item {
                 action: a,
-                kind: "file".into(),
+                kind: ItemKind::File,
                 name: path.clone(),
                 files: vec![(a, path.clone())],
                 drift: drift.into_iter().collect(),
@@ -398,7 +351,7 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
         };
         plan.items.push(Item {
             action,
-            kind: "file".into(),
+            kind: ItemKind::File,
             name: MANIFEST_PATH.into(),
             files: vec![(action, MANIFEST_PATH.into())],
             drift: if obs.manifest_bytes.is_some() {
@@ -422,7 +375,7 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
             };
             plan.items.push(Item {
                 action,
-                kind: "runner".into(),
+                kind: ItemKind::Runner,
                 name: p.clone(),
                 files: vec![(action, p.clone())],
                 drift: vec![],
@@ -488,29 +441,29 @@ pub fn render(
         let _ = writeln!(s, "  note: {n}");
     }
     for item in &plan.items {
-        let head = match (item.kind.as_str(), item.action) {
-            ("job", Action::Add) => format!("job {} (new)", item.name),
-            ("job", Action::Remove) => format!("job {} (removed)", item.name),
-            ("runner", Action::Add) => format!("runner {} (install)", item.name),
-            ("runner", _) => format!("runner {} (upgrade)", item.name),
+        let head = match (item.kind, item.action) {
+            (ItemKind::Job, Action::Add) => format!("job {} (new)", item.name),
+            (ItemKind::Job, Action::Remove) => format!("job {} (removed)", item.name),
+            (ItemKind::Runner, Action::Add) => format!("runner {} (install)", item.name),
+            (ItemKind::Runner, _) => format!("runner {} (upgrade)", item.name),
             (kind, _) => format!("{kind} {}", item.name),
         };
         let _ = writeln!(
             s,
             "  {}",
-            style.action(item.action, &format!("{} {head}", item.action.sign()))
+            style.action(item.action, &format!("{} {head}", sign(item.action)))
         );
         for d in &item.drift {
             let _ = writeln!(s, "      {}", style.paint("35", &format!("! drift: {d}")));
         }
-        if item.kind == "runner" {
+        if item.kind == ItemKind::Runner {
             continue;
         }
         for (a, path) in &item.files {
             let _ = writeln!(
                 s,
                 "      {}",
-                style.action(*a, &format!("{} {path}", a.sign()))
+                style.action(*a, &format!("{} {path}", sign(*a)))
             );
             if *a == Action::Change
                 && let (Some(before), Some(after)) = (old.get(path), want.files.files.get(path))
@@ -567,38 +520,21 @@ fn diff(path: &str, before: &[u8], after: &[u8], style: Style) -> String {
     out
 }
 
-/// A saved plan (`bkc plan -o`), applied by `bkc apply plan.json` exactly as it was shown.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanFile {
-    pub version: u32,
-    /// The sha256 of the local bkc-run the plan installs, if it installs one anywhere.
-    pub runner_sha256: Option<String>,
-    pub hosts: BTreeMap<String, PlannedHost>,
+/// What bkc does with a saved host ([`PlannedHost`], a contract type): make one from a plan,
+/// and get back what the topology wanted when the plan was made.
+pub trait PlannedHostExt: Sized {
+    fn new(
+        target: &Target,
+        obs: &Observed,
+        plan: &HostPlan,
+        want: &Desired,
+    ) -> Result<Self, HostError>;
+
+    fn desired(&self, host: &str) -> Desired;
 }
 
-pub const PLAN_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlannedHost {
-    pub target: Target,
-    /// The host's tags when planned, for `bkc apply plan.json --host @tag`. Left out when
-    /// there are none, so a plan of untagged hosts reads as before.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    /// The host's state when planned ([`Observed::fingerprint`]).
-    pub fingerprint: String,
-    /// The host's manifest when planned (none: it had none).
-    pub manifest_sha256: Option<String>,
-    pub plan: HostPlan,
-    pub runner_paths: Vec<String>,
-    /// Every file of the new generation: path -> (mode as octal, UTF-8 content).
-    pub files: BTreeMap<String, (String, String)>,
-}
-
-impl PlannedHost {
-    pub fn new(
+impl PlannedHostExt for PlannedHost {
+    fn new(
         target: &Target,
         obs: &Observed,
         plan: &HostPlan,
@@ -609,7 +545,7 @@ impl PlannedHost {
             let text = String::from_utf8(f.bytes.clone()).map_err(|_| {
                 HostError::new(&want.host, format!("{p} is not UTF-8 text; cannot save it"))
             })?;
-            files.insert(p.clone(), (format!("{:04o}", f.mode), text));
+            files.insert(p.clone(), (f.mode, text));
         }
         Ok(PlannedHost {
             target: target.clone(),
@@ -622,25 +558,22 @@ impl PlannedHost {
         })
     }
 
-    /// What the topology wanted for this host when the plan was made.
-    pub fn desired(&self, host: &str) -> Result<Desired, HostError> {
+    fn desired(&self, host: &str) -> Desired {
         let mut files = crate::emit::HostFiles::default();
         for (p, (mode, text)) in &self.files {
-            let mode = u32::from_str_radix(mode, 8)
-                .map_err(|_| HostError::new(host, format!("{p}: bad mode `{mode}` in the plan")))?;
             files.files.insert(
                 p.clone(),
                 crate::emit::File {
                     bytes: text.clone().into_bytes(),
-                    mode,
+                    mode: *mode,
                 },
             );
         }
-        Ok(Desired {
+        Desired {
             host: host.to_string(),
             tags: self.tags.clone(),
             files,
             runner_paths: self.runner_paths.clone(),
-        })
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt::Write as _;
 
+use bkc_contract::state::{RunState, state_file};
 use serde::Serialize;
 
 use super::transport::{Transport, run};
@@ -54,7 +55,7 @@ st() {
 pub fn host_status(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobStatus>, HostError> {
     let mut script = STATUS.to_string();
     for j in jobs {
-        let state = format!("{}/{}.json", j.spec.state_dir.trim_end_matches('/'), j.name);
+        let state = state_file(&j.spec.state_dir, &j.name);
         let _ = writeln!(
             script,
             "st {} {} {}",
@@ -103,19 +104,16 @@ pub fn host_status(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobStatus>, H
         let Some(bytes) = framed.files.get(&s.job) else {
             continue;
         };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        let Ok(state) = serde_json::from_slice::<RunState>(bytes) else {
             s.result = Some("unreadable state file".into());
             continue;
         };
-        let text = |k: &str| {
-            v.get(k)
-                .and_then(|x| x.as_str())
-                .map(|t| printable_line(t).into_owned())
-        };
-        s.last_run = text("end").or_else(|| text("start"));
-        s.result = text("result");
-        s.reason = text("reason");
-        s.exit_code = v.get("exit_code").and_then(|x| x.as_i64());
+        // The state file is the host's text: made printable for the table.
+        let shown = |t: String| printable_line(&t).into_owned();
+        s.last_run = state.end.or(state.start).map(shown);
+        s.result = state.result.map(|r| r.to_string());
+        s.reason = state.reason.map(shown);
+        s.exit_code = Some(i64::from(state.exit_code));
     }
     Ok(all)
 }

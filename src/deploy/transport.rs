@@ -99,15 +99,8 @@ pub fn run(t: &dyn Transport, script: &str, input: &[u8]) -> io::Result<Output> 
     })
 }
 
-/// How to reach one host over SSH.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Target {
-    pub address: String,
-    pub port: u16,
-    pub user: String,
-    /// Pinned host keys (`TYPE BASE64`); none means ssh's own known_hosts decide.
-    pub host_keys: Vec<String>,
-}
+/// How to reach one host over SSH; it is saved in plan files, so it is a contract type.
+pub use bkc_contract::plan::Target;
 
 /// What every SSH connection of one bkc command shares: a private directory (0700) for the
 /// ControlMaster sockets and the pinned known_hosts, and the user's extra ssh options.

@@ -14,6 +14,7 @@ mod write;
 
 use std::collections::BTreeMap;
 
+use bkc_contract::Mode;
 use minijinja::{Environment, UndefinedBehavior};
 
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
@@ -37,7 +38,7 @@ pub struct HostFiles {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct File {
     pub bytes: Vec<u8>,
-    pub mode: u32,
+    pub mode: Mode,
 }
 
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -167,7 +168,7 @@ pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, Emi
             NIXOS_MODULE_PATH.to_string(),
             File {
                 bytes: module.into_bytes(),
-                mode: 0o644,
+                mode: Mode::FILE,
             },
         );
         Ok(files)
@@ -188,7 +189,7 @@ fn render_host(
                 path,
                 File {
                     bytes: text.into_bytes(),
-                    mode: 0o644,
+                    mode: Mode::FILE,
                 },
             );
         };
@@ -212,16 +213,16 @@ fn render_host(
             KNOWN_HOSTS_PATH.to_string(),
             File {
                 bytes: kh.into_bytes(),
-                mode: 0o644,
+                mode: Mode::FILE,
             },
         );
     }
-    let manifest = Manifest::of(host, &files);
+    let manifest = manifest::of(host, &files);
     files.files.insert(
         MANIFEST_PATH.to_string(),
         File {
             bytes: manifest.to_json().into_bytes(),
-            mode: 0o644,
+            mode: Mode::FILE,
         },
     );
     Ok(files)

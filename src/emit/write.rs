@@ -76,7 +76,8 @@ fn write_host(out: &Path, host: &str, files: &HostFiles) -> Result<bool, WriteEr
             fs::create_dir_all(parent).map_err(at(parent))?;
         }
         fs::write(&target, &file.bytes).map_err(at(&target))?;
-        fs::set_permissions(&target, fs::Permissions::from_mode(file.mode)).map_err(at(&target))?;
+        fs::set_permissions(&target, fs::Permissions::from_mode(file.mode.bits()))
+            .map_err(at(&target))?;
     }
     if dest.exists() {
         fs::rename(&dest, &old).map_err(at(&dest))?;
@@ -123,7 +124,7 @@ fn unchanged(dest: &Path, files: &HostFiles) -> bool {
             match files.files.get(&rel) {
                 Some(f)
                     if meta.len() == f.bytes.len() as u64
-                        && meta.permissions().mode() & 0o7777 == f.mode =>
+                        && meta.permissions().mode() & 0o7777 == f.mode.bits() =>
                 {
                     present += 1
                 }

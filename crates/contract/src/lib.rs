@@ -1,8 +1,19 @@
 //! Every format that two programs share, or that a program shares with its users' scripts.
 //!
-//! `bkc` writes job specs and `bkc-run` reads them; `bkc-run` writes its state file and event
-//! lines and `bkc status` (and anyone's monitoring) reads them. Each format is a public, versioned
-//! type here and is read and written through that type everywhere, so a change to one shows in
-//! this crate's diff. docs/CONTRACTS.md says where users find them.
+//! `bkc` writes job specs and `bkc-run` reads them; `bkc-run` writes its state file, event lines,
+//! metrics and lock-file holder lines, which `bkc status`, other runners and anyone's monitoring
+//! read; `bkc` writes a manifest to every host and saved plans for itself. Each format is a
+//! public, versioned type here, read and written through that type everywhere, so a change to
+//! one shows in this crate's diff and in its JSON Schema under docs/schemas/. docs/CONTRACTS.md
+//! says where users find them.
 
+pub mod event;
+pub mod lockfile;
+pub mod manifest;
+pub mod metrics;
+mod mode;
+pub mod plan;
 pub mod spec;
+pub mod state;
+
+pub use mode::{Mode, ModeError};

@@ -24,13 +24,15 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bkc_contract::event::{Event, SyncClass};
+use bkc_contract::lockfile::Holder;
+use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, Sync};
+use bkc_contract::state::{RunResult, RunState, STATE_VERSION, SyncReport};
 use jiff::Timestamp;
-use serde_json::json;
 
-use bkc_contract::spec::{HookWhen, IoClass, JobSpec, OnFailure, Sync};
 use child::Stop;
 use lock::Held;
-use report::{Reporter, State, SyncReport};
+use report::Reporter;
 use snapshot::Dest;
 
 /// Exit codes of `bkc-run`; docs/RUNNER.md explains each.
@@ -89,16 +91,16 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    fn result(self) -> RunResult {
         match self {
-            Outcome::Success => "success",
-            Outcome::Failed => "failed",
-            Outcome::Spec => "error",
-            Outcome::Lock => "lock-failed",
-            Outcome::Break => "break",
-            Outcome::Refused => "refused",
-            Outcome::Timeout => "timeout",
-            Outcome::Interrupted(_) => "interrupted",
+            Outcome::Success => RunResult::Success,
+            Outcome::Failed => RunResult::Failed,
+            Outcome::Spec => RunResult::Error,
+            Outcome::Lock => RunResult::LockFailed,
+            Outcome::Break => RunResult::Break,
+            Outcome::Refused => RunResult::Refused,
+            Outcome::Timeout => RunResult::Timeout,
+            Outcome::Interrupted(_) => RunResult::Interrupted,
         }
     }
 
@@ -171,8 +173,10 @@ impl Run {
     /// one that stops, and a later stopping one replaces a plain failure.
     fn fail(&mut self, ctx: &Ctx, o: Outcome, msg: String) {
         ctx.say(&format!("error: {msg}"));
-        ctx.report
-            .event("error", json!({ "result": o.as_str(), "message": msg }));
+        ctx.report.event(Event::Error {
+            message: msg.clone(),
+            result: o.result(),
+        });
         let replace = match self.outcome {
             Outcome::Success => true,
             Outcome::Failed | Outcome::Refused => o.stops(),
@@ -232,14 +236,14 @@ pub fn run(opts: &Options) -> i32 {
     };
     let started = Instant::now();
     let boot_id = lock::boot_id();
-    let holder = serde_json::to_string(&lock::Holder {
+    let holder = Holder {
         job: spec.job.clone(),
         host: spec.host.clone(),
         pid: std::process::id(),
         boot_id: boot_id.clone(),
         start: start.to_string(),
-    })
-    .unwrap_or_default();
+    }
+    .to_line();
     let run_id = format!(
         "{}-{}",
         start.strftime("%Y%m%dT%H%M%SZ"),
@@ -410,19 +414,19 @@ fn apply_priority(ctx: &Ctx) {
     }
 }
 
-fn previous_state(ctx: &Ctx) -> State {
+fn previous_state(ctx: &Ctx) -> RunState {
     match report::read_state(&report::state_path(&ctx.spec.state_dir, &ctx.spec.job)) {
         Ok(Some(s)) => s,
-        Ok(None) => State::default(),
+        Ok(None) => RunState::default(),
         Err(m) => {
             ctx.report.warning(&m);
-            State::default()
+            RunState::default()
         }
     }
 }
 
 /// `Some(reason)` when an `every` job is not due yet.
-fn not_due(ctx: &Ctx, prev: &State) -> Option<String> {
+fn not_due(ctx: &Ctx, prev: &RunState) -> Option<String> {
     let every = ctx.spec.every.as_ref()?;
     // State files written before `last_success_start` existed only have the end.
     let last: Timestamp = prev
@@ -454,7 +458,9 @@ fn execute(ctx: &Ctx, started: Instant) -> i32 {
     };
     if let Some(reason) = not_due(ctx, &prev) {
         ctx.say(&format!("skipped: {reason}"));
-        ctx.report.event("skipped", json!({ "reason": reason }));
+        ctx.report.event(Event::Skipped {
+            reason: reason.clone(),
+        });
         return finish(ctx, started, prev, run, Some(reason));
     }
 
@@ -491,7 +497,7 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
         for l in &spec.locks {
             dry(
                 ctx,
-                &format!("would lock {}:{} ({:?})", l.at.host, l.at.path, l.mode),
+                &format!("would lock {}:{} ({})", l.at.host, l.at.path, l.mode),
             );
         }
         for w in &spec.wait_files {
@@ -512,7 +518,7 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
     let mut i = 0;
     while i < spec.locks.len() {
         let l = &spec.locks[i];
-        let group: Vec<&bkc_contract::spec::Lock> = if spec.is_local(&l.at.host) {
+        let group: Vec<&Lock> = if spec.is_local(&l.at.host) {
             vec![l]
         } else {
             spec.locks[i..]
@@ -531,14 +537,11 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
                 run.held.push(h);
                 for (l, waited) in group.iter().zip(waits) {
                     run.lock_wait += waited;
-                    ctx.report.event(
-                        "locked",
-                        json!({
-                            "lock": loc(&l.at),
-                            "mode": format!("{:?}", l.mode).to_lowercase(),
-                            "waited_secs": waited.as_secs_f64(),
-                        }),
-                    );
+                    ctx.report.event(Event::Locked {
+                        lock: loc(&l.at),
+                        mode: l.mode,
+                        waited_secs: waited.as_secs_f64(),
+                    });
                 }
             }
             Err(f) => return run.fail_with(ctx, f),
@@ -594,9 +597,7 @@ fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
             }
         }
         let Some((w, first)) = back else { return };
-        let other = serde_json::from_str::<serde_json::Value>(&first)
-            .ok()
-            .and_then(|v| v.get("job").and_then(|j| j.as_str()).map(str::to_string));
+        let other = Holder::read(&first).map(|h| h.job);
         if other.as_deref().is_some_and(|o| spec.job.as_str() < o) {
             kept = true;
             ctx.say(&format!(
@@ -672,7 +673,9 @@ fn backoff(slot: Duration, round: u32, seed: u32) -> Duration {
 
 fn dry(ctx: &Ctx, what: &str) {
     ctx.say(&format!("dry run: {what}"));
-    ctx.report.event("dry-run", json!({ "would": what }));
+    ctx.report.event(Event::DryRun {
+        would: what.to_string(),
+    });
 }
 
 fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
@@ -682,7 +685,7 @@ fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
     let deadline = match when {
         HookWhen::Before => ctx.deadline,
         HookWhen::After => {
-            env.push(("BKC_RESULT".into(), run.outcome.as_str().into()));
+            env.push(("BKC_RESULT".into(), run.outcome.result().as_str().into()));
             env.push(("BKC_EXIT_CODE".into(), run.outcome.exit_code().to_string()));
             None
         }
@@ -711,18 +714,15 @@ fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
             hooks::HookResult::Failed(m) => (false, Some(m.clone())),
             hooks::HookResult::Stopped(s) => (false, Some(Fail::Stopped(*s).message())),
         };
-        ctx.report.event(
-            "hook",
-            json!({
-                "when": when_s,
-                "host": hook.host,
-                "command": shown,
-                "on_failure": format!("{:?}", hook.on_failure).to_lowercase(),
-                "ok": ok,
-                "error": error,
-                "secs": t.elapsed().as_secs_f64(),
-            }),
-        );
+        ctx.report.event(Event::Hook {
+            command: shown.clone(),
+            error,
+            host: hook.host.clone(),
+            ok,
+            on_failure: hook.on_failure,
+            secs: t.elapsed().as_secs_f64(),
+            when,
+        });
         match res {
             hooks::HookResult::Ok => {}
             hooks::HookResult::Stopped(s) => {
@@ -745,7 +745,7 @@ fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
 }
 
 /// `host:path`, as messages and events name a place.
-pub(crate) fn loc(l: &bkc_contract::spec::Location) -> String {
+pub(crate) fn loc(l: &Location) -> String {
     format!("{}:{}", l.host, l.path)
 }
 
@@ -769,27 +769,46 @@ const SOURCE_STATE: &str = r#"if [ -d "$1" ]; then
   if [ -n "$(ls -A -- "$1" 2>/dev/null | head -n 1)" ]; then echo nonempty; else echo empty; fi
 elif [ -e "$1" ]; then echo nonempty; else echo missing; fi"#;
 
-/// "nonempty", "empty" or "missing" for a sync's source, wherever it is.
-fn source_state(ctx: &Ctx, sync: &Sync) -> Result<&'static str, Fail> {
+/// What a sync's source holds, as far as the empty-source guard cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    NonEmpty,
+    Empty,
+    Missing,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Source::NonEmpty => "not empty",
+            Source::Empty => "empty",
+            Source::Missing => "missing",
+        })
+    }
+}
+
+/// The state of a sync's source, wherever it is. [`SOURCE_STATE`] answers in the same words
+/// over SSH; anything else from there counts as missing.
+fn source_state(ctx: &Ctx, sync: &Sync) -> Result<Source, Fail> {
     if ctx.spec.is_local(&sync.source.host) {
         let p = match sync.source.path.trim_end_matches('/') {
             "" => "/",
             p => p,
         };
         Ok(match std::fs::metadata(p) {
-            Err(_) => "missing",
+            Err(_) => Source::Missing,
             Ok(m) if m.is_dir() => match std::fs::read_dir(p).map(|mut rd| rd.next().is_some()) {
-                Ok(true) => "nonempty",
-                _ => "empty",
+                Ok(true) => Source::NonEmpty,
+                _ => Source::Empty,
             },
-            Ok(_) => "nonempty",
+            Ok(_) => Source::NonEmpty,
         })
     } else {
         let out = ctx.remote_capture(&sync.source.host, SOURCE_STATE, &[&sync.source.path])?;
         Ok(match out.trim() {
-            "nonempty" => "nonempty",
-            "empty" => "empty",
-            _ => "missing",
+            "nonempty" => Source::NonEmpty,
+            "empty" => Source::Empty,
+            _ => Source::Missing,
         })
     }
 }
@@ -845,7 +864,7 @@ fn sync_inner(
     // snapshots in favour of empty ones: guard it like a deleting sync.
     if (sync.deletes || sync.snapshot.is_some()) && !sync.allow_empty_source {
         let state = source_state(ctx, sync).map_err(outcome_of)?;
-        if state != "nonempty" {
+        if state != Source::NonEmpty {
             return Err((
                 Outcome::Refused,
                 format!(
@@ -925,10 +944,14 @@ fn sync_inner(
             resumed,
         };
         let argv = rsync::argv(spec, sync, &target, ctx.dry_run).map_err(|m| (Outcome::Spec, m))?;
-        ctx.report.event(
-            "sync-start",
-            json!({ "index": i, "source": rep.source, "dest": rep.dest, "attempt": attempt, "dry_run": ctx.dry_run, "argv": argv }),
-        );
+        ctx.report.event(Event::SyncStart {
+            argv: argv.clone(),
+            attempt,
+            dest: rep.dest.clone(),
+            dry_run: ctx.dry_run,
+            index: i,
+            source: rep.source.clone(),
+        });
         let t = Instant::now();
         let mut cmd = Command::new("rsync");
         cmd.args(&argv);
@@ -939,20 +962,27 @@ fn sync_inner(
         rep.bytes_sent += stats.sent;
         rep.bytes_received += stats.received;
         let class = rsync::classify(code);
-        ctx.report.event(
-            "sync-end",
-            json!({
-                "index": i, "attempt": attempt, "exit_code": code, "class": class.as_str(),
-                "bytes_sent": stats.sent, "bytes_received": stats.received, "secs": t.elapsed().as_secs_f64(),
-            }),
-        );
+        ctx.report.event(Event::SyncEnd {
+            attempt,
+            bytes_received: stats.received,
+            bytes_sent: stats.sent,
+            class,
+            exit_code: code,
+            index: i,
+            secs: t.elapsed().as_secs_f64(),
+        });
         if let Some(s) = stop {
             return Err(outcome_of(Fail::Stopped(s)));
         }
         match class {
-            rsync::Class::Ok | rsync::Class::Warning => break,
-            rsync::Class::Network if attempt < attempts => {
-                ctx.report.event("retry", json!({ "index": i, "attempt": attempt, "exit_code": code, "delay_secs": delay.as_secs() }));
+            SyncClass::Ok | SyncClass::Warning => break,
+            SyncClass::Network if attempt < attempts => {
+                ctx.report.event(Event::Retry {
+                    attempt,
+                    delay_secs: delay.as_secs(),
+                    exit_code: code,
+                    index: i,
+                });
                 ctx.say(&format!(
                     "rsync exit code {code} (network); retrying in {}s",
                     delay.as_secs()
@@ -962,7 +992,7 @@ fn sync_inner(
                 }
                 delay = delay.saturating_mul(2);
             }
-            rsync::Class::Network => {
+            SyncClass::Network => {
                 return Err((
                     Outcome::Failed,
                     format!(
@@ -971,7 +1001,7 @@ fn sync_inner(
                     ),
                 ));
             }
-            rsync::Class::Failed => {
+            SyncClass::Failed => {
                 return Err((
                     Outcome::Failed,
                     format!(
@@ -1000,10 +1030,12 @@ fn sync_inner(
         }
         dest.complete(&partial, &name, ctx.deadline)
             .map_err(|m| (Outcome::Failed, m))?;
-        ctx.report.event(
-            "snapshot",
-            json!({ "index": i, "dest": rep.dest, "name": name, "base": link_dest }),
-        );
+        ctx.report.event(Event::Snapshot {
+            base: link_dest,
+            dest: rep.dest.clone(),
+            index: i,
+            name: name.clone(),
+        });
         if let Some(n) = newest.filter(|n| *n > name) {
             // Names are UTC times of one fixed width, so they sort as the times do.
             ctx.report.warning(&format!(
@@ -1027,10 +1059,11 @@ fn prune(ctx: &Ctx, run: &mut Run) {
         let del = snapshot::prune_plan(&listing, ret, current);
         let res = dest_of(ctx, sync).remove(&del, ctx.deadline).map(|()| del);
         match res {
-            Ok(del) => ctx.report.event(
-                "prune",
-                json!({ "index": i, "dest": loc(&sync.dest), "removed": del }),
-            ),
+            Ok(removed) => ctx.report.event(Event::Prune {
+                dest: loc(&sync.dest),
+                index: *i,
+                removed,
+            }),
             Err(m) => ctx
                 .report
                 .warning(&format!("pruning {} failed: {m}", loc(&sync.dest))),
@@ -1038,12 +1071,12 @@ fn prune(ctx: &Ctx, run: &mut Run) {
     }
 }
 
-fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<String>) -> i32 {
+fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<String>) -> i32 {
     let skipped = run.outcome == Outcome::Success && reason.is_some();
     let (result, code) = if skipped {
-        ("skipped", 0)
+        (RunResult::Skipped, exit::SUCCESS)
     } else {
-        (run.outcome.as_str(), run.outcome.exit_code())
+        (run.outcome.result(), run.outcome.exit_code())
     };
     let elapsed = started.elapsed();
     let end = jiff::SignedDuration::try_from(elapsed)
@@ -1052,36 +1085,39 @@ fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<Str
         .unwrap_or(ctx.start);
     let sent: u64 = run.syncs.iter().map(|s| s.bytes_sent).sum();
     let received: u64 = run.syncs.iter().map(|s| s.bytes_received).sum();
-    ctx.report.event(
-        "end",
-        json!({
-            "result": result, "exit_code": code, "secs": elapsed.as_secs_f64(), "bytes_sent": sent,
-            "bytes_received": received, "lock_wait_secs": run.lock_wait.as_secs_f64(), "message": reason,
-            "dry_run": ctx.dry_run,
-        }),
-    );
+    ctx.report.event(Event::End {
+        bytes_received: received,
+        bytes_sent: sent,
+        dry_run: ctx.dry_run,
+        exit_code: code,
+        lock_wait_secs: run.lock_wait.as_secs_f64(),
+        message: reason.clone(),
+        result,
+        secs: elapsed.as_secs_f64(),
+    });
     match (result, &reason) {
-        ("success" | "skipped", _) => {}
+        (RunResult::Success | RunResult::Skipped, _) => {}
         (r, Some(m)) => ctx.say(&format!("{r}: {m}")),
-        (r, None) => ctx.say(r),
+        (r, None) => ctx.say(r.as_str()),
     }
     if ctx.dry_run {
         return code;
     }
     let mut runs_total = prev.runs_total;
-    *runs_total.entry(result.to_string()).or_insert(0) += 1;
-    let (last_success, last_success_start) = if result == "success" {
+    *runs_total.entry(result).or_insert(0) += 1;
+    let (last_success, last_success_start) = if result == RunResult::Success {
         (Some(end.to_string()), Some(ctx.start.to_string()))
     } else {
         (prev.last_success, prev.last_success_start)
     };
-    let state = State {
+    let state = RunState {
+        version: STATE_VERSION,
         job: ctx.spec.job.clone(),
         run: ctx.report_run_id(),
         start: Some(ctx.start.to_string()),
         end: Some(end.to_string()),
         duration_secs: elapsed.as_secs_f64(),
-        result: result.to_string(),
+        result: Some(result),
         exit_code: code,
         reason,
         bytes_sent: sent,
@@ -1093,8 +1129,7 @@ fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<Str
         runs_total,
     };
     let path = report::state_path(&ctx.spec.state_dir, &ctx.spec.job);
-    let json = serde_json::to_string_pretty(&state).unwrap_or_default() + "\n";
-    if let Err(e) = report::write_atomic(&path, json.as_bytes()) {
+    if let Err(e) = report::write_atomic(&path, state.to_json().as_bytes()) {
         ctx.say(&format!(
             "warning: cannot write state file {}: {e}",
             path.display()
@@ -1107,7 +1142,8 @@ fn finish(ctx: &Ctx, started: Instant, prev: State, run: Run, reason: Option<Str
             .and_then(|s| s.parse::<Timestamp>().ok())
             .map(|t| t.as_second());
         let p = std::path::Path::new(dir).join(format!("bkc_{}.prom", ctx.spec.job));
-        if let Err(e) = report::write_atomic(&p, report::metrics(&state, last).as_bytes()) {
+        let text = bkc_contract::metrics::textfile(&state, last);
+        if let Err(e) = report::write_atomic(&p, text.as_bytes()) {
             ctx.say(&format!(
                 "warning: cannot write metrics {}: {e}",
                 p.display()
@@ -1126,7 +1162,8 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bkc_contract::spec::{Location, Lock, LockMode};
+    use bkc_contract::spec::LockMode;
+    use serde_json::json;
 
     fn spec_with_locks(locks: &[(&str, &str)]) -> JobSpec {
         let mut s: JobSpec = serde_json::from_value(json!({

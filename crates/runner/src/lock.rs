@@ -17,24 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use bkc_contract::event::{Event, LockWait};
+use bkc_contract::lockfile::Holder;
+use bkc_contract::spec::{Location, Lock, LockMode};
 
 use super::child::{self, Line, LineReader, Running, Stop};
 use super::{Ctx, Fail, loc, report, ssh};
-use bkc_contract::spec::{Location, Lock, LockMode};
-
-/// Who holds a lock: written as one JSON line into lock files the runner holds exclusively, so
-/// people and other tools can see who it is, and so a waiter on the same host can tell a dead
-/// holder from a live one.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Holder {
-    pub job: String,
-    pub host: String,
-    pub pid: u32,
-    pub boot_id: String,
-    pub start: String,
-}
 
 pub fn boot_id() -> String {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -60,12 +48,12 @@ pub fn describe(content: &str) -> String {
     if line.is_empty() {
         return String::new();
     }
-    match serde_json::from_str::<Holder>(line) {
-        Ok(h) => format!(
+    match Holder::read(line) {
+        Some(h) => format!(
             "job {} on host {} (pid {}, since {})",
             h.job, h.host, h.pid, h.start
         ),
-        Err(_) => line.to_string(),
+        None => line.to_string(),
     }
 }
 
@@ -75,9 +63,9 @@ pub fn describe(content: &str) -> String {
 /// cannot be checked from here and are never stale.
 pub fn stale(content: &str, my_hosts: &[&str], my_boot: &str) -> Option<String> {
     let line = content.lines().next().unwrap_or("").trim();
-    let (host, pid, boot) = match serde_json::from_str::<Holder>(line) {
-        Ok(h) => (h.host, h.pid, Some(h.boot_id)),
-        Err(_) => {
+    let (host, pid, boot) = match Holder::read(line) {
+        Some(h) => (h.host, h.pid, Some(h.boot_id)),
+        None => {
             let mut it = line.split_whitespace();
             let (Some(h), Some(p), None) = (it.next(), it.next(), it.next()) else {
                 return None;
@@ -116,13 +104,6 @@ pub enum Held {
     },
 }
 
-fn mode_str(m: LockMode) -> &'static str {
-    match m {
-        LockMode::Exclusive => "exclusive",
-        LockMode::Shared => "shared",
-    }
-}
-
 /// The end of waiting: the lock's own timeout or the run's deadline, whichever is first.
 pub fn give_up_at(ctx: &Ctx, start: Instant, timeout_secs: u64) -> (Instant, bool) {
     let own = child::later(start, Duration::from_secs(timeout_secs));
@@ -143,17 +124,14 @@ fn whom(lock: &Lock, holder: &str) -> String {
 }
 
 fn wait_event(ctx: &Ctx, lock: &Lock, holder: &str, start: Instant) {
-    ctx.report.event(
-        "lock-wait",
-        json!({
-            "lock": loc(&lock.at),
-            "mode": mode_str(lock.mode),
-            "owner": lock.owner,
-            "holder": describe(holder),
-            "waiting_for": whom(lock, holder),
-            "waited_secs": start.elapsed().as_secs_f64(),
-        }),
-    );
+    ctx.report.event(Event::LockWait(LockWait::Lock {
+        holder: describe(holder),
+        lock: loc(&lock.at),
+        mode: lock.mode,
+        owner: lock.owner.clone(),
+        waited_secs: start.elapsed().as_secs_f64(),
+        waiting_for: whom(lock, holder),
+    }));
     report::say!(
         "bkc-run: {}: waiting for {} (lock {})",
         ctx.spec.job,
@@ -529,7 +507,7 @@ pub fn create_file(ctx: &Ctx, at: &Location) -> Result<Held, Fail> {
             }
         };
         let Some(content) = existing else {
-            ctx.report.event("lock-file", json!({ "file": loc(at) }));
+            ctx.report.event(Event::LockFile { file: loc(at) });
             return Ok(Held::File {
                 at: at.clone(),
                 content: ctx.holder.clone(),
@@ -597,14 +575,14 @@ mod tests {
         let me = std::process::id();
         let boot = "b1";
         let h = |host: &str, pid: u32, b: &str| {
-            serde_json::to_string(&Holder {
+            Holder {
                 job: "j".into(),
                 host: host.into(),
                 pid,
                 boot_id: b.into(),
                 start: "t".into(),
-            })
-            .unwrap()
+            }
+            .to_line()
         };
         let hosts = ["h1", "box"];
         assert!(

@@ -1,38 +1,17 @@
 //! rsync: the argv (never through a local shell), exit code classes and `--stats` figures.
 
+use bkc_contract::event::SyncClass;
 use bkc_contract::spec::{JobSpec, Sync};
 
 use super::ssh;
 
-/// What one rsync exit code means for the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Class {
-    Ok,
-    /// 24: files vanished on the sender while it ran; normal on a live filesystem.
-    Warning,
-    /// The link, not the data: worth retrying (10 socket I/O, 12 protocol stream, 30 timeout in
-    /// data send/receive, 35 timeout waiting for daemon connection, 255 ssh failed).
-    Network,
-    Failed,
-}
-
-pub fn classify(code: i32) -> Class {
+/// What one rsync exit code means for the run (see [`SyncClass`]).
+pub fn classify(code: i32) -> SyncClass {
     match code {
-        0 => Class::Ok,
-        24 => Class::Warning,
-        10 | 12 | 30 | 35 | 255 => Class::Network,
-        _ => Class::Failed,
-    }
-}
-
-impl Class {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Ok => "ok",
-            Class::Warning => "warning",
-            Class::Network => "network",
-            Class::Failed => "failed",
-        }
+        0 => SyncClass::Ok,
+        24 => SyncClass::Warning,
+        10 | 12 | 30 | 35 | 255 => SyncClass::Network,
+        _ => SyncClass::Failed,
     }
 }
 
@@ -318,13 +297,13 @@ mod tests {
 
     #[test]
     fn classes_and_stats() {
-        assert_eq!(classify(0), Class::Ok);
-        assert_eq!(classify(24), Class::Warning);
+        assert_eq!(classify(0), SyncClass::Ok);
+        assert_eq!(classify(24), SyncClass::Warning);
         for c in [10, 12, 30, 35, 255] {
-            assert_eq!(classify(c), Class::Network);
+            assert_eq!(classify(c), SyncClass::Network);
         }
         for c in [1, 2, 11, 23, 137] {
-            assert_eq!(classify(c), Class::Failed);
+            assert_eq!(classify(c), SyncClass::Failed);
         }
         let out = "Number of files: 3\nTotal bytes sent: 1,234,567\nTotal bytes received: 89\n\nsent 1,234,567 bytes";
         assert_eq!(

@@ -9,12 +9,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use bkc_contract::event::{Event, LockWait};
+use bkc_contract::spec::WaitFile;
 
 use super::child::{self, Stop};
 use super::lock::{describe, give_up_at, remove_if_unchanged};
 use super::{Ctx, Fail, loc, report};
-use bkc_contract::spec::WaitFile;
 
 /// Wait until `wf` is gone. The timeout counts from `start`, when waiting for the job's files
 /// began (earlier than this call when a conflict made the runner try again). Returns the time
@@ -53,10 +53,10 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> 
         };
         let Some(content) = content else {
             if logged {
-                ctx.report.event(
-                    "wait-end",
-                    json!({ "file": name, "waited_secs": start.elapsed().as_secs_f64() }),
-                );
+                ctx.report.event(Event::WaitEnd {
+                    file: name.clone(),
+                    waited_secs: start.elapsed().as_secs_f64(),
+                });
             }
             return Ok(called.elapsed());
         };
@@ -82,10 +82,11 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> 
                     start.elapsed().as_secs()
                 )));
             }
-            ctx.report.event(
-                "lock-wait",
-                json!({ "file": name, "holder": describe(&content), "waited_secs": start.elapsed().as_secs_f64() }),
-            );
+            ctx.report.event(Event::LockWait(LockWait::File {
+                file: name.clone(),
+                holder: describe(&content),
+                waited_secs: start.elapsed().as_secs_f64(),
+            }));
             report::say!(
                 "bkc-run: {}: waiting for lock file {name} ({})",
                 ctx.spec.job,
