@@ -78,6 +78,9 @@ codes! {
 
     // Values inside a job.
     InvalidPath = "bkc::invalid_path",
+    /// A path the job's sandbox would open for writing that covers a system directory or
+    /// reaches bkc's own.
+    UnsafeWritablePath = "bkc::unsafe_writable_path",
     InvalidDuration = "bkc::invalid_duration",
     InvalidSize = "bkc::invalid_size",
     InvalidDescription = "bkc::invalid_description",

@@ -484,3 +484,44 @@ fn what_a_hostile_host_sends_is_refused_or_made_printable() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// apply runs only what an apply staged: a staging directory that someone else could write
+/// (or made) is removed unrun. And the runner's state files of the old default place move to
+/// /var/lib/bkc/state, so an upgraded host keeps each job's last run.
+#[test]
+fn apply_runs_no_staging_it_did_not_make_and_moves_old_state_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = root("planted");
+    let t = Local::new("desktop", &dir);
+    let w = want(TOPOLOGY, "desktop");
+    let planted = at(&dir, "/var/lib/bkc/staging/7");
+    std::fs::create_dir_all(&planted).unwrap();
+    std::fs::write(planted.join("committed"), "").unwrap();
+    std::fs::write(
+        planted.join("activate.sh"),
+        format!("touch {}\n", dir.join("canary").display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::write(at(&dir, "/var/lib/bkc/music.json"), "{\"job\":\"music\"}").unwrap();
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    let p = compare(&w, &obs, None);
+    let said = std::sync::Mutex::new(Vec::new());
+    apply_host(&t, &w, &obs, &p, None, &|m| {
+        said.lock().unwrap().push(m.to_string())
+    })
+    .unwrap();
+    let said = said.into_inner().unwrap();
+    assert!(!dir.join("canary").exists(), "{said:?}");
+    assert!(!planted.exists());
+    assert!(
+        said.iter().any(|m| m.contains("which no bkc apply made")),
+        "{said:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(at(&dir, "/var/lib/bkc/state/music.json")).unwrap(),
+        "{\"job\":\"music\"}"
+    );
+    assert!(!at(&dir, "/var/lib/bkc/music.json").exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

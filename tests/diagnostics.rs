@@ -102,6 +102,9 @@ cases! {
     unexpected_argument: kdl("host \"c\" \"d\"\n") => ["bkc::unexpected_argument"];
     unexpected_children: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 5 {\n        io-class \"idle\"\n    }\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unexpected_children"];
     invalid_io_class: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    io-class \"idel\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_io_class"];
+    lock_file_at_the_top: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    lock-file \"/j.lock\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unsafe_writable_path"];
+    state_dir_over_staging: kdl("defaults {\n    state-dir \"/var/lib/bkc\"\n}\n") => ["bkc::unsafe_writable_path"];
+    sync_into_etc: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/etc/\" \"/etc\"\n}\n") => ["bkc::unsafe_writable_path"];
     invalid_retries: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    retries 500 delay=\"1m\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_retries"];
     invalid_retention: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        snapshot keep-daily=0 keep-weekly=4\n    }\n}\n") => ["bkc::invalid_retention"];
     no_retention: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        snapshot\n    }\n}\n") => ["bkc::no_retention"];

@@ -362,6 +362,10 @@ impl<'h> Scope<'h> {
             .or(j.allow_empty_source.as_ref())
             .is_some_and(|a| a.value);
         if dest.host == self.on.name {
+            let (_, path) = paths::split_remote(&sy.dest.value);
+            if !cx.writable(&sy.dest, &sy.dest.value, path) {
+                return None;
+            }
             self.rw_paths.push(paths::normalize(&dest.path).to_string());
         }
         self.reads.push((source.clone(), sy.source.span));
@@ -408,7 +412,7 @@ impl<'h> Scope<'h> {
                 .label(w.span, "this hook runs elsewhere")
                 .help("remove `writes`: a hook on another host runs outside this job's sandbox"),
             );
-        } else if cx.path(w, &w.value, 0, "writes") {
+        } else if cx.path(w, &w.value, 0, "writes") && cx.writable(w, &w.value, &w.value) {
             self.rw_paths.push(paths::normalize(&w.value).to_string());
             // What a hook writes is the job's data too: another job reading or writing
             // there must be kept apart from this one.
@@ -439,6 +443,9 @@ impl<'h> Scope<'h> {
         if host.name == self.on.name {
             // The runner creates the file, or removes a stale one left by a dead process, in
             // its directory on this host.
+            if !cx.writable(path, &path.value, &parent(&path.value)) {
+                return None;
+            }
             self.rw_paths.push(parent(&path.value));
         }
         Some(Location {

@@ -149,6 +149,34 @@ impl Ctx<'_> {
         }
     }
 
+    /// Like [`Ctx::path`], for a path the job's sandbox will make writable (`opens` says what
+    /// of it: the path itself, or the directory it is in).
+    pub fn writable(&mut self, value: &ast::Str, path: &str, opens: &str) -> bool {
+        match paths::writable_problem(opens) {
+            None => true,
+            Some(why) => {
+                let span = self.inner(value, 0..path.len());
+                let (label, help) = if paths::normalize(opens) == paths::normalize(path) {
+                    (
+                        "the job may write here",
+                        "choose a directory of the job's own, such as /srv/backup/ or /var/lib/bkc/state",
+                    )
+                } else {
+                    (
+                        "the job may write in this file's directory",
+                        "put the file in a directory of its own, such as /run/bkc/locks/",
+                    )
+                };
+                self.push(
+                    Diagnostic::error(Code::UnsafeWritablePath, why)
+                        .label(span, label)
+                        .help(help),
+                );
+                false
+            }
+        }
+    }
+
     pub fn path(&mut self, value: &ast::Str, path: &str, offset: usize, what: &str) -> bool {
         match paths::path_problem(path) {
             None => true,
@@ -238,7 +266,7 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
         port: 22,
         identity: None,
         lock_dir: "/run/bkc/locks".into(),
-        state_dir: "/var/lib/bkc".into(),
+        state_dir: "/var/lib/bkc/state".into(),
         metrics_dir: None,
         runner: "/usr/local/bin/bkc-run".into(),
         lock_wait: 60,
@@ -260,6 +288,7 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
     ] {
         if let Some(v) = value
             && cx.path(v, &v.value, 0, what)
+            && (what == "runner" || cx.writable(v, &v.value, &v.value))
         {
             *slot = paths::normalize(&v.value).to_string();
         }
@@ -280,6 +309,7 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
     ] {
         if let Some(v) = value
             && cx.path(v, &v.value, 0, what)
+            && (what == "identity" || cx.writable(v, &v.value, &v.value))
         {
             *slot = Some(paths::normalize(&v.value).to_string());
         }
@@ -388,7 +418,9 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
         };
         let port = h.port.as_ref().and_then(|p| port(cx, p)).unwrap_or(s.port);
         let lock_dir = match &h.lock_dir {
-            Some(v) if cx.path(v, &v.value, 0, "lock-dir") => {
+            Some(v)
+                if cx.path(v, &v.value, 0, "lock-dir") && cx.writable(v, &v.value, &v.value) =>
+            {
                 paths::normalize(&v.value).to_string()
             }
             _ => s.lock_dir.clone(),

@@ -39,6 +39,44 @@ pub(crate) fn path_problem(p: &str) -> Option<(&'static str, &'static str)> {
     }
 }
 
+/// Places no job's sandbox may write as a whole. A writable path that covers a system
+/// directory turns `ProtectSystem=strict` off for it; one that reaches bkc's own lets a job
+/// change what root runs next (job specs, units, apply's staging and generations).
+const NEVER_WRITABLE: &[&str] = &[
+    "/",
+    "/boot",
+    "/etc",
+    "/usr",
+    "/var",
+    "/var/lib",
+    "/etc/bkc",
+    "/etc/systemd",
+    crate::deploy::STAGING_DIR,
+    crate::deploy::GENERATIONS_DIR,
+];
+
+/// Why a job's sandbox must not get `p` writable, if it must not: `p` is, or is above, one of
+/// [`NEVER_WRITABLE`], or lies inside bkc's own directories.
+pub(crate) fn writable_problem(p: &str) -> Option<String> {
+    let p = normalize(p);
+    if let Some(covered) = NEVER_WRITABLE.iter().find(|n| is_ancestor_or_same(p, n)) {
+        return Some(if *covered == p {
+            format!("the job's sandbox would make {p} writable as a whole")
+        } else {
+            format!("the job's sandbox would make {p}, and with it {covered}, writable")
+        });
+    }
+    [
+        "/etc/bkc",
+        "/etc/systemd",
+        crate::deploy::STAGING_DIR,
+        crate::deploy::GENERATIONS_DIR,
+    ]
+    .iter()
+    .find(|own| is_ancestor_or_same(own, p))
+    .map(|own| format!("the job's sandbox would make {p}, inside {own}, writable"))
+}
+
 /// The path with its trailing slashes removed ("/" stays "/"), for comparing places. rsync's
 /// trailing-slash meaning is kept in the spec; here only the place on disk matters.
 pub(crate) fn normalize(p: &str) -> &str {

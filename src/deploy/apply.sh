@@ -9,6 +9,7 @@ B="$R/var/lib/bkc"
 say() { printf '%s\n' "$*"; }
 die() { say "error $*"; exit 1; }
 mkdir -p "$B/staging" "$B/generations" || die "cannot create $B/staging"
+chmod 0700 "$B/staging" "$B/generations" || die "cannot protect $B/staging"
 # One apply at a time. The detached activation inherits this descriptor, so the lock stays
 # held until it ends, even if this script is gone.
 exec 9>>"$B/deploy.lock" || die "cannot open $B/deploy.lock"
@@ -18,9 +19,14 @@ if ! flock -n 9; then
 fi
 # Leftovers: a staging directory that never committed is dropped; an activation that started
 # and died (a reboot, a kill) is rolled back, or finished if it had already switched.
+# Only what an apply made is run: a directory and activate.sh owned by this user and writable
+# by no one else (no job's sandbox can write here, and this makes sure of it).
+ours() { [ -O "$1" ] && [ ! -L "$1" ] && case $(stat -c %a "$1") in *[2367]? | *[2367]) false ;; *) true ;; esac; }
 for d in "$B"/staging/*; do
     [ -d "$d" ] || continue
-    if [ -f "$d/committed" ] && [ ! -f "$d/done" ]; then
+    if ! ours "$d" || { [ -e "$d/activate.sh" ] && ! ours "$d/activate.sh"; }; then
+        say "progress removing $d, which no bkc apply made (owner or mode); nothing in it was run"
+    elif [ -f "$d/committed" ] && [ ! -f "$d/done" ]; then
         say "progress finishing the interrupted activation of ${d##*/}"
         sh "$d/activate.sh" recover >>"$B/activate.log" 2>&1 ||
             die "could not recover the interrupted activation in $d; see $B/activate.log"
@@ -35,7 +41,13 @@ case $g in '' | *[!0-9]*) g=0 ;; esac
 n=$((g + 1))
 while [ -e "$B/generations/$n" ]; do n=$((n + 1)); done
 S="$B/staging/$n"
-mkdir -p "$S/files" "$S/prev" || die "cannot create $S"
+mkdir -m 0700 "$S" && mkdir -p "$S/files" "$S/prev" || die "cannot create $S"
+# The runner's state files moved from $B to $B/state (out of apply's way; see the sandbox): a
+# host upgraded from before keeps each job's last run.
+for f in "$B"/*.json; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    mkdir -p "$B/state" && [ ! -e "$B/state/${f##*/}" ] && mv "$f" "$B/state/"
+done
 # Until the commit, a lost session takes its staging directory with it (the next apply would
 # drop it anyway).
 trap 'rm -rf "$S"; exit 1' HUP PIPE TERM

@@ -22,6 +22,10 @@ use transport::Target;
 
 /// Where bkc keeps its deploy state on every host: generations, staging, the deploy lock.
 pub const DEPLOY_DIR: &str = "/var/lib/bkc";
+/// What `bkc apply` stages and keeps, and later runs as root: never writable by a job (the
+/// runner's own state lives apart, in `/var/lib/bkc/state` by default).
+pub const STAGING_DIR: &str = "/var/lib/bkc/staging";
+pub const GENERATIONS_DIR: &str = "/var/lib/bkc/generations";
 /// How many generations a host keeps for `bkc rollback`.
 pub const KEEP_GENERATIONS: usize = 5;
 

@@ -234,7 +234,7 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
                 d,
                 c,
                 "a directory",
-                "state-dir \"/var/lib/bkc\"",
+                "state-dir \"/var/lib/bkc/state\"",
             ),
             "metrics-dir" => set_str(
                 &mut out.metrics_dir,
