@@ -525,3 +525,45 @@ fn apply_runs_no_staging_it_did_not_make_and_moves_old_state_files() {
     assert!(!at(&dir, "/var/lib/bkc/music.json").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A saved plan is a file anyone could have edited: a target with an address ssh would read
+/// as an option (or any address `bkc check` refuses) is refused before ssh runs.
+#[test]
+fn a_saved_plan_cannot_smuggle_an_ssh_option() {
+    let dir = root("saved-option");
+    let (w, mut target) = want_at(TOPOLOGY, "desktop");
+    std::fs::create_dir(dir.join("host")).unwrap();
+    let t = Local::new("desktop", &dir.join("host"));
+    let obs = observe(&t, &w.runner_paths).unwrap();
+    let p = compare(&w, &obs, None);
+    let canary = dir.join("canary");
+    for address in [
+        format!("-oProxyCommand=touch {}", canary.display()),
+        "tmp/x".to_string(),
+    ] {
+        target.address = address.clone();
+        let saved = PlanFile {
+            version: PLAN_VERSION,
+            runner_sha256: None,
+            hosts: BTreeMap::from([(
+                "desktop".to_string(),
+                PlannedHost::new(&target, &obs, &p, &w).unwrap(),
+            )]),
+        };
+        let plan = dir.join("plan.json");
+        std::fs::write(&plan, serde_json::to_string(&saved).unwrap()).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_bkc"))
+            .args(["apply", plan.to_str().unwrap()])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let says = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{says}");
+        assert!(
+            says.contains("gives host desktop a target bkc would never write: address"),
+            "{says}"
+        );
+        assert!(!canary.exists(), "{address}: ssh ran the option");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

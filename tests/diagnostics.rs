@@ -98,6 +98,7 @@ cases! {
     no_schedule: kdl("job \"x\" on=\"desktop\" {\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::no_schedule"];
     too_deep: kdl("job \"x\" on=\"desktop\" /-{ a /-{ b /-{ c /-{ d /-{ e /-{ f /-{ g } } } } } } }\n") => ["bkc::nesting"];
     invalid_address: kdl("host \"c\" address=\"-oProxyCommand=sh\"\n") => ["bkc::invalid_address"];
+    address_with_slash: kdl("host \"c\" address=\"tmp/x\"\n") => ["bkc::invalid_address"];
     invalid_user: kdl("host \"c\" user=\"al ice\"\n") => ["bkc::invalid_user"];
     unexpected_argument: kdl("host \"c\" \"d\"\n") => ["bkc::unexpected_argument"];
     unexpected_children: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 5 {\n        io-class \"idle\"\n    }\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unexpected_children"];

@@ -94,7 +94,7 @@ pub(crate) struct Settings {
 /// Warnings about something missing, dropped when the file has errors (see `compile`).
 const ABSENCE_WARNINGS: &[Code] = &[Code::NoSchedule, Code::EmptyJob, Code::NoHostKey];
 
-pub(crate) const KNOWN_HOSTS: &str = "/etc/bkc/known_hosts";
+pub(crate) use bkc_contract::names::KNOWN_HOSTS_PATH as KNOWN_HOSTS;
 
 /// Shared state of one analysis: the source text (to point inside string literals) and the
 /// diagnostics sink.
@@ -192,10 +192,7 @@ impl Ctx<'_> {
 /// Names of hosts, jobs and tags: they become unit names and file names.
 pub(crate) fn check_name(cx: &mut Ctx, name: &ast::Str, what: &str) -> bool {
     let v = &name.value;
-    let ok = v.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && v.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-        && v.len() <= 200;
+    let ok = bkc_contract::names::is_valid_name(v);
     if !ok {
         cx.push(
             Diagnostic::error(Code::InvalidName, format!("`{v}` is not a valid {what} name"))
@@ -348,14 +345,30 @@ fn check_word(cx: &mut Ctx, v: &ast::Str, what: &str, code: Code) -> bool {
     }
 }
 
-/// A user name or address that ssh would read as an option or split into two words (also
-/// what `bkc import` checks, so an imported topology passes `bkc check`).
+/// An address that is not a host name, an IPv4 address or a bracketed IPv6 address
+/// (`names::address_problem`; also what `bkc import` checks).
+pub(crate) fn bad_address(code: Code, v: &ast::Str) -> Option<Diagnostic> {
+    bkc_contract::names::address_problem(&v.value).map(|why| {
+        Diagnostic::error(code, format!("`{}` is not a valid host address", v.value))
+            .label(v.span, "invalid host address")
+            .help(why)
+    })
+}
+
+fn check_address(cx: &mut Ctx, v: &ast::Str, code: Code) -> bool {
+    match bad_address(code, v) {
+        Some(d) => {
+            cx.push(d);
+            false
+        }
+        None => true,
+    }
+}
+
+/// A user name that ssh would read as an option or split into two words (also what
+/// `bkc import` checks, so an imported topology passes `bkc check`).
 pub(crate) fn bad_word(code: Code, v: &ast::Str, what: &str) -> Option<Diagnostic> {
-    let bad = v.value.is_empty()
-        || v.value.starts_with('-')
-        || v.value
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '@');
+    let bad = !bkc_contract::names::is_valid_user(&v.value);
     bad.then(|| {
         Diagnostic::error(code, format!("`{}` is not a valid {what}", v.value))
             .label(v.span, format!("invalid {what}"))
@@ -409,7 +422,7 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
         }
         first.insert(&h.name.value, h.name.span);
         let address = match &h.address {
-            Some(a) if check_word(cx, a, "host address", Code::InvalidAddress) => a.value.clone(),
+            Some(a) if check_address(cx, a, Code::InvalidAddress) => a.value.clone(),
             _ => h.name.value.clone(),
         };
         let user = match &h.user {

@@ -1,5 +1,7 @@
 //! `bkc apply` (a topology, or exactly a saved plan) and `bkc rollback`.
 
+use bkc::printable::printable_line;
+use bkc_contract::names;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -118,8 +120,37 @@ fn saved_hosts(
         .hosts
         .iter()
         .filter(|(name, _)| selected.contains(name))
-        .map(|(name, h)| Ok((h.desired(name), h.target.clone())))
+        .map(|(name, h)| {
+            // A saved plan is a file anyone could have edited: its targets pass the topology's
+            // own rules before ssh sees them.
+            if let Some(why) = target_problem(&h.target) {
+                eprintln!(
+                    "error: the plan {} gives host {} a target bkc would never write: {why}; make the plan again",
+                    file.display(),
+                    printable_line(name)
+                );
+                return Err(Exit::CouldNotRun);
+            }
+            Ok((h.desired(name), h.target.clone()))
+        })
         .collect()
+}
+
+/// Why a target read from a saved plan is not one `bkc check` would have let through.
+fn target_problem(t: &Target) -> Option<String> {
+    if let Some(why) = names::address_problem(&t.address) {
+        return Some(format!("address `{}`: {why}", printable_line(&t.address)));
+    }
+    if !names::is_valid_user(&t.user) {
+        return Some(format!("user `{}`", printable_line(&t.user)));
+    }
+    if t.port == 0 {
+        return Some("port 0".into());
+    }
+    t.host_keys
+        .iter()
+        .find(|k| k.chars().any(char::is_control))
+        .map(|k| format!("host key `{}`", printable_line(k)))
 }
 
 /// Every host read again, `jobs` at a time, with its saved plan.

@@ -1,5 +1,6 @@
 //! `bkc import`: another tool's configuration as a topology.
 
+use bkc_contract::names::{address_problem, is_valid_name as valid_name};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -45,12 +46,6 @@ struct RsyncdirectorArgs {
     force: bool,
 }
 
-fn valid_name(n: &str) -> bool {
-    n.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && n.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 fn host_file(s: &str) -> Result<(String, PathBuf), String> {
     match s.split_once('=') {
         Some((h, f)) if valid_name(h) && !f.is_empty() => Ok((h.to_string(), f.into())),
@@ -63,7 +58,7 @@ fn host_file(s: &str) -> Result<(String, PathBuf), String> {
 
 fn name_address(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
-        Some((n, a)) if valid_name(n) && !a.is_empty() && !a.contains(['@', ' ']) => {
+        Some((n, a)) if valid_name(n) && address_problem(a).is_none() => {
             Ok((n.to_string(), a.to_string()))
         }
         _ => Err("write NAME=ADDRESS, such as backup_a=backup-a.example.com".into()),

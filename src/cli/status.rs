@@ -96,7 +96,11 @@ pub fn run(args: &RunArgs, v: Verbosity) -> Result<Exit, Exit> {
     }
     let Some(ran) = status::start(&transport, job, args.wait).or_exit(Exit::HostFailed)? else {
         if !v.quiet {
-            eprintln!("{}: started bkc-{job}.service", j.host);
+            eprintln!(
+                "{}: started {}",
+                j.host,
+                bkc_contract::names::service_unit(job)
+            );
         }
         return Ok(Exit::Success);
     };

@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::mpsc;
 
-use super::plan::{HostPlan, Observed, job_of};
+use super::plan::{HostPlan, Observed};
 use super::transport::Transport;
 use super::{Desired, HostError, KEEP_GENERATIONS, quote, running_sh};
 use crate::emit::{MANIFEST_PATH, sha256_hex};
 use crate::printable::printable_line;
+use bkc_contract::names::{job_of, service_unit, timer_of};
 
 const APPLY: &str = include_str!("apply.sh");
 const ACTIVATE: &str = include_str!("activate.sh");
@@ -50,11 +51,6 @@ impl std::fmt::Display for Kept {
     }
 }
 
-fn timer_unit(path: &str) -> Option<&str> {
-    path.strip_prefix("/etc/systemd/system/")
-        .filter(|u| u.ends_with(".timer"))
-}
-
 /// The script and the bytes that follow it on stdin.
 fn build(
     t: &dyn Transport,
@@ -67,7 +63,7 @@ fn build(
     let mut payload = Vec::new();
     let mut steps = String::new();
     let fail = |what: &str| format!(" || die {}\n", quote(&format!("cannot stage {what}")));
-    let removed_timers: Vec<&str> = plan.remove.iter().filter_map(|p| timer_unit(p)).collect();
+    let removed_timers: Vec<&str> = plan.remove.iter().filter_map(|p| timer_of(p)).collect();
     if !removed_timers.is_empty() {
         let names: Vec<String> = removed_timers.iter().map(|u| quote(u)).collect();
         let _ = writeln!(
@@ -122,8 +118,8 @@ fn build(
         // What a run may read stays while it runs: a job's own service and spec while that job
         // runs, a file of no one job (known_hosts) while any job of the host does.
         let service = match job_of(path) {
-            Some(_) if timer_unit(path).is_some() => String::new(),
-            Some(job) => quote(&format!("bkc-{job}.service")),
+            Some(_) if timer_of(path).is_some() => String::new(),
+            Some(job) => quote(&service_unit(job)),
             None => "$(services)".to_string(),
         };
         let _ = writeln!(steps, "drop {} {service} || return 1", quote(path));
@@ -142,7 +138,7 @@ fn build(
         .files
         .files
         .keys()
-        .filter_map(|p| timer_unit(p))
+        .filter_map(|p| timer_of(p))
         .collect();
     let all_timers: Vec<&str> = timers.iter().chain(&removed_timers).copied().collect();
     for u in &all_timers {
@@ -159,7 +155,7 @@ fn build(
         let changed: Vec<String> = plan
             .changed
             .iter()
-            .filter_map(|p| timer_unit(p))
+            .filter_map(|p| timer_of(p))
             .map(quote)
             .collect();
         if !changed.is_empty() {

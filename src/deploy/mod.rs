@@ -66,17 +66,8 @@ pub fn running_sh() -> String {
     )
 }
 
-/// Quote `s` as one word for a POSIX shell.
-pub fn quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':'));
-    if safe {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
+/// Every value a deploy script gets from bkc is quoted with the one quoter the runner uses too.
+pub use bkc_contract::names::shell_quote as quote;
 
 /// What the topology wants on one host.
 #[derive(Debug, Clone)]
@@ -197,13 +188,6 @@ mod tests {
         for s in ["inactive", "failed", "", "unknown"] {
             assert!(!is_running(s), "{s}");
         }
-    }
-
-    #[test]
-    fn quoting() {
-        assert_eq!(quote("/etc/bkc/x.json"), "/etc/bkc/x.json");
-        assert_eq!(quote("it's"), "'it'\\''s'");
-        assert_eq!(quote(""), "''");
     }
 
     #[test]

@@ -218,20 +218,8 @@ fn sign(a: Action) -> char {
     }
 }
 
-/// The job a bkc path belongs to, if any.
-pub fn job_of(path: &str) -> Option<&str> {
-    if let Some(unit) = path.strip_prefix("/etc/systemd/system/bkc-") {
-        return unit
-            .strip_suffix(".service")
-            .or_else(|| unit.strip_suffix(".timer"));
-    }
-    path.strip_prefix("/etc/bkc/jobs/")?.strip_suffix(".json")
-}
-
-fn timer_name(path: &str) -> Option<&str> {
-    path.strip_prefix("/etc/systemd/system/")
-        .filter(|u| u.ends_with(".timer"))
-}
+pub use bkc_contract::names::job_of;
+use bkc_contract::names::timer_of;
 
 /// One path's action (if any) and its drift note (if any).
 type PathDiff<'a> = (&'a String, Option<Action>, Option<String>);
@@ -294,7 +282,7 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
         let mut drift: Vec<String> = files.iter().filter_map(|(_, _, d)| d.clone()).collect();
         // A timer that is kept but switched off.
         for (p, _, _) in &files {
-            if let Some(t) = timer_name(p)
+            if let Some(t) = timer_of(p)
                 && want.files.files.contains_key(*p)
                 && obs.files.contains_key(*p)
                 && obs.units.get(t).map(String::as_str) != Some("enabled")

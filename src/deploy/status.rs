@@ -10,6 +10,7 @@ use super::transport::{Transport, run};
 use super::{HostError, is_running, quote, unframe};
 use crate::printable::printable_line;
 use crate::topology::Job;
+use bkc_contract::names::service_unit;
 
 /// One job's line in `bkc status`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -174,7 +175,7 @@ pub struct Ran {
 
 /// Start `job` now on its host; with `wait`, until it ends.
 pub fn start(t: &dyn Transport, job: &str, wait: bool) -> Result<Option<Ran>, HostError> {
-    let unit = quote(&format!("bkc-{job}.service"));
+    let unit = quote(&service_unit(job));
     let script = if wait {
         format!(
             "systemctl start {unit}\n\
@@ -204,6 +205,10 @@ pub fn start(t: &dyn Transport, job: &str, wait: bool) -> Result<Option<Ran>, Ho
     }
     Err(HostError::new(
         t.host(),
-        format!("could not start bkc-{job}.service: {}", out.stderr.trim()),
+        format!(
+            "could not start {}: {}",
+            service_unit(job),
+            out.stderr.trim()
+        ),
     ))
 }

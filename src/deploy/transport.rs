@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::quote;
+use bkc_contract::names::{known_hosts_pattern, ssh_host};
 
 /// A host that can run scripts.
 pub trait Transport: Send + Sync {
@@ -131,7 +132,10 @@ impl SshSession {
         let mut text = String::new();
         for t in targets {
             for key in &t.host_keys {
-                text.push_str(&format!("{} {key}\n", host_pattern(&t.address, t.port)));
+                text.push_str(&format!(
+                    "{} {key}\n",
+                    known_hosts_pattern(&t.address, t.port)
+                ));
             }
         }
         std::fs::write(&known_hosts, text)?;
@@ -187,7 +191,7 @@ impl SshSession {
             opt("GlobalKnownHostsFile=/dev/null".into());
             opt(format!(
                 "HostKeyAlias={}",
-                host_pattern(&target.address, target.port)
+                known_hosts_pattern(&target.address, target.port)
             ));
             opt("StrictHostKeyChecking=yes".into());
         }
@@ -197,7 +201,7 @@ impl SshSession {
         args.push(target.user.clone().into());
         // Options end before the address: one read from a saved plan can never become one.
         args.push("--".into());
-        args.push(target.address.clone().into());
+        args.push(ssh_host(&target.address).into());
         Ssh {
             host: host.to_string(),
             args,
@@ -228,15 +232,6 @@ impl Drop for SshSession {
             let _ = c.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// `address` or `[address]:port`, as known_hosts writes a host.
-fn host_pattern(address: &str, port: u16) -> String {
-    if port == 22 {
-        address.to_string()
-    } else {
-        format!("[{address}]:{port}")
     }
 }
 

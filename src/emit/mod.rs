@@ -43,7 +43,7 @@ pub struct File {
 
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 pub const JOB_DIR: &str = "/etc/bkc/jobs";
-pub const KNOWN_HOSTS_PATH: &str = "/etc/bkc/known_hosts";
+pub use bkc_contract::names::KNOWN_HOSTS_PATH;
 
 const UNIT: &str = "unit.j2";
 const NIXOS: &str = "nixos.nix.j2";
@@ -110,7 +110,7 @@ fn job_files(job: &Job) -> Result<JobFiles, EmitError> {
         None => None,
     };
     Ok(JobFiles {
-        unit: unit::unit_name(job),
+        unit: bkc_contract::names::unit_base(&job.name),
         service,
         timer,
         spec_path,
@@ -239,11 +239,7 @@ fn known_hosts(topology: &Topology, jobs: &[&Job]) -> Option<String> {
     let mut out = String::new();
     for name in reached {
         let h = &topology.hosts[name];
-        let pattern = if h.port == 22 {
-            h.address.clone()
-        } else {
-            format!("[{}]:{}", h.address, h.port)
-        };
+        let pattern = bkc_contract::names::known_hosts_pattern(&h.address, h.port);
         for key in &h.host_keys {
             out.push_str(&format!("{pattern} {key}\n"));
         }

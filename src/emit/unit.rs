@@ -81,11 +81,6 @@ impl Setting {
     }
 }
 
-/// `bkc-<job>`, the name of the job's service and timer without the suffix.
-pub(crate) fn unit_name(job: &Job) -> String {
-    format!("bkc-{}", job.name)
-}
-
 /// The job's service: run the runner on the job spec at `spec_path`, sandboxed from the topology.
 pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Error> {
     let description = job
@@ -243,7 +238,7 @@ pub(crate) fn timer(job: &Job, t: &Timer) -> Result<Unit, minijinja::Error> {
     if let Some(secs) = t.accuracy_secs {
         timer.push(set("AccuracySec", format_duration(secs)));
     }
-    timer.push(set("Unit", format!("{}.service", unit_name(job))));
+    timer.push(set("Unit", bkc_contract::names::service_unit(&job.name)));
     Ok(Unit {
         sections: vec![
             Section {

@@ -286,7 +286,15 @@ fn remote<'a>(
     let address = r
         .required(f, "host", what, "host: backup_a.example.com")
         .and_then(|v| r.string(v, "the host"))
-        .filter(|a| check_word(r, a, "host address"));
+        .filter(
+            |a| match crate::analyze::bad_address(Code::ImportValue, a) {
+                Some(d) => {
+                    r.d.push(d);
+                    false
+                }
+                None => true,
+            },
+        );
     let user = if user_required {
         r.required(f, "user", what, "user: root")
     } else {

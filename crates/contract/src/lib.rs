@@ -12,6 +12,7 @@ pub mod lockfile;
 pub mod manifest;
 pub mod metrics;
 mod mode;
+pub mod names;
 pub mod plan;
 pub mod spec;
 pub mod state;

@@ -1,0 +1,207 @@
+//! The names and places that bkc, its deploy scripts and bkc-run agree on, each written once:
+//! what a host or job may be called, what an address may be, the units and files a job has on
+//! its host, how a pinned key is looked up, and how a word is quoted for a remote shell.
+
+/// The pinned host keys runners read, on every host that has jobs.
+pub const KNOWN_HOSTS_PATH: &str = "/etc/bkc/known_hosts";
+/// Where a host's systemd units live.
+pub const UNIT_DIR: &str = "/etc/systemd/system";
+/// Where the job specs live.
+pub const JOBS_DIR: &str = "/etc/bkc/jobs";
+
+/// The longest host or job name: it becomes part of unit and file names.
+pub const MAX_NAME: usize = 200;
+
+/// Whether `s` is a valid host, job or tag name: `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most
+/// [`MAX_NAME`] bytes. Such a name is safe as a file name, a unit name and a shell word.
+pub fn is_valid_name(s: &str) -> bool {
+    s.len() <= MAX_NAME
+        && s.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// Why `s` cannot be a host's address, if it cannot. An address is a host name or IPv4
+/// address (letters, digits, `-`, `_`, `.`; not starting with `-` or `.`), or an IPv6 address
+/// in brackets. Anything else is refused: a `/` would make rsync copy into a local directory
+/// instead of to the host, a leading `-` would make ssh read an option.
+pub fn address_problem(s: &str) -> Option<&'static str> {
+    if s.is_empty() || s.len() > 253 {
+        return Some("an address is 1 to 253 characters long");
+    }
+    if let Some(inner) = s.strip_prefix('[') {
+        let ok = inner.strip_suffix(']').is_some_and(|v6| {
+            v6.contains(':')
+                && v6
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || matches!(b, b':' | b'.'))
+        });
+        return (!ok).then_some("an IPv6 address is written in brackets, such as [2001:db8::5]");
+    }
+    if s.starts_with(['-', '.']) {
+        return Some("an address cannot start with `-` or `.`");
+    }
+    if s.contains(':') {
+        return Some(
+            "write an IPv6 address in brackets, such as [2001:db8::5], and the port as port=",
+        );
+    }
+    let ok = s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    (!ok).then_some("an address is a host name, an IPv4 address or a bracketed IPv6 address")
+}
+
+/// Whether `s` can be an ssh user name: not empty, not an option (`-`), and one word with no
+/// `@` or control character.
+pub fn is_valid_user(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('-')
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '@')
+}
+
+/// The address as ssh takes it on its command line: without an IPv6 address's brackets.
+pub fn ssh_host(address: &str) -> &str {
+    address
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .unwrap_or(address)
+}
+
+/// The name a host's pinned key is written under in a known_hosts file and looked up by
+/// (`HostKeyAlias`): the address, and its port when it is not 22, as ssh itself writes them.
+pub fn known_hosts_pattern(address: &str, port: u16) -> String {
+    let host = ssh_host(address);
+    if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    }
+}
+
+/// `bkc-<job>`: the job's units without their suffix.
+pub fn unit_base(job: &str) -> String {
+    format!("bkc-{job}")
+}
+
+/// The job's service unit, `bkc-<job>.service`.
+pub fn service_unit(job: &str) -> String {
+    format!("bkc-{job}.service")
+}
+
+/// The job's timer unit, `bkc-<job>.timer`.
+pub fn timer_unit(job: &str) -> String {
+    format!("bkc-{job}.timer")
+}
+
+/// The job's spec on its host.
+pub fn spec_path(job: &str) -> String {
+    format!("{JOBS_DIR}/{job}.json")
+}
+
+/// The job a bkc file belongs to, if any: its units and its spec.
+pub fn job_of(path: &str) -> Option<&str> {
+    if let Some(unit) = path
+        .strip_prefix(UNIT_DIR)
+        .and_then(|u| u.strip_prefix("/bkc-"))
+    {
+        return unit
+            .strip_suffix(".service")
+            .or_else(|| unit.strip_suffix(".timer"));
+    }
+    path.strip_prefix(JOBS_DIR)?
+        .strip_prefix('/')?
+        .strip_suffix(".json")
+}
+
+/// The timer unit a path is, if it is one (`/etc/systemd/system/<name>.timer` -> `<name>.timer`).
+pub fn timer_of(path: &str) -> Option<&str> {
+    path.strip_prefix(UNIT_DIR)?
+        .strip_prefix('/')
+        .filter(|u| u.ends_with(".timer") && !u.contains('/'))
+}
+
+/// Quote `s` as one word for a POSIX shell. Words made only of characters no shell treats
+/// specially stay bare, so that logged command lines stay readable.
+pub fn shell_quote(s: &str) -> String {
+    let bare = !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'_' | b'-' | b'.' | b'/' | b':' | b'@' | b'%' | b'+' | b'=' | b','
+                )
+        });
+    if bare {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["desktop", "backup_a", "a-to-b", "web1.lan", "0"] {
+            assert!(is_valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-x", ".x", "a b", "a/b", "a;b", &"x".repeat(201)] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses() {
+        for ok in [
+            "desktop.lan",
+            "10.0.0.5",
+            "backup_a",
+            "[2001:db8::5]",
+            "[::1]",
+        ] {
+            assert_eq!(address_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "tmp/x",
+            "-oProxyCommand=sh",
+            ".hidden",
+            "a b",
+            "2001:db8::5",
+            "host:22",
+            "[nothex]",
+            "[2001:db8::5",
+            "user@host",
+            "a\u{1b}b",
+        ] {
+            assert!(address_problem(bad).is_some(), "{bad}");
+        }
+        assert_eq!(ssh_host("[::1]"), "::1");
+        assert_eq!(known_hosts_pattern("[::1]", 22), "::1");
+        assert_eq!(known_hosts_pattern("[::1]", 2222), "[::1]:2222");
+        assert_eq!(known_hosts_pattern("h.lan", 2222), "[h.lan]:2222");
+    }
+
+    #[test]
+    fn units_and_paths() {
+        assert_eq!(
+            job_of("/etc/systemd/system/bkc-a-to-b.timer"),
+            Some("a-to-b")
+        );
+        assert_eq!(job_of("/etc/bkc/jobs/a-to-b.json"), Some("a-to-b"));
+        assert_eq!(job_of("/etc/bkc/known_hosts"), None);
+        assert_eq!(
+            timer_of("/etc/systemd/system/bkc-x.timer"),
+            Some("bkc-x.timer")
+        );
+        assert_eq!(timer_of("/etc/systemd/system/bkc-x.service"), None);
+        assert_eq!(shell_quote("/etc/bkc/x.json"), "/etc/bkc/x.json");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
