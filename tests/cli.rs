@@ -11,7 +11,7 @@ fn scratch(name: &str) -> PathBuf {
     common::scratch("cli", name)
 }
 
-const WARNS: &str = r#"host "a"
+const WARNS: &str = r#"host "a" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC"; }
 host "b" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
 job "one" on="a" {
     schedule "daily"

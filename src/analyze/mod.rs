@@ -222,8 +222,9 @@ fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> (Topology, Vec<
     (topology, cycles)
 }
 
-/// Runners check host keys strictly; a host they connect to without a pinned key works only
-/// if every runner's system known_hosts already lists it, which is worth a warning.
+/// Every host is reached over SSH, by `bkc plan` and `apply` if not by runners: one without a
+/// pinned key is trusted on whatever key ssh's own known_hosts holds for it, which is worth a
+/// warning. Runners check keys strictly, so for a host they reach it may also stop the runs.
 fn unpinned_hosts(
     cx: &mut Ctx,
     list: &[ast::Host],
@@ -239,17 +240,28 @@ fn unpinned_hosts(
         let Some(host) = hosts.get(name) else {
             continue;
         };
-        if reached.contains(name) && host.host_keys.is_empty() {
+        if host.host_keys.is_empty() {
             let port = if host.port == 22 {
                 String::new()
             } else {
                 format!("-p {} ", host.port)
             };
+            let (label, without) = if reached.contains(name) {
+                (
+                    "runners connect here over SSH",
+                    "runners accept only a key already in their /etc/ssh/ssh_known_hosts",
+                )
+            } else {
+                (
+                    "bkc plan and apply connect here over SSH",
+                    "bkc plan and apply trust whatever key your own known_hosts holds for it",
+                )
+            };
             cx.push(
                 Diagnostic::warning(Code::NoHostKey, format!("host `{name}` has no pinned host key"))
-                    .label(h.name.span, "runners connect here over SSH")
+                    .label(h.name.span, label)
                     .help(format!(
-                        "add host-key \"ssh-ed25519 AAAA…\" (from `ssh-keyscan {port}-t ed25519 {}`); without it runners accept only a key already in their /etc/ssh/ssh_known_hosts",
+                        "add host-key \"ssh-ed25519 AAAA…\" (from `ssh-keyscan {port}-t ed25519 {}`); without it {without}",
                         host.address
                     )),
             );
