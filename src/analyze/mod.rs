@@ -450,30 +450,11 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
             }
             _ => s.lock_dir.clone(),
         };
-        let mut host_keys = Vec::new();
-        for k in &h.host_keys {
-            let mut words = k.value.split_whitespace();
-            let ty = words.next().unwrap_or("");
-            let blob = words.next().unwrap_or("");
-            let b64 = blob.len() >= 16
-                && blob
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
-            if !KEY_TYPES.contains(&ty) || !b64 || k.value.contains(['\n', '\r']) {
-                let mut diag =
-                    Diagnostic::error(Code::InvalidHostKey, "this is not an SSH public host key")
-                        .label(k.span, "expected `<type> <base64>`");
-                diag = match did_you_mean(ty, KEY_TYPES.iter().copied()).filter(|t| *t != ty) {
-                    Some(t) => diag.help(format!("did you mean the key type `{t}`?")),
-                    None => diag.help(format!(
-                        "copy the line from the host's /etc/ssh/ssh_host_ed25519_key.pub (or run `ssh-keyscan -t ed25519 {address}`)"
-                    )),
-                };
-                cx.push(diag);
-                continue;
-            }
-            host_keys.push(format!("{ty} {blob}"));
-        }
+        let host_keys = h
+            .host_keys
+            .iter()
+            .filter_map(|k| host_key(cx, k, &address))
+            .collect();
         let mut tags = Vec::new();
         for t in &h.tags {
             if check_name(cx, t, "tag") {
@@ -494,6 +475,31 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
         );
     }
     out
+}
+
+/// A pinned host key as `<type> <base64>`, without the comment a .pub file ends with.
+fn host_key(cx: &mut Ctx, k: &ast::Str, address: &str) -> Option<String> {
+    let mut words = k.value.split_whitespace();
+    let ty = words.next().unwrap_or("");
+    let blob = words.next().unwrap_or("");
+    let b64 = blob.len() >= 16
+        && blob
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+    if KEY_TYPES.contains(&ty) && b64 && !k.value.contains(['\n', '\r']) {
+        return Some(format!("{ty} {blob}"));
+    }
+    let diag = Diagnostic::error(Code::InvalidHostKey, "this is not an SSH public host key")
+        .label(k.span, "expected `<type> <base64>`");
+    cx.push(
+        match did_you_mean(ty, KEY_TYPES.iter().copied()).filter(|t| *t != ty) {
+            Some(t) => diag.help(format!("did you mean the key type `{t}`?")),
+            None => diag.help(format!(
+                "copy the line from the host's /etc/ssh/ssh_host_ed25519_key.pub (or run `ssh-keyscan -t ed25519 {address}`)"
+            )),
+        },
+    );
+    None
 }
 
 /// Resolve a host reference, or report it with a "did you mean".

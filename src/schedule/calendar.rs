@@ -209,31 +209,12 @@ impl Calendar {
 
     /// Weekday names, lists and ranges (`Mon..Fri`, `Sat,Sun`, `Mon-Wed`); optional.
     fn parse_weekdays(&mut self, p: &mut Cursor) -> Result<(), ScheduleError> {
-        const NAMES: [(&str, u8); 14] = [
-            ("monday", 0),
-            ("mon", 0),
-            ("tuesday", 1),
-            ("tue", 1),
-            ("wednesday", 2),
-            ("wed", 2),
-            ("thursday", 3),
-            ("thu", 3),
-            ("friday", 4),
-            ("fri", 4),
-            ("saturday", 5),
-            ("sat", 5),
-            ("sunday", 6),
-            ("sun", 6),
-        ];
         let mut range_from: Option<u8> = None;
         let mut first = true;
         let mut bits = 0u8;
         loop {
             let start = p.pos;
-            let found = NAMES
-                .iter()
-                .find(|(name, _)| p.starts_with_ignore_case(name));
-            let Some(&(name, nr)) = found else {
+            let Some((len, nr)) = weekday(p)? else {
                 if first {
                     return Ok(());
                 }
@@ -242,20 +223,11 @@ impl Calendar {
                     "weekdays are Mon, Tue, Wed, Thu, Fri, Sat, Sun (or written out)",
                 ));
             };
-            let after = p.peek_at(p.pos + name.len());
-            if !matches!(after, None | Some(b'-' | b'.' | b',' | b' ')) {
-                return Err(ScheduleError::at(
-                    start..char_end(p.s, p.pos + name.len()),
-                    "unknown weekday",
-                    "weekdays are Mon, Tue, Wed, Thu, Fri, Sat, Sun (or written out), \
-                     followed by `,`, `..` or a space",
-                ));
-            }
             bits |= 1 << nr;
             if let Some(from) = range_from {
                 if from > nr {
                     return Err(ScheduleError::at(
-                        start..p.pos + name.len(),
+                        start..p.pos + len,
                         "weekday range goes backwards",
                         "weekday ranges run from Monday to Sunday: write e.g. `Mon..Fri` or \
                          `Fri..Sun`, or a list such as `Sat,Sun,Mon`",
@@ -265,41 +237,9 @@ impl Calendar {
                     bits |= 1 << j;
                 }
             }
-            p.pos += name.len();
+            p.pos += len;
             self.weekdays = Some(bits);
-
-            match p.peek() {
-                None => return Ok(()),
-                Some(b' ') => {
-                    p.skip_spaces();
-                    return Ok(());
-                }
-                Some(b'.') => {
-                    if range_from.is_some() || p.peek_at(p.pos + 1) != Some(b'.') {
-                        return Err(p.error("a weekday range is written `Mon..Fri`"));
-                    }
-                    range_from = Some(nr);
-                    p.pos += 2;
-                }
-                Some(b'-') => {
-                    if range_from.is_some() {
-                        return Err(p.error("a weekday range is written `Mon..Fri`"));
-                    }
-                    range_from = Some(nr);
-                    p.pos += 1;
-                }
-                _ => {
-                    // ','
-                    range_from = None;
-                    p.pos += 1;
-                }
-            }
-            // A trailing comma is fine, an open range is not.
-            if matches!(p.peek(), None | Some(b' ')) {
-                p.skip_spaces();
-                if range_from.is_some() {
-                    return Err(p.error_with("weekday range has no end", "write e.g. `Mon..Fri`"));
-                }
+            if after_weekday(p, nr, &mut range_from)? {
                 return Ok(());
             }
             first = false;
@@ -989,6 +929,87 @@ fn parse_fraction(p: &mut Cursor) -> Result<u64, ScheduleError> {
     Ok(val)
 }
 
+const WEEKDAYS: [(&str, u8); 14] = [
+    ("monday", 0),
+    ("mon", 0),
+    ("tuesday", 1),
+    ("tue", 1),
+    ("wednesday", 2),
+    ("wed", 2),
+    ("thursday", 3),
+    ("thu", 3),
+    ("friday", 4),
+    ("fri", 4),
+    ("saturday", 5),
+    ("sat", 5),
+    ("sunday", 6),
+    ("sun", 6),
+];
+
+/// The weekday name at the cursor, not yet consumed: its length and its number (Monday is 0).
+fn weekday(p: &Cursor) -> Result<Option<(usize, u8)>, ScheduleError> {
+    let found = WEEKDAYS
+        .iter()
+        .find(|(name, _)| p.starts_with_ignore_case(name));
+    let Some(&(name, nr)) = found else {
+        return Ok(None);
+    };
+    let after = p.peek_at(p.pos + name.len());
+    if !matches!(after, None | Some(b'-' | b'.' | b',' | b' ')) {
+        return Err(ScheduleError::at(
+            p.pos..char_end(p.s, p.pos + name.len()),
+            "unknown weekday",
+            "weekdays are Mon, Tue, Wed, Thu, Fri, Sat, Sun (or written out), \
+             followed by `,`, `..` or a space",
+        ));
+    }
+    Ok(Some((name.len(), nr)))
+}
+
+/// What follows weekday `nr`: true at the end of the weekdays, false after a `,`, or a `-` or
+/// `..` that opens a range from it.
+fn after_weekday(
+    p: &mut Cursor,
+    nr: u8,
+    range_from: &mut Option<u8>,
+) -> Result<bool, ScheduleError> {
+    match p.peek() {
+        None => return Ok(true),
+        Some(b' ') => {
+            p.skip_spaces();
+            return Ok(true);
+        }
+        Some(b'.') => {
+            if range_from.is_some() || p.peek_at(p.pos + 1) != Some(b'.') {
+                return Err(p.error("a weekday range is written `Mon..Fri`"));
+            }
+            *range_from = Some(nr);
+            p.pos += 2;
+        }
+        Some(b'-') => {
+            if range_from.is_some() {
+                return Err(p.error("a weekday range is written `Mon..Fri`"));
+            }
+            *range_from = Some(nr);
+            p.pos += 1;
+        }
+        _ => {
+            // ','
+            *range_from = None;
+            p.pos += 1;
+        }
+    }
+    // A trailing comma is fine, an open range is not.
+    if matches!(p.peek(), None | Some(b' ')) {
+        p.skip_spaces();
+        if range_from.is_some() {
+            return Err(p.error_with("weekday range has no end", "write e.g. `Mon..Fri`"));
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// systemd's `normalize_chain()`: trim ranges to what their repetition reaches, drop
 /// repetitions that never repeat, sort, and remove duplicates.
 fn normalize_chain(chain: &mut Vec<Component>) {
@@ -1018,21 +1039,13 @@ fn check_chain(
     let Some(chain) = chain else {
         return Ok(());
     };
-    // Days counted from the end of the month may go back 28 days at most.
-    let to = if end_of_month { to - 3 } else { to };
-    let show = |v: i64| {
-        if unit == 1 {
-            v.to_string()
-        } else if v % unit == 0 {
-            (v / unit).to_string()
-        } else {
-            format!("{}.{:06}", v / unit, v % unit)
-        }
-    };
-    let bounds = if end_of_month {
-        format!("~{from}..~{to}")
-    } else {
-        format!("{}..{}", show(from), show(to))
+    let field = FieldRange {
+        what,
+        from,
+        // Days counted from the end of the month may go back 28 days at most.
+        to: if end_of_month { to - 3 } else { to },
+        unit,
+        end_of_month,
     };
     for c in chain {
         let span = if c.span.is_empty() {
@@ -1040,10 +1053,50 @@ fn check_chain(
         } else {
             c.span.clone()
         };
+        field.check(c, span)?;
+    }
+    Ok(())
+}
+
+/// The values one field of a calendar may take, and how its messages show them.
+struct FieldRange<'a> {
+    what: &'a str,
+    from: i64,
+    to: i64,
+    /// Values are counted in this many parts of what is shown (microseconds of a second).
+    unit: i64,
+    /// Days counted from the end of the month (`~`).
+    end_of_month: bool,
+}
+
+impl FieldRange<'_> {
+    fn show(&self, v: i64) -> String {
+        let unit = self.unit;
+        if unit == 1 {
+            v.to_string()
+        } else if v % unit == 0 {
+            (v / unit).to_string()
+        } else {
+            format!("{}.{:06}", v / unit, v % unit)
+        }
+    }
+
+    fn bounds(&self) -> String {
+        if self.end_of_month {
+            format!("~{}..~{}", self.from, self.to)
+        } else {
+            format!("{}..{}", self.show(self.from), self.show(self.to))
+        }
+    }
+
+    /// One component of the chain (a value, a range, a repetition), written at `span`.
+    fn check(&self, c: &Component, span: Range<usize>) -> Result<(), ScheduleError> {
+        let (what, from, to) = (self.what, self.from, self.to);
+        let bounds = self.bounds();
         let out_of_range = |v: i64| {
             ScheduleError::at(
                 span.clone(),
-                format!("{what} {} is out of range", show(v)),
+                format!("{what} {} is out of range", self.show(v)),
                 format!("the {what} must be within {bounds}"),
             )
         };
@@ -1053,7 +1106,7 @@ fn check_chain(
         if c.repeat > to - from {
             return Err(ScheduleError::at(
                 span,
-                format!("{what} repetition /{} is too large", show(c.repeat)),
+                format!("{what} repetition /{} is too large", self.show(c.repeat)),
                 format!("the repetition must be smaller than the {what} range {bounds}"),
             ));
         }
@@ -1066,13 +1119,13 @@ fn check_chain(
                     span,
                     format!(
                         "{what} range {}..{} is empty or backwards",
-                        show(c.start),
-                        show(c.stop)
+                        self.show(c.start),
+                        self.show(c.stop)
                     ),
                     "ranges go from the smaller to the larger value, e.g. `1..5`",
                 ));
             }
-        } else if end_of_month && c.start - c.repeat < from {
+        } else if self.end_of_month && c.start - c.repeat < from {
             return Err(ScheduleError::at(
                 span,
                 format!(
@@ -1081,19 +1134,22 @@ fn check_chain(
                 ),
                 "after `~`, a repetition counts towards the end of the month and must fit before it",
             ));
-        } else if !end_of_month && c.start + c.repeat > to {
+        } else if !self.end_of_month && c.start + c.repeat > to {
             return Err(ScheduleError::at(
                 span,
                 format!(
                     "{what} {}/{} never repeats within {bounds}",
-                    show(c.start),
-                    show(c.repeat)
+                    self.show(c.start),
+                    self.show(c.repeat)
                 ),
-                format!("write just {} or pick a smaller repetition", show(c.start)),
+                format!(
+                    "write just {} or pick a smaller repetition",
+                    self.show(c.start)
+                ),
             ));
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// systemd's `format_weekdays()`: runs of three or more become `a..b`.

@@ -268,38 +268,9 @@ fn parse_field(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<Fiel
     })
 }
 
+/// One list element: `*`, `*/n`, `a`, `a-b`, `a-b/n` or `a/n`, as the bits of its values.
 fn parse_item(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<u64, ScheduleError> {
-    let item = &expr[range.clone()];
-    let base = range.start;
-    let (body, step) = match item.find('/') {
-        Some(slash) => {
-            let step_text = &item[slash + 1..];
-            let step_range = base + slash + 1..range.end;
-            if step_text.is_empty() || !step_text.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ScheduleError::at(
-                    if step_text.is_empty() {
-                        base + slash..range.end
-                    } else {
-                        step_range
-                    },
-                    format!("step in the {} field must be a number", spec.name),
-                    "a step is written `*/15` or `0-30/5`",
-                ));
-            }
-            let step: u32 = step_text.parse().unwrap_or(u32::MAX);
-            if step == 0 {
-                return Err(ScheduleError::at(
-                    step_range,
-                    format!("step 0 in the {} field", spec.name),
-                    "the step must be at least 1, e.g. `*/5`",
-                ));
-            }
-            (&item[..slash], Some(step))
-        }
-        None => (item, None),
-    };
-    let body_range = base..base + body.len();
-
+    let (body, step) = split_step(expr, range.clone(), spec)?;
     if body.is_empty() {
         return Err(ScheduleError::at(
             range,
@@ -311,56 +282,93 @@ fn parse_item(expr: &str, range: Range<usize>, spec: &FieldSpec) -> Result<u64, 
         (spec.min, spec.max)
     } else if body.starts_with('*') {
         return Err(ScheduleError::at(
-            body_range,
+            range.start..range.start + body.len(),
             format!("unexpected text after `*` in the {} field", spec.name),
             "write `*`, `*/n`, a value, or a range `a-b`",
         ));
     } else {
-        let (a_text, b_text) = match body.find('-') {
-            Some(dash) => {
-                if dash == 0 || dash + 1 == body.len() {
-                    return Err(ScheduleError::at(
-                        base + dash..base + dash + 1,
-                        format!("range in the {} field lacks a bound", spec.name),
-                        format!(
-                            "a range is written `a-b` with values {}-{}; negative values do not exist",
-                            spec.min, spec.max
-                        ),
-                    ));
-                }
-                (&body[..dash], Some((&body[dash + 1..], base + dash + 1)))
-            }
-            None => (body, None),
-        };
-        let a = parse_value(a_text, base, spec)?;
-        match b_text {
-            None if step.is_some() => (a, spec.max),
-            None => (a, a),
-            Some((b_text, b_start)) => {
-                let b = parse_value(b_text, b_start, spec)?;
-                if a > b {
-                    // cronie reads `5-0` in the day-of-week field as Friday to Sunday.
-                    if spec.name == "day-of-week" && b == 0 {
-                        (a, 7)
-                    } else {
-                        return Err(ScheduleError::at(
-                            body_range,
-                            format!("{} range {a_text}-{b_text} goes backwards", spec.name),
-                            format!(
-                                "ranges go from low to high ({}-{}); for a range that wraps \
-                                 around, list two ranges, e.g. `{}-{},{}-{}`",
-                                spec.min, spec.max, a, spec.max, spec.min, b
-                            ),
-                        ));
-                    }
-                } else {
-                    (a, b)
-                }
-            }
-        }
+        parse_range(body, range.start, step.is_some(), spec)?
     };
     let step = step.unwrap_or(1) as usize;
     Ok((low..=high).step_by(step).fold(0u64, |acc, v| acc | 1 << v))
+}
+
+/// An element's text before its `/` and the step after it, if any.
+fn split_step<'e>(
+    expr: &'e str,
+    range: Range<usize>,
+    spec: &FieldSpec,
+) -> Result<(&'e str, Option<u32>), ScheduleError> {
+    let item = &expr[range.clone()];
+    let base = range.start;
+    let Some(slash) = item.find('/') else {
+        return Ok((item, None));
+    };
+    let step_text = &item[slash + 1..];
+    let step_range = base + slash + 1..range.end;
+    if step_text.is_empty() || !step_text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ScheduleError::at(
+            if step_text.is_empty() {
+                base + slash..range.end
+            } else {
+                step_range
+            },
+            format!("step in the {} field must be a number", spec.name),
+            "a step is written `*/15` or `0-30/5`",
+        ));
+    }
+    let step: u32 = step_text.parse().unwrap_or(u32::MAX);
+    if step == 0 {
+        return Err(ScheduleError::at(
+            step_range,
+            format!("step 0 in the {} field", spec.name),
+            "the step must be at least 1, e.g. `*/5`",
+        ));
+    }
+    Ok((&item[..slash], Some(step)))
+}
+
+/// `a` or `a-b` at byte `base`, as its lowest and highest value; `a` alone with a step runs
+/// to the field's end.
+fn parse_range(
+    body: &str,
+    base: usize,
+    stepped: bool,
+    spec: &FieldSpec,
+) -> Result<(u32, u32), ScheduleError> {
+    let Some(dash) = body.find('-') else {
+        let a = parse_value(body, base, spec)?;
+        return Ok(if stepped { (a, spec.max) } else { (a, a) });
+    };
+    if dash == 0 || dash + 1 == body.len() {
+        return Err(ScheduleError::at(
+            base + dash..base + dash + 1,
+            format!("range in the {} field lacks a bound", spec.name),
+            format!(
+                "a range is written `a-b` with values {}-{}; negative values do not exist",
+                spec.min, spec.max
+            ),
+        ));
+    }
+    let (a_text, b_text) = (&body[..dash], &body[dash + 1..]);
+    let a = parse_value(a_text, base, spec)?;
+    let b = parse_value(b_text, base + dash + 1, spec)?;
+    if a <= b {
+        return Ok((a, b));
+    }
+    // cronie reads `5-0` in the day-of-week field as Friday to Sunday.
+    if spec.name == "day-of-week" && b == 0 {
+        return Ok((a, 7));
+    }
+    Err(ScheduleError::at(
+        base..base + body.len(),
+        format!("{} range {a_text}-{b_text} goes backwards", spec.name),
+        format!(
+            "ranges go from low to high ({}-{}); for a range that wraps \
+             around, list two ranges, e.g. `{}-{},{}-{}`",
+            spec.min, spec.max, a, spec.max, spec.min, b
+        ),
+    ))
 }
 
 /// A number or (in the month and day-of-week fields) a three-letter name.
