@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bkc_contract::event::Event;
 use bkc_contract::lockfile::Holder;
-use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure};
+use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, Sync, WaitFile};
 use bkc_contract::state::{RunResult, RunState, STATE_VERSION, SyncReport};
 use jiff::Timestamp;
 
@@ -310,21 +310,7 @@ fn check(spec: &JobSpec) -> Result<(), String> {
     if !name_ok(&spec.job) {
         return Err(format!("job name {:?} is not a valid name", spec.job));
     }
-    // Deadlock freedom rests on every runner taking its locks in one order; the compiler writes
-    // them sorted, so anything else is a spec from somewhere else and is not run.
-    for w in spec.locks.windows(2) {
-        let (a, b) = (&w[0].at, &w[1].at);
-        if a == b {
-            return Err(format!("lock {} is listed twice", loc(a)));
-        }
-        if a > b {
-            return Err(format!(
-                "locks are not in the order (host, path): {} comes before {}",
-                loc(a),
-                loc(b)
-            ));
-        }
-    }
+    check_lock_order(&spec.locks)?;
     let known = |h: &str| spec.is_local(h) || spec.hosts.contains_key(h);
     let mut places: Vec<(&str, &str)> = Vec::new();
     places.extend(
@@ -345,22 +331,7 @@ fn check(spec: &JobSpec) -> Result<(), String> {
     for s in &spec.syncs {
         places.push((&s.source.host, &s.source.path));
         places.push((&s.dest.host, &s.dest.path));
-        if !spec.is_local(&s.source.host) && !spec.is_local(&s.dest.host) {
-            return Err(format!(
-                "sync {}:{} -> {}:{} has two remote sides",
-                s.source.host, s.source.path, s.dest.host, s.dest.path
-            ));
-        }
-        if s.snapshot.is_some() && s.dest.path.trim_end_matches('/').is_empty() {
-            return Err("a snapshotting sync needs a destination directory other than /".into());
-        }
-        // The compiler only writes absolute paths; `--link-dest` is built on that.
-        if s.snapshot.is_some() && !s.dest.path.starts_with('/') {
-            return Err(format!(
-                "the destination {} of a snapshotting sync is not an absolute path",
-                loc(&s.dest)
-            ));
-        }
+        check_sync(spec, s)?;
     }
     for (h, p) in places {
         if !known(h) {
@@ -382,6 +353,46 @@ fn check(spec: &JobSpec) -> Result<(), String> {
     }
     if spec.state_dir.is_empty() {
         return Err("state-dir is empty".into());
+    }
+    Ok(())
+}
+
+/// Deadlock freedom rests on every runner taking its locks in one order; the compiler writes
+/// them sorted, so anything else is a spec from somewhere else and is not run.
+fn check_lock_order(locks: &[Lock]) -> Result<(), String> {
+    for w in locks.windows(2) {
+        let (a, b) = (&w[0].at, &w[1].at);
+        if a == b {
+            return Err(format!("lock {} is listed twice", loc(a)));
+        }
+        if a > b {
+            return Err(format!(
+                "locks are not in the order (host, path): {} comes before {}",
+                loc(a),
+                loc(b)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// rsync's one-remote-side rule, and what snapshots build on.
+fn check_sync(spec: &JobSpec, s: &Sync) -> Result<(), String> {
+    if !spec.is_local(&s.source.host) && !spec.is_local(&s.dest.host) {
+        return Err(format!(
+            "sync {}:{} -> {}:{} has two remote sides",
+            s.source.host, s.source.path, s.dest.host, s.dest.path
+        ));
+    }
+    if s.snapshot.is_some() && s.dest.path.trim_end_matches('/').is_empty() {
+        return Err("a snapshotting sync needs a destination directory other than /".into());
+    }
+    // The compiler only writes absolute paths; `--link-dest` is built on that.
+    if s.snapshot.is_some() && !s.dest.path.starts_with('/') {
+        return Err(format!(
+            "the destination {} of a snapshotting sync is not an absolute path",
+            loc(&s.dest)
+        ));
     }
     Ok(())
 }
@@ -561,41 +572,34 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
 /// differs between runners and grows with each try, and start over. All of it is bounded by the
 /// wait files' own timeouts.
 fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
+    if let Err(f) = take_files(ctx, run) {
+        run.fail_with(ctx, f);
+    }
+}
+
+/// [`lock_and_wait_files`], round after round until the job holds its lock files with no wait
+/// file present.
+fn take_files(ctx: &Ctx, run: &mut Run) -> Result<(), Fail> {
     let spec = &ctx.spec;
     let since = Instant::now();
     // Whether this job kept its lock files after the last collision (see above).
     let mut kept = false;
     for round in 1u32.. {
         for w in &spec.wait_files {
-            match wait::wait(ctx, w, since) {
-                Ok(d) => run.lock_wait += d,
-                Err(f) => return run.fail_with(ctx, f),
-            }
+            run.lock_wait += wait::wait(ctx, w, since)?;
         }
         if spec.lock_files.is_empty() {
-            return;
+            return Ok(());
         }
         let attempt = Instant::now();
         if !kept {
             for at in &spec.lock_files {
-                match lock::create_file(ctx, at) {
-                    Ok(h) => run.held.push(h),
-                    Err(f) => return run.fail_with(ctx, f),
-                }
+                run.held.push(lock::create_file(ctx, at)?);
             }
         }
-        let mut back = None;
-        for w in &spec.wait_files {
-            match wait::holder(ctx, w) {
-                Ok(None) => {}
-                Ok(Some(first)) => {
-                    back = Some((w, first));
-                    break;
-                }
-                Err(f) => return run.fail_with(ctx, f),
-            }
-        }
-        let Some((w, first)) = back else { return };
+        let Some((w, first)) = appeared(ctx)? else {
+            return Ok(());
+        };
         let other = Holder::read(&first).map(|h| h.job);
         if other.as_deref().is_some_and(|o| spec.job.as_str() < o) {
             kept = true;
@@ -613,40 +617,62 @@ fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
                 lock::release(ctx, h);
             }
         }
-        let (end, is_run_deadline) = spec
-            .wait_files
-            .iter()
-            .map(|w| lock::give_up_at(ctx, since, w.timeout_secs))
-            .min_by_key(|e| e.0)
-            .unwrap_or((Instant::now(), false));
-        let now = Instant::now();
-        if now >= end {
-            let what = format!(
-                "lock file {} appeared each time this job's lock files were created",
-                loc(&w.at)
-            );
-            return run.fail_with(
-                ctx,
-                if is_run_deadline {
-                    Fail::Timeout(format!("the run's timeout passed: {what}"))
-                } else {
-                    Fail::LockTimeout(format!(
-                        "timed out after {}s: {what}",
-                        since.elapsed().as_secs()
-                    ))
-                },
-            );
+        run.lock_wait += give_way(ctx, w, since, attempt, round)?;
+    }
+    Ok(())
+}
+
+/// The first wait file that appeared while this job created its lock files, with its first
+/// line (its holder).
+fn appeared(ctx: &Ctx) -> Result<Option<(&WaitFile, String)>, Fail> {
+    for w in &ctx.spec.wait_files {
+        if let Some(first) = wait::holder(ctx, w)? {
+            return Ok(Some((w, first)));
         }
-        let pause = backoff(attempt.elapsed(), round, std::process::id()).min(end - now);
-        ctx.say(&format!(
-            "lock file {} appeared while this job's lock files were created; removed them, trying again in {} ms",
-            loc(&w.at),
-            pause.as_millis()
-        ));
-        if let Some(s) = child::sleep(pause, ctx.deadline) {
-            return run.fail_with(ctx, Fail::Stopped(s));
-        }
-        run.lock_wait += pause;
+    }
+    Ok(None)
+}
+
+/// After a collision on `w`, pause before the next round (see [`backoff`]), or give up when the
+/// wait files' timeouts, counted from `since`, have passed. Returns the pause.
+fn give_way(
+    ctx: &Ctx,
+    w: &WaitFile,
+    since: Instant,
+    attempt: Instant,
+    round: u32,
+) -> Result<Duration, Fail> {
+    let (end, is_run_deadline) = ctx
+        .spec
+        .wait_files
+        .iter()
+        .map(|w| lock::give_up_at(ctx, since, w.timeout_secs))
+        .min_by_key(|e| e.0)
+        .unwrap_or((Instant::now(), false));
+    let now = Instant::now();
+    if now >= end {
+        let what = format!(
+            "lock file {} appeared each time this job's lock files were created",
+            loc(&w.at)
+        );
+        return Err(if is_run_deadline {
+            Fail::Timeout(format!("the run's timeout passed: {what}"))
+        } else {
+            Fail::LockTimeout(format!(
+                "timed out after {}s: {what}",
+                since.elapsed().as_secs()
+            ))
+        });
+    }
+    let pause = backoff(attempt.elapsed(), round, std::process::id()).min(end - now);
+    ctx.say(&format!(
+        "lock file {} appeared while this job's lock files were created; removed them, trying again in {} ms",
+        loc(&w.at),
+        pause.as_millis()
+    ));
+    match child::sleep(pause, ctx.deadline) {
+        Some(s) => Err(Fail::Stopped(s)),
+        None => Ok(pause),
     }
 }
 
@@ -805,6 +831,13 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
         last_success_start,
         runs_total,
     };
+    write_report(ctx, &state);
+    code
+}
+
+/// The state file, and the metrics if the spec asks for them. A failure to write either is a
+/// warning: the run itself is over, and its locks are already released.
+fn write_report(ctx: &Ctx, state: &RunState) {
     let path = report::state_path(&ctx.spec.state_dir, &ctx.spec.job);
     if let Err(e) = report::write_atomic(&path, state.to_json().as_bytes()) {
         ctx.say(&format!(
@@ -819,7 +852,7 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
             .and_then(|s| s.parse::<Timestamp>().ok())
             .map(|t| t.as_second());
         let p = std::path::Path::new(dir).join(format!("bkc_{}.prom", ctx.spec.job));
-        let text = bkc_contract::metrics::textfile(&state, last);
+        let text = bkc_contract::metrics::textfile(state, last);
         if let Err(e) = report::write_atomic(&p, text.as_bytes()) {
             ctx.say(&format!(
                 "warning: cannot write metrics {}: {e}",
@@ -827,7 +860,6 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
             ));
         }
     }
-    code
 }
 
 impl Ctx {
@@ -839,7 +871,7 @@ impl Ctx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bkc_contract::spec::{LockMode, Sync};
+    use bkc_contract::spec::LockMode;
     use serde_json::json;
 
     fn spec_with_locks(locks: &[(&str, &str)]) -> JobSpec {
