@@ -8,7 +8,8 @@
 //!    after hooks;
 //! 4. release everything, write the state file and metrics, exit with a documented code.
 //!
-//! This crate depends on [`bkc_contract::spec`] and no crate of the compiler: the runner ships to
+//! This crate depends on `bkc-contract` (the job spec it reads, and the state file, events,
+//! metrics and lock-file lines it writes) and on no crate of the compiler: the runner ships to
 //! every host and must not drag the compiler along.
 
 mod child;
