@@ -8,7 +8,8 @@
 //!    after hooks;
 //! 4. release everything, write the state file and metrics, exit with a documented code.
 //!
-//! This crate depends on [`bkc_contract::spec`] and no crate of the compiler: the runner ships to
+//! This crate depends on `bkc-contract` (the job spec it reads, and the state file, events,
+//! metrics and lock-file lines it writes) and on no crate of the compiler: the runner ships to
 //! every host and must not drag the compiler along.
 
 mod child;
@@ -18,22 +19,21 @@ mod report;
 mod rsync;
 mod snapshot;
 mod ssh;
+mod sync;
 mod wait;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bkc_contract::event::{Event, SyncClass};
+use bkc_contract::event::Event;
 use bkc_contract::lockfile::Holder;
-use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, Sync};
+use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, Sync, WaitFile};
 use bkc_contract::state::{RunResult, RunState, STATE_VERSION, SyncReport};
 use jiff::Timestamp;
 
 use child::Stop;
 use lock::Held;
 use report::Reporter;
-use snapshot::Dest;
 
 /// Exit codes of `bkc-run`; docs/RUNNER.md explains each.
 pub mod exit {
@@ -311,21 +311,7 @@ fn check(spec: &JobSpec) -> Result<(), String> {
     if !name_ok(&spec.job) {
         return Err(format!("job name {:?} is not a valid name", spec.job));
     }
-    // Deadlock freedom rests on every runner taking its locks in one order; the compiler writes
-    // them sorted, so anything else is a spec from somewhere else and is not run.
-    for w in spec.locks.windows(2) {
-        let (a, b) = (&w[0].at, &w[1].at);
-        if a == b {
-            return Err(format!("lock {} is listed twice", loc(a)));
-        }
-        if a > b {
-            return Err(format!(
-                "locks are not in the order (host, path): {} comes before {}",
-                loc(a),
-                loc(b)
-            ));
-        }
-    }
+    check_lock_order(&spec.locks)?;
     let known = |h: &str| spec.is_local(h) || spec.hosts.contains_key(h);
     let mut places: Vec<(&str, &str)> = Vec::new();
     places.extend(
@@ -346,22 +332,7 @@ fn check(spec: &JobSpec) -> Result<(), String> {
     for s in &spec.syncs {
         places.push((&s.source.host, &s.source.path));
         places.push((&s.dest.host, &s.dest.path));
-        if !spec.is_local(&s.source.host) && !spec.is_local(&s.dest.host) {
-            return Err(format!(
-                "sync {}:{} -> {}:{} has two remote sides",
-                s.source.host, s.source.path, s.dest.host, s.dest.path
-            ));
-        }
-        if s.snapshot.is_some() && s.dest.path.trim_end_matches('/').is_empty() {
-            return Err("a snapshotting sync needs a destination directory other than /".into());
-        }
-        // The compiler only writes absolute paths; `--link-dest` is built on that.
-        if s.snapshot.is_some() && !s.dest.path.starts_with('/') {
-            return Err(format!(
-                "the destination {} of a snapshotting sync is not an absolute path",
-                loc(&s.dest)
-            ));
-        }
+        check_sync(spec, s)?;
     }
     for (h, p) in places {
         if !known(h) {
@@ -383,6 +354,46 @@ fn check(spec: &JobSpec) -> Result<(), String> {
     }
     if spec.state_dir.is_empty() {
         return Err("state-dir is empty".into());
+    }
+    Ok(())
+}
+
+/// Deadlock freedom rests on every runner taking its locks in one order; the compiler writes
+/// them sorted, so anything else is a spec from somewhere else and is not run.
+fn check_lock_order(locks: &[Lock]) -> Result<(), String> {
+    for w in locks.windows(2) {
+        let (a, b) = (&w[0].at, &w[1].at);
+        if a == b {
+            return Err(format!("lock {} is listed twice", loc(a)));
+        }
+        if a > b {
+            return Err(format!(
+                "locks are not in the order (host, path): {} comes before {}",
+                loc(a),
+                loc(b)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// rsync's one-remote-side rule, and what snapshots build on.
+fn check_sync(spec: &JobSpec, s: &Sync) -> Result<(), String> {
+    if !spec.is_local(&s.source.host) && !spec.is_local(&s.dest.host) {
+        return Err(format!(
+            "sync {}:{} -> {}:{} has two remote sides",
+            s.source.host, s.source.path, s.dest.host, s.dest.path
+        ));
+    }
+    if s.snapshot.is_some() && s.dest.path.trim_end_matches('/').is_empty() {
+        return Err("a snapshotting sync needs a destination directory other than /".into());
+    }
+    // The compiler only writes absolute paths; `--link-dest` is built on that.
+    if s.snapshot.is_some() && !s.dest.path.starts_with('/') {
+        return Err(format!(
+            "the destination {} of a snapshotting sync is not an absolute path",
+            loc(&s.dest)
+        ));
     }
     Ok(())
 }
@@ -474,11 +485,11 @@ fn execute(ctx: &Ctx, started: Instant) -> i32 {
             if run.outcome.stops() {
                 break;
             }
-            do_sync(ctx, &mut run, i, sync);
+            sync::run_sync(ctx, &mut run, i, sync);
         }
     }
     if run.outcome == Outcome::Success && !ctx.dry_run {
-        prune(ctx, &mut run);
+        sync::prune(ctx, &mut run);
     }
     if reached_hooks {
         run_hooks(ctx, &mut run, HookWhen::After);
@@ -562,41 +573,34 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
 /// differs between runners and grows with each try, and start over. All of it is bounded by the
 /// wait files' own timeouts.
 fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
+    if let Err(f) = take_files(ctx, run) {
+        run.fail_with(ctx, f);
+    }
+}
+
+/// [`lock_and_wait_files`], round after round until the job holds its lock files with no wait
+/// file present.
+fn take_files(ctx: &Ctx, run: &mut Run) -> Result<(), Fail> {
     let spec = &ctx.spec;
     let since = Instant::now();
     // Whether this job kept its lock files after the last collision (see above).
     let mut kept = false;
     for round in 1u32.. {
         for w in &spec.wait_files {
-            match wait::wait(ctx, w, since) {
-                Ok(d) => run.lock_wait += d,
-                Err(f) => return run.fail_with(ctx, f),
-            }
+            run.lock_wait += wait::wait(ctx, w, since)?;
         }
         if spec.lock_files.is_empty() {
-            return;
+            return Ok(());
         }
         let attempt = Instant::now();
         if !kept {
             for at in &spec.lock_files {
-                match lock::create_file(ctx, at) {
-                    Ok(h) => run.held.push(h),
-                    Err(f) => return run.fail_with(ctx, f),
-                }
+                run.held.push(lock::create_file(ctx, at)?);
             }
         }
-        let mut back = None;
-        for w in &spec.wait_files {
-            match wait::holder(ctx, w) {
-                Ok(None) => {}
-                Ok(Some(first)) => {
-                    back = Some((w, first));
-                    break;
-                }
-                Err(f) => return run.fail_with(ctx, f),
-            }
-        }
-        let Some((w, first)) = back else { return };
+        let Some((w, first)) = appeared(ctx)? else {
+            return Ok(());
+        };
         let other = Holder::read(&first).map(|h| h.job);
         if other.as_deref().is_some_and(|o| spec.job.as_str() < o) {
             kept = true;
@@ -614,40 +618,62 @@ fn lock_and_wait_files(ctx: &Ctx, run: &mut Run) {
                 lock::release(ctx, h);
             }
         }
-        let (end, is_run_deadline) = spec
-            .wait_files
-            .iter()
-            .map(|w| lock::give_up_at(ctx, since, w.timeout_secs))
-            .min_by_key(|e| e.0)
-            .unwrap_or((Instant::now(), false));
-        let now = Instant::now();
-        if now >= end {
-            let what = format!(
-                "lock file {} appeared each time this job's lock files were created",
-                loc(&w.at)
-            );
-            return run.fail_with(
-                ctx,
-                if is_run_deadline {
-                    Fail::Timeout(format!("the run's timeout passed: {what}"))
-                } else {
-                    Fail::LockTimeout(format!(
-                        "timed out after {}s: {what}",
-                        since.elapsed().as_secs()
-                    ))
-                },
-            );
+        run.lock_wait += give_way(ctx, w, since, attempt, round)?;
+    }
+    Ok(())
+}
+
+/// The first wait file that appeared while this job created its lock files, with its first
+/// line (its holder).
+fn appeared(ctx: &Ctx) -> Result<Option<(&WaitFile, String)>, Fail> {
+    for w in &ctx.spec.wait_files {
+        if let Some(first) = wait::holder(ctx, w)? {
+            return Ok(Some((w, first)));
         }
-        let pause = backoff(attempt.elapsed(), round, std::process::id()).min(end - now);
-        ctx.say(&format!(
-            "lock file {} appeared while this job's lock files were created; removed them, trying again in {} ms",
-            loc(&w.at),
-            pause.as_millis()
-        ));
-        if let Some(s) = child::sleep(pause, ctx.deadline) {
-            return run.fail_with(ctx, Fail::Stopped(s));
-        }
-        run.lock_wait += pause;
+    }
+    Ok(None)
+}
+
+/// After a collision on `w`, pause before the next round (see [`backoff`]), or give up when the
+/// wait files' timeouts, counted from `since`, have passed. Returns the pause.
+fn give_way(
+    ctx: &Ctx,
+    w: &WaitFile,
+    since: Instant,
+    attempt: Instant,
+    round: u32,
+) -> Result<Duration, Fail> {
+    let (end, is_run_deadline) = ctx
+        .spec
+        .wait_files
+        .iter()
+        .map(|w| lock::give_up_at(ctx, since, w.timeout_secs))
+        .min_by_key(|e| e.0)
+        .unwrap_or((Instant::now(), false));
+    let now = Instant::now();
+    if now >= end {
+        let what = format!(
+            "lock file {} appeared each time this job's lock files were created",
+            loc(&w.at)
+        );
+        return Err(if is_run_deadline {
+            Fail::Timeout(format!("the run's timeout passed: {what}"))
+        } else {
+            Fail::LockTimeout(format!(
+                "timed out after {}s: {what}",
+                since.elapsed().as_secs()
+            ))
+        });
+    }
+    let pause = backoff(attempt.elapsed(), round, std::process::id()).min(end - now);
+    ctx.say(&format!(
+        "lock file {} appeared while this job's lock files were created; removed them, trying again in {} ms",
+        loc(&w.at),
+        pause.as_millis()
+    ));
+    match child::sleep(pause, ctx.deadline) {
+        Some(s) => Err(Fail::Stopped(s)),
+        None => Ok(pause),
     }
 }
 
@@ -749,328 +775,6 @@ pub(crate) fn loc(l: &Location) -> String {
     format!("{}:{}", l.host, l.path)
 }
 
-fn join(dir: &str, name: &str) -> String {
-    format!("{}/{name}", dir.trim_end_matches('/'))
-}
-
-fn dest_of<'a>(ctx: &'a Ctx, sync: &'a Sync) -> Dest<'a> {
-    if ctx.spec.is_local(&sync.dest.host) {
-        Dest::Local(&sync.dest.path)
-    } else {
-        Dest::Remote {
-            spec: &ctx.spec,
-            host: &sync.dest.host,
-            path: &sync.dest.path,
-        }
-    }
-}
-
-const SOURCE_STATE: &str = r#"if [ -d "$1" ]; then
-  if [ -n "$(ls -A -- "$1" 2>/dev/null | head -n 1)" ]; then echo nonempty; else echo empty; fi
-elif [ -e "$1" ]; then echo nonempty; else echo missing; fi"#;
-
-/// What a sync's source holds, as far as the empty-source guard cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    NonEmpty,
-    Empty,
-    Missing,
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Source::NonEmpty => "not empty",
-            Source::Empty => "empty",
-            Source::Missing => "missing",
-        })
-    }
-}
-
-/// The state of a sync's source, wherever it is. [`SOURCE_STATE`] answers in the same words
-/// over SSH; anything else from there counts as missing.
-fn source_state(ctx: &Ctx, sync: &Sync) -> Result<Source, Fail> {
-    if ctx.spec.is_local(&sync.source.host) {
-        let p = match sync.source.path.trim_end_matches('/') {
-            "" => "/",
-            p => p,
-        };
-        Ok(match std::fs::metadata(p) {
-            Err(_) => Source::Missing,
-            Ok(m) if m.is_dir() => match std::fs::read_dir(p).map(|mut rd| rd.next().is_some()) {
-                Ok(true) => Source::NonEmpty,
-                _ => Source::Empty,
-            },
-            Ok(_) => Source::NonEmpty,
-        })
-    } else {
-        let out = ctx.remote_capture(&sync.source.host, SOURCE_STATE, &[&sync.source.path])?;
-        Ok(match out.trim() {
-            "nonempty" => Source::NonEmpty,
-            "empty" => Source::Empty,
-            _ => Source::Missing,
-        })
-    }
-}
-
-fn do_sync(ctx: &Ctx, run: &mut Run, i: usize, sync: &Sync) {
-    let mut rep = SyncReport {
-        source: loc(&sync.source),
-        dest: loc(&sync.dest),
-        ..Default::default()
-    };
-    let result = sync_inner(ctx, run, i, sync, &mut rep);
-    run.syncs.push(rep);
-    if let Err((o, msg)) = result {
-        run.fail(ctx, o, msg);
-    }
-}
-
-/// The outcome of a failure inside a sync. Unlike [`Run::fail_with`], a `Fail::Lock` here is no
-/// lock at all but a remote step of this sync (an unreachable source host, a failed listing):
-/// the sync fails (exit 1) and the remaining syncs still run, where a lock failure would stop the
-/// run with exit 3.
-fn outcome_of(f: Fail) -> (Outcome, String) {
-    let o = match &f {
-        Fail::Spec(_) => Outcome::Spec,
-        Fail::Timeout(_) | Fail::Stopped(Stop::Deadline) => Outcome::Timeout,
-        Fail::Stopped(Stop::Signal(s)) => Outcome::Interrupted(*s),
-        Fail::Lock(_) | Fail::LockTimeout(_) => Outcome::Failed,
-    };
-    (o, f.message())
-}
-
-/// A snapshot being made by a sync.
-struct Snap<'a> {
-    dest: Dest<'a>,
-    /// This run's snapshot name, and the partial one it is written under until complete.
-    name: String,
-    partial: String,
-    /// The names under dest once it is complete.
-    after: Vec<String>,
-    /// The newest complete snapshot before this run, by name.
-    newest: Option<String>,
-}
-
-fn sync_inner(
-    ctx: &Ctx,
-    run: &mut Run,
-    i: usize,
-    sync: &Sync,
-    rep: &mut SyncReport,
-) -> Result<(), (Outcome, String)> {
-    let spec = &ctx.spec;
-    // A snapshot of an empty source is a missing mount too, and retention would then prune good
-    // snapshots in favour of empty ones: guard it like a deleting sync.
-    if (sync.deletes || sync.snapshot.is_some()) && !sync.allow_empty_source {
-        let state = source_state(ctx, sync).map_err(outcome_of)?;
-        if state != Source::NonEmpty {
-            return Err((
-                Outcome::Refused,
-                format!(
-                    "refusing to sync {} to {} {}: the source is {state} (nothing was changed; set allow-empty-source if this is intended)",
-                    rep.source,
-                    rep.dest,
-                    if sync.deletes {
-                        "with deletion"
-                    } else {
-                        "as a snapshot"
-                    },
-                ),
-            ));
-        }
-    }
-
-    // A snapshotting sync writes into `.partial-<name>` next to the complete snapshots and
-    // hardlinks unchanged files to the newest complete one.
-    let mut snap: Option<Snap> = None;
-    let mut target_path = sync.dest.path.clone();
-    let mut link_dest = None;
-    let mut resumed = false;
-    if sync.snapshot.is_some() {
-        let dest = dest_of(ctx, sync);
-        let listing = dest
-            .list(!ctx.dry_run, ctx.deadline)
-            .map_err(|m| (Outcome::Failed, m))?;
-        let name = snapshot::name_for(ctx.start);
-        if listing.complete.iter().any(|c| c.0 == name) {
-            return Err((
-                Outcome::Failed,
-                format!("snapshot {name} already exists in {}", rep.dest),
-            ));
-        }
-        let partial = format!("{}{name}", snapshot::PARTIAL);
-        let mut reused = None;
-        if !ctx.dry_run
-            && let Some(r) = listing.resumable()
-            && r != partial
-        {
-            match dest.rename(r, &partial, ctx.deadline) {
-                Ok(()) => {
-                    reused = Some(r.to_string());
-                    resumed = true;
-                }
-                Err(m) => ctx
-                    .report
-                    .warning(&format!("cannot reuse the interrupted snapshot {r}: {m}")),
-            }
-        }
-        let mut after: Vec<String> = listing
-            .complete
-            .iter()
-            .chain(&listing.partial)
-            .map(|e| e.0.clone())
-            .filter(|n| Some(n) != reused.as_ref() && *n != partial)
-            .collect();
-        after.push(name.clone());
-        target_path = format!("{}/", join(dest.path(), &partial));
-        // `check` made sure the dest is absolute, so the base is too.
-        link_dest = listing.base(&name).map(|b| join(dest.path(), b));
-        snap = Some(Snap {
-            newest: listing.newest().map(String::from),
-            dest,
-            name,
-            partial,
-            after,
-        });
-    }
-
-    let attempts = spec.retries.saturating_add(1);
-    let mut delay = Duration::from_secs(spec.retry_delay_secs);
-    for attempt in 1..=attempts {
-        let target = rsync::Target {
-            dest_path: &target_path,
-            link_dest: link_dest.as_deref(),
-            resumed,
-        };
-        let argv = rsync::argv(spec, sync, &target, ctx.dry_run).map_err(|m| (Outcome::Spec, m))?;
-        ctx.report.event(Event::SyncStart {
-            argv: argv.clone(),
-            attempt,
-            dest: rep.dest.clone(),
-            dry_run: ctx.dry_run,
-            index: i,
-            source: rep.source.clone(),
-        });
-        let t = Instant::now();
-        let mut cmd = Command::new("rsync");
-        cmd.args(&argv);
-        let (code, out, stop) = child::capture_echo(cmd, ctx.deadline, true)
-            .map_err(|e| (Outcome::Failed, format!("cannot run rsync: {e}")))?;
-        let stats = rsync::parse_stats(&out);
-        rep.exit_codes.push(code);
-        rep.bytes_sent += stats.sent;
-        rep.bytes_received += stats.received;
-        let class = rsync::classify(code);
-        ctx.report.event(Event::SyncEnd {
-            attempt,
-            bytes_received: stats.received,
-            bytes_sent: stats.sent,
-            class,
-            exit_code: code,
-            index: i,
-            secs: t.elapsed().as_secs_f64(),
-        });
-        if let Some(s) = stop {
-            return Err(outcome_of(Fail::Stopped(s)));
-        }
-        match class {
-            SyncClass::Ok | SyncClass::Warning => break,
-            SyncClass::Network if attempt < attempts => {
-                ctx.report.event(Event::Retry {
-                    attempt,
-                    delay_secs: delay.as_secs(),
-                    exit_code: code,
-                    index: i,
-                });
-                ctx.say(&format!(
-                    "rsync exit code {code} (network); retrying in {}s",
-                    delay.as_secs()
-                ));
-                if let Some(s) = child::sleep(delay, ctx.deadline) {
-                    return Err(outcome_of(Fail::Stopped(s)));
-                }
-                delay = delay.saturating_mul(2);
-            }
-            SyncClass::Network => {
-                return Err((
-                    Outcome::Failed,
-                    format!(
-                        "sync {} -> {} failed: network error (rsync exit code {code}) after {attempt} attempts",
-                        rep.source, rep.dest
-                    ),
-                ));
-            }
-            SyncClass::Failed => {
-                return Err((
-                    Outcome::Failed,
-                    format!(
-                        "sync {} -> {} failed: rsync exit code {code}",
-                        rep.source, rep.dest
-                    ),
-                ));
-            }
-        }
-    }
-
-    if let Some(Snap {
-        dest,
-        name,
-        partial,
-        after,
-        newest,
-    }) = snap
-    {
-        if ctx.dry_run {
-            dry(
-                ctx,
-                &format!("would complete snapshot {name} in {}", rep.dest),
-            );
-            return Ok(());
-        }
-        dest.complete(&partial, &name, ctx.deadline)
-            .map_err(|m| (Outcome::Failed, m))?;
-        ctx.report.event(Event::Snapshot {
-            base: link_dest,
-            dest: rep.dest.clone(),
-            index: i,
-            name: name.clone(),
-        });
-        if let Some(n) = newest.filter(|n| *n > name) {
-            // Names are UTC times of one fixed width, so they sort as the times do.
-            ctx.report.warning(&format!(
-                "snapshot {name} in {} is not the newest by name: {n} is dated after this run's start (a clock that was or is wrong?); both are kept and `latest` points to {name}",
-                rep.dest
-            ));
-        }
-        rep.snapshot = Some(name.clone());
-        run.snapshotted.push((i, name, after));
-    }
-    Ok(())
-}
-
-/// Apply retention, only after everything succeeded: a failed run must never cost an old
-/// snapshot. Failures here are warnings; the new snapshot is already complete.
-fn prune(ctx: &Ctx, run: &mut Run) {
-    for (i, current, names) in &run.snapshotted {
-        let sync = &ctx.spec.syncs[*i];
-        let Some(ret) = &sync.snapshot else { continue };
-        let listing = snapshot::classify(names);
-        let del = snapshot::prune_plan(&listing, ret, current);
-        let res = dest_of(ctx, sync).remove(&del, ctx.deadline).map(|()| del);
-        match res {
-            Ok(removed) => ctx.report.event(Event::Prune {
-                dest: loc(&sync.dest),
-                index: *i,
-                removed,
-            }),
-            Err(m) => ctx
-                .report
-                .warning(&format!("pruning {} failed: {m}", loc(&sync.dest))),
-        }
-    }
-}
-
 fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<String>) -> i32 {
     let skipped = run.outcome == Outcome::Success && reason.is_some();
     let (result, code) = if skipped {
@@ -1128,6 +832,13 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
         last_success_start,
         runs_total,
     };
+    write_report(ctx, &state);
+    code
+}
+
+/// The state file, and the metrics if the spec asks for them. A failure to write either is a
+/// warning: the run itself is over, and its locks are already released.
+fn write_report(ctx: &Ctx, state: &RunState) {
     let path = report::state_path(&ctx.spec.state_dir, &ctx.spec.job);
     if let Err(e) = report::write_atomic(&path, state.to_json().as_bytes()) {
         ctx.say(&format!(
@@ -1142,7 +853,7 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
             .and_then(|s| s.parse::<Timestamp>().ok())
             .map(|t| t.as_second());
         let p = std::path::Path::new(dir).join(format!("bkc_{}.prom", ctx.spec.job));
-        let text = bkc_contract::metrics::textfile(&state, last);
+        let text = bkc_contract::metrics::textfile(state, last);
         if let Err(e) = report::write_atomic(&p, text.as_bytes()) {
             ctx.say(&format!(
                 "warning: cannot write metrics {}: {e}",
@@ -1150,7 +861,6 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
             ));
         }
     }
-    code
 }
 
 impl Ctx {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bkc_contract::event::{Event, LockWait};
 use bkc_contract::lockfile::Holder;
-use bkc_contract::spec::{Location, Lock, LockMode};
+use bkc_contract::spec::{Endpoint, Location, Lock, LockMode};
 
 use super::child::{self, Line, LineReader, Running, Stop};
 use super::{Ctx, Fail, loc, report, ssh};
@@ -342,30 +342,7 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
     let host = &first.at.host;
     let ep = ssh::endpoint(&ctx.spec, host).map_err(Fail::Spec)?;
     let started = Instant::now();
-    let mut args: Vec<String> = vec![ctx.holder.clone()];
-    for l in locks {
-        let (end, _) = give_up_at(ctx, started, l.timeout_secs);
-        let mode = if l.mode == LockMode::Exclusive {
-            "x"
-        } else {
-            "s"
-        };
-        args.push(mode.into());
-        args.push(end.saturating_duration_since(started).as_secs().to_string());
-        args.push(l.at.path.clone());
-    }
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut cmd = ssh::command(&ctx.spec, ep, &ssh::script(REMOTE_LOCKS, &refs));
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(child::stderr_stdio());
-    let mut run = child::spawn(&mut cmd, false)
-        .map_err(|e| Fail::Lock(format!("cannot start ssh for locks on {host}: {e}")))?;
-    let stdin = run.child.stdin.take();
-    let Some(out) = run.child.stdout.take() else {
-        return Err(Fail::Lock("ssh has no stdout".into()));
-    };
-    let mut reader = LineReader::new(out.into());
+    let (mut run, stdin, mut reader) = start_remote_locks(ctx, ep, host, locks, started)?;
     let mut waits = Vec::new();
     // The lock being waited for: its index, when its wait began, its holder, the next log time.
     let mut cur = 0usize;
@@ -432,6 +409,41 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
             }
         }
     }
+}
+
+/// Start [`REMOTE_LOCKS`] on `host` for `locks`, each with the time it may wait from `started`:
+/// the session, its stdin (which holds the locks while it is open) and its answers.
+fn start_remote_locks(
+    ctx: &Ctx,
+    ep: &Endpoint,
+    host: &str,
+    locks: &[&Lock],
+    started: Instant,
+) -> Result<(Running, Option<ChildStdin>, LineReader), Fail> {
+    let mut args: Vec<String> = vec![ctx.holder.clone()];
+    for l in locks {
+        let (end, _) = give_up_at(ctx, started, l.timeout_secs);
+        let mode = if l.mode == LockMode::Exclusive {
+            "x"
+        } else {
+            "s"
+        };
+        args.push(mode.into());
+        args.push(end.saturating_duration_since(started).as_secs().to_string());
+        args.push(l.at.path.clone());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = ssh::command(&ctx.spec, ep, &ssh::script(REMOTE_LOCKS, &refs));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(child::stderr_stdio());
+    let mut run = child::spawn(&mut cmd, false)
+        .map_err(|e| Fail::Lock(format!("cannot start ssh for locks on {host}: {e}")))?;
+    let stdin = run.child.stdin.take();
+    let Some(out) = run.child.stdout.take() else {
+        return Err(Fail::Lock("ssh has no stdout".into()));
+    };
+    Ok((run, stdin, LineReader::new(out.into())))
 }
 
 /// Release a lock: the kernel does the real work when the descriptor closes or the remote

@@ -16,6 +16,40 @@ use super::child::{self, Stop};
 use super::lock::{describe, give_up_at, remove_if_unchanged};
 use super::{Ctx, Fail, loc, report};
 
+/// Whether `wf` exists: `None` once it is gone, else its content when `read` (only then is it
+/// worth a read, or a round trip to a remote host), else an empty string.
+fn look(ctx: &Ctx, wf: &WaitFile, local: bool, read: bool) -> Result<Option<String>, Fail> {
+    if !local {
+        return if read {
+            remote_state(ctx, wf)
+        } else {
+            Ok(Some(String::new()))
+        };
+    }
+    Ok(match fs::symlink_metadata(&wf.at.path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        _ if read => Some(fs::read_to_string(&wf.at.path).unwrap_or_default()),
+        _ => Some(String::new()),
+    })
+}
+
+/// The failure when waiting for `name` (holding `content`) timed out.
+fn gave_up(name: &str, content: &str, start: Instant, run_deadline: bool) -> Fail {
+    if run_deadline {
+        return Fail::Timeout(format!(
+            "the run's timeout passed while waiting for {name} to go"
+        ));
+    }
+    let held = match describe(content) {
+        d if d.is_empty() => String::new(),
+        d => format!(" (held by {d})"),
+    };
+    Fail::LockTimeout(format!(
+        "timed out after {}s waiting for lock file {name} to go{held}",
+        start.elapsed().as_secs()
+    ))
+}
+
 /// Wait until `wf` is gone. The timeout counts from `start`, when waiting for the job's files
 /// began (earlier than this call when a conflict made the runner try again). Returns the time
 /// spent in this call.
@@ -37,21 +71,7 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> 
             return Err(Fail::Stopped(Stop::Signal(sig)));
         }
         let now = Instant::now();
-        let content = if local {
-            match fs::symlink_metadata(&wf.at.path) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                _ => Some(if now >= next_check {
-                    fs::read_to_string(&wf.at.path).unwrap_or_default()
-                } else {
-                    String::new()
-                }),
-            }
-        } else if now >= next_check {
-            remote_state(ctx, wf)?
-        } else {
-            Some(String::new())
-        };
-        let Some(content) = content else {
+        let Some(content) = look(ctx, wf, local, now >= next_check)? else {
             if logged {
                 ctx.report.event(Event::WaitEnd {
                     file: name.clone(),
@@ -68,19 +88,7 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> 
                 continue;
             }
             if now >= end {
-                if run_deadline {
-                    return Err(Fail::Timeout(format!(
-                        "the run's timeout passed while waiting for {name} to go"
-                    )));
-                }
-                let held = match describe(&content) {
-                    d if d.is_empty() => String::new(),
-                    d => format!(" (held by {d})"),
-                };
-                return Err(Fail::LockTimeout(format!(
-                    "timed out after {}s waiting for lock file {name} to go{held}",
-                    start.elapsed().as_secs()
-                )));
+                return Err(gave_up(&name, &content, start, run_deadline));
             }
             ctx.report.event(Event::LockWait(LockWait::File {
                 file: name.clone(),
