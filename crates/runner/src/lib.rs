@@ -302,13 +302,7 @@ fn hostname() -> String {
 /// What the runner itself must be able to rely on beyond the types: names that are safe as file
 /// names, every host reachable, rsync's one-remote-side rule.
 fn check(spec: &JobSpec) -> Result<(), String> {
-    let name_ok = |s: &str| {
-        !s.is_empty()
-            && !s.starts_with('.')
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-    };
-    if !name_ok(&spec.job) {
+    if !bkc_contract::names::is_valid_name(&spec.job) {
         return Err(format!("job name {:?} is not a valid name", spec.job));
     }
     check_lock_order(&spec.locks)?;

@@ -214,7 +214,7 @@ mod tests {
                 "--link-dest=/srv/dst dir/T0",
                 "-s",
                 "-e",
-                "ssh -i /etc/bkc/id -o 'UserKnownHostsFile=/etc/bkc/known hosts' -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -p 2222",
+                "ssh -i /etc/bkc/id -o 'UserKnownHostsFile=/etc/bkc/known hosts' -o GlobalKnownHostsFile=/dev/null -o 'HostKeyAlias=[fd00::b]:2222' -o ForwardAgent=no -o ClearAllForwardings=yes -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -p 2222",
                 "/home/x y/",
                 "bk@[fd00::b]:/srv/dst dir/.partial-T/",
             ]

@@ -7,32 +7,8 @@ use std::process::Command;
 
 use bkc_contract::spec::{Endpoint, JobSpec};
 
-/// Quote `s` for a POSIX shell. Words made only of characters no shell treats specially are left
-/// bare so that logged command lines stay readable.
-pub fn quote(s: &str) -> String {
-    let safe = !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'_' | b'-' | b'.' | b'/' | b':' | b'@' | b'%' | b'+' | b'=' | b','
-                )
-        });
-    if safe {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
-}
+/// Quote `s` for a POSIX shell: the one quoter bkc's deploy scripts use too.
+pub use bkc_contract::names::shell_quote as quote;
 
 /// Quote each word and join them into one command line.
 pub fn join(words: &[String]) -> String {
@@ -56,7 +32,11 @@ pub fn script(script: &str, args: &[&str]) -> String {
 /// The options every connection uses. `BatchMode` and `StrictHostKeyChecking=yes` make a missing
 /// key or an unknown host a fast, clear failure instead of a prompt nobody answers; the alive
 /// settings bound how long a dead link goes unnoticed.
-pub fn options(spec: &JobSpec) -> Vec<String> {
+///
+/// Only the pinned keys count (`GlobalKnownHostsFile=/dev/null`), looked up under the name bkc
+/// wrote them with (`HostKeyAlias`), and nothing of this host is handed to the next: no agent,
+/// no forwardings.
+pub fn options(spec: &JobSpec, ep: &Endpoint) -> Vec<String> {
     let mut o: Vec<String> = Vec::new();
     if let Some(id) = &spec.identity {
         o.push("-i".into());
@@ -64,6 +44,13 @@ pub fn options(spec: &JobSpec) -> Vec<String> {
     }
     for opt in [
         format!("UserKnownHostsFile={}", spec.known_hosts),
+        "GlobalKnownHostsFile=/dev/null".to_string(),
+        format!(
+            "HostKeyAlias={}",
+            bkc_contract::names::known_hosts_pattern(&ep.address, ep.port)
+        ),
+        "ForwardAgent=no".to_string(),
+        "ClearAllForwardings=yes".to_string(),
         "StrictHostKeyChecking=yes".to_string(),
         "BatchMode=yes".to_string(),
         "ConnectTimeout=10".to_string(),
@@ -92,7 +79,7 @@ pub fn command(spec: &JobSpec, ep: &Endpoint, remote: &str) -> Command {
 
 /// The arguments after `ssh`, split out for tests and for logging.
 pub fn argv(spec: &JobSpec, ep: &Endpoint, remote: &str) -> Vec<String> {
-    let mut a = options(spec);
+    let mut a = options(spec, ep);
     a.extend([
         "-T".to_string(),
         "-p".to_string(),
@@ -100,7 +87,7 @@ pub fn argv(spec: &JobSpec, ep: &Endpoint, remote: &str) -> Vec<String> {
         "-l".to_string(),
         ep.user.clone(),
         "--".to_string(),
-        ep.address.clone(),
+        bkc_contract::names::ssh_host(&ep.address).to_string(),
         remote.to_string(),
     ]);
     a
@@ -110,7 +97,7 @@ pub fn argv(spec: &JobSpec, ep: &Endpoint, remote: &str) -> Vec<String> {
 /// as for a shell (paths to keys or known_hosts may contain spaces).
 pub fn rsync_rsh(spec: &JobSpec, ep: &Endpoint) -> String {
     let mut words = vec!["ssh".to_string()];
-    words.extend(options(spec));
+    words.extend(options(spec, ep));
     words.push("-p".into());
     words.push(ep.port.to_string());
     join(&words)
