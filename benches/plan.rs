@@ -97,7 +97,7 @@ fn main() {
     );
     println!("|---|---|---|---|");
     for n in [1, 10, 40] {
-        let Some(net) = Net::with_private_etc(n) else {
+        let Some(net) = Net::new(n) else {
             return;
         };
         let topo = net.dir.join("bench.kdl");

@@ -18,6 +18,7 @@ pub mod printable;
 pub mod schedule;
 pub mod simulate;
 // The compiler writes job specs as `crate::spec`, the path it had before the contract crate.
+pub use bkc_contract::serve;
 pub use bkc_contract::spec;
 pub mod syntax;
 pub mod topology;

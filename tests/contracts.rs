@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use bkc_contract::{event, lockfile, manifest, metrics, plan, spec, state};
+use bkc_contract::{event, lockfile, manifest, metrics, plan, serve, spec, state};
 use schemars::schema_for;
 
 /// File name under docs/schemas/ and its text.
@@ -20,6 +20,9 @@ fn contracts() -> Vec<(&'static str, String)> {
         ("lock-holder.json", schema(schema_for!(lockfile::Holder))),
         ("manifest.json", schema(schema_for!(manifest::Manifest))),
         ("plan.json", schema(schema_for!(plan::PlanFile))),
+        ("serve-file.json", schema(schema_for!(serve::ServeFile))),
+        ("serve-request.json", schema(schema_for!(serve::Request))),
+        ("serve-reply.json", schema(schema_for!(serve::Reply))),
         (
             "metrics.json",
             json(serde_json::to_value(metrics::METRICS).unwrap()),
@@ -62,7 +65,7 @@ fn committed_schemas_match_the_contract_types() {
 /// schemas describe what bkc really writes.
 #[test]
 fn emitted_files_read_as_their_contracts() {
-    let mut specs = 0;
+    let (mut specs, mut serves) = (0, 0);
     for entry in std::fs::read_dir("examples").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|x| x != "kdl") {
@@ -81,6 +84,11 @@ fn emitted_files_read_as_their_contracts() {
                 if p.starts_with("/etc/bkc/jobs/") {
                     spec::JobSpec::from_json(text).unwrap();
                     specs += 1;
+                } else if p.starts_with(serve::SERVE_DIR) {
+                    let f = serve::ServeFile::from_json(text).unwrap();
+                    assert_eq!(&f.host, host);
+                    assert_eq!(p, &serve::serve_path(&f.job));
+                    serves += 1;
                 } else if p == manifest::MANIFEST_PATH {
                     let m: manifest::Manifest = serde_json::from_str(text).unwrap();
                     assert_eq!(&m.host, host);
@@ -89,4 +97,5 @@ fn emitted_files_read_as_their_contracts() {
         }
     }
     assert!(specs >= 5, "only {specs} job specs read");
+    assert!(serves >= 3, "only {serves} serve files read");
 }

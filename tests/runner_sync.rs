@@ -6,7 +6,9 @@ mod harness;
 
 use std::os::unix::fs::MetadataExt;
 
-use bkc::spec::{Command as HookCommand, Hook, HookWhen, Interval, LockMode, OnFailure, Retention};
+use bkc::spec::{
+    Command as HookCommand, Hook, HookWhen, Interval, LockMode, OnFailure, Retention, Snapshot,
+};
 use harness::*;
 
 #[test]
@@ -238,7 +240,12 @@ fn snapshots_and_retention_remote_and_local_dest() {
     // Push: the snapshots live on h2, everything is done over SSH.
     let mut push = net.spec("snap-push", "h1");
     let mut s = sync(at("h1", "/srv/data/"), at("h2", "/srv/snaps/"));
-    s.snapshot = Some(ret.clone());
+    // The runner prunes these itself (append-only snapshots are pruned on their host: see
+    // tests/serve.rs).
+    s.snapshot = Some(Snapshot {
+        retention: ret.clone(),
+        append_only: false,
+    });
     push.syncs.push(s);
     own_locks(&mut push);
     // A leftover from a run interrupted long ago: never a base, removed once a newer snapshot exists.
@@ -247,9 +254,12 @@ fn snapshots_and_retention_remote_and_local_dest() {
     // Pull: the snapshots live on the runner's own host.
     let mut pull = net.spec("snap-pull", "h1");
     let mut s = sync(at("h2", "/srv/data/"), at("h1", "/srv/local-snaps/"));
-    s.snapshot = Some(Retention {
-        keep_last: Some(2),
-        ..Default::default()
+    s.snapshot = Some(Snapshot {
+        retention: Retention {
+            keep_last: Some(2),
+            ..Default::default()
+        },
+        append_only: false,
     });
     pull.syncs.push(s);
     own_locks(&mut pull);
@@ -406,7 +416,7 @@ fn dry_run_changes_nothing() {
     s.deletes = true;
     spec.syncs.push(s);
     let mut s = sync(at("h1", "/srv/data/"), at("h2", "/srv/snaps/"));
-    s.snapshot = Some(Retention::default());
+    s.snapshot = Some(Snapshot::default());
     spec.syncs.push(s);
     own_locks(&mut spec);
     spec.lock_files.push(at("h2", "/srv/seed/dry.lock"));
@@ -557,9 +567,12 @@ fn odd_specs_never_panic() {
         wait_secs: u64::MAX,
         timeout_secs: u64::MAX,
     });
-    s.syncs[0].snapshot = Some(Retention {
-        keep_last: Some(u32::MAX),
-        ..Default::default()
+    s.syncs[0].snapshot = Some(Snapshot {
+        retention: Retention {
+            keep_last: Some(u32::MAX),
+            ..Default::default()
+        },
+        append_only: false,
     });
     s.syncs[0].allow_empty_source = true;
     cases.push((s, &[0]));
@@ -632,9 +645,12 @@ fn a_future_dated_snapshot_never_costs_the_new_one() {
         )],
         ..local_spec("skew", &d)
     };
-    s.syncs[0].snapshot = Some(Retention {
-        keep_last: Some(1),
-        ..Default::default()
+    s.syncs[0].snapshot = Some(Snapshot {
+        retention: Retention {
+            keep_last: Some(1),
+            ..Default::default()
+        },
+        append_only: false,
     });
     let p = dir.join("skew.json");
     std::fs::write(&p, s.to_json()).unwrap();

@@ -10,7 +10,7 @@ use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::parse_size;
 use crate::spec::{
     self, Command, Hook, HookWhen, IoClass, JobSpec, Location, OnFailure, Retention, SPEC_VERSION,
-    WaitFile,
+    Snapshot, WaitFile,
 };
 use crate::syntax::ast;
 use crate::topology::{Host, Job, Service};
@@ -350,7 +350,7 @@ impl<'h> Scope<'h> {
             return None;
         }
         let (opts, deletes) = opts(cx, sy);
-        let snapshot = snapshot(cx, sy);
+        let snapshot = snapshot(cx, sy, dest.host != self.on.name);
         let bwlimit = sy
             .bwlimit
             .as_ref()
@@ -481,7 +481,7 @@ impl<'h> Scope<'h> {
         let endpoints = self
             .used_hosts
             .iter()
-            .map(|h| (h.clone(), endpoint(&self.hosts[h])))
+            .map(|h| (h.clone(), endpoint(&self.hosts[h], &s.runner)))
             .collect();
         Reached {
             read_write_paths: minimal_cover(self.rw_paths),
@@ -586,10 +586,13 @@ fn hook_command(cx: &mut Ctx, h: &ast::Hook) -> Option<Command> {
     })
 }
 
-/// A snapshot's retention, checked against the `opts` it would fight with.
-fn snapshot(cx: &mut Ctx, sy: &ast::Sync) -> Option<Retention> {
+/// A snapshot's retention, checked against the `opts` it would fight with. Snapshots pushed to
+/// another host are append-only unless the file says `append-only=#false`; on the job's own host
+/// the runner keeps them itself and the setting has nothing to guard against.
+fn snapshot(cx: &mut Ctx, sy: &ast::Sync, pushed: bool) -> Option<Snapshot> {
     let sn = sy.snapshot.as_ref()?;
     let r = retention(cx, sn);
+    let append_only = pushed && sn.append_only.as_ref().is_none_or(|a| a.value);
     if let Some(o) = sy
         .opts
         .iter()
@@ -605,15 +608,19 @@ fn snapshot(cx: &mut Ctx, sy: &ast::Sync) -> Option<Retention> {
             .help("remove it: snapshots link against the newest complete snapshot themselves"),
         );
     }
-    Some(r)
+    Some(Snapshot {
+        retention: r,
+        append_only,
+    })
 }
 
-/// How the runner reaches `h` over SSH.
-pub(super) fn endpoint(h: &Host) -> spec::Endpoint {
+/// How the runner reaches `h` over SSH, and the bkc-run that serves it there.
+pub(super) fn endpoint(h: &Host, runner: &str) -> spec::Endpoint {
     spec::Endpoint {
         address: h.address.clone(),
         port: h.port,
         user: h.user.clone(),
+        runner: runner.to_string(),
     }
 }
 

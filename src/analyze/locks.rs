@@ -68,7 +68,11 @@ pub(crate) fn derive(
         for l in &locks {
             if l.at.host != draft.job.host && !draft.job.spec.hosts.contains_key(&l.at.host) {
                 let h = &hosts[&l.at.host];
-                draft.job.spec.hosts.insert(h.name.clone(), endpoint(h));
+                draft
+                    .job
+                    .spec
+                    .hosts
+                    .insert(h.name.clone(), endpoint(h, &s.runner));
             }
         }
         draft.job.spec.locks = locks;

@@ -1,5 +1,5 @@
-//! Topology -> per-host artifacts: systemd units, job specs, known_hosts and the manifest, or
-//! the same as one NixOS module per host.
+//! Topology -> per-host artifacts: systemd units, job specs, known_hosts, the serve files of the
+//! jobs that reach the host, and the manifest; or the same as one NixOS module per host.
 //!
 //! Everything is planned first (which files each host gets, with what content), then rendered
 //! into memory; writing to disk is a separate step (`write`), so `plan` can diff the same bytes
@@ -15,6 +15,7 @@ mod write;
 use std::collections::BTreeMap;
 
 use bkc_contract::Mode;
+use bkc_contract::serve::{ServeFile, serve_path};
 use minijinja::{Environment, UndefinedBehavior};
 
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
@@ -118,25 +119,45 @@ fn job_files(job: &Job) -> Result<JobFiles, EmitError> {
     })
 }
 
-/// Every selected host (all when `only` is empty) with its jobs, rendered by `render_host`.
+/// What a host gets: the jobs that run on it, and the serve files of the jobs that reach it.
+struct HostWork<'t> {
+    jobs: Vec<&'t Job>,
+    serve: Vec<ServeFile>,
+}
+
+/// Every selected host (all when `only` is empty) with its jobs and serve files, rendered by
+/// `render_host`.
 fn per_host(
     topology: &Topology,
     only: &[String],
-    render_host: impl Fn(&str, &[&Job]) -> Result<HostFiles, EmitError> + Sync,
+    render_host: impl Fn(&str, &HostWork) -> Result<HostFiles, EmitError> + Sync,
 ) -> Result<Artifacts, EmitError> {
-    let mut by_host: BTreeMap<&str, Vec<&Job>> = topology
+    let mut by_host: BTreeMap<&str, HostWork> = topology
         .hosts
         .keys()
         .filter(|h| only.is_empty() || only.contains(h))
-        .map(|h| (h.as_str(), Vec::new()))
+        .map(|h| {
+            let work = HostWork {
+                jobs: Vec::new(),
+                serve: Vec::new(),
+            };
+            (h.as_str(), work)
+        })
         .collect();
     for job in topology.jobs.values() {
-        if let Some(list) = by_host.get_mut(job.host.as_str()) {
-            list.push(job);
+        if let Some(w) = by_host.get_mut(job.host.as_str()) {
+            w.jobs.push(job);
+        }
+        for reached in job.spec.hosts.keys() {
+            if let Some(w) = by_host.get_mut(reached.as_str())
+                && let Some(f) = ServeFile::for_host(&job.spec, reached)
+            {
+                w.serve.push(f);
+            }
         }
     }
-    let work: Vec<(&str, Vec<&Job>)> = by_host.into_iter().collect();
-    let rendered = crate::parallel::map(&work, |(host, jobs)| render_host(host, jobs));
+    let work: Vec<(&str, HostWork)> = by_host.into_iter().collect();
+    let rendered = crate::parallel::map(&work, |(host, w)| render_host(host, w));
     let mut hosts = BTreeMap::new();
     for ((host, _), files) in work.iter().zip(rendered) {
         hosts.insert(host.to_string(), files?);
@@ -148,8 +169,8 @@ fn per_host(
 /// output to those hosts (all when empty).
 pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
     let env = environment();
-    per_host(topology, only, |host, jobs| {
-        render_host(&env, topology, host, jobs)
+    per_host(topology, only, |host, work| {
+        render_host(&env, topology, host, work)
     })
 }
 
@@ -157,12 +178,24 @@ pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError
 /// known_hosts as [`emit`], declared through NixOS options.
 pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
     let env = environment();
-    per_host(topology, only, |host, jobs| {
-        let files_of_jobs = jobs
+    per_host(topology, only, |host, work| {
+        let files_of_jobs = work
+            .jobs
             .iter()
             .map(|j| job_files(j))
             .collect::<Result<Vec<_>, _>>()?;
-        let module = nixos::render(&env, host, &files_of_jobs, known_hosts(topology, jobs))?;
+        let serve: Vec<(String, String)> = work
+            .serve
+            .iter()
+            .map(|f| (serve_path(&f.job), f.to_json()))
+            .collect();
+        let module = nixos::render(
+            &env,
+            host,
+            &files_of_jobs,
+            &serve,
+            known_hosts(topology, &work.jobs),
+        )?;
         let mut files = HostFiles::default();
         files.files.insert(
             NIXOS_MODULE_PATH.to_string(),
@@ -179,10 +212,10 @@ fn render_host(
     env: &Environment,
     topology: &Topology,
     host: &str,
-    jobs: &[&Job],
+    work: &HostWork,
 ) -> Result<HostFiles, EmitError> {
     let mut files = HostFiles::default();
-    for job in jobs {
+    for job in &work.jobs {
         let job = job_files(job)?;
         let mut add = |path: String, text: String| {
             files.files.insert(
@@ -208,7 +241,16 @@ fn render_host(
         }
         add(job.spec_path, job.spec);
     }
-    if let Some(kh) = known_hosts(topology, jobs) {
+    for f in &work.serve {
+        files.files.insert(
+            serve_path(&f.job),
+            File {
+                bytes: f.to_json().into_bytes(),
+                mode: Mode::FILE,
+            },
+        );
+    }
+    if let Some(kh) = known_hosts(topology, &work.jobs) {
         files.files.insert(
             KNOWN_HOSTS_PATH.to_string(),
             File {

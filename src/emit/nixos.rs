@@ -1,4 +1,5 @@
-//! One NixOS module per host: the host's units, job specs and known_hosts as NixOS options.
+//! One NixOS module per host: the host's units, job specs, serve files and known_hosts as NixOS
+//! options.
 //!
 //! The module is rendered (templates/nixos.nix.j2) from the same settings as the unit files
 //! (`unit.rs`). Values keep their systemd escaping, because NixOS writes `serviceConfig` and
@@ -85,6 +86,7 @@ pub(super) fn render(
     env: &Environment,
     host: &str,
     jobs: &[JobFiles],
+    serve: &[(String, String)],
     known_hosts: Option<String>,
 ) -> Result<String, EmitError> {
     let services: Vec<NixUnit> = jobs.iter().map(|j| grouped(&j.unit, &j.service)).collect();
@@ -99,6 +101,10 @@ pub(super) fn render(
             text: &j.spec,
         })
         .collect();
+    etc.extend(serve.iter().map(|(path, text)| Etc {
+        path: etc_path(path),
+        text,
+    }));
     if let Some(text) = &known_hosts {
         etc.push(Etc {
             path: etc_path(KNOWN_HOSTS_PATH),

@@ -123,6 +123,7 @@ pub struct Snapshot {
     pub keep_daily: Option<Spanned<i128>>,
     pub keep_weekly: Option<Spanned<i128>>,
     pub keep_monthly: Option<Spanned<i128>>,
+    pub append_only: Option<Spanned<bool>>,
 }
 
 #[derive(Debug)]

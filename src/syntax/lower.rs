@@ -560,10 +560,17 @@ fn snapshot(node: &KdlNode, d: &mut Diagnostics) -> Snapshot {
         keep_daily: r.prop_int(d, "keep-daily"),
         keep_weekly: r.prop_int(d, "keep-weekly"),
         keep_monthly: r.prop_int(d, "keep-monthly"),
+        append_only: r.prop_bool(d, "append-only"),
     };
     r.finish(
         d,
-        &["keep-last", "keep-daily", "keep-weekly", "keep-monthly"],
+        &[
+            "keep-last",
+            "keep-daily",
+            "keep-weekly",
+            "keep-monthly",
+            "append-only",
+        ],
         false,
     );
     snap

@@ -137,6 +137,17 @@ impl<'a> Reader<'a> {
         self.prop(key).and_then(|e| string(d, e, key))
     }
 
+    pub(crate) fn prop_bool(&mut self, d: &mut Diagnostics, key: &str) -> Option<Spanned<bool>> {
+        let e = self.prop(key)?;
+        match e.value() {
+            KdlValue::Bool(b) => Some(Spanned::new(*b, value_span(e))),
+            _ => {
+                d.push(wrong_type(e, "#true or #false"));
+                None
+            }
+        }
+    }
+
     pub(crate) fn prop_int(&mut self, d: &mut Diagnostics, key: &str) -> Option<Spanned<i128>> {
         self.prop(key).and_then(|e| integer(d, e, key))
     }

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use bkc::serve::{ServeFile, serve_path};
 use bkc::spec::{
     Command as HookCommand, Endpoint, Hook, HookWhen, JobSpec, Location, Lock, LockMode, OnFailure,
     Sync,
@@ -158,8 +159,6 @@ pub struct Net {
     pub hosts: Vec<Host>,
     spawned: Mutex<Vec<u32>>,
     specs: AtomicU32,
-    /// Each host sees its own writable /etc (an overlay on the machine's).
-    private_etc: bool,
 }
 
 /// What one runner invocation did.
@@ -185,17 +184,9 @@ impl Ran {
 
 impl Net {
     /// `n` hosts named h1..hn, or `None` (after saying why) when this machine cannot host them.
+    /// Each host sees its own writable /etc (an overlay on the machine's), where its serve files
+    /// go and where deploy benchmarks put bkc's files.
     pub fn new(n: usize) -> Option<Net> {
-        Net::create(n, false)
-    }
-
-    /// Like [`Net::new`], and each host has a private /etc (an overlay on the machine's), so
-    /// that deploy benchmarks can put bkc's files there.
-    pub fn with_private_etc(n: usize) -> Option<Net> {
-        Net::create(n, true)
-    }
-
-    fn create(n: usize, private_etc: bool) -> Option<Net> {
         let ok = require_root()
             && [
                 "ip",
@@ -225,7 +216,6 @@ impl Net {
             hosts: Vec::new(),
             spawned: Mutex::new(Vec::new()),
             specs: AtomicU32::new(0),
-            private_etc,
         };
         net.setup(n);
         Some(net)
@@ -272,18 +262,14 @@ impl Net {
                 ak = hdir.join("authorized_keys").display(),
             );
             std::fs::write(hdir.join("sshd_config"), cfg).unwrap();
-            let etc = if self.private_etc {
-                let (up, work) = (hdir.join("etc-upper"), hdir.join("etc-work"));
-                std::fs::create_dir_all(&up).unwrap();
-                std::fs::create_dir_all(&work).unwrap();
-                format!(
-                    "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc && ",
-                    up.display(),
-                    work.display()
-                )
-            } else {
-                String::new()
-            };
+            let (up, work) = (hdir.join("etc-upper"), hdir.join("etc-work"));
+            std::fs::create_dir_all(&up).unwrap();
+            std::fs::create_dir_all(&work).unwrap();
+            let etc = format!(
+                "mount -t overlay overlay -o lowerdir=/etc,upperdir={},workdir={} /etc && ",
+                up.display(),
+                work.display()
+            );
             let script = format!(
                 "hostname {name} && {etc}mount --bind {srv} /srv && exec /usr/sbin/sshd -D -f {cfg} -E {log}",
                 srv = hdir.join("srv").display(),
@@ -393,6 +379,7 @@ impl Net {
                         address: h.addr.clone(),
                         port: 22,
                         user: "root".into(),
+                        runner: runner().into(),
                     },
                 )
             })
@@ -420,11 +407,51 @@ impl Net {
         }
     }
 
+    /// Write `spec` for its runner, and on every host it reaches the serve file bkc would
+    /// emit for it there.
     pub fn write_spec(&self, spec: &JobSpec) -> PathBuf {
         let n = self.specs.fetch_add(1, Ordering::SeqCst);
         let p = self.dir.join(format!("spec-{}-{n}.json", spec.job));
         std::fs::write(&p, spec.to_json()).unwrap();
+        for host in spec.hosts.keys() {
+            if let Some(f) = ServeFile::for_host(spec, host) {
+                self.write_etc(host, &serve_path(&spec.job), &f.to_json());
+            }
+        }
         p
+    }
+
+    /// Write `text` to `path` (under /etc) as `host` sees it, through its own /etc.
+    pub fn write_etc(&self, host: &str, path: &str, text: &str) {
+        let pid = self.host(host).sshd.as_ref().unwrap().id();
+        let p = PathBuf::from(format!("/proc/{pid}/root{path}"));
+        write(&p, text);
+    }
+
+    /// Give `spec`'s job a key of its own, which every host it reaches accepts only for
+    /// `bkc-run serve <job>` (the line bkc installs in /etc/bkc/authorized_keys/<user>).
+    pub fn restrict(&self, spec: &mut JobSpec) {
+        let key = self.dir.join(format!("key-{}", spec.job));
+        if !key.exists() {
+            keygen(&key, Some(&spec.job));
+        }
+        let public = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap();
+        let line = format!(
+            "restrict,command=\"{} serve {}\" {}",
+            runner(),
+            spec.job,
+            public.trim()
+        );
+        for host in spec.hosts.keys() {
+            let ak = self.host(host).dir.join("authorized_keys");
+            let mut text = std::fs::read_to_string(&ak).unwrap();
+            if !text.contains(&line) {
+                text.push_str(&line);
+                text.push('\n');
+                std::fs::write(&ak, text).unwrap();
+            }
+        }
+        spec.identity = Some(key.display().to_string());
     }
 
     /// The runner for `spec`, on the spec's host, as a command to adjust and start.

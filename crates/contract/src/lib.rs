@@ -2,7 +2,8 @@
 //!
 //! `bkc` writes job specs and `bkc-run` reads them; `bkc-run` writes its state file, event lines,
 //! metrics and lock-file holder lines, which `bkc status`, other runners and anyone's monitoring
-//! read; `bkc` writes a manifest to every host and saved plans for itself. Each format is a
+//! read; `bkc` writes a manifest to every host and saved plans for itself, and a serve file for
+//! every job on every host the job reaches, which `bkc-run serve` reads. Each format is a
 //! public, versioned type here, read and written through that type everywhere, so a change to
 //! one shows in this crate's diff and in its JSON Schema under docs/schemas/. docs/CONTRACTS.md
 //! says where users find them.
@@ -14,6 +15,7 @@ pub mod metrics;
 mod mode;
 pub mod names;
 pub mod plan;
+pub mod serve;
 pub mod spec;
 pub mod state;
 

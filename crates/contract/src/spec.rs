@@ -62,6 +62,8 @@ pub struct Endpoint {
     pub address: String,
     pub port: u16,
     pub user: String,
+    /// The bkc-run on that host: every remote step runs `<runner> serve <job>` there.
+    pub runner: String,
 }
 
 /// A path on a named host.
@@ -191,8 +193,19 @@ pub struct Sync {
     /// True when `opts` deletes on the receiver: the runner then refuses a missing or empty source.
     pub deletes: bool,
     pub allow_empty_source: bool,
-    /// Hardlinked snapshots under `dest`, with this retention.
-    pub snapshot: Option<Retention>,
+    /// Hardlinked snapshots under `dest`.
+    pub snapshot: Option<Snapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Snapshot {
+    pub retention: Retention,
+    /// Only for a destination on another host: the job may add snapshots there but never remove
+    /// or change a complete one; the destination prunes them itself (`bkc-prune-<job>`), and
+    /// names each new one by its own clock. The default for snapshots a job pushes.
+    pub append_only: bool,
 }
 
 /// Snapshot retention. The newest complete snapshot is always kept, whatever these say.

@@ -17,6 +17,7 @@ mod hooks;
 mod lock;
 mod report;
 mod rsync;
+mod serve;
 mod snapshot;
 mod ssh;
 mod sync;
@@ -200,6 +201,11 @@ impl Run {
         };
         self.fail(ctx, o, f.message());
     }
+}
+
+/// `bkc-run serve <job> ...` with the words after `serve`; returns the process exit code.
+pub fn serve(args: &[std::ffi::OsString]) -> i32 {
+    serve::main(args)
 }
 
 /// Run the job whose spec is at `opts.spec`; returns the process exit code.
@@ -873,7 +879,7 @@ mod tests {
         let mut s: JobSpec = serde_json::from_value(json!({
             "version": 1, "job": "j", "host": "a", "state-dir": "/var/lib/bkc", "metrics-dir": null,
             "known-hosts": "/etc/bkc/known_hosts", "identity": null,
-            "hosts": { "b": { "address": "b.example", "port": 22, "user": "bk" } },
+            "hosts": { "b": { "address": "b.example", "port": 22, "user": "bk", "runner": "/usr/local/bin/bkc-run" } },
             "every": null, "timeout-secs": null, "nice": null, "io-class": null, "retries": 0,
             "retry-delay-secs": 1, "locks": [], "lock-files": [], "wait-files": [], "hooks": [],
             "syncs": [],

@@ -147,6 +147,7 @@ mod tests {
                 address: "fd00::b".into(),
                 port: 2222,
                 user: "bk".into(),
+                runner: "/usr/local/bin/bkc-run".into(),
             },
         );
         JobSpec {

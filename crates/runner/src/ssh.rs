@@ -155,12 +155,14 @@ mod tests {
             address: "fd00::2".into(),
             port: 22,
             user: "root".into(),
+            runner: "/usr/local/bin/bkc-run".into(),
         };
         assert_eq!(rsync_remote(&ep, "/srv/x y/"), "root@[fd00::2]:/srv/x y/");
         let ep = Endpoint {
             address: "b.example".into(),
             port: 22,
             user: "bk".into(),
+            runner: "/usr/local/bin/bkc-run".into(),
         };
         assert_eq!(rsync_remote(&ep, "/srv"), "bk@b.example:/srv");
     }

@@ -365,9 +365,9 @@ fn complete_snapshot(
 pub(super) fn prune(ctx: &Ctx, run: &mut Run) {
     for (i, current, names) in &run.snapshotted {
         let sync = &ctx.spec.syncs[*i];
-        let Some(ret) = &sync.snapshot else { continue };
+        let Some(snap) = &sync.snapshot else { continue };
         let listing = snapshot::classify(names);
-        let del = snapshot::prune_plan(&listing, ret, current);
+        let del = snapshot::prune_plan(&listing, &snap.retention, current);
         let res = dest_of(ctx, sync).remove(&del, ctx.deadline).map(|()| del);
         match res {
             Ok(removed) => ctx.report.event(Event::Prune {

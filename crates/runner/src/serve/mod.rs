@@ -1,0 +1,180 @@
+//! `bkc-run serve <job>`: the far end of every remote step of a job, behind a forced command.
+//!
+//! sshd starts it as `bkc-run serve <job>` for the job's key, with what the peer asked for in
+//! `SSH_ORIGINAL_COMMAND`; a login without a forced command (an operator's key) reaches the same
+//! code through the account's shell, with the request as arguments. Either way the request is
+//! `<runner> serve <job>` followed by nothing (a JSON request line follows on stdin) or by
+//! `rsync --server ...` (rsync's own server side, checked and confined). What the job may do on
+//! this host comes from `/etc/bkc/serve/<job>.json` alone. Anything else is refused: exit
+//! [`REFUSED`], a line on stderr for the peer and one in the host's journal, naming the job and
+//! the command. Nothing here runs a shell. docs/SERVE.md has the protocol, docs/SECURITY.md what
+//! it guards against.
+
+mod words;
+
+use std::ffi::{CString, OsString};
+
+use bkc_contract::names::is_valid_name;
+use bkc_contract::serve::{REFUSED, Reply, ServeFile, serve_path};
+
+/// What sshd puts the peer's command line in when a forced command runs instead.
+const ORIGINAL: &str = "SSH_ORIGINAL_COMMAND";
+
+/// One serve process: its job, the command it was asked for (for messages), and whether its
+/// stdout speaks reply lines (it does not when it becomes rsync).
+pub(crate) struct Session {
+    pub job: String,
+    pub command: String,
+    pub replies: bool,
+}
+
+impl Session {
+    /// Refuse the request: say why on stderr and in the journal, answer with a `refused` line
+    /// when the peer reads replies, and give the exit code.
+    pub fn refuse(&self, why: &str) -> i32 {
+        let line = format!(
+            "bkc-run serve {}: refused {:?}: {why}",
+            self.job,
+            shorten(&self.command)
+        );
+        crate::report::say!("{line}");
+        journal(&line);
+        if self.replies {
+            self.reply(&Reply::Refused {
+                message: why.to_string(),
+            });
+        }
+        REFUSED
+    }
+
+    pub fn reply(&self, r: &Reply) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(r.to_line().as_bytes());
+        let _ = out.flush();
+    }
+}
+
+/// At most 300 characters of a command the peer sent, for messages.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// A line in the host's journal (through syslog(3), as sshd logs), with the authentication
+/// messages where an administrator looks for who tried what.
+fn journal(line: &str) {
+    let Ok(msg) = CString::new(line.replace('\0', "?")) else {
+        return;
+    };
+    // SAFETY: openlog keeps the pointer to a static C string; syslog gets a constant format
+    // and one NUL-terminated argument.
+    unsafe {
+        libc::openlog(c"bkc-run".as_ptr(), libc::LOG_PID, libc::LOG_AUTH);
+        libc::syslog(libc::LOG_WARNING, c"%s".as_ptr(), msg.as_ptr());
+    }
+}
+
+/// `bkc-run serve <job> [request...]`, with `args` the words after `serve`. Returns the exit code.
+pub fn main(args: &[OsString]) -> i32 {
+    let mut s = Session {
+        job: String::new(),
+        command: describe(args),
+        replies: false,
+    };
+    let Some(job) = args
+        .first()
+        .and_then(|a| a.to_str())
+        .filter(|j| is_valid_name(j))
+    else {
+        s.job = "?".into();
+        return s.refuse("usage: bkc-run serve <job>, with a valid job name");
+    };
+    s.job = job.to_string();
+    let words = match request(job, args) {
+        Ok((words, line)) => {
+            s.command = line;
+            words
+        }
+        Err(why) => return s.refuse(&why),
+    };
+    let file = match load(job) {
+        Ok(f) => f,
+        Err(why) => return s.refuse(&why),
+    };
+    match words.first().map(String::as_str) {
+        None => {
+            s.replies = true;
+            s.refuse(&format!(
+                "no requests are served yet (job {} from {})",
+                file.job, file.from
+            ))
+        }
+        Some(other) => s.refuse(&format!("`{other}` is not something serve does")),
+    }
+}
+
+/// The command line as given, for messages.
+fn describe(args: &[OsString]) -> String {
+    let words: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    format!("serve {}", words.join(" "))
+}
+
+/// The words of the request after `<runner> serve <job>`, and the command line they came from.
+/// Under a forced command they come from `SSH_ORIGINAL_COMMAND`, which must name this very job:
+/// a key for one job cannot ask for another's.
+fn request(job: &str, args: &[OsString]) -> Result<(Vec<String>, String), String> {
+    let Some(original) = std::env::var_os(ORIGINAL) else {
+        let words = args[1..]
+            .iter()
+            .map(|a| {
+                a.to_str()
+                    .map(String::from)
+                    .ok_or_else(|| "an argument that is not UTF-8".to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok((words, describe(args)));
+    };
+    if args.len() > 1 {
+        return Err(format!(
+            "{ORIGINAL} is set, so this is a forced command, which must be exactly `bkc-run serve <job>`"
+        ));
+    }
+    let line = original
+        .into_string()
+        .map_err(|_| "a command that is not UTF-8".to_string())?;
+    let words = words::split(&line).map_err(|e| format!("the command has {e}"))?;
+    match words.as_slice() {
+        [_, serve, asked, rest @ ..] if serve == "serve" && asked == job => {
+            Ok((rest.to_vec(), line))
+        }
+        [_, serve, asked, ..] if serve == "serve" => {
+            Err(format!("this key serves job {job}, not job {asked:?}"))
+        }
+        _ => Err("only `<runner> serve <job> ...` is served; there is no shell".into()),
+    }
+}
+
+/// The job's serve file, checked.
+fn load(job: &str) -> Result<ServeFile, String> {
+    let path = serve_path(job);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {path}: {e} (is job {job} deployed to this host?)"))?;
+    let f = ServeFile::from_json(&text).map_err(|e| format!("{path} is not valid: {e}"))?;
+    if f.version != bkc_contract::serve::SERVE_VERSION {
+        return Err(format!(
+            "{path} has version {}; this bkc-run reads version {}",
+            f.version,
+            bkc_contract::serve::SERVE_VERSION
+        ));
+    }
+    if f.job != job {
+        return Err(format!("{path} is for job {:?}", f.job));
+    }
+    Ok(f)
+}
