@@ -283,14 +283,43 @@ pub fn code(st: &ExitStatus) -> i32 {
 /// Run a command in the foreground and collect its stdout; with `echo`, also copy it to stderr
 /// as it comes (rsync's output belongs in the journal, but stdout is for events only).
 pub fn capture_echo(
-    mut cmd: Command,
+    cmd: Command,
     deadline: Option<Instant>,
     echo: bool,
 ) -> io::Result<(i32, String, Option<Stop>)> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr_stdio());
+    run_capture(cmd, None, deadline, echo)
+}
+
+/// Run a short helper command with `input` on its stdin (a serve request over ssh) and collect
+/// its stdout.
+pub fn capture(
+    cmd: Command,
+    input: &[u8],
+    deadline: Option<Instant>,
+) -> io::Result<(i32, String, Option<Stop>)> {
+    run_capture(cmd, Some(input), deadline, false)
+}
+
+fn run_capture(
+    mut cmd: Command,
+    input: Option<&[u8]>,
+    deadline: Option<Instant>,
+    echo: bool,
+) -> io::Result<(i32, String, Option<Stop>)> {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(stderr_stdio());
     let mut r = spawn(&mut cmd, true)?;
+    if let (Some(mut stdin), Some(bytes)) = (r.child.stdin.take(), input) {
+        // A request is one short line, well within a pipe's buffer, so this never blocks on a
+        // child that does not read; a child that died already gives EPIPE, which its exit code
+        // explains better.
+        let _ = stdin.write_all(bytes);
+    }
     let out = r.child.stdout.take();
     let reader = std::thread::spawn(move || {
         let mut all = Vec::new();
@@ -315,11 +344,6 @@ pub fn capture_echo(
     let (st, stop) = r.wait(deadline)?;
     let text = reader.join().unwrap_or_default();
     Ok((code(&st), text, stop))
-}
-
-/// Run a short helper command (remote listing, an ssh check) and collect its stdout.
-pub fn capture(cmd: Command, deadline: Option<Instant>) -> io::Result<(i32, String, Option<Stop>)> {
-    capture_echo(cmd, deadline, false)
 }
 
 /// Reads lines from a pipe with a timeout, for the ssh lock sessions whose "locked" line must be

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use bkc_contract::event::Event;
 use bkc_contract::lockfile::Holder;
+use bkc_contract::serve::{HookResult, Reply, Request};
 use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, Sync, WaitFile};
 use bkc_contract::state::{RunResult, RunState, STATE_VERSION, SyncReport};
 use jiff::Timestamp;
@@ -146,9 +147,9 @@ impl Ctx {
         )
     }
 
-    /// Run `script` with `args` on `host` within the run's deadline; see [`remote_capture`].
-    pub fn remote_capture(&self, host: &str, script: &str, args: &[&str]) -> Result<String, Fail> {
-        remote_capture(&self.spec, host, script, args, self.deadline)
+    /// Ask `bkc-run serve` on `host` for `req` within the run's deadline; see [`request`].
+    pub fn request(&self, host: &str, req: &Request) -> Result<Reply, Fail> {
+        request(&self.spec, host, req, self.deadline)
     }
 
     fn say(&self, what: &str) {
@@ -270,28 +271,41 @@ pub fn run(opts: &Options) -> i32 {
     execute(&ctx, started)
 }
 
-/// Run `script` with `args` on `host` over SSH and return its stdout: how every short remote
-/// step runs (source checks, lock and wait files, snapshot directories).
-pub(crate) fn remote_capture(
+/// Ask `bkc-run serve <job>` on `host` for `req` over SSH and return its one reply: how every
+/// short remote step runs (source checks, lock and wait files, snapshot directories). A refused
+/// or failed request, or one whose answer is not a reply line, is a `Fail::Lock` naming the host.
+pub(crate) fn request(
     spec: &JobSpec,
     host: &str,
-    script: &str,
-    args: &[&str],
+    req: &Request,
     deadline: Option<Instant>,
-) -> Result<String, Fail> {
+) -> Result<Reply, Fail> {
     let ep = ssh::endpoint(spec, host).map_err(Fail::Spec)?;
-    let cmd = ssh::command(spec, ep, &ssh::script(script, args));
-    match child::capture(cmd, deadline) {
-        Ok((_, _, Some(stop))) => Err(Fail::Stopped(stop)),
-        Ok((0, out, None)) => Ok(out),
-        Ok((255, _, None)) => Err(Fail::Lock(format!(
+    let cmd = ssh::command(spec, ep, &ssh::serve_line(spec, ep));
+    let (code, out, stop) = child::capture(cmd, req.to_line().as_bytes(), deadline)
+        .map_err(|e| Fail::Lock(format!("cannot run ssh: {e}")))?;
+    if let Some(stop) = stop {
+        return Err(Fail::Stopped(stop));
+    }
+    if code == 255 {
+        return Err(Fail::Lock(format!(
             "cannot reach host {host} ({}): ssh failed",
             ep.address
+        )));
+    }
+    let reply = out
+        .lines()
+        .find_map(|l| serde_json::from_str::<Reply>(l).ok());
+    match reply {
+        Some(Reply::Refused { message }) => Err(Fail::Lock(format!(
+            "bkc-run serve on host {host} refused: {message}"
         ))),
-        Ok((code, _, None)) => Err(Fail::Lock(format!(
-            "command on host {host} failed with exit code {code}"
+        Some(Reply::Failed { message }) => Err(Fail::Lock(format!("on host {host}: {message}"))),
+        Some(r) if code == 0 => Ok(r),
+        _ => Err(Fail::Lock(format!(
+            "bkc-run serve on host {host} ended with exit code {code} and no answer (is bkc-run {} installed there?)",
+            ep.runner
         ))),
-        Err(e) => Err(Fail::Lock(format!("cannot run ssh: {e}"))),
     }
 }
 
@@ -525,7 +539,7 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
         }
         return;
     }
-    // Consecutive locks on one remote host share one SSH session; the order stays the spec's.
+    // Consecutive locks on one remote host share one session; the order stays the spec's.
     let mut i = 0;
     while i < spec.locks.len() {
         let l = &spec.locks[i];
@@ -535,7 +549,6 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
             spec.locks[i..]
                 .iter()
                 .take_while(|m| m.at.host == l.at.host)
-                .take(lock::PER_SESSION)
                 .collect()
         };
         let res = if spec.is_local(&l.at.host) {
@@ -705,16 +718,17 @@ fn dry(ctx: &Ctx, what: &str) {
 }
 
 fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
-    let mut env = vec![("BKC_JOB".to_string(), ctx.spec.job.clone())];
     // After hooks see how the run went, and are not bound by the run's timeout: they usually undo
     // what the before hooks did (restart a service, unmount a snapshot).
-    let deadline = match when {
-        HookWhen::Before => ctx.deadline,
-        HookWhen::After => {
-            env.push(("BKC_RESULT".into(), run.outcome.result().as_str().into()));
-            env.push(("BKC_EXIT_CODE".into(), run.outcome.exit_code().to_string()));
-            None
-        }
+    let (deadline, result) = match when {
+        HookWhen::Before => (ctx.deadline, None),
+        HookWhen::After => (
+            None,
+            Some(HookResult {
+                result: run.outcome.result(),
+                exit_code: run.outcome.exit_code(),
+            }),
+        ),
     };
     let when_s = if when == HookWhen::Before {
         "before"
@@ -734,7 +748,7 @@ fn run_hooks(ctx: &Ctx, run: &mut Run, when: HookWhen) {
             break;
         }
         let t = Instant::now();
-        let res = hooks::run(ctx, hook, &env, deadline);
+        let res = hooks::run(ctx, hook, result, deadline);
         let (ok, error) = match &res {
             hooks::HookResult::Ok => (true, None),
             hooks::HookResult::Failed(m) => (false, Some(m.clone())),

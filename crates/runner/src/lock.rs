@@ -1,6 +1,6 @@
 //! Locks: the job's own lock (exclusive) and the locks of the jobs it blocks on (shared), local
-//! through flock(2) and remote through a live SSH session running flock(1); plus seed-style lock
-//! files created exclusively for other tools to see.
+//! through flock(2) and remote through a live SSH session to `bkc-run serve`, which takes them
+//! with flock(2) there; plus seed-style lock files created exclusively for other tools to see.
 //!
 //! Every lock is tied to something the kernel cleans up: an open file descriptor locally, a
 //! process on the far side whose stdin is our pipe remotely. A runner that dies, however it dies,
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bkc_contract::event::{Event, LockWait};
 use bkc_contract::lockfile::Holder;
+use bkc_contract::serve::{LockRequest, Reply, Request};
 use bkc_contract::spec::{Endpoint, Location, Lock, LockMode};
 
 use super::child::{self, Line, LineReader, Running, Stop};
@@ -295,46 +296,12 @@ fn wait_local(ctx: &Ctx, lock: &Lock, file: &File, op: i32, start: Instant) -> R
     res
 }
 
-/// Runs on the locks' host and takes them one after another, in the given order, on file
-/// descriptors 3.. of one shell; then holds them all for as long as our stdin stays open. Before
-/// each it reports the current holder. `locked N` comes before the holder line is written, so a
-/// session whose runner already gave up dies of SIGPIPE without leaving a false holder behind.
-/// Arguments: the holder line, then `mode wait path` per lock.
-const REMOTE_LOCKS: &str = r#"take() {
-  i=0
-  while [ $# -ge 3 ]; do
-    fd=$((i + 3))
-    mkdir -p -- "$(dirname -- "$3")" || exit 2
-    printf 'holder %d %s\n' "$i" "$(head -n 1 -- "$3" 2>/dev/null)"
-    eval "exec $fd<>\"\$3\"" || exit 2
-    flock "-$1" -w "$2" "$fd" || exit 1
-    echo "locked $i" || exit 1
-    if [ "$1" = x ]; then printf '%s\n' "$info" > "$3"; fi
-    i=$((i + 1))
-    shift 3
-  done
-}
-release() {
-  while [ $# -ge 3 ]; do
-    if [ "$1" = x ]; then : > "$3"; fi
-    shift 3
-  done
-}
-info=$1
-shift
-take "$@"
-cat
-release "$@""#;
-
-/// How many locks one session takes at most: the shell's single-digit descriptors 3 to 9.
-pub const PER_SESSION: usize = 7;
-
 /// Slack over a lock's timeout for connecting and for flock(1)'s own clock.
 const REMOTE_SLACK: Duration = Duration::from_secs(15);
 
 /// Take `locks` (consecutive in the global order, all on one remote host) through one SSH
-/// session: one connection instead of one per lock, and no new handshake between taking one lock
-/// and the next. Returns the session and the wait for each lock.
+/// session to `bkc-run serve`: one connection instead of one per lock, and no new handshake
+/// between taking one lock and the next. Returns the session and the wait for each lock.
 pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>), Fail> {
     let Some(first) = locks.first() else {
         return Err(Fail::Lock("no locks to take".into()));
@@ -349,6 +316,7 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
     let mut cur_start = started;
     let mut holder = String::new();
     let mut next_log: Option<Instant> = None;
+    let mut refused: Option<String> = None;
     loop {
         let lock = locks[cur.min(locks.len() - 1)];
         let (end, is_run_deadline) = give_up_at(ctx, cur_start, lock.timeout_secs);
@@ -369,14 +337,14 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
             ));
         }
         match reader.read_line(Duration::from_millis(100)) {
-            Line::Text(l) => {
-                if let Some(rest) = l.strip_prefix("holder ") {
-                    let (_, h) = rest.split_once(' ').unwrap_or((rest, ""));
-                    holder = h.to_string();
+            Line::Text(l) => match serde_json::from_str::<Reply>(&l) {
+                Ok(Reply::Holder { holder: h, .. }) => {
+                    holder = h;
                     cur_start = if cur == 0 { started } else { Instant::now() };
                     // Say that we wait only once the lock has not come at once.
                     next_log = Some(Instant::now() + Duration::from_millis(300));
-                } else if l.starts_with("locked ") {
+                }
+                Ok(Reply::Locked { .. }) => {
                     waits.push(cur_start.elapsed());
                     cur += 1;
                     next_log = None;
@@ -384,7 +352,12 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
                         return Ok((Held::Remote { run, stdin }, waits));
                     }
                 }
-            }
+                Ok(Reply::Refused { message } | Reply::Failed { message }) => {
+                    refused = Some(message);
+                }
+                // A timeout reply is followed by the end of the session, handled below.
+                _ => {}
+            },
             Line::Timeout => {}
             Line::Eof => {
                 drop(stdin);
@@ -395,15 +368,20 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
                         -1
                     }
                 };
-                return Err(match code {
-                    1 => timeout_fail(lock, &holder, cur_start, is_run_deadline),
-                    255 => Fail::Lock(format!(
+                return Err(match (code, refused) {
+                    (1, None) => timeout_fail(lock, &holder, cur_start, is_run_deadline),
+                    (255, _) => Fail::Lock(format!(
                         "cannot reach host {host} ({}) for lock {}: ssh failed",
                         ep.address, lock.at.path
                     )),
-                    c => Fail::Lock(format!(
-                        "remote lock command for {} failed with exit code {c}",
-                        loc(&lock.at)
+                    (_, Some(m)) => Fail::Lock(format!(
+                        "bkc-run serve on host {host} could not give lock {}: {m}",
+                        lock.at.path
+                    )),
+                    (c, None) => Fail::Lock(format!(
+                        "remote lock session for {} ended with exit code {c} (is bkc-run {} installed there?)",
+                        loc(&lock.at),
+                        ep.runner
                     )),
                 });
             }
@@ -411,7 +389,7 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
     }
 }
 
-/// Start [`REMOTE_LOCKS`] on `host` for `locks`, each with the time it may wait from `started`:
+/// Start a lock session on `host` for `locks`, each with the time it may wait from `started`:
 /// the session, its stdin (which holds the locks while it is open) and its answers.
 fn start_remote_locks(
     ctx: &Ctx,
@@ -420,26 +398,31 @@ fn start_remote_locks(
     locks: &[&Lock],
     started: Instant,
 ) -> Result<(Running, Option<ChildStdin>, LineReader), Fail> {
-    let mut args: Vec<String> = vec![ctx.holder.clone()];
-    for l in locks {
-        let (end, _) = give_up_at(ctx, started, l.timeout_secs);
-        let mode = if l.mode == LockMode::Exclusive {
-            "x"
-        } else {
-            "s"
-        };
-        args.push(mode.into());
-        args.push(end.saturating_duration_since(started).as_secs().to_string());
-        args.push(l.at.path.clone());
-    }
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut cmd = ssh::command(&ctx.spec, ep, &ssh::script(REMOTE_LOCKS, &refs));
+    let req = Request::Lock {
+        holder: ctx.holder.clone(),
+        locks: locks
+            .iter()
+            .map(|l| LockRequest {
+                path: l.at.path.clone(),
+                mode: l.mode,
+                timeout_secs: give_up_at(ctx, started, l.timeout_secs)
+                    .0
+                    .saturating_duration_since(started)
+                    .as_secs(),
+            })
+            .collect(),
+    };
+    let mut cmd = ssh::command(&ctx.spec, ep, &ssh::serve_line(&ctx.spec, ep));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(child::stderr_stdio());
     let mut run = child::spawn(&mut cmd, false)
         .map_err(|e| Fail::Lock(format!("cannot start ssh for locks on {host}: {e}")))?;
-    let stdin = run.child.stdin.take();
+    let mut stdin = run.child.stdin.take();
+    if let Some(w) = stdin.as_mut() {
+        // One short line: it fits the pipe, and a session that died already says so on stdout.
+        let _ = w.write_all(req.to_line().as_bytes());
+    }
     let Some(out) = run.child.stdout.take() else {
         return Err(Fail::Lock("ssh has no stdout".into()));
     };
@@ -467,11 +450,6 @@ pub fn release(ctx: &Ctx, held: Held) {
         Held::File { at, content } => release_file(ctx, &at, &content),
     }
 }
-
-const CREATE_FILE: &str = r#"mkdir -p -- "$(dirname -- "$1")" || exit 2
-if ( set -C; printf '%s\n' "$2" > "$1" ) 2>/dev/null; then echo created
-else printf 'exists %s\n' "$(head -n 1 -- "$1" 2>/dev/null)"; fi"#;
-const REMOVE_IF: &str = r#"[ "$(head -n 1 -- "$1" 2>/dev/null)" = "$2" ] && rm -f -- "$1"; exit 0"#;
 
 /// Create a seed-style lock file exclusively, with the holder line as content. An existing one
 /// whose holder is provably gone (this host, dead pid or another boot) is removed with a
@@ -505,17 +483,19 @@ pub fn create_file(ctx: &Ctx, at: &Location) -> Result<Held, Fail> {
                 }
             }
         } else {
-            let out = ctx.remote_capture(&at.host, CREATE_FILE, &[&at.path, &ctx.holder])?;
-            let first = out.lines().next().unwrap_or("");
-            if first == "created" {
-                None
-            } else if let Some(h) = first.strip_prefix("exists ") {
-                Some(h.to_string())
-            } else {
-                return Err(Fail::Lock(format!(
-                    "cannot create lock file {}: unexpected answer {first:?}",
-                    loc(at)
-                )));
+            let req = Request::CreateFile {
+                path: at.path.clone(),
+                holder: ctx.holder.clone(),
+            };
+            match ctx.request(&at.host, &req)? {
+                Reply::Created => None,
+                Reply::Exists { first_line } => Some(first_line),
+                other => {
+                    return Err(Fail::Lock(format!(
+                        "cannot create lock file {}: unexpected answer {other:?}",
+                        loc(at)
+                    )));
+                }
             }
         };
         let Some(content) = existing else {
@@ -563,8 +543,11 @@ pub fn remove_if_unchanged(ctx: &Ctx, at: &Location, line: &str) -> Result<(), F
         }
         Ok(())
     } else {
-        ctx.remote_capture(&at.host, REMOVE_IF, &[&at.path, line])
-            .map(drop)
+        let req = Request::RemoveIf {
+            path: at.path.clone(),
+            line: line.to_string(),
+        };
+        ctx.request(&at.host, &req).map(drop)
     }
 }
 

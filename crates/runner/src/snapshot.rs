@@ -1,5 +1,5 @@
 //! Hardlinked snapshots: naming, retention (pure, unit-tested) and the few directory operations
-//! on the destination, done locally or over SSH with one quoted script per step.
+//! on the destination, done locally or by `bkc-run serve` on the destination's host.
 //!
 //! Layout under a sync's `dest`:
 //! `2026-11-22T021500Z/` complete snapshots, `.partial-2026-11-22T021500Z/` one being written,
@@ -13,6 +13,7 @@ use std::time::Instant;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 
+use bkc_contract::serve::{Reply, Request};
 use bkc_contract::spec::{JobSpec, Retention};
 
 const FORMAT: &str = "%Y-%m-%dT%H%M%SZ";
@@ -178,16 +179,6 @@ pub enum Dest<'a> {
     },
 }
 
-const LIST: &str = r#"if [ "$2" = 1 ]; then mkdir -p -- "$1" || exit 2; fi
-cd -- "$1" 2>/dev/null || exit 0
-for f in * .partial-*; do if [ -d "$f" ] && [ ! -L "$f" ]; then printf '%s\n' "$f"; fi; done"#;
-const RENAME: &str = r#"cd -- "$1" && mv -T -- "$2" "$3""#;
-/// Rename the partial snapshot into place, then point `latest` at it through a new symlink
-/// renamed over the old one, so a reader always sees one complete snapshot or the other.
-const COMPLETE: &str =
-    r#"cd -- "$1" && mv -T -- "$2" "$3" && ln -sfn -- "$3" "$4" && mv -T -f -- "$4" latest"#;
-const REMOVE: &str = r#"cd -- "$1" || exit 2; shift; for n; do rm -rf -- "./$n" || exit 1; done"#;
-
 impl Dest<'_> {
     pub fn path(&self) -> &str {
         match self {
@@ -196,16 +187,12 @@ impl Dest<'_> {
         }
     }
 
-    fn remote(
-        &self,
-        script: &str,
-        args: &[&str],
-        deadline: Option<Instant>,
-    ) -> Result<String, String> {
+    /// Ask `bkc-run serve` on the destination's host.
+    fn request(&self, req: &Request, deadline: Option<Instant>) -> Result<Reply, String> {
         let Dest::Remote { spec, host, .. } = self else {
             return Err("not remote".into());
         };
-        super::remote_capture(spec, host, script, args, deadline).map_err(|f| f.message())
+        super::request(spec, host, req, deadline).map_err(|f| f.message())
     }
 
     /// The entries under `dest`; with `create`, make `dest` first so rsync can create the
@@ -232,8 +219,14 @@ impl Dest<'_> {
                 Ok(classify(&names))
             }
             Dest::Remote { path, .. } => {
-                let out = self.remote(LIST, &[path, if create { "1" } else { "0" }], deadline)?;
-                Ok(classify(&out.lines().collect::<Vec<_>>()))
+                let req = Request::SnapshotList {
+                    root: path.to_string(),
+                    create,
+                };
+                match self.request(&req, deadline)? {
+                    Reply::Listing { names } => Ok(classify(&names)),
+                    other => Err(format!("unexpected answer listing {path}: {other:?}")),
+                }
             }
         }
     }
@@ -242,52 +235,80 @@ impl Dest<'_> {
         match self {
             Dest::Local(p) => fs::rename(Path::new(p).join(from), Path::new(p).join(to))
                 .map_err(|e| format!("cannot rename {from} to {to} in {p}: {e}")),
-            Dest::Remote { path, .. } => self.remote(RENAME, &[path, from, to], deadline).map(drop),
+            Dest::Remote { path, .. } => {
+                let req = Request::SnapshotRename {
+                    root: path.to_string(),
+                    from: from.to_string(),
+                    to: to.to_string(),
+                };
+                self.request(&req, deadline).map(drop)
+            }
         }
     }
 
     /// Turn the partial snapshot into the complete `name` and point `latest` at it atomically
-    /// (see [`COMPLETE`]); one round trip for a remote dest.
+    /// (a new symlink renamed over the old one); one round trip for a remote dest. Returns the
+    /// name it got: an append-only destination names it by its own clock.
     pub fn complete(
         &self,
         partial: &str,
         name: &str,
         deadline: Option<Instant>,
-    ) -> Result<(), String> {
-        let tmp = format!(".latest.tmp-{}", std::process::id());
+    ) -> Result<String, String> {
         match self {
             Dest::Local(p) => {
                 self.rename(partial, name, deadline)?;
+                let tmp = format!(".latest.tmp-{}", std::process::id());
                 let dir = Path::new(p);
                 let _ = fs::remove_file(dir.join(&tmp));
                 std::os::unix::fs::symlink(name, dir.join(&tmp))
                     .and_then(|_| fs::rename(dir.join(&tmp), dir.join(LATEST)))
-                    .map_err(|e| format!("cannot point {p}/latest at {name}: {e}"))
+                    .map_err(|e| format!("cannot point {p}/latest at {name}: {e}"))?;
+                Ok(name.to_string())
             }
-            Dest::Remote { path, .. } => self
-                .remote(COMPLETE, &[path, partial, name, &tmp], deadline)
-                .map(drop),
+            Dest::Remote { path, .. } => {
+                let req = Request::SnapshotComplete {
+                    root: path.to_string(),
+                    partial: partial.to_string(),
+                    name: name.to_string(),
+                };
+                match self.request(&req, deadline)? {
+                    Reply::Completed { name } => Ok(name),
+                    other => Err(format!("unexpected answer completing {name}: {other:?}")),
+                }
+            }
         }
     }
 
-    /// Delete the named snapshots. Only names from a listing get here, and those are checked
-    /// snapshot or partial names, so nothing outside `dest` can be named.
-    pub fn remove(&self, names: &[String], deadline: Option<Instant>) -> Result<(), String> {
-        if names.is_empty() {
-            return Ok(());
-        }
+    /// Apply `retention`, keeping `current`; returns what was removed. Locally the plan comes
+    /// from `names` (the entries now under dest: the run holds the locks, so nobody else changed
+    /// them); remotely `bkc-run serve` lists and plans itself, from its own copy of the
+    /// retention, so that no runner can make it delete what the retention keeps.
+    pub fn prune(
+        &self,
+        retention: &Retention,
+        current: &str,
+        names: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<String>, String> {
         match self {
             Dest::Local(p) => {
-                for n in names {
+                let del = prune_plan(&classify(names), retention, current);
+                for n in &del {
                     fs::remove_dir_all(Path::new(p).join(n))
                         .map_err(|e| format!("cannot remove {p}/{n}: {e}"))?;
                 }
-                Ok(())
+                Ok(del)
             }
             Dest::Remote { path, .. } => {
-                let mut args: Vec<&str> = vec![path];
-                args.extend(names.iter().map(String::as_str));
-                self.remote(REMOVE, &args, deadline).map(drop)
+                let req = Request::SnapshotPrune {
+                    root: path.to_string(),
+                    current: current.to_string(),
+                };
+                match self.request(&req, deadline)? {
+                    Reply::Pruned { removed } => Ok(removed),
+                    other => Err(format!("unexpected answer pruning {path}: {other:?}")),
+                }
             }
         }
     }

@@ -1,5 +1,5 @@
-//! Everything about reaching another host: the one set of ssh options, argv building and quoting
-//! for the remote shell. Every SSH connection the runner makes goes through here, so the options
+//! Everything about reaching another host: the one set of ssh options, argv building, and the
+//! one remote command (`<runner> serve <job>`). Every SSH connection the runner makes goes through here, so the options
 //! (pinned known_hosts, no prompts, bounded connect and liveness) cannot drift between the lock
 //! sessions, hooks, directory listings and rsync's own transport.
 
@@ -15,18 +15,11 @@ pub fn join(words: &[String]) -> String {
     words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 
-/// A remote command line that runs `script` with `args` as `$1`, `$2`, ... under `sh -c`. Passing
-/// values as positional parameters means the script itself is a constant and only the arguments
-/// need quoting, once.
-pub fn script(script: &str, args: &[&str]) -> String {
-    let mut words = vec![
-        "sh".to_string(),
-        "-c".to_string(),
-        script.to_string(),
-        "sh".to_string(),
-    ];
-    words.extend(args.iter().map(|a| a.to_string()));
-    join(&words)
+/// The remote command of every session a runner opens: `<runner> serve <job>`. It is the whole
+/// command where a forced command runs it, and what the account's shell runs otherwise; the
+/// request follows on stdin (or, for rsync, after it on the same line).
+pub fn serve_line(spec: &JobSpec, ep: &Endpoint) -> String {
+    join(&[ep.runner.clone(), "serve".to_string(), spec.job.clone()])
 }
 
 /// The options every connection uses. `BatchMode` and `StrictHostKeyChecking=yes` make a missing
@@ -141,12 +134,6 @@ mod tests {
             let line = format!("printf %s {}", quote(s));
             assert_eq!(run_sh(&line), s, "{line}");
         }
-    }
-
-    #[test]
-    fn script_passes_arguments_verbatim() {
-        let line = script(r#"printf '%s|' "$1" "$2""#, &["a b", "'c'"]);
-        assert_eq!(run_sh(&line), "a b|'c'|");
     }
 
     #[test]

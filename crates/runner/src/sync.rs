@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bkc_contract::event::{Event, SyncClass};
+use bkc_contract::serve::{Reply, Request, SourceState};
 use bkc_contract::spec::Sync;
 use bkc_contract::state::SyncReport;
 
@@ -31,51 +32,32 @@ fn dest_of<'a>(ctx: &'a Ctx, sync: &'a Sync) -> Dest<'a> {
     }
 }
 
-const SOURCE_STATE: &str = r#"if [ -d "$1" ]; then
-  if [ -n "$(ls -A -- "$1" 2>/dev/null | head -n 1)" ]; then echo nonempty; else echo empty; fi
-elif [ -e "$1" ]; then echo nonempty; else echo missing; fi"#;
-
-/// What a sync's source holds, as far as the empty-source guard cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
-    NonEmpty,
-    Empty,
-    Missing,
-}
-
-impl std::fmt::Display for Source {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Source::NonEmpty => "not empty",
-            Source::Empty => "empty",
-            Source::Missing => "missing",
-        })
-    }
-}
-
-/// The state of a sync's source, wherever it is. [`SOURCE_STATE`] answers in the same words
-/// over SSH; anything else from there counts as missing.
-fn source_state(ctx: &Ctx, sync: &Sync) -> Result<Source, Fail> {
+/// The state of a sync's source, wherever it is; a remote one as `bkc-run serve` sees it.
+fn source_state(ctx: &Ctx, sync: &Sync) -> Result<SourceState, Fail> {
     if ctx.spec.is_local(&sync.source.host) {
         let p = match sync.source.path.trim_end_matches('/') {
             "" => "/",
             p => p,
         };
         Ok(match std::fs::metadata(p) {
-            Err(_) => Source::Missing,
+            Err(_) => SourceState::Missing,
             Ok(m) if m.is_dir() => match std::fs::read_dir(p).map(|mut rd| rd.next().is_some()) {
-                Ok(true) => Source::NonEmpty,
-                _ => Source::Empty,
+                Ok(true) => SourceState::NonEmpty,
+                _ => SourceState::Empty,
             },
-            Ok(_) => Source::NonEmpty,
+            Ok(_) => SourceState::NonEmpty,
         })
     } else {
-        let out = ctx.remote_capture(&sync.source.host, SOURCE_STATE, &[&sync.source.path])?;
-        Ok(match out.trim() {
-            "nonempty" => Source::NonEmpty,
-            "empty" => Source::Empty,
-            _ => Source::Missing,
-        })
+        let req = Request::SourceState {
+            path: sync.source.path.clone(),
+        };
+        match ctx.request(&sync.source.host, &req)? {
+            Reply::Source { state } => Ok(state),
+            other => Err(Fail::Lock(format!(
+                "unexpected answer about {}: {other:?}",
+                loc(&sync.source)
+            ))),
+        }
     }
 }
 
@@ -159,7 +141,7 @@ fn guard_source(ctx: &Ctx, sync: &Sync, rep: &SyncReport) -> Result<(), Failed> 
         return Ok(());
     }
     let state = source_state(ctx, sync).map_err(outcome_of)?;
-    if state == Source::NonEmpty {
+    if state == SourceState::NonEmpty {
         return Ok(());
     }
     Err((
@@ -333,6 +315,7 @@ fn complete_snapshot(
         link_dest,
         resumed: _,
     } = snap;
+    let snap_name = name.clone();
     if ctx.dry_run {
         dry(
             ctx,
@@ -340,8 +323,14 @@ fn complete_snapshot(
         );
         return Ok(());
     }
-    dest.complete(&partial, &name, ctx.deadline)
+    let name = dest
+        .complete(&partial, &name, ctx.deadline)
         .map_err(|m| (Outcome::Failed, m))?;
+    // The destination may have named it (an append-only one does, by its own clock).
+    let after: Vec<String> = after
+        .into_iter()
+        .map(|n| if n == snap_name { name.clone() } else { n })
+        .collect();
     ctx.report.event(Event::Snapshot {
         base: link_dest,
         dest: rep.dest.clone(),
@@ -361,15 +350,18 @@ fn complete_snapshot(
 }
 
 /// Apply retention, only after everything succeeded: a failed run must never cost an old
-/// snapshot. Failures here are warnings; the new snapshot is already complete.
+/// snapshot. Failures here are warnings; the new snapshot is already complete. Append-only
+/// snapshots on another host are not the runner's to prune: their host does it
+/// (`bkc-prune-<job>`).
 pub(super) fn prune(ctx: &Ctx, run: &mut Run) {
     for (i, current, names) in &run.snapshotted {
         let sync = &ctx.spec.syncs[*i];
         let Some(snap) = &sync.snapshot else { continue };
-        let listing = snapshot::classify(names);
-        let del = snapshot::prune_plan(&listing, &snap.retention, current);
-        let res = dest_of(ctx, sync).remove(&del, ctx.deadline).map(|()| del);
-        match res {
+        let dest = dest_of(ctx, sync);
+        if snap.append_only && matches!(dest, Dest::Remote { .. }) {
+            continue;
+        }
+        match dest.prune(&snap.retention, current, names, ctx.deadline) {
             Ok(removed) => ctx.report.event(Event::Prune {
                 dest: loc(&sync.dest),
                 index: *i,

@@ -1,6 +1,6 @@
 //! Seed-style `blocks-on-file`: wait while a lock file another tool (or another bkc job's
 //! `lock-file`) created exists. Local files are watched with inotify, so a deletion wakes the
-//! runner at once; remote ones are checked over SSH every `wait_secs`.
+//! runner at once; remote ones are checked through `bkc-run serve` every `wait_secs`.
 
 use std::fs;
 use std::io;
@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bkc_contract::event::{Event, LockWait};
+use bkc_contract::serve::{Reply, Request};
 use bkc_contract::spec::WaitFile;
 
 use super::child::{self, Stop};
@@ -134,20 +135,16 @@ pub fn holder(ctx: &Ctx, wf: &WaitFile) -> Result<Option<String>, Fail> {
         .filter(|first| *first != ctx.holder))
 }
 
-const REMOTE_STATE: &str = r#"if [ -e "$1" ] || [ -L "$1" ]; then echo exists; head -n 1 -- "$1" 2>/dev/null; echo; else echo gone; fi"#;
-
 /// `None` when the remote file is gone, else its first line. An unreachable host counts as
 /// "still there": the file may well exist, and the timeout bounds the wait.
 fn remote_state(ctx: &Ctx, wf: &WaitFile) -> Result<Option<String>, Fail> {
-    match ctx.remote_capture(&wf.at.host, REMOTE_STATE, &[&wf.at.path]) {
-        Ok(out) => {
-            let mut lines = out.lines();
-            match lines.next() {
-                Some("gone") => Ok(None),
-                Some("exists") => Ok(Some(lines.next().unwrap_or("").to_string())),
-                _ => Ok(Some(String::new())),
-            }
-        }
+    let req = Request::FileState {
+        path: wf.at.path.clone(),
+    };
+    match ctx.request(&wf.at.host, &req) {
+        Ok(Reply::Gone) => Ok(None),
+        Ok(Reply::Exists { first_line }) => Ok(Some(first_line)),
+        Ok(_) => Ok(Some(String::new())),
         Err(Fail::Stopped(s)) => Err(Fail::Stopped(s)),
         Err(Fail::Spec(m)) => Err(Fail::Spec(m)),
         Err(f) => {

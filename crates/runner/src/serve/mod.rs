@@ -10,12 +10,23 @@
 //! the command. Nothing here runs a shell. docs/SERVE.md has the protocol, docs/SECURITY.md what
 //! it guards against.
 
+mod fsx;
+mod locks;
+mod snap;
+mod stdin;
 mod words;
 
 use std::ffi::{CString, OsString};
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
 
 use bkc_contract::names::is_valid_name;
-use bkc_contract::serve::{REFUSED, Reply, ServeFile, serve_path};
+use bkc_contract::serve::{
+    HookResult, REFUSED, Reply, Request, ServeFile, SourceState, serve_path,
+};
+use bkc_contract::spec::Command;
+
+use fsx::{Dir, Kind};
 
 /// What sshd puts the peer's command line in when a forced command runs instead.
 const ORIGINAL: &str = "SSH_ORIGINAL_COMMAND";
@@ -45,6 +56,17 @@ impl Session {
             });
         }
         REFUSED
+    }
+
+    /// The request was allowed but did not work: say why, answer `failed`, exit 1.
+    pub fn fail(&self, why: &str) -> i32 {
+        crate::report::say!("bkc-run serve {}: {why}", self.job);
+        if self.replies {
+            self.reply(&Reply::Failed {
+                message: why.to_string(),
+            });
+        }
+        1
     }
 
     pub fn reply(&self, r: &Reply) {
@@ -105,15 +127,107 @@ pub fn main(args: &[OsString]) -> i32 {
         Err(why) => return s.refuse(&why),
     };
     match words.first().map(String::as_str) {
-        None => {
-            s.replies = true;
-            s.refuse(&format!(
-                "no requests are served yet (job {} from {})",
-                file.job, file.from
-            ))
-        }
+        None => json(&mut s, &file),
         Some(other) => s.refuse(&format!("`{other}` is not something serve does")),
     }
+}
+
+/// The longest request line: a lock session of many locks, or a long hook command.
+const MAX_REQUEST: usize = 1 << 20;
+
+/// A request on stdin: read it, check it, do it.
+fn json(s: &mut Session, file: &ServeFile) -> i32 {
+    s.replies = true;
+    let line = match stdin::line(MAX_REQUEST) {
+        Ok(Some(l)) => l,
+        Ok(None) => return s.refuse("no request on stdin"),
+        Err(e) => return s.refuse(&e.to_string()),
+    };
+    s.command = format!("{} <<< {line}", s.command);
+    let req: Request = match serde_json::from_str(&line) {
+        Ok(r) => r,
+        Err(e) => return s.refuse(&format!("not a request: {e}")),
+    };
+    match req {
+        Request::Lock { holder, locks } => locks::session(s, file, &holder, &locks),
+        Request::CreateFile { path, holder } => locks::create_file(s, file, &path, &holder),
+        Request::RemoveIf { path, line } => locks::remove_if(s, file, &path, &line),
+        Request::FileState { path } => locks::file_state(s, file, &path),
+        Request::SourceState { path } => source_state(s, file, &path),
+        Request::SnapshotList { root, create } => snap::list(s, file, &root, create),
+        Request::SnapshotRename { root, from, to } => snap::rename(s, file, &root, &from, &to),
+        Request::SnapshotComplete {
+            root,
+            partial,
+            name,
+        } => snap::complete(s, file, &root, &partial, &name),
+        Request::SnapshotPrune { root, current } => snap::prune(s, file, &root, &current),
+        Request::Hook { command, result } => hook(s, file, &command, result),
+    }
+}
+
+/// `source-state`: what a pull source holds, for the empty-source guard.
+fn source_state(s: &Session, file: &ServeFile, path: &str) -> i32 {
+    if !file.read.iter().any(|p| p == path) {
+        return s.refuse(&format!("{path} is not one of the job's sources here"));
+    }
+    let state = match Dir::parent_of(path, false) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(SourceState::Missing),
+        Err(e) => Err(e),
+        Ok((dir, name)) => match dir.kind(&name) {
+            Ok(None) => Ok(SourceState::Missing),
+            Ok(Some(Kind::Dir)) => dir.sub(&name).and_then(|d| d.names()).map(|n| {
+                if n.is_empty() {
+                    SourceState::Empty
+                } else {
+                    SourceState::NonEmpty
+                }
+            }),
+            Ok(Some(Kind::Symlink)) => Err(std::io::Error::other(
+                "it is a symlink, which serve never follows",
+            )),
+            Ok(Some(_)) => Ok(SourceState::NonEmpty),
+            Err(e) => Err(e),
+        },
+    };
+    match state {
+        Ok(state) => {
+            s.reply(&Reply::Source { state });
+            0
+        }
+        Err(e) => s.fail(&format!("cannot look at {path}: {e}")),
+    }
+}
+
+/// `hook`: run one of the job's hooks on this host, exactly as the topology wrote it (a one-string
+/// hook is the administrator's own shell line; the peer can only pick it, not change it).
+fn hook(s: &Session, file: &ServeFile, command: &Command, result: Option<HookResult>) -> i32 {
+    if !file.hooks.contains(command) {
+        return s.refuse("this command is not one of the job's hooks here");
+    }
+    let mut c = match command {
+        Command::Shell(line) => {
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c").arg(line);
+            c
+        }
+        Command::Argv(argv) => {
+            let Some((prog, args)) = argv.split_first() else {
+                return s.fail("the hook's argv is empty");
+            };
+            let mut c = std::process::Command::new(prog);
+            c.args(args);
+            c
+        }
+    };
+    c.env("BKC_JOB", &s.job).stdin(Stdio::null());
+    if let Some(r) = result {
+        c.env("BKC_RESULT", r.result.as_str())
+            .env("BKC_EXIT_CODE", r.exit_code.to_string());
+    }
+    // The hook takes serve's place: its output is the session's, its exit code serve's.
+    let e = c.exec();
+    s.fail(&format!("cannot run the hook: {e}"))
 }
 
 /// The command line as given, for messages.
