@@ -68,8 +68,11 @@ pub fn argv(
         (sync.source.path.clone(), target.dest_path.to_string())
     } else {
         let ep = ssh::endpoint(spec, remote_host)?;
-        // -s: the remote path reaches the far rsync as is, not split by the remote shell.
-        a.push("-s".into());
+        // The far side is `bkc-run serve`, which checks rsync's server arguments and starts
+        // rsync itself. rsync (3.2.4 and later) escapes each argument for a shell, which serve
+        // reads the same way; it never gets `-s`, which would send the paths where serve
+        // cannot check them.
+        a.push(format!("--rsync-path={} rsync", ssh::serve_line(spec, ep)));
         a.push("-e".into());
         a.push(ssh::rsync_rsh(spec, ep));
         if src_local {
@@ -213,7 +216,7 @@ mod tests {
                 "--bwlimit=5M",
                 "--dry-run",
                 "--link-dest=/srv/dst dir/T0",
-                "-s",
+                "--rsync-path=/usr/local/bin/bkc-run serve j rsync",
                 "-e",
                 "ssh -i /etc/bkc/id -o 'UserKnownHostsFile=/etc/bkc/known hosts' -o GlobalKnownHostsFile=/dev/null -o 'HostKeyAlias=[fd00::b]:2222' -o ForwardAgent=no -o ClearAllForwardings=yes -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=3 -p 2222",
                 "/home/x y/",

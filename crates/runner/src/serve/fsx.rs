@@ -105,9 +105,6 @@ impl Dir {
         for (i, c) in comps.iter().enumerate() {
             dir = dir.child(c, create, i + 1 == comps.len())?;
         }
-        if comps.is_empty() {
-            return Err(invalid("`/` itself is never served".into()));
-        }
         Ok(dir)
     }
 
@@ -115,7 +112,7 @@ impl Dir {
     pub fn parent_of(path: &str, create: bool) -> io::Result<(Dir, CString)> {
         let mut comps = components(path)?;
         let Some(name) = comps.pop() else {
-            return Err(invalid("`/` itself is never served".into()));
+            return Err(invalid("`/` has no parent".into()));
         };
         let mut dir = Dir::root()?;
         for c in &comps {
@@ -124,9 +121,39 @@ impl Dir {
         Ok((dir, name))
     }
 
+    /// The deepest directory of `path` that exists (never through a symlink), and the names of
+    /// the components below it that do not: how a dry run looks at a path without making it.
+    pub fn deepest(path: &str) -> io::Result<(Dir, Vec<String>)> {
+        let comps = components(path)?;
+        let mut dir = Dir::root()?;
+        for (i, c) in comps.iter().enumerate() {
+            match dir.child(c, false, true) {
+                Ok(d) => dir = d,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    let rest = comps[i..]
+                        .iter()
+                        .map(|c| c.to_string_lossy().into_owned())
+                        .collect();
+                    return Ok((dir, rest));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((dir, Vec::new()))
+    }
+
     /// The directory `name` in this one, for listing; never through a symlink.
     pub fn sub(&self, name: &CStr) -> io::Result<Dir> {
         self.child(name, false, true)
+    }
+
+    /// A directory from a descriptor that already holds one (the sandbox's mount).
+    pub fn from_fd(fd: OwnedFd) -> Dir {
+        Dir { fd }
+    }
+
+    pub fn raw(&self) -> i32 {
+        self.fd.as_raw_fd()
     }
 
     /// This directory as a path that cannot be redirected: the kernel resolves it to the very

@@ -12,6 +12,8 @@
 
 mod fsx;
 mod locks;
+mod rsync;
+mod sandbox;
 mod snap;
 mod stdin;
 mod words;
@@ -128,6 +130,7 @@ pub fn main(args: &[OsString]) -> i32 {
     };
     match words.first().map(String::as_str) {
         None => json(&mut s, &file),
+        Some("rsync") => rsync::serve(&s, &file, &words),
         Some(other) => s.refuse(&format!("`{other}` is not something serve does")),
     }
 }
