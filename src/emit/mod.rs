@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use bkc_contract::Mode;
 use bkc_contract::serve::{ServeFile, serve_path};
+use bkc_contract::spec::LockMode;
 use minijinja::{Environment, UndefinedBehavior};
 
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
@@ -122,7 +123,54 @@ fn job_files(job: &Job) -> Result<JobFiles, EmitError> {
 /// What a host gets: the jobs that run on it, and the serve files of the jobs that reach it.
 struct HostWork<'t> {
     jobs: Vec<&'t Job>,
-    serve: Vec<ServeFile>,
+    serve: Vec<Served<'t>>,
+}
+
+/// A job's serve file on a host, and the runner there that serves (and prunes) it.
+struct Served<'t> {
+    file: ServeFile,
+    runner: &'t str,
+}
+
+/// The units that prune a job's append-only snapshots on their host, if it pushes any there.
+struct Prune {
+    /// `bkc-prune@<job>`.
+    unit: String,
+    service: Unit,
+    timer: Unit,
+}
+
+fn prune_units(s: &Served) -> Result<Option<Prune>, EmitError> {
+    let f = &s.file;
+    let mut rw: Vec<String> = f
+        .snapshots
+        .iter()
+        .filter(|r| r.append_only)
+        .map(|r| crate::analyze::paths::normalize(&r.path).to_string())
+        .collect();
+    if rw.is_empty() {
+        return Ok(None);
+    }
+    // The job's own lock here, which `bkc-run prune` takes so that it never prunes under a run.
+    rw.extend(
+        f.locks
+            .iter()
+            .filter(|l| l.mode == LockMode::Exclusive)
+            .filter_map(|l| std::path::Path::new(&l.path).parent())
+            .map(|p| p.display().to_string()),
+    );
+    rw.sort();
+    rw.dedup();
+    let unit = bkc_contract::names::prune_unit_base(&f.job);
+    let failed = |what: &str| {
+        let what = format!("the pruning {what} of job {}", f.job);
+        move |source| EmitError { what, source }
+    };
+    Ok(Some(Prune {
+        service: unit::prune_service(&f.job, s.runner, rw).map_err(failed("service"))?,
+        timer: unit::prune_timer(&f.job).map_err(failed("timer"))?,
+        unit,
+    }))
 }
 
 /// Every selected host (all when `only` is empty) with its jobs and serve files, rendered by
@@ -150,9 +198,12 @@ fn per_host(
         }
         for reached in job.spec.hosts.keys() {
             if let Some(w) = by_host.get_mut(reached.as_str())
-                && let Some(f) = ServeFile::for_host(&job.spec, reached)
+                && let Some(file) = ServeFile::for_host(&job.spec, reached)
             {
-                w.serve.push(f);
+                w.serve.push(Served {
+                    file,
+                    runner: &job.service.runner,
+                });
             }
         }
     }
@@ -187,12 +238,18 @@ pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, Emi
         let serve: Vec<(String, String)> = work
             .serve
             .iter()
-            .map(|f| (serve_path(&f.job), f.to_json()))
+            .map(|s| (serve_path(&s.file.job), s.file.to_json()))
             .collect();
+        let prunes = work
+            .serve
+            .iter()
+            .filter_map(|s| prune_units(s).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
         let module = nixos::render(
             &env,
             host,
             &files_of_jobs,
+            &prunes,
             &serve,
             known_hosts(topology, &work.jobs),
         )?;
@@ -241,14 +298,30 @@ fn render_host(
         }
         add(job.spec_path, job.spec);
     }
-    for f in &work.serve {
-        files.files.insert(
-            serve_path(&f.job),
-            File {
-                bytes: f.to_json().into_bytes(),
-                mode: Mode::FILE,
-            },
-        );
+    for s in &work.serve {
+        let mut add = |path: String, text: String| {
+            files.files.insert(
+                path,
+                File {
+                    bytes: text.into_bytes(),
+                    mode: Mode::FILE,
+                },
+            );
+        };
+        add(serve_path(&s.file.job), s.file.to_json());
+        if let Some(p) = prune_units(s)? {
+            let unit_file = |unit: &Unit, suffix: &str| {
+                render(env, UNIT, || format!("{}.{suffix}", p.unit), unit)
+            };
+            add(
+                format!("{UNIT_DIR}/{}.service", p.unit),
+                unit_file(&p.service, "service")?,
+            );
+            add(
+                format!("{UNIT_DIR}/{}.timer", p.unit),
+                unit_file(&p.timer, "timer")?,
+            );
+        }
     }
     if let Some(kh) = known_hosts(topology, &work.jobs) {
         files.files.insert(

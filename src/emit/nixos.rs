@@ -1,5 +1,5 @@
-//! One NixOS module per host: the host's units, job specs, serve files and known_hosts as NixOS
-//! options.
+//! One NixOS module per host: the host's units (its jobs', and those pruning the append-only
+//! snapshots other jobs push there), job specs, serve files and known_hosts as NixOS options.
 //!
 //! The module is rendered (templates/nixos.nix.j2) from the same settings as the unit files
 //! (`unit.rs`). Values keep their systemd escaping, because NixOS writes `serviceConfig` and
@@ -11,7 +11,7 @@ use minijinja::{Environment, Error, ErrorKind};
 use serde::Serialize;
 
 use super::unit::{Setting, Unit};
-use super::{EmitError, JobFiles, KNOWN_HOSTS_PATH, NIXOS, render as render_template};
+use super::{EmitError, JobFiles, KNOWN_HOSTS_PATH, NIXOS, Prune, render as render_template};
 
 /// Where `bkc build --emit nixos` puts each host's module in the host's output directory.
 pub const NIXOS_MODULE_PATH: &str = "/bkc.nix";
@@ -86,14 +86,17 @@ pub(super) fn render(
     env: &Environment,
     host: &str,
     jobs: &[JobFiles],
+    prunes: &[Prune],
     serve: &[(String, String)],
     known_hosts: Option<String>,
 ) -> Result<String, EmitError> {
-    let services: Vec<NixUnit> = jobs.iter().map(|j| grouped(&j.unit, &j.service)).collect();
-    let timers: Vec<NixUnit> = jobs
+    let mut services: Vec<NixUnit> = jobs.iter().map(|j| grouped(&j.unit, &j.service)).collect();
+    services.extend(prunes.iter().map(|p| grouped(&p.unit, &p.service)));
+    let mut timers: Vec<NixUnit> = jobs
         .iter()
         .filter_map(|j| j.timer.as_ref().map(|t| grouped(&j.unit, t)))
         .collect();
+    timers.extend(prunes.iter().map(|p| grouped(&p.unit, &p.timer)));
     let mut etc: Vec<Etc> = jobs
         .iter()
         .map(|j| Etc {

@@ -214,6 +214,80 @@ fn sandbox(svc: &Service) -> Result<Vec<Setting>, minijinja::Error> {
     Ok(service)
 }
 
+/// `bkc-prune@<job>.service` on a host the job pushes append-only snapshots to: `<runner> prune
+/// <job>`, idle for I/O, in the same sandbox as a job, writable only where the snapshots and the
+/// job's lock on this host are.
+pub(crate) fn prune_service(
+    job: &str,
+    runner: &str,
+    read_write_paths: Vec<String>,
+) -> Result<Unit, minijinja::Error> {
+    let unit = vec![
+        set(
+            "Description",
+            unit_text(&format!("Prune the snapshots bkc job {job} pushed here"))?,
+        ),
+        set("After", "local-fs.target"),
+    ];
+    let args = format!("{} {}", unit_arg("prune")?, unit_arg(job)?);
+    let mut service = vec![
+        set("Type", "oneshot"),
+        set("ExecStart", args).exec("", "runner", unit_arg(runner)?),
+        set("IOSchedulingClass", "idle"),
+        set("UMask", "0077"),
+    ];
+    let writes_home = read_write_paths
+        .iter()
+        .any(|p| crate::analyze::paths::is_home(p));
+    service.extend(sandbox(&Service {
+        runner: runner.to_string(),
+        read_write_paths,
+        writes_home,
+        timeout_secs: None,
+    })?);
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: unit,
+            },
+            Section {
+                name: "Service",
+                settings: service,
+            },
+        ],
+    })
+}
+
+/// `bkc-prune@<job>.timer`: daily, caught up after downtime.
+pub(crate) fn prune_timer(job: &str) -> Result<Unit, minijinja::Error> {
+    let base = bkc_contract::names::prune_unit_base(job);
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: vec![set(
+                    "Description",
+                    unit_text(&format!("Timer for pruning bkc job {job}'s snapshots"))?,
+                )],
+            },
+            Section {
+                name: "Timer",
+                settings: vec![
+                    set("OnCalendar", "daily"),
+                    set("Persistent", "true"),
+                    set("RandomizedDelaySec", "1h"),
+                    set("Unit", format!("{base}.service")),
+                ],
+            },
+            Section {
+                name: "Install",
+                settings: vec![set("WantedBy", "timers.target")],
+            },
+        ],
+    })
+}
+
 /// The job's timer, which starts its service.
 pub(crate) fn timer(job: &Job, t: &Timer) -> Result<Unit, minijinja::Error> {
     let unit = vec![set(

@@ -428,6 +428,53 @@ impl Net {
         write(&p, text);
     }
 
+    /// The ssh options `spec`'s runner uses, for a test to speak as that job would.
+    pub fn ssh_options(&self, spec: &JobSpec) -> Vec<String> {
+        let mut o = vec![
+            "-o".to_string(),
+            format!("UserKnownHostsFile={}", spec.known_hosts),
+            "-o".into(),
+            "StrictHostKeyChecking=yes".into(),
+            "-o".into(),
+            "BatchMode=yes".into(),
+            "-o".into(),
+            "ConnectTimeout=10".into(),
+        ];
+        if let Some(id) = &spec.identity {
+            o.push("-i".into());
+            o.push(id.clone());
+        }
+        o
+    }
+
+    /// `ssh <options> root@<to> <remote>` from `spec`'s host, with `spec`'s key.
+    pub fn ssh(&self, spec: &JobSpec, to: &str, remote: &str) -> Command {
+        let mut argv = vec!["ssh".to_string()];
+        argv.extend(self.ssh_options(spec));
+        argv.push("-T".into());
+        argv.push(format!("root@{}", self.host(to).addr));
+        if !remote.is_empty() {
+            argv.push(remote.to_string());
+        }
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.cmd(&spec.host, &refs)
+    }
+
+    /// rsync from `spec`'s host with `args`, through `bkc-run serve <job>` on the far side and
+    /// `spec`'s key, as the job's runner would run it (or as a peer holding its key could).
+    pub fn rsync(&self, spec: &JobSpec, args: &[&str]) -> Command {
+        let rsh = format!("ssh {}", self.ssh_options(spec).join(" "));
+        let path = format!("--rsync-path={} serve {} rsync", runner(), spec.job);
+        let mut argv = vec!["rsync", "-a", &path, "-e", &rsh];
+        argv.extend_from_slice(args);
+        self.cmd(&spec.host, &argv)
+    }
+
+    /// `root@<address of host>:<path>`, for rsync.
+    pub fn remote(&self, host: &str, path: &str) -> String {
+        format!("root@{}:{path}", self.host(host).addr)
+    }
+
     /// Give `spec`'s job a key of its own, which every host it reaches accepts only for
     /// `bkc-run serve <job>` (the line bkc installs in /etc/bkc/authorized_keys/<user>).
     pub fn restrict(&self, spec: &mut JobSpec) {

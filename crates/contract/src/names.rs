@@ -96,6 +96,13 @@ pub fn timer_unit(job: &str) -> String {
     format!("bkc-{job}.timer")
 }
 
+/// `bkc-prune@<job>`: the units that prune a job's append-only snapshots on their host, without
+/// their suffix. The `@` keeps them apart from every job's own units (no job name has one); the
+/// file names the instance itself, so no template unit is needed.
+pub fn prune_unit_base(job: &str) -> String {
+    format!("bkc-prune@{job}")
+}
+
 /// The job's spec on its host.
 pub fn spec_path(job: &str) -> String {
     format!("{JOBS_DIR}/{job}.json")

@@ -310,8 +310,7 @@ pub enum Reply {
     },
 }
 
-/// serve's exit code for a refused request. rsync reports a remote command that exits 126 as
-/// its own code 126, which the runner counts as a failure, never as a network error to retry.
+/// serve's exit code for a refused request ("command cannot execute", as shells say).
 pub const REFUSED: i32 = 126;
 
 impl Request {

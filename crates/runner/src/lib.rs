@@ -209,6 +209,11 @@ pub fn serve(args: &[std::ffi::OsString]) -> i32 {
     serve::main(args)
 }
 
+/// `bkc-run prune <job>`: retention for the job's append-only snapshots on this host.
+pub fn prune(args: &[std::ffi::OsString]) -> i32 {
+    serve::prune(args)
+}
+
 /// Run the job whose spec is at `opts.spec`; returns the process exit code.
 pub fn run(opts: &Options) -> i32 {
     child::install_signal_handlers();

@@ -27,6 +27,9 @@ fn main() {
     if argv.get(1).is_some_and(|a| a == "serve") {
         std::process::exit(bkc_runner::serve(&argv[2..]));
     }
+    if argv.get(1).is_some_and(|a| a == "prune") {
+        std::process::exit(bkc_runner::prune(&argv[2..]));
+    }
     let args = Args::parse();
     let code = bkc_runner::run(&bkc_runner::Options {
         spec: args.spec,

@@ -208,6 +208,32 @@ impl Dir {
         }))
     }
 
+    /// Remove every file under this directory that has other hard links (and so shares its inode
+    /// with a file elsewhere), never following a symlink: what [`Dir::open`] found is walked
+    /// through descriptors, one directory at a time.
+    pub fn unlink_shared(&self) -> io::Result<()> {
+        for n in self.names()? {
+            let name = cname(&n)?;
+            // SAFETY: a zeroed stat is a valid buffer for fstatat(2) to fill.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstatat(2) relative to our descriptor into a local buffer.
+            cvt(unsafe {
+                libc::fstatat(
+                    self.fd.as_raw_fd(),
+                    name.as_ptr(),
+                    &mut st,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            })?;
+            if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                self.sub(&name)?.unlink_shared()?;
+            } else if st.st_nlink > 1 {
+                self.unlink(&name)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Rename `from` to `to` in this directory, failing if `to` exists.
     pub fn rename_new(&self, from: &CStr, to: &CStr) -> io::Result<()> {
         let d = self.fd.as_raw_fd();

@@ -82,7 +82,7 @@ pub fn session(s: &Session, file: &ServeFile, holder: &str, locks: &[LockRequest
 /// Open (creating it, and its directory, when missing) a lock file: never through a symlink,
 /// and only a regular file. A shared holder that may not write another user's lock file can
 /// still lock it read-only.
-fn open_lock(path: &str) -> io::Result<File> {
+pub fn open_lock(path: &str) -> io::Result<File> {
     let (dir, name) = Dir::parent_of(path, true)?;
     let rw = libc::O_RDWR | libc::O_NONBLOCK;
     let f = match dir.open_file(&name, rw, 0) {

@@ -12,6 +12,7 @@
 
 mod fsx;
 mod locks;
+mod prune;
 mod rsync;
 mod sandbox;
 mod snap;
@@ -43,7 +44,7 @@ pub(crate) struct Session {
 
 impl Session {
     /// Refuse the request: say why on stderr and in the journal, answer with a `refused` line
-    /// when the peer reads replies, and give the exit code.
+    /// (or, to rsync, with a line it takes for a broken protocol), and give the exit code.
     pub fn refuse(&self, why: &str) -> i32 {
         let line = format!(
             "bkc-run serve {}: refused {:?}: {why}",
@@ -52,23 +53,38 @@ impl Session {
         );
         crate::report::say!("{line}");
         journal(&line);
-        if self.replies {
-            self.reply(&Reply::Refused {
-                message: why.to_string(),
-            });
-        }
+        self.answer(Reply::Refused {
+            message: why.to_string(),
+        });
         REFUSED
     }
 
     /// The request was allowed but did not work: say why, answer `failed`, exit 1.
     pub fn fail(&self, why: &str) -> i32 {
         crate::report::say!("bkc-run serve {}: {why}", self.job);
-        if self.replies {
-            self.reply(&Reply::Failed {
-                message: why.to_string(),
-            });
-        }
+        self.answer(Reply::Failed {
+            message: why.to_string(),
+        });
         1
+    }
+
+    /// The last word on stdout: a reply line for a peer that reads them. rsync reads a protocol
+    /// version first, and text there makes it stop with its code 2 (protocol incompatibility),
+    /// or 126 when ssh has passed on serve's code by then: failures the runner does not retry.
+    /// Were stdout left empty, rsync would take the end of the session for a broken link (its
+    /// code 12, retried as a network error) whenever ssh had not exited yet when rsync looked.
+    fn answer(&self, r: Reply) {
+        if self.replies {
+            self.reply(&r);
+        } else {
+            use std::io::Write;
+            // rsync stops the moment it reads this, and ssh with it: give ssh the time to pass
+            // on the reason (on stderr) first.
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "bkc-run serve {}: not served", self.job);
+            let _ = out.flush();
+        }
     }
 
     pub fn reply(&self, r: &Reply) {
@@ -100,6 +116,8 @@ fn journal(line: &str) {
         libc::syslog(libc::LOG_WARNING, c"%s".as_ptr(), msg.as_ptr());
     }
 }
+
+pub use prune::main as prune;
 
 /// `bkc-run serve <job> [request...]`, with `args` the words after `serve`. Returns the exit code.
 pub fn main(args: &[OsString]) -> i32 {

@@ -16,7 +16,7 @@
 use std::os::fd::IntoRawFd;
 use std::os::unix::process::CommandExt;
 
-use bkc_contract::serve::{REFUSED, ServeFile, SnapshotRoot, WriteRoot, serve_path};
+use bkc_contract::serve::{ServeFile, SnapshotRoot, WriteRoot, serve_path};
 
 use super::Session;
 use super::fsx::{Dir, Kind, cname};
@@ -344,15 +344,11 @@ pub fn serve(s: &Session, file: &ServeFile, words: &[String]) -> i32 {
     if !server.sender
         && let Err(e) = one_writer(&file.job)
     {
-        s.fail(&format!("cannot take the job's rsync lock: {e}"));
-        return REFUSED;
+        return s.fail(&format!("cannot take the job's rsync lock: {e}"));
     }
     let boxed = match sandbox::unshare() {
         Ok(b) => b,
-        Err(e) => {
-            s.fail(&format!("cannot make rsync's mount namespace: {e}"));
-            return REFUSED;
-        }
+        Err(e) => return s.fail(&format!("cannot make rsync's mount namespace: {e}")),
     };
     let (dir, arg, sub) = match place(&server.path, &t, server.dry_run) {
         Ok(x) => x,
@@ -379,10 +375,7 @@ pub fn serve(s: &Session, file: &ServeFile, words: &[String]) -> i32 {
         }
         Err(e) => e,
     };
-    // rsync reports a far side that exits 126 as its own code 126, a failure the runner does not
-    // retry, where any other code would read as a broken link (12) and be retried.
-    s.fail(&format!("cannot start rsync in {}: {e}", server.path));
-    REFUSED
+    s.fail(&format!("cannot start rsync in {}: {e}", server.path))
 }
 
 /// The directory to box rsync in, the path to give it there, and for a snapshot the partial
@@ -407,6 +400,12 @@ fn place(path: &str, t: &Target, dry_run: bool) -> std::io::Result<(Dir, String,
             return Err(std::io::Error::other(format!(
                 "{partial} is not a directory"
             )));
+        }
+        if r.append_only {
+            // A partial written before (a retried or resumed run) holds files hardlinked to
+            // complete snapshots by --link-dest; rsync would change their owner or mode in
+            // place, in the complete snapshots too. Without them it links or copies afresh.
+            root.sub(&name)?.unlink_shared()?;
         }
         return Ok((root, ".".into(), Some(partial.clone())));
     }

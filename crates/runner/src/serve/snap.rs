@@ -28,7 +28,7 @@ fn not_a_root(s: &Session, root: &str) -> i32 {
 }
 
 /// The directories under an open root (not symlinks to them).
-fn dirs(dir: &Dir) -> io::Result<Vec<String>> {
+pub fn dirs(dir: &Dir) -> io::Result<Vec<String>> {
     let mut out = Vec::new();
     for n in dir.names()? {
         if let Ok(c) = cname(&n)
