@@ -475,8 +475,9 @@ impl Net {
         format!("root@{}:{path}", self.host(host).addr)
     }
 
-    /// Give `spec`'s job a key of its own, which every host it reaches accepts only for
-    /// `bkc-run serve <job>` (the line bkc installs in /etc/bkc/authorized_keys/<user>).
+    /// Give `spec`'s job a key of its own, which every host it does something on accepts only
+    /// for `bkc-run serve <job>` (the line bkc installs in /etc/bkc/authorized_keys/<user>).
+    /// Call it once the spec says what the job does.
     pub fn restrict(&self, spec: &mut JobSpec) {
         let key = self.dir.join(format!("key-{}", spec.job));
         if !key.exists() {
@@ -489,7 +490,12 @@ impl Net {
             spec.job,
             public.trim()
         );
-        for host in spec.hosts.keys() {
+        // Only the hosts the job does something on, as bkc installs it.
+        let reached = spec
+            .hosts
+            .keys()
+            .filter(|h| ServeFile::for_host(spec, h).is_some());
+        for host in reached {
             let ak = self.host(host).dir.join("authorized_keys");
             let mut text = std::fs::read_to_string(&ak).unwrap();
             if !text.contains(&line) {
