@@ -11,6 +11,7 @@ use super::{Desired, HostError, KEEP_GENERATIONS, quote, running_sh};
 use crate::emit::{MANIFEST_PATH, sha256_hex};
 use crate::printable::printable_line;
 use bkc_contract::names::{job_of, service_unit, timer_of};
+use bkc_contract::serve::SERVE_DIR;
 
 const APPLY: &str = include_str!("apply.sh");
 const ACTIVATE: &str = include_str!("activate.sh");
@@ -37,12 +38,20 @@ pub struct Applied {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kept {
     pub path: String,
-    /// The service whose run it is kept for.
+    /// The service whose run it is kept for; for a serve file, the file itself, which a
+    /// `bkc-run serve` session of its job holds.
     pub service: String,
 }
 
 impl std::fmt::Display for Kept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.service == self.path {
+            return write!(
+                f,
+                "kept {}: a run of its job from another host uses it now; the next apply removes it",
+                self.path
+            );
+        }
         write!(
             f,
             "kept {}: {} is running now; the next apply removes it",
@@ -120,6 +129,8 @@ fn build(
         let service = match job_of(path) {
             Some(_) if timer_of(path).is_some() => String::new(),
             Some(job) => quote(&service_unit(job)),
+            // A serve file is in use while a session of its job, run from another host, is.
+            None if path.starts_with(SERVE_DIR) => quote(path),
             None => "$(services)".to_string(),
         };
         let _ = writeln!(steps, "drop {} {service} || return 1", quote(path));

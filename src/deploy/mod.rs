@@ -59,9 +59,12 @@ pub fn is_running(state: &str) -> bool {
 }
 
 /// The same question on a host, as a shell function: `running UNIT` succeeds while UNIT runs.
+/// `running /etc/bkc/serve/<job>.json` succeeds while a `bkc-run serve` session of that job
+/// (which holds its serve file locked, shared, for as long as it lives) uses the file: a run of
+/// the job on another host is going on.
 pub fn running_sh() -> String {
     format!(
-        "running() {{\n    case $(systemctl is-active -- \"$1\" 2>/dev/null) in\n    {}) return 0 ;;\n    esac\n    return 1\n}}\n",
+        "running() {{\n    case $1 in\n    /*) [ -f \"$R$1\" ] && ! flock -n -x \"$R$1\" true 2>/dev/null; return ;;\n    esac\n    case $(systemctl is-active -- \"$1\" 2>/dev/null) in\n    {}) return 0 ;;\n    esac\n    return 1\n}}\n",
         RUNNING_STATES.join(" | ")
     )
 }
@@ -77,8 +80,8 @@ pub struct Desired {
     pub tags: Vec<String>,
     /// Every file, the manifest included.
     pub files: HostFiles,
-    /// Where the jobs' units expect `bkc-run` (none for a host without jobs, and for a
-    /// rollback, which leaves the runner as it is).
+    /// Where the jobs' units and the jobs that reach the host expect `bkc-run` (none for a host
+    /// no job runs on or reaches, and for a rollback, which leaves the runner as it is).
     pub runner_paths: Vec<String>,
 }
 
@@ -89,11 +92,16 @@ pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Targe
         .into_iter()
         .filter_map(|(host, files)| {
             let h = topology.hosts.get(&host)?;
+            // The runner runs the host's own jobs, and serves (`bkc-run serve`) the jobs that
+            // reach the host from elsewhere.
             let mut runner_paths: Vec<String> = topology
                 .jobs
                 .values()
-                .filter(|j| j.host == host)
-                .map(|j| j.service.runner.clone())
+                .flat_map(|j| {
+                    let own = (j.host == host).then(|| j.service.runner.clone());
+                    own.into_iter()
+                        .chain(j.spec.hosts.get(&host).map(|ep| ep.runner.clone()))
+                })
                 .collect();
             runner_paths.sort();
             runner_paths.dedup();

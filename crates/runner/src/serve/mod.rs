@@ -146,6 +146,9 @@ pub fn main(args: &[OsString]) -> i32 {
         Ok(f) => f,
         Err(why) => return s.refuse(&why),
     };
+    if let Err(e) = in_use(job) {
+        return s.fail(&format!("cannot lock {}: {e}", serve_path(job)));
+    }
     match words.first().map(String::as_str) {
         None => json(&mut s, &file),
         Some("rsync") => rsync::serve(&s, &file, &words),
@@ -293,6 +296,22 @@ fn request(job: &str, args: &[OsString]) -> Result<(Vec<String>, String), String
         }
         _ => Err("only `<runner> serve <job> ...` is served; there is no shell".into()),
     }
+}
+
+/// Hold the job's serve file locked, shared, for as long as this session (or the rsync or hook
+/// it becomes) lives: `bkc apply` then keeps the file while a run of the job uses it, even when
+/// the job is removed meanwhile (see deploy::running_sh).
+fn in_use(job: &str) -> std::io::Result<()> {
+    use std::os::fd::IntoRawFd;
+    let fd = std::fs::File::open(serve_path(job))?.into_raw_fd();
+    // SAFETY: fcntl(2) and flock(2) on the descriptor just opened, which is deliberately left
+    // open and inherited across exec to hold the lock.
+    unsafe {
+        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 || libc::flock(fd, libc::LOCK_SH) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The job's serve file, checked.

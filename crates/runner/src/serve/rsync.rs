@@ -13,10 +13,9 @@
 //! file lists, text for text; then it is opened without following symlinks and rsync starts in
 //! it, boxed (see `sandbox`).
 
-use std::os::fd::IntoRawFd;
 use std::os::unix::process::CommandExt;
 
-use bkc_contract::serve::{ServeFile, SnapshotRoot, WriteRoot, serve_path};
+use bkc_contract::serve::{ServeFile, SnapshotRoot, WriteRoot};
 
 use super::Session;
 use super::fsx::{Dir, Kind, cname};
@@ -341,11 +340,6 @@ pub fn serve(s: &Session, file: &ServeFile, words: &[String]) -> i32 {
         Ok(l) => l,
         Err(why) => return s.refuse(&why),
     };
-    if !server.sender
-        && let Err(e) = one_writer(&file.job)
-    {
-        return s.fail(&format!("cannot take the job's rsync lock: {e}"));
-    }
     let boxed = match sandbox::unshare() {
         Ok(b) => b,
         Err(e) => return s.fail(&format!("cannot make rsync's mount namespace: {e}")),
@@ -354,6 +348,11 @@ pub fn serve(s: &Session, file: &ServeFile, words: &[String]) -> i32 {
         Ok(x) => x,
         Err(e) => return s.refuse(&format!("{}: {e}", server.path)),
     };
+    if !server.sender
+        && let Err(e) = one_writer(&dir)
+    {
+        return s.fail(&format!("cannot lock {}: {e}", server.path));
+    }
     let start = if boxed {
         sandbox::confine(dir, !server.sender && !server.dry_run)
     } else {
@@ -438,16 +437,16 @@ fn what_exists(path: &str) -> std::io::Result<(Dir, String, Option<String>)> {
     Ok((dir, arg, None))
 }
 
-/// One receiving rsync of a job at a time on this host: the job's serve file is locked for as
-/// long as rsync runs (the descriptor survives exec). A runner never runs two syncs at once, so
-/// only a peer racing itself (to swap what one transfer checks under another) ever waits here.
-fn one_writer(job: &str) -> std::io::Result<()> {
-    let f = std::fs::File::open(serve_path(job))?;
-    let fd = f.into_raw_fd();
-    // SAFETY: fcntl(2) and flock(2) on the descriptor we just opened; it is deliberately left
-    // open (and inherited by rsync) to hold the lock.
+/// One receiving rsync at a time in a destination: the directory rsync is boxed in is locked
+/// for as long as rsync runs (a descriptor that survives exec holds it). A runner never sends
+/// two syncs at once, so only a peer racing its own transfers (to swap what one checks under
+/// another) ever waits here.
+fn one_writer(dir: &Dir) -> std::io::Result<()> {
+    // SAFETY: fcntl(2) duplicates our directory descriptor without close-on-exec (it is
+    // deliberately leaked to rsync); flock(2) on that duplicate.
     unsafe {
-        if libc::fcntl(fd, libc::F_SETFD, 0) < 0 || libc::flock(fd, libc::LOCK_EX) < 0 {
+        let fd = libc::fcntl(dir.raw(), libc::F_DUPFD, 3);
+        if fd < 0 || libc::flock(fd, libc::LOCK_EX) < 0 {
             return Err(std::io::Error::last_os_error());
         }
     }
