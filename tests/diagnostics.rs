@@ -114,6 +114,7 @@ cases! {
 
     yaml_syntax: yaml("cron_schedule: '0 2 * * *'\njobs: [\n") => ["bkc::yaml_syntax"];
     yaml_unknown_key: yaml("cron_schedule: '0 2 * * *'\njobs: []\nretries: 3\n") => ["bkc::yaml_unknown_key"];
+    yaml_number_expected: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: bk\n    port: twenty\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::yaml_wrong_type"];
     yaml_wrong_type: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: 22\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::yaml_wrong_type"];
     yaml_missing_key: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::yaml_missing_key"];
     yaml_out_of_range: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    port: 70000\n    syncs: []\n") => ["bkc::yaml_out_of_range"];
