@@ -275,8 +275,7 @@ fn host_filter_keeps_what_concerns_the_host() {
 
 #[test]
 fn writes_to_a_file_with_o() {
-    let dir = std::env::temp_dir().join(format!("bkc-graph-o-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("graph", "o");
     let file = dir.join("chain.mmd");
     let out = bkc(&[
         "graph",

@@ -438,8 +438,7 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn bad_specs_exit_2_with_a_clear_message() {
-    let dir = std::env::temp_dir().join(format!("bkc-badspec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("runner", "badspec");
     let cases = [
         ("missing.json", None, "cannot read job spec"),
         (
@@ -528,8 +527,7 @@ fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
 /// Odd but well-typed specs: every one ends with a documented exit code, never a panic (101).
 #[test]
 fn odd_specs_never_panic() {
-    let dir = std::env::temp_dir().join(format!("bkc-odd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("runner", "odd");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let d = dir.display().to_string();
     let base = || {
@@ -619,8 +617,7 @@ fn odd_specs_never_panic() {
 fn a_future_dated_snapshot_never_costs_the_new_one() {
     // A snapshot named after this run's start (a clock that was ahead once) must neither push the
     // new snapshot out under keep-last 1 nor become its base.
-    let dir = std::env::temp_dir().join(format!("bkc-skew-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("runner", "skew");
     let d = dir.display().to_string();
     write(&dir.join("src/f.txt"), "now");
     write(&dir.join("snaps/2026-02-01T000000Z/f.txt"), "last month");
