@@ -4,8 +4,7 @@
 //!
 //! Inputs: the examples, the kdl crate's own test corpus (when its sources are in the cargo
 //! registry), hand-picked corner cases, generated topology-like documents and random mutations of
-//! them. `cargo test --release --test kdl_differential -- --ignored --nocapture` times both
-//! parsers on a topology of 10,000 jobs.
+//! them. `cargo bench --bench parse` times both parsers on a topology of 10,000 jobs.
 
 #[path = "../benches/common/mod.rs"]
 mod bench_common;
@@ -13,7 +12,6 @@ mod common;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use bkc::syntax::parse_fast;
 use common::Rng;
@@ -768,7 +766,7 @@ fn token_soup_agrees() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Speed
+// The benchmark's topology
 
 /// The benchmark's topology (benches/common): each job syncs its host's data to the next host,
 /// every fifth job also keeps snapshots, every tenth blocks on the one before it.
@@ -776,54 +774,9 @@ fn topology(jobs: usize) -> String {
     bench_common::topology(jobs, jobs / 10, None)
 }
 
-fn median(mut f: impl FnMut(), runs: usize) -> Duration {
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[runs / 2]
-}
-
 #[test]
 fn topology_agrees() {
     let text = topology(200);
     let fast = parse_fast(&text).expect("the fast path takes the benchmark topology");
     document(&fast, &text.parse().unwrap()).unwrap();
-}
-
-#[test]
-#[ignore = "timing; run in release: cargo test --release --test kdl_differential -- --ignored --nocapture"]
-fn parse_speed() {
-    let text = topology(10_000);
-    let fast = parse_fast(&text).expect("the fast path takes the benchmark topology");
-    document(&fast, &text.parse().unwrap()).unwrap();
-    let t_fast = median(
-        || {
-            std::hint::black_box(parse_fast(std::hint::black_box(&text)));
-        },
-        9,
-    );
-    let t_kdl = median(
-        || {
-            std::hint::black_box(std::hint::black_box(&text).parse::<KdlDocument>().ok());
-        },
-        3,
-    );
-    let mb = text.len() as f64 / 1e6;
-    eprintln!(
-        "10,000 jobs, {:.2} MB: fast {:.1} ms ({:.0} MB/s), kdl {:.1} ms ({:.1} MB/s), {:.1}x",
-        mb,
-        t_fast.as_secs_f64() * 1e3,
-        mb / t_fast.as_secs_f64(),
-        t_kdl.as_secs_f64() * 1e3,
-        mb / t_kdl.as_secs_f64(),
-        t_kdl.as_secs_f64() / t_fast.as_secs_f64()
-    );
-    if !cfg!(debug_assertions) {
-        assert!(t_kdl >= t_fast * 10, "less than 10x faster");
-    }
 }
