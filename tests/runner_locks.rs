@@ -26,6 +26,7 @@ fn pushing(net: &Net, job: &str, host: &str, dest: &str, other: Option<&str>) ->
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn jobs_blocking_on_each_other_never_overlap() {
     let _serial = alone();
     let Some(net) = Net::new(2) else { return };
@@ -121,6 +122,7 @@ fn rsyncs_in(net: &Net, host: &str) -> usize {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn kill_9_mid_rsync_leaves_no_lock() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -147,6 +149,7 @@ fn kill_9_mid_rsync_leaves_no_lock() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn sigterm_stops_rsync_and_frees_every_lock() {
     let _serial = alone();
     let Some(net) = Net::new(2) else { return };
@@ -178,6 +181,7 @@ fn sigterm_stops_rsync_and_frees_every_lock() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn dead_link_mid_sync_retries_then_fails_cleanly() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -214,6 +218,7 @@ fn dead_link_mid_sync_retries_then_fails_cleanly() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn blocks_on_timeout_names_the_holder() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -264,6 +269,7 @@ fn blocks_on_timeout_names_the_holder() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn seed_style_lock_files_and_waits() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -369,6 +375,7 @@ fn seed_style_lock_files_and_waits() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn sigint_stops_a_hook_then_after_hooks_run() {
     let _serial = shared();
     let Some(net) = Net::new(1) else { return };
@@ -402,6 +409,7 @@ fn sigint_stops_a_hook_then_after_hooks_run() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn lock_files_and_wait_files_in_a_circle_do_not_deadlock() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
