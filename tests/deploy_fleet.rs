@@ -98,6 +98,7 @@ fn plan_code(f: &Fleet, file: &str) -> (i32, String) {
 }
 
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
 fn seed_chain_applies_and_runs_on_schedule() {
     let Some(f) = fleet::shared(&NAMES) else {
         return;
@@ -177,6 +178,7 @@ fn seed_chain_applies_and_runs_on_schedule() {
 }
 
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
 fn a_unit_edited_by_hand_is_drift() {
     let Some(f) = fleet::shared(&NAMES) else {
         return;
@@ -216,6 +218,7 @@ fn a_unit_edited_by_hand_is_drift() {
 }
 
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
 fn a_removed_job_is_stopped_and_gone_and_rollback_brings_it_back() {
     let Some(f) = fleet::shared(&NAMES) else {
         return;
@@ -280,6 +283,7 @@ fn a_removed_job_is_stopped_and_gone_and_rollback_brings_it_back() {
 }
 
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
 fn a_cut_link_leaves_that_host_on_the_old_generation() {
     let Some(f) = fleet::shared(&NAMES) else {
         return;
@@ -390,6 +394,7 @@ job "extra-d" on="desktop" {
 }
 
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
 fn a_saved_plan_made_stale_by_a_change_on_a_host_is_refused() {
     let Some(f) = fleet::shared(&NAMES) else {
         return;
@@ -462,6 +467,7 @@ ask is-active -- probe-run.service probe-dis.timer
 /// gives, for every verb and state bkc's scripts rely on: a running oneshot is `activating`,
 /// static and masked units, a missing unit, several units at once.
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
 fn the_standin_systemctl_answers_as_systemd_does() {
     let Some(f) = fleet::shared(&NAMES) else {
         return;
@@ -552,6 +558,7 @@ fn slow_run_ended(f: &Fleet) -> String {
 /// runner, completes with the files it started with; apply says what it kept, and the next
 /// apply removes it.
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
 fn a_running_backup_keeps_its_files_through_an_apply() {
     let Some(f) = fleet::shared(&NAMES) else {
         return;
@@ -671,6 +678,7 @@ fn a_running_backup_keeps_its_files_through_an_apply() {
 /// A host reached through an ssh_config alias (`Host alias` / `HostName address`, the usual way
 /// behind a jump host) keeps its pinned key: bkc looks it up under the name it wrote it with.
 #[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
 fn pinned_host_keys_hold_through_an_ssh_config_alias() {
     let Some(f) = fleet::shared(&NAMES) else {
         return;

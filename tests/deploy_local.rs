@@ -1,6 +1,8 @@
 //! Plan and apply logic against a directory standing in for a host (the `Local` transport): the
 //! same scripts as over SSH, with a stand-in systemctl. Fast, and needs no root.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use std::collections::BTreeMap;
@@ -43,10 +45,7 @@ fn want_at(text: &str, host: &str) -> (Desired, Target) {
 }
 
 fn root(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("bkc-local-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch("local", name)
 }
 
 fn arch() -> String {

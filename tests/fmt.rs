@@ -99,9 +99,7 @@ fn arguments_come_before_properties() {
 
 #[test]
 fn check_fails_on_an_unformatted_file_and_fmt_fixes_it() {
-    let dir = std::env::temp_dir().join(format!("bkc-fmt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("fmt", "check");
     let f = dir.join("bkc.kdl");
     let text = std::fs::read_to_string("examples/seed-chain.kdl").unwrap();
     std::fs::write(&f, messy(&text)).unwrap();

@@ -102,6 +102,7 @@ fn hosts(dir: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs Nix (nix-instantiate)"]
 fn the_flake_and_every_emitted_module_parse() {
     if !common::require_tool("nix-instantiate") {
         return;
@@ -210,6 +211,7 @@ fn evaluate(scratch: &Scratch, module: &Path, host: &str) -> Value {
 }
 
 #[test]
+#[ignore = "needs Nix (nix-instantiate)"]
 fn every_module_declares_what_the_unit_files_say() {
     if !common::require_tool("nix-instantiate") {
         return;
@@ -336,6 +338,7 @@ fn every_module_declares_what_the_unit_files_say() {
 }
 
 #[test]
+#[ignore = "needs Nix (nix)"]
 fn flake_check_passes_against_a_stand_in_nixpkgs() {
     if !common::require_tool("nix") {
         return;

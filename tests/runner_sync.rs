@@ -10,6 +10,7 @@ use bkc::spec::{Command as HookCommand, Hook, HookWhen, Interval, LockMode, OnFa
 use harness::*;
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn seed_chain_desktop_to_a_then_a_to_b() {
     let Some(net) = Net::new(3) else { return };
     // h1 = desktop, h2 = backup_a, h3 = backup_b.
@@ -71,6 +72,7 @@ fn seed_chain_desktop_to_a_then_a_to_b() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn empty_source_guard_refuses_deleting_syncs() {
     let Some(net) = Net::new(2) else { return };
     std::fs::create_dir_all(net.srv("h1").join("empty")).unwrap();
@@ -119,6 +121,7 @@ fn empty_source_guard_refuses_deleting_syncs() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn hook_failure_policies() {
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/f"), "x");
@@ -224,6 +227,7 @@ fn names(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn snapshots_and_retention_remote_and_local_dest() {
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/same.txt"), "unchanged");
@@ -352,6 +356,7 @@ fn snapshots_and_retention_remote_and_local_dest() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn every_skips_until_due() {
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/f"), "x");
@@ -396,6 +401,7 @@ fn every_skips_until_due() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn dry_run_changes_nothing() {
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/new.txt"), "new");
@@ -438,8 +444,7 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn bad_specs_exit_2_with_a_clear_message() {
-    let dir = std::env::temp_dir().join(format!("bkc-badspec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("runner", "badspec");
     let cases = [
         ("missing.json", None, "cannot read job spec"),
         (
@@ -472,6 +477,7 @@ fn bad_specs_exit_2_with_a_clear_message() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn run_timeout_stops_what_runs_and_after_hooks_still_run() {
     let Some(net) = Net::new(1) else { return };
     let mut spec = net.spec("slowhook", "h1");
@@ -527,9 +533,12 @@ fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
 
 /// Odd but well-typed specs: every one ends with a documented exit code, never a panic (101).
 #[test]
+#[ignore = "needs rsync"]
 fn odd_specs_never_panic() {
-    let dir = std::env::temp_dir().join(format!("bkc-odd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    if !common::require_tool("rsync") {
+        return;
+    }
+    let dir = common::scratch("runner", "odd");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let d = dir.display().to_string();
     let base = || {
@@ -616,11 +625,14 @@ fn odd_specs_never_panic() {
 }
 
 #[test]
+#[ignore = "needs rsync"]
 fn a_future_dated_snapshot_never_costs_the_new_one() {
+    if !common::require_tool("rsync") {
+        return;
+    }
     // A snapshot named after this run's start (a clock that was ahead once) must neither push the
     // new snapshot out under keep-last 1 nor become its base.
-    let dir = std::env::temp_dir().join(format!("bkc-skew-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("runner", "skew");
     let d = dir.display().to_string();
     write(&dir.join("src/f.txt"), "now");
     write(&dir.join("snaps/2026-02-01T000000Z/f.txt"), "last month");

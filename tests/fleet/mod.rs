@@ -20,7 +20,8 @@ const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,rsync,iproute2,
 #[path = "../harness/mod.rs"]
 mod harness;
 
-use harness::{bridge, ip, keygen, plug, poll, require_root_for, require_tool, run_ok};
+use crate::common::{require_root, require_tool};
+use harness::{bridge, ip, keygen, plug, poll, run_ok};
 
 /// The Debian root, made once per machine under a lock so parallel test binaries do not race.
 fn debian_root() {
@@ -58,7 +59,7 @@ pub struct Fleet {
 impl Fleet {
     /// Machines with these names, booted; `None` (after saying why) when this machine cannot.
     pub fn boot(names: &[&str]) -> Option<Fleet> {
-        let root = require_root_for("root (containers, namespaces)");
+        let root = require_root("a systemd-nspawn container");
         let tools = [
             "ip",
             "systemd-nspawn",
