@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use miette::SourceSpan;
 
-use super::{Ctx, KNOWN_HOSTS, Settings, check_name, paths, resolve_host, timer};
+use super::{Ctx, KNOWN_HOSTS, Settings, check_name, fresh, paths, resolve_host, timer};
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::parse_size;
 use crate::spec::{
@@ -72,6 +72,7 @@ fn job(
     description(cx, j);
     let (timer, every) = timer::timer(cx, j);
     let limits = limits(cx, j);
+    let freshness = fresh::freshness(cx, j, timer.as_ref(), every.as_ref(), limits.timeout_secs);
 
     // Without its host nothing below can be resolved; the checks above still ran.
     let on = on?;
@@ -135,6 +136,7 @@ fn job(
             spec,
             blocks_on: Vec::new(),
             expected_duration: limits.expected_duration,
+            freshness,
         },
         ast: 0,
         reads: reached.reads,

@@ -5,6 +5,7 @@
 //! none of them is an error; the one exception, for drawing a broken chain, is
 //! [`Compiled::topology_despite_errors`].
 
+mod fresh;
 mod jobs;
 mod locks;
 pub(crate) mod paths;

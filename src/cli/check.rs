@@ -65,6 +65,15 @@ pub fn check(args: &CheckArgs, v: Verbosity) -> Result<Exit, Exit> {
             t.derived.len()
         );
     }
+    if v.verbose {
+        for j in t.jobs.values() {
+            let limit = j
+                .freshness
+                .as_ref()
+                .map_or_else(|| "never (started by hand)".to_string(), |f| f.describe());
+            eprintln!("job {}: stale after {limit}", j.name);
+        }
+    }
     if args.simulate {
         simulate::run(t, &Play::default(), None)
     } else {

@@ -42,6 +42,7 @@ const JOB: &[&str] = &[
     "hook",
     "allow-empty-source",
     "expected-duration",
+    "alert-after",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -369,6 +370,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         hooks: Vec::new(),
         allow_empty_source: None,
         expected_duration: None,
+        alert_after: None,
     };
     for c in children(node) {
         job_child(&mut j, c, d);
@@ -401,6 +403,7 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
         "expected-duration" => {
             set_duration(&mut j.expected_duration, d, c, "expected-duration \"2h\"")
         }
+        "alert-after" => set_duration(&mut j.alert_after, d, c, "alert-after \"30h\""),
         "timeout" => set_duration(&mut j.timeout, d, c, "timeout \"6h\""),
         "blocks-on" => j.blocks_on.extend(blocks_on(c, d)),
         "lock-file" => j.lock_files.extend(lock_file(c, d)),
