@@ -221,9 +221,11 @@ fn sign(a: Action) -> char {
 /// The job a bkc path belongs to, if any.
 pub fn job_of(path: &str) -> Option<&str> {
     if let Some(unit) = path.strip_prefix("/etc/systemd/system/bkc-") {
-        return unit
+        let unit = unit
             .strip_suffix(".service")
-            .or_else(|| unit.strip_suffix(".timer"));
+            .or_else(|| unit.strip_suffix(".timer"))?;
+        // A job's notification unit is part of the job.
+        return Some(unit.strip_prefix("notify@").unwrap_or(unit));
     }
     path.strip_prefix("/etc/bkc/jobs/")?.strip_suffix(".json")
 }

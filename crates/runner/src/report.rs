@@ -14,10 +14,39 @@ use bkc_contract::state::{RunState, state_file};
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{line}");
+        $crate::report::remember(line);
     }};
 }
 pub(crate) use say;
+
+/// The runner's own last lines (errors, warnings, its result), for a failure ping.
+static LAST: std::sync::Mutex<std::collections::VecDeque<String>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+const KEEP_LINES: usize = 40;
+
+pub fn remember(line: String) {
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.len() == KEEP_LINES {
+        last.pop_front();
+    }
+    last.push_back(line);
+}
+
+/// The lines [`say!`] printed last, at most 40 and 10 KB (the end kept).
+pub fn last_lines() -> String {
+    let last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut text: String = last.iter().map(|l| format!("{l}\n")).collect();
+    if text.len() > 10_240 {
+        let mut cut = text.len() - 10_240;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text.drain(..cut);
+    }
+    text
+}
 
 /// Writes events. Write errors are ignored on purpose: a closed stdout (the reader went away)
 /// must not stop a backup or leave its locks held.
