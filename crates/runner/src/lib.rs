@@ -14,6 +14,7 @@
 mod child;
 mod fresh;
 mod hooks;
+mod journal;
 mod lock;
 mod notify;
 mod ping;
@@ -236,7 +237,11 @@ pub fn run(opts: &Options) -> i32 {
     let text = match std::fs::read_to_string(&opts.spec) {
         Ok(t) => t,
         Err(e) => {
-            report::say!("bkc-run: cannot read {path}: {e}");
+            let what = match opts.mode {
+                Mode::Fresh => "freshness spec",
+                Mode::Run | Mode::Notify => "job spec",
+            };
+            report::say!("bkc-run: cannot read {what} {path}: {e}");
             return exit::USAGE;
         }
     };

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use bkc_contract::event::{Event, EventLine};
 use bkc_contract::state::{RunState, state_file};
 
+use crate::journal::Journal;
+
 /// `eprintln!` without its panic when stderr is gone (a closed journal pipe must not stop a
 /// backup halfway, with its locks held).
 macro_rules! say {
@@ -53,6 +55,8 @@ pub fn last_lines() -> String {
 pub struct Reporter {
     job: String,
     run: String,
+    /// The journal, when the runner runs under systemd: events go there with fields.
+    journal: Option<Journal>,
 }
 
 impl Reporter {
@@ -60,6 +64,7 @@ impl Reporter {
         Reporter {
             job: job.to_string(),
             run: run.to_string(),
+            journal: Journal::open(),
         }
     }
 
@@ -72,8 +77,13 @@ impl Reporter {
             job: self.job.clone(),
             run: self.run.clone(),
             event,
+        };
+        if let Some(j) = &self.journal
+            && j.send(&journal_fields(&line))
+        {
+            return;
         }
-        .to_line();
+        let line = line.to_line();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(line.as_bytes());
         let _ = out.flush();
@@ -85,6 +95,30 @@ impl Reporter {
             message: message.to_string(),
         });
     }
+}
+
+/// An event as a journal entry: its line as MESSAGE, and the fields to search by.
+fn journal_fields(line: &EventLine) -> Vec<(&'static str, String)> {
+    let text = line.to_line();
+    let value = serde_json::to_value(line).unwrap_or_default();
+    let word = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let mut f = vec![
+        ("MESSAGE", text.trim_end().to_string()),
+        ("SYSLOG_IDENTIFIER", "bkc-run".to_string()),
+        ("JOB", line.job.clone()),
+        ("RUN", line.run.clone()),
+        ("EVENT", word("event").unwrap_or_default()),
+    ];
+    let priority = match &line.event {
+        Event::Error { .. } => "3",
+        Event::Warning { .. } => "4",
+        _ => "6",
+    };
+    f.push(("PRIORITY", priority.to_string()));
+    if let Some(r) = word("result") {
+        f.push(("RESULT", r));
+    }
+    f
 }
 
 pub fn state_path(state_dir: &str, job: &str) -> PathBuf {
