@@ -494,3 +494,116 @@ fn a_silent_source_goes_stale_on_its_destination() {
     let env = std::fs::read_to_string(net.srv("h2").join("recovery.env")).unwrap();
     assert!(env.contains("BKC_EVENT=recovery\n"), "{env}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Prometheus rules, checked by Prometheus' own promtool.
+
+fn rules_of(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = common::scratch("monitor", &format!("prom-{name}"));
+    let file = dir.join(format!("{name}.kdl"));
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(common::bin("bkc"))
+        .args(["build", "--emit", "prometheus", "-o"])
+        .arg(&dir)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[test]
+fn promtool_accepts_the_rules_of_every_example() {
+    if !common::require_tool("promtool") {
+        return;
+    }
+    for (name, text) in common::examples() {
+        let dir = rules_of(&name, &text);
+        let out = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(dir.join("bkc.rules.yml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The seed chain's rules fire as they should on made-up series: stale past alert-after (and
+/// not before), a failed run at once, a lock wait near its timeout.
+#[test]
+fn the_rules_fire_when_they_should() {
+    if !common::require_tool("promtool") {
+        return;
+    }
+    let (_, text) = common::examples()
+        .into_iter()
+        .find(|(n, _)| n == "seed-chain")
+        .unwrap();
+    let dir = rules_of("seed-chain", &text);
+    // desktop-to-a: alert-after 2d 1h 15min (177300 s); its lock timeout is 12h.
+    let test = r#"rule_files:
+  - bkc.rules.yml
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: 'bkc_last_success_timestamp_seconds{exported_job="desktop-to-a"}'
+        values: '0x4000'
+      - series: 'bkc_last_exit_code{exported_job="desktop-to-a"}'
+        values: '0x100 1x100'
+      - series: 'bkc_lock_wait_seconds{exported_job="desktop-to-a"}'
+        values: '30000x10 40000x10'
+    alert_rule_test:
+      - eval_time: 49h
+        alertname: BkcJobStale
+        exp_alerts: []
+      - eval_time: 50h
+        alertname: BkcJobStale
+        exp_alerts:
+          - exp_labels: {severity: critical, bkc_job: desktop-to-a, bkc_host: desktop}
+            exp_annotations:
+              summary: bkc job desktop-to-a on desktop is stale
+              description: "The last success of desktop-to-a was 2d 2h 0m 0s ago; it alerts after 2d 1h 15min (alert-after)."
+      - eval_time: 90m
+        alertname: BkcJobFailed
+        exp_alerts: []
+      - eval_time: 150m
+        alertname: BkcJobFailed
+        exp_alerts:
+          - exp_labels: {severity: warning, bkc_job: desktop-to-a, bkc_host: desktop}
+            exp_annotations:
+              summary: the last run of bkc job desktop-to-a on desktop failed
+              description: "It exited with 1 (docs/RUNNER.md lists the codes); `journalctl -u bkc-desktop-to-a EVENT=error` says why."
+      - eval_time: 5m
+        alertname: BkcLockWaitNearTimeout
+        exp_alerts: []
+      - eval_time: 15m
+        alertname: BkcLockWaitNearTimeout
+        exp_alerts:
+          - exp_labels: {severity: warning, bkc_job: desktop-to-a, bkc_host: desktop}
+            exp_annotations:
+              summary: bkc job desktop-to-a on desktop waited long for its locks
+              description: "The last run waited 11h 6m 40s for locks; it gives up after 12h."
+"#;
+    std::fs::write(dir.join("test.yml"), test).unwrap();
+    let out = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(dir.join("test.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -9,6 +9,7 @@
 mod escape;
 mod manifest;
 mod nixos;
+mod prometheus;
 mod unit;
 mod write;
 
@@ -21,6 +22,7 @@ use minijinja::{Environment, UndefinedBehavior};
 
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
 pub use nixos::NIXOS_MODULE_PATH;
+pub use prometheus::RULES_FILE;
 pub use write::write_tree;
 
 use crate::topology::{Job, Topology};
@@ -50,6 +52,7 @@ pub const FRESH_DIR: &str = "/etc/bkc/fresh";
 
 const UNIT: &str = "unit.j2";
 const NIXOS: &str = "nixos.nix.j2";
+const PROMETHEUS: &str = "prometheus.rules.yml.j2";
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("could not render {what}: {source}")]
@@ -72,8 +75,19 @@ fn environment() -> Environment<'static> {
         .expect("unit template parses");
     env.add_template(NIXOS, include_str!("../../templates/nixos.nix.j2"))
         .expect("NixOS module template parses");
+    env.add_template(
+        PROMETHEUS,
+        include_str!("../../templates/prometheus.rules.yml.j2"),
+    )
+    .expect("Prometheus rules template parses");
     nixos::register(&mut env);
+    env.add_filter("yaml", |s: &str| prometheus::yaml(s));
     env
+}
+
+/// The Prometheus alerting rules of the whole topology ([`RULES_FILE`]).
+pub fn emit_prometheus(topology: &Topology) -> Result<String, EmitError> {
+    prometheus::rules(topology)
 }
 
 fn render(
