@@ -112,6 +112,13 @@ codes! {
     /// A snapshot without any keep-* setting (a warning).
     NoRetention = "bkc::no_retention",
     InvalidHook = "bkc::invalid_hook",
+    /// A `notify` on an event bkc does not have, or with an unusable command.
+    InvalidNotify = "bkc::invalid_notify",
+    /// A `ping` that is not an http(s) URL.
+    InvalidUrl = "bkc::invalid_url",
+    /// Two units of one host would have the same name (a job `fresh-x` beside the freshness
+    /// check of a job `x`).
+    UnitClash = "bkc::unit_clash",
     /// A job with no sync and no hook (a warning).
     EmptyJob = "bkc::empty_job",
 

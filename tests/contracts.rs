@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use bkc_contract::{event, lockfile, manifest, metrics, plan, spec, state};
+use bkc_contract::{event, fresh, lockfile, manifest, metrics, plan, spec, state};
 use schemars::schema_for;
 
 /// File name under docs/schemas/ and its text.
@@ -18,6 +18,9 @@ fn contracts() -> Vec<(&'static str, String)> {
         ("run-state.json", schema(schema_for!(state::RunState))),
         ("event-line.json", schema(schema_for!(event::EventLine))),
         ("lock-holder.json", schema(schema_for!(lockfile::Holder))),
+        ("fresh-spec.json", schema(schema_for!(fresh::FreshSpec))),
+        ("fresh-marker.json", schema(schema_for!(fresh::Marker))),
+        ("fresh-state.json", schema(schema_for!(fresh::FreshState))),
         ("manifest.json", schema(schema_for!(manifest::Manifest))),
         ("plan.json", schema(schema_for!(plan::PlanFile))),
         (

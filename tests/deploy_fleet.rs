@@ -717,3 +717,108 @@ fn pinned_host_keys_hold_through_an_ssh_config_alias() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("backup_b"), "{}", text(&out));
 }
+
+/// Knowing it works, on real systemd: a failed run reaches its `notify` command through the
+/// service's OnFailure=, the next success is a recovery, events are in the journal with fields,
+/// and the destination's freshness check raises `stale` once the source stops sending (time
+/// injected with `systemctl set-environment`).
+#[test]
+fn notifications_journal_fields_and_the_dead_mans_switch() {
+    let Some(f) = fleet::shared(&NAMES) else {
+        return;
+    };
+    baseline(&f);
+    let extra = r#"job "flaky" on="desktop" {
+    alert-after "1h"
+    notify on="failure,stale,recovery" "env | grep ^BKC_ | sort > /var/lib/bkc/state/flaky-$BKC_EVENT.env"
+    sync "/srv/flaky/" "backup_a:/srv/backup/flaky/"
+}
+"#;
+    let file = write_topology(&f, "monitor.kdl", &topology(&f, extra));
+    apply_ok(&f, &file);
+    let env_of = |host: &str, event: &str| {
+        let out = f.ssh(host, &format!("cat /var/lib/bkc/state/flaky-{event}.env"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    f.sh(
+        "desktop",
+        "rm -rf /srv/flaky /var/lib/bkc/state/flaky-*.env",
+    );
+
+    // A run that fails (its source is missing): OnFailure= starts bkc-notify@flaky.
+    let out = bkc(&f, &["run", "flaky", &file, "--wait"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        Fleet::eventually(20, || env_of("desktop", "failure")
+            .contains("BKC_EVENT=failure")),
+        "no failure notification; {}",
+        f.sh(
+            "desktop",
+            "systemctl status --no-pager bkc-notify@flaky.service 2>&1; true"
+        )
+    );
+    let env = env_of("desktop", "failure");
+    assert!(env.contains("BKC_JOB=flaky\n"), "{env}");
+    assert!(env.contains("BKC_RESULT=failed\n"), "{env}");
+    assert!(env.contains("rsync exit code 23"), "{env}");
+
+    // Fixed: the next success is a recovery.
+    f.sh("desktop", "mkdir -p /srv/flaky && echo x > /srv/flaky/f");
+    let out = bkc(&f, &["run", "flaky", &file, "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        Fleet::eventually(20, || env_of("desktop", "recovery")
+            .contains("BKC_EVENT=recovery")),
+        "no recovery notification"
+    );
+
+    // The journal has each run's end with fields of its own.
+    let ends = f.sh(
+        "desktop",
+        "journalctl -u bkc-flaky EVENT=end -o json --no-pager",
+    );
+    let ends: Vec<serde_json::Value> = ends
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let results: Vec<&str> = ends.iter().map(|e| e["RESULT"].as_str().unwrap()).collect();
+    assert!(results.ends_with(&["failed", "success"]), "{results:?}");
+    assert!(
+        ends.iter()
+            .all(|e| e["JOB"] == "flaky" && e["RUN"].is_string())
+    );
+    let msg: serde_json::Value =
+        serde_json::from_str(ends.last().unwrap()["MESSAGE"].as_str().unwrap()).unwrap();
+    assert_eq!(msg["event"], "end");
+
+    // backup_a watches the data arriving: fresh now, stale two hours on, told once.
+    assert_eq!(
+        f.sh("backup_a", "systemctl is-enabled bkc-fresh-flaky.timer")
+            .trim(),
+        "enabled"
+    );
+    f.sh("backup_a", "rm -f /var/lib/bkc/state/flaky-*.env");
+    let fresh_at = |t: jiff::Timestamp| {
+        f.ssh(
+            "backup_a",
+            &format!(
+                "systemctl set-environment BKC_RUN_NOW={t} && systemctl start bkc-fresh-flaky.service; r=$?; systemctl unset-environment BKC_RUN_NOW; exit $r"
+            ),
+        )
+        .status
+        .code()
+    };
+    let now = jiff::Timestamp::now();
+    assert_eq!(fresh_at(now), Some(0));
+    let later = now
+        .checked_add(jiff::SignedDuration::from_secs(2 * 3600))
+        .unwrap();
+    assert_ne!(fresh_at(later), Some(0), "stale: the check's unit fails");
+    let env = env_of("backup_a", "stale");
+    assert!(env.contains("BKC_EVENT=stale\n"), "{env}");
+    assert!(
+        env.contains("BKC_MESSAGE=no data from desktop since"),
+        "{env}"
+    );
+    baseline(&f);
+}

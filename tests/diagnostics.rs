@@ -86,6 +86,9 @@ cases! {
     reserved_option: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        opts \"-a\" \"-e\" \"ssh -p 2222\"\n    }\n}\n") => ["bkc::conflicting_option", "bkc::invalid_option"];
     invalid_port: kdl("host \"c\" port=70000\n") => ["bkc::invalid_port"];
     invalid_host_key: kdl("host \"c\" {\n    host-key \"ssh-ed2559 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6h\"\n}\n") => ["bkc::invalid_host_key"];
+    invalid_notify_event: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    notify on=\"failure,recover\" \"/usr/local/bin/page-me\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_notify"];
+    invalid_ping_url: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    ping \"hc-ping.com/abc\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_url"];
+    unit_clash: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\njob \"fresh-x\" on=\"backup_a\" {\n    schedule \"daily\"\n    sync \"/d/\" \"/c/\"\n}\n") => ["bkc::unit_clash"];
     invalid_hook_policy: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"true\" on-failure=\"stop\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_hook"];
     invalid_nice: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 40\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_nice"];
     conflicting_schedule: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    every \"4d\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::conflicting_schedule"];

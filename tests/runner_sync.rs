@@ -528,6 +528,9 @@ fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
         wait_files: vec![],
         hooks: vec![],
         syncs: vec![],
+        notify: vec![],
+        ping: None,
+        fresh_markers: vec![],
     }
 }
 

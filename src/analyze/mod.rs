@@ -5,6 +5,7 @@
 //! none of them is an error; the one exception, for drawing a broken chain, is
 //! [`Compiled::topology_despite_errors`].
 
+mod fresh;
 mod jobs;
 mod locks;
 pub(crate) mod paths;
@@ -214,12 +215,44 @@ fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> (Topology, Vec<
     let drafts = jobs::jobs(&mut cx, &file.jobs, &hosts, &settings);
     let (jobs, derived, cycles) = locks::derive(&mut cx, &file.jobs, drafts, &hosts, &settings);
     unpinned_hosts(&mut cx, &file.hosts, &hosts, &jobs);
+    unit_clashes(&mut cx, &file.jobs, &jobs);
     let topology = Topology {
         hosts,
         jobs,
         derived,
     };
     (topology, cycles)
+}
+
+/// A job `fresh-x` on a host that also gets the freshness check of job `x` (`bkc-fresh-x`)
+/// would have units of the same name there.
+fn unit_clashes(cx: &mut Ctx, list: &[ast::Job], jobs: &BTreeMap<String, Job>) {
+    for j in list {
+        let Some(watched) = j.name.value.strip_prefix("fresh-") else {
+            continue;
+        };
+        let (Some(this), Some(other)) = (jobs.get(&j.name.value), jobs.get(watched)) else {
+            continue;
+        };
+        let checked_here = other.freshness.is_some()
+            && other.spec.fresh_markers.iter().any(|m| m.host == this.host);
+        if checked_here {
+            cx.push(
+                Diagnostic::error(
+                    Code::UnitClash,
+                    format!(
+                        "job `{}` and the freshness check of job `{watched}` would both be bkc-{}.service on host `{}`",
+                        j.name.value, j.name.value, this.host
+                    ),
+                )
+                .label(j.name.span, "this job's units")
+                .help(format!(
+                    "rename this job: names beginning with `fresh-` are taken by the checks of data that arrives at `{}`",
+                    this.host
+                )),
+            );
+        }
+    }
 }
 
 /// Every host is reached over SSH, by `bkc plan` and `apply` if not by runners: one without a

@@ -24,6 +24,8 @@ pub enum Exit {
     Changes,
     /// `run --wait`: the run's own exit code, passed on.
     Runner(u8),
+    /// `status --check`: a job is stale or its last run failed.
+    NotFresh,
 }
 
 /// Which numbering a command promised. `plan --detailed-exitcode` follows Terraform's, where 2
@@ -33,11 +35,14 @@ pub enum Exit {
 pub enum Codes {
     Plain,
     Detailed,
+    /// `status --check`, for cron, CI and Nagios-style monitors: 1 is a finding about the
+    /// backups, 2 that bkc could not look (a host out of reach, or any other error).
+    Check,
 }
 
 impl Exit {
     /// Every meaning, in the order of the documented table.
-    const ALL: [Exit; 10] = [
+    const ALL: [Exit; 11] = [
         Exit::Success,
         Exit::Invalid,
         Exit::NotFormatted,
@@ -45,6 +50,7 @@ impl Exit {
         Exit::HostFailed,
         Exit::Declined,
         Exit::StalePlan,
+        Exit::NotFresh,
         Exit::CouldNotRun,
         Exit::Changes,
         Exit::Runner(0),
@@ -60,17 +66,30 @@ impl Exit {
         Exit::Changes,
     ];
 
+    /// The meanings `status --check` can end with.
+    #[cfg(test)]
+    const CHECK: [Exit; 4] = [
+        Exit::Success,
+        Exit::NotFresh,
+        Exit::HostFailed,
+        Exit::CouldNotRun,
+    ];
+
     pub fn code(self, codes: Codes) -> u8 {
         match self {
             Exit::Success => 0,
             Exit::Invalid
             | Exit::NotFormatted
             | Exit::WouldTimeOut
-            | Exit::HostFailed
             | Exit::Declined
-            | Exit::StalePlan => 1,
+            | Exit::StalePlan
+            | Exit::NotFresh => 1,
+            Exit::HostFailed => match codes {
+                Codes::Plain | Codes::Detailed => 1,
+                Codes::Check => 2,
+            },
             Exit::CouldNotRun => match codes {
-                Codes::Plain => 2,
+                Codes::Plain | Codes::Check => 2,
                 Codes::Detailed => 1,
             },
             Exit::Changes => 2,
@@ -112,6 +131,7 @@ impl Exit {
             }
             Exit::Changes => "`plan --detailed-exitcode` found changes",
             Exit::Runner(_) => "`run --wait`: N is the run's own exit code (docs/RUNNER.md)",
+            Exit::NotFresh => "`status --check` found a stale job or a failed last run",
         }
     }
 
@@ -202,6 +222,15 @@ mod tests {
         assert!(
             doc("docs/DEPLOY.md").contains(&want),
             "docs/DEPLOY.md must have this exit-code table for plan --detailed-exitcode:\n{want}"
+        );
+    }
+
+    #[test]
+    fn the_readme_has_the_check_table() {
+        let want = Exit::table(&Exit::CHECK, Codes::Check);
+        assert!(
+            doc("README.md").contains(&want),
+            "README.md must have this exit-code table for status --check:\n{want}"
         );
     }
 

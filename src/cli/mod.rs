@@ -91,8 +91,11 @@ enum Command {
     /// Put a host back on the files of a kept generation.
     #[command(after_help = "Examples:\n  bkc rollback desktop\n  bkc rollback desktop --to 3")]
     Rollback(apply::RollbackArgs),
-    /// Every job of the fleet: its host, last run, result, next run, and whether its lock is held.
-    #[command(after_help = "Examples:\n  bkc status\n  bkc status site.kdl --json")]
+    /// Every job of the fleet: its host, last run, result, age, freshness, next run, and whether
+    /// its lock is held.
+    #[command(
+        after_help = "Examples:\n  bkc status\n  bkc status site.kdl --json\n  bkc status --check   (0 all fresh, 1 stale or failed, 2 a host out of reach)"
+    )]
     Status(status::StatusArgs),
     /// Start a job now on its host.
     #[command(after_help = "Examples:\n  bkc run desktop-to-a\n  bkc run a-to-b --wait")]
@@ -140,6 +143,7 @@ impl Cli {
     fn codes(&self) -> Codes {
         match &self.command {
             Command::Plan(p) if p.detailed_exitcode => Codes::Detailed,
+            Command::Status(s) if s.check => Codes::Check,
             _ => Codes::Plain,
         }
     }

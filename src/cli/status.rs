@@ -22,6 +22,10 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// For monitors: print one line per stale job or failed last run, and exit 0 when there is
+    /// none, 1 when there is, 2 when a host cannot be reached.
+    #[arg(long, conflicts_with = "json")]
+    pub check: bool,
     #[command(flatten)]
     remote: Remote,
 }
@@ -65,6 +69,14 @@ pub fn status(args: &StatusArgs, v: Verbosity) -> Result<Exit, Exit> {
             }
         }
     }
+    let now = jiff::Timestamp::now();
+    for r in &mut rows {
+        let limit = t.jobs[&r.job].freshness.as_ref();
+        r.judge(limit.map(|f| f.alert_after_secs), now);
+    }
+    if args.check {
+        return check(&rows, failed);
+    }
     let text = if args.json {
         json(&rows)
     } else {
@@ -72,6 +84,23 @@ pub fn status(args: &StatusArgs, v: Verbosity) -> Result<Exit, Exit> {
     };
     output::stdout(text.as_bytes())?;
     Ok(Exit::HostFailed.when(failed))
+}
+
+/// `status --check`: a line on stdout for each thing wrong, then how it ended. A host out of
+/// reach outweighs the findings: the jobs on it could not be judged at all.
+fn check(rows: &[status::JobStatus], unreachable: bool) -> Result<Exit, Exit> {
+    let mut text = String::new();
+    for r in rows {
+        for p in r.problems() {
+            text.push_str(&r.problem_line(p));
+            text.push('\n');
+        }
+    }
+    output::stdout(text.as_bytes())?;
+    if unreachable {
+        return Ok(Exit::HostFailed);
+    }
+    Ok(Exit::NotFresh.when(!text.is_empty()))
 }
 
 pub fn run(args: &RunArgs, v: Verbosity) -> Result<Exit, Exit> {

@@ -89,10 +89,15 @@ pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Targe
         .into_iter()
         .filter_map(|(host, files)| {
             let h = topology.hosts.get(&host)?;
+            // The host's jobs run bkc-run, and so do the freshness checks of data sent here.
             let mut runner_paths: Vec<String> = topology
                 .jobs
                 .values()
-                .filter(|j| j.host == host)
+                .filter(|j| {
+                    j.host == host
+                        || (j.freshness.is_some()
+                            && j.spec.fresh_markers.iter().any(|m| m.host == host))
+                })
                 .map(|j| j.service.runner.clone())
                 .collect();
             runner_paths.sort();

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::transport::{Transport, run};
 use super::{HostError, is_running, quote, unframe};
 use crate::printable::printable_line;
+use crate::schedule::format_duration;
 use crate::topology::Job;
 use bkc_contract::names::service_unit;
 
@@ -29,6 +30,104 @@ pub struct JobStatus {
     pub service: Option<String>,
     /// Someone holds the job's own lock now.
     pub locked: bool,
+    /// When the last successful run ended.
+    pub last_success: Option<String>,
+    /// Seconds from the last success to now (as this machine's clock says).
+    pub age_secs: Option<u64>,
+    /// The job's `alert-after` (as written or derived); None for a job started only by hand.
+    pub alert_after_secs: Option<u64>,
+    /// The age is past `alert-after`, or the job never succeeded.
+    pub stale: bool,
+    /// Bytes sent and received by the last run.
+    pub bytes: Option<u64>,
+    /// Seconds the last run waited for locks.
+    pub lock_wait_secs: Option<f64>,
+    /// Snapshots the last run completed.
+    pub snapshots: Vec<String>,
+}
+
+/// An age as people say it, to the two largest units: "3d 4h", "2h 5min", "40s".
+pub fn rounded(secs: u64) -> String {
+    let unit = match secs {
+        0..3600 => 1,
+        3600..86_400 => 60,
+        _ => 3600,
+    };
+    format_duration((secs / unit).max(1) * unit)
+}
+
+/// Why `bkc status --check` is not content with a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The last success is older than `alert-after`, or there is none.
+    Stale,
+    /// The last run ended with a result other than success or skipped.
+    Failed,
+}
+
+impl JobStatus {
+    /// Fill in the age and whether the job is stale at `now`, given its `alert-after`.
+    pub fn judge(&mut self, alert_after_secs: Option<u64>, now: jiff::Timestamp) {
+        self.alert_after_secs = alert_after_secs;
+        self.age_secs = self
+            .last_success
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| u64::try_from(now.as_second() - t.as_second()).unwrap_or(0));
+        self.stale = match (alert_after_secs, self.age_secs) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(limit), Some(age)) => age > limit,
+        };
+    }
+
+    /// What `--check` finds wrong with the job, in the order it says them.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        if self.stale {
+            p.push(Problem::Stale);
+        }
+        if self
+            .result
+            .as_deref()
+            .is_some_and(|r| r != "success" && r != "skipped")
+        {
+            p.push(Problem::Failed);
+        }
+        p
+    }
+
+    /// One line for `--check` about `problem`.
+    pub fn problem_line(&self, problem: Problem) -> String {
+        match problem {
+            Problem::Stale => {
+                let limit = self.alert_after_secs.map_or_else(String::new, |l| {
+                    format!(", alert after {}", format_duration(l))
+                });
+                match self.age_secs {
+                    Some(age) => format!(
+                        "stale: {} on {}: last success {} ago{limit}",
+                        self.job,
+                        self.host,
+                        rounded(age)
+                    ),
+                    None => format!(
+                        "stale: {} on {}: never succeeded{limit}",
+                        self.job, self.host
+                    ),
+                }
+            }
+            Problem::Failed => format!(
+                "failed: {} on {}: last run {}{}",
+                self.job,
+                self.host,
+                self.result.as_deref().unwrap_or("?"),
+                self.reason
+                    .as_deref()
+                    .map_or_else(String::new, |r| format!(": {r}"))
+            ),
+        }
+    }
 }
 
 /// Where a job keeps its lock on its own host.
@@ -115,14 +214,25 @@ pub fn host_status(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobStatus>, H
         s.result = state.result.map(|r| r.to_string());
         s.reason = state.reason.map(shown);
         s.exit_code = Some(i64::from(state.exit_code));
+        s.last_success = state.last_success.map(shown);
+        s.bytes = Some(state.bytes_sent + state.bytes_received);
+        s.lock_wait_secs = Some(state.lock_wait_secs);
+        s.snapshots = state
+            .syncs
+            .into_iter()
+            .filter_map(|y| y.snapshot)
+            .map(shown)
+            .collect();
     }
     Ok(all)
 }
 
 /// The fleet's status as a table.
 pub fn table(rows: &[JobStatus]) -> String {
-    let head = ["JOB", "HOST", "LAST RUN", "RESULT", "NEXT RUN", "LOCK"];
-    let cells: Vec<[String; 6]> = rows
+    let head = [
+        "JOB", "HOST", "LAST RUN", "RESULT", "AGE", "FRESH", "NEXT RUN", "LOCK",
+    ];
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             let result = match (&r.result, &r.service) {
@@ -135,6 +245,12 @@ pub fn table(rows: &[JobStatus]) -> String {
                 r.host.clone(),
                 r.last_run.clone().unwrap_or_else(|| "-".into()),
                 result,
+                r.age_secs.map_or_else(|| "-".into(), rounded),
+                match (r.stale, r.alert_after_secs) {
+                    (true, _) => "STALE".to_string(),
+                    (false, Some(_)) => "fresh".to_string(),
+                    (false, None) => "-".to_string(),
+                },
                 r.next_run.clone().unwrap_or_else(|| "-".into()),
                 if r.locked { "held" } else { "free" }.to_string(),
             ]

@@ -9,16 +9,20 @@
 mod escape;
 mod manifest;
 mod nixos;
+mod prometheus;
 mod unit;
 mod write;
 
 use std::collections::BTreeMap;
 
 use bkc_contract::Mode;
+use bkc_contract::fresh::{FRESH_VERSION, FreshSpec};
+use bkc_contract::spec::NotifyEvent;
 use minijinja::{Environment, UndefinedBehavior};
 
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
 pub use nixos::NIXOS_MODULE_PATH;
+pub use prometheus::RULES_FILE;
 pub use write::write_tree;
 
 use crate::topology::{Job, Topology};
@@ -44,9 +48,11 @@ pub struct File {
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 pub const JOB_DIR: &str = "/etc/bkc/jobs";
 pub use bkc_contract::names::KNOWN_HOSTS_PATH;
+pub const FRESH_DIR: &str = "/etc/bkc/fresh";
 
 const UNIT: &str = "unit.j2";
 const NIXOS: &str = "nixos.nix.j2";
+const PROMETHEUS: &str = "prometheus.rules.yml.j2";
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("could not render {what}: {source}")]
@@ -69,8 +75,19 @@ fn environment() -> Environment<'static> {
         .expect("unit template parses");
     env.add_template(NIXOS, include_str!("../../templates/nixos.nix.j2"))
         .expect("NixOS module template parses");
+    env.add_template(
+        PROMETHEUS,
+        include_str!("../../templates/prometheus.rules.yml.j2"),
+    )
+    .expect("Prometheus rules template parses");
     nixos::register(&mut env);
+    env.add_filter("yaml", |s: &str| prometheus::yaml(s));
     env
+}
+
+/// The Prometheus alerting rules of the whole topology ([`RULES_FILE`]).
+pub fn emit_prometheus(topology: &Topology) -> Result<String, EmitError> {
+    prometheus::rules(topology)
 }
 
 fn render(
@@ -87,35 +104,103 @@ fn render(
         })
 }
 
-/// Everything one job puts on its host, as data: what both the unit files and the NixOS
-/// module are rendered from.
+/// One service (with its timer, if any) and the files under /etc it reads, as data: what both
+/// the unit files and the NixOS module are rendered from. A job is one; its notification unit
+/// and each freshness check of its data are others.
 struct JobFiles {
     /// `bkc-<job>`: the service and timer names without their suffix.
     unit: String,
     service: Unit,
     timer: Option<Unit>,
-    spec_path: String,
-    spec: String,
+    /// Files under /etc: path and text.
+    etc: Vec<(String, String)>,
 }
 
-fn job_files(job: &Job) -> Result<JobFiles, EmitError> {
+fn failed(what: String) -> impl FnOnce(minijinja::Error) -> EmitError {
+    move |source| EmitError { what, source }
+}
+
+/// The job's own service, timer and spec, and its notification unit when it has `notify`.
+fn job_files(job: &Job) -> Result<Vec<JobFiles>, EmitError> {
     let spec_path = format!("{JOB_DIR}/{}.json", job.name);
-    let failed = |what: &str| {
-        let what = format!("the {what} of job {}", job.name);
-        move |source| EmitError { what, source }
-    };
-    let service = unit::service(job, &spec_path).map_err(failed("service"))?;
+    let service = unit::service(job, &spec_path)
+        .map_err(failed(format!("the service of job {}", job.name)))?;
     let timer = match &job.timer {
-        Some(t) => Some(unit::timer(job, t).map_err(failed("timer"))?),
+        Some(t) => {
+            Some(unit::timer(job, t).map_err(failed(format!("the timer of job {}", job.name)))?)
+        }
         None => None,
     };
-    Ok(JobFiles {
+    let mut out = vec![JobFiles {
         unit: bkc_contract::names::unit_base(&job.name),
         service,
         timer,
-        spec_path,
-        spec: job.spec.to_json(),
-    })
+        etc: vec![(spec_path.clone(), job.spec.to_json())],
+    }];
+    if !job.spec.notify.is_empty() {
+        out.push(JobFiles {
+            unit: unit::notify_unit_name(job),
+            service: unit::notify_service(job, &spec_path)
+                .map_err(failed(format!("the notification unit of job {}", job.name)))?,
+            timer: None,
+            etc: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// The freshness check, on `host`, of the data `job` sends there (see bkc_contract::fresh).
+fn fresh_files(job: &Job, host: &str) -> Result<Option<JobFiles>, EmitError> {
+    let Some(fresh) = &job.freshness else {
+        return Ok(None);
+    };
+    let markers: Vec<String> = job
+        .spec
+        .fresh_markers
+        .iter()
+        .filter(|m| m.host == host)
+        .map(|m| m.path.clone())
+        .collect();
+    if markers.is_empty() {
+        return Ok(None);
+    }
+    let spec = FreshSpec {
+        version: FRESH_VERSION,
+        job: job.name.clone(),
+        source: job.host.clone(),
+        host: host.to_string(),
+        markers,
+        alert_after_secs: fresh.alert_after_secs,
+        state_dir: job.spec.state_dir.clone(),
+        notify: job
+            .spec
+            .notify
+            .iter()
+            .filter(|n| n.on.contains(&NotifyEvent::Stale) || n.on.contains(&NotifyEvent::Recovery))
+            .cloned()
+            .collect(),
+    };
+    let path = format!("{FRESH_DIR}/{}.json", job.name);
+    let what = || format!("the freshness check of job {} on {host}", job.name);
+    Ok(Some(JobFiles {
+        unit: unit::fresh_unit_name(job),
+        service: unit::fresh_service(job, &path).map_err(failed(what()))?,
+        timer: Some(unit::fresh_timer(job).map_err(failed(what()))?),
+        etc: vec![(path, spec.to_json())],
+    }))
+}
+
+/// Everything `host` runs: its jobs' files, and the freshness checks of the data other hosts'
+/// jobs send here.
+fn host_units(topology: &Topology, host: &str, jobs: &[&Job]) -> Result<Vec<JobFiles>, EmitError> {
+    let mut out = Vec::new();
+    for job in jobs {
+        out.extend(job_files(job)?);
+    }
+    for job in topology.jobs.values() {
+        out.extend(fresh_files(job, host)?);
+    }
+    Ok(out)
 }
 
 /// Every selected host (all when `only` is empty) with its jobs, rendered by `render_host`.
@@ -158,10 +243,7 @@ pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError
 pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
     let env = environment();
     per_host(topology, only, |host, jobs| {
-        let files_of_jobs = jobs
-            .iter()
-            .map(|j| job_files(j))
-            .collect::<Result<Vec<_>, _>>()?;
+        let files_of_jobs = host_units(topology, host, jobs)?;
         let module = nixos::render(&env, host, &files_of_jobs, known_hosts(topology, jobs))?;
         let mut files = HostFiles::default();
         files.files.insert(
@@ -182,8 +264,7 @@ fn render_host(
     jobs: &[&Job],
 ) -> Result<HostFiles, EmitError> {
     let mut files = HostFiles::default();
-    for job in jobs {
-        let job = job_files(job)?;
+    for job in host_units(topology, host, jobs)? {
         let mut add = |path: String, text: String| {
             files.files.insert(
                 path,
@@ -206,7 +287,9 @@ fn render_host(
                 unit_file(timer, "timer")?,
             );
         }
-        add(job.spec_path, job.spec);
+        for (path, text) in job.etc {
+            add(path, text);
+        }
     }
     if let Some(kh) = known_hosts(topology, jobs) {
         files.files.insert(

@@ -94,9 +94,10 @@ pub(super) fn render(
         .collect();
     let mut etc: Vec<Etc> = jobs
         .iter()
-        .map(|j| Etc {
-            path: etc_path(&j.spec_path),
-            text: &j.spec,
+        .flat_map(|j| &j.etc)
+        .map(|(path, text)| Etc {
+            path: etc_path(path),
+            text,
         })
         .collect();
     if let Some(text) = &known_hosts {

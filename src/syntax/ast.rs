@@ -76,6 +76,19 @@ pub struct Job {
     pub hooks: Vec<Hook>,
     pub allow_empty_source: Option<Spanned<bool>>,
     pub expected_duration: Option<Str>,
+    /// The longest a job may go without a successful run before it counts as stale.
+    pub alert_after: Option<Str>,
+    pub notify: Vec<Notify>,
+    pub ping: Option<Str>,
+}
+
+#[derive(Debug)]
+pub struct Notify {
+    pub span: SourceSpan,
+    /// `on="failure"`, or several events separated by commas.
+    pub on: Option<Str>,
+    /// One string: a shell line. Several: an argv.
+    pub command: Vec<Str>,
 }
 
 /// A duration may be written as a string ("5m") or as a number of seconds (300); both arrive

@@ -395,6 +395,9 @@ impl Net {
             wait_files: vec![],
             hooks: vec![],
             syncs: vec![],
+            notify: vec![],
+            ping: None,
+            fresh_markers: vec![],
         }
     }
 

@@ -8,6 +8,7 @@
 //! says where users find them.
 
 pub mod event;
+pub mod fresh;
 pub mod lockfile;
 pub mod manifest;
 pub mod metrics;

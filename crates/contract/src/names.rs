@@ -86,6 +86,17 @@ pub fn unit_base(job: &str) -> String {
     format!("bkc-{job}")
 }
 
+/// `bkc-notify@<job>`: the unit that runs the job's `notify` commands. An instance name, so no
+/// job's own unit (whose name has no `@`) can share it.
+pub fn notify_unit_base(job: &str) -> String {
+    format!("bkc-notify@{job}")
+}
+
+/// `bkc-fresh-<job>`: the freshness check, on a destination, of the data the job sends there.
+pub fn fresh_unit_base(job: &str) -> String {
+    format!("bkc-fresh-{job}")
+}
+
 /// The job's service unit, `bkc-<job>.service`.
 pub fn service_unit(job: &str) -> String {
     format!("bkc-{job}.service")
@@ -107,9 +118,11 @@ pub fn job_of(path: &str) -> Option<&str> {
         .strip_prefix(UNIT_DIR)
         .and_then(|u| u.strip_prefix("/bkc-"))
     {
-        return unit
+        let unit = unit
             .strip_suffix(".service")
-            .or_else(|| unit.strip_suffix(".timer"));
+            .or_else(|| unit.strip_suffix(".timer"))?;
+        // A job's notification unit is part of the job.
+        return Some(unit.strip_prefix("notify@").unwrap_or(unit));
     }
     path.strip_prefix(JOBS_DIR)?
         .strip_prefix('/')?
@@ -195,6 +208,7 @@ mod tests {
         );
         assert_eq!(job_of("/etc/bkc/jobs/a-to-b.json"), Some("a-to-b"));
         assert_eq!(job_of("/etc/bkc/known_hosts"), None);
+        assert_eq!(job_of("/etc/systemd/system/bkc-notify@x.service"), Some("x"));
         assert_eq!(
             timer_of("/etc/systemd/system/bkc-x.timer"),
             Some("bkc-x.timer")

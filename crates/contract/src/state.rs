@@ -124,6 +124,19 @@ pub struct RunState {
     pub last_success_start: Option<String>,
     /// Kept across runs: how many runs ended with each result.
     pub runs_total: BTreeMap<RunResult, u64>,
+    /// The result of the last run before this one that was not skipped: a success after a
+    /// failure is a recovery.
+    pub previous_result: Option<RunResult>,
+    /// systemd's `INVOCATION_ID` of the service run that wrote this file, so that the
+    /// notification of a service's end can tell whether this report is that run's.
+    pub invocation: Option<String>,
+}
+
+impl RunResult {
+    /// Whether a run with this result went wrong (`skipped` is an `every` job not due).
+    pub fn is_failure(self) -> bool {
+        !matches!(self, RunResult::Success | RunResult::Skipped)
+    }
 }
 
 impl RunState {

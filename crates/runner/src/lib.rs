@@ -13,8 +13,12 @@
 //! every host and must not drag the compiler along.
 
 mod child;
+mod fresh;
 mod hooks;
+mod journal;
 mod lock;
+mod notify;
+mod ping;
 mod report;
 mod rsync;
 mod snapshot;
@@ -53,6 +57,19 @@ pub const NOW_ENV: &str = "BKC_RUN_NOW";
 pub struct Options {
     pub spec: PathBuf,
     pub dry_run: bool,
+    pub mode: Mode,
+}
+
+/// What `bkc-run` is asked to do with the file it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Run the job of a job spec.
+    Run,
+    /// Tell the job's notify commands how its last run ended (systemd's `OnFailure=` and
+    /// `OnSuccess=` start this).
+    Notify,
+    /// Check a freshness spec: has the job's data arrived here recently enough?
+    Fresh,
 }
 
 /// Why part of a run could not go on.
@@ -202,17 +219,41 @@ impl Run {
     }
 }
 
-/// Run the job whose spec is at `opts.spec`; returns the process exit code.
+/// The start of the run, or the time `BKC_RUN_NOW` names.
+fn now() -> Result<Timestamp, String> {
+    match std::env::var(NOW_ENV) {
+        Ok(v) => v
+            .parse::<Timestamp>()
+            .map_err(|e| format!("{NOW_ENV}={v:?} is not an RFC 3339 time: {e}")),
+        Err(_) => Ok(Timestamp::now()),
+    }
+}
+
+/// Run the job whose spec is at `opts.spec` (or what `opts.mode` asks); returns the process
+/// exit code.
 pub fn run(opts: &Options) -> i32 {
     child::install_signal_handlers();
     let path = opts.spec.display().to_string();
     let text = match std::fs::read_to_string(&opts.spec) {
         Ok(t) => t,
         Err(e) => {
-            report::say!("bkc-run: cannot read job spec {path}: {e}");
+            let what = match opts.mode {
+                Mode::Fresh => "freshness spec",
+                Mode::Run | Mode::Notify => "job spec",
+            };
+            report::say!("bkc-run: cannot read {what} {path}: {e}");
             return exit::USAGE;
         }
     };
+    if opts.mode == Mode::Fresh {
+        return match (bkc_contract::fresh::FreshSpec::from_json(&text), now()) {
+            (Ok(spec), Ok(now)) => fresh::check(&spec, now),
+            (Err(m), _) | (_, Err(m)) => {
+                report::say!("bkc-run: {path}: {m}");
+                exit::USAGE
+            }
+        };
+    }
     let spec = match JobSpec::from_json(&text) {
         Ok(s) => s,
         Err(e) => {
@@ -224,15 +265,15 @@ pub fn run(opts: &Options) -> i32 {
         report::say!("bkc-run: {path}: job spec is not valid: {m}");
         return exit::USAGE;
     }
-    let start = match std::env::var(NOW_ENV) {
-        Ok(v) => match v.parse::<Timestamp>() {
-            Ok(t) => t,
-            Err(e) => {
-                report::say!("bkc-run: {NOW_ENV}={v:?} is not an RFC 3339 time: {e}");
-                return exit::USAGE;
-            }
-        },
-        Err(_) => Timestamp::now(),
+    if opts.mode == Mode::Notify {
+        return notify::main(&spec);
+    }
+    let start = match now() {
+        Ok(t) => t,
+        Err(m) => {
+            report::say!("bkc-run: {m}");
+            return exit::USAGE;
+        }
     };
     let started = Instant::now();
     let boot_id = lock::boot_id();
@@ -322,6 +363,11 @@ fn check(spec: &JobSpec) -> Result<(), String> {
         spec.wait_files
             .iter()
             .map(|w| (w.at.host.as_str(), w.at.path.as_str())),
+    );
+    places.extend(
+        spec.fresh_markers
+            .iter()
+            .map(|m| (m.host.as_str(), m.path.as_str())),
     );
     for s in &spec.syncs {
         places.push((&s.source.host, &s.source.path));
@@ -468,6 +514,7 @@ fn execute(ctx: &Ctx, started: Instant) -> i32 {
         });
         return finish(ctx, started, prev, run, Some(reason));
     }
+    ping::send(ctx, ping::Ping::Start, "");
 
     take_locks(ctx, &mut run);
     let reached_hooks = !run.outcome.stops();
@@ -801,12 +848,29 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
     if ctx.dry_run {
         return code;
     }
+    if result == RunResult::Success {
+        fresh::write_markers(ctx, end);
+    }
+    match result {
+        RunResult::Success => ping::send(ctx, ping::Ping::Success, ""),
+        RunResult::Skipped => ping::send(
+            ctx,
+            ping::Ping::Success,
+            &format!("skipped: {}", reason.as_deref().unwrap_or("not due")),
+        ),
+        _ => ping::send(ctx, ping::Ping::Fail, &report::last_lines()),
+    }
     let mut runs_total = prev.runs_total;
     *runs_total.entry(result).or_insert(0) += 1;
     let (last_success, last_success_start) = if result == RunResult::Success {
         (Some(end.to_string()), Some(ctx.start.to_string()))
     } else {
         (prev.last_success, prev.last_success_start)
+    };
+    // A skipped run is no news: the run before it stays the one a success recovers from.
+    let previous_result = match prev.result {
+        Some(RunResult::Skipped) | None => prev.previous_result,
+        counted => counted,
     };
     let state = RunState {
         version: STATE_VERSION,
@@ -825,6 +889,9 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
         last_success,
         last_success_start,
         runs_total,
+        previous_result,
+        // systemd sets it in every service it starts; the notification compares it.
+        invocation: std::env::var("INVOCATION_ID").ok(),
     };
     write_report(ctx, &state);
     code

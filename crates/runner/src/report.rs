@@ -9,21 +9,54 @@ use std::path::{Path, PathBuf};
 use bkc_contract::event::{Event, EventLine};
 use bkc_contract::state::{RunState, state_file};
 
+use crate::journal::Journal;
+
 /// `eprintln!` without its panic when stderr is gone (a closed journal pipe must not stop a
 /// backup halfway, with its locks held).
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{line}");
+        $crate::report::remember(line);
     }};
 }
 pub(crate) use say;
+
+/// The runner's own last lines (errors, warnings, its result), for a failure ping.
+static LAST: std::sync::Mutex<std::collections::VecDeque<String>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+const KEEP_LINES: usize = 40;
+
+pub fn remember(line: String) {
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if last.len() == KEEP_LINES {
+        last.pop_front();
+    }
+    last.push_back(line);
+}
+
+/// The lines [`say!`] printed last, at most 40 and 10 KB (the end kept).
+pub fn last_lines() -> String {
+    let last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut text: String = last.iter().map(|l| format!("{l}\n")).collect();
+    if text.len() > 10_240 {
+        let mut cut = text.len() - 10_240;
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        text.drain(..cut);
+    }
+    text
+}
 
 /// Writes events. Write errors are ignored on purpose: a closed stdout (the reader went away)
 /// must not stop a backup or leave its locks held.
 pub struct Reporter {
     job: String,
     run: String,
+    /// The journal, when the runner runs under systemd: events go there with fields.
+    journal: Option<Journal>,
 }
 
 impl Reporter {
@@ -31,6 +64,7 @@ impl Reporter {
         Reporter {
             job: job.to_string(),
             run: run.to_string(),
+            journal: Journal::open(),
         }
     }
 
@@ -43,8 +77,13 @@ impl Reporter {
             job: self.job.clone(),
             run: self.run.clone(),
             event,
+        };
+        if let Some(j) = &self.journal
+            && j.send(&journal_fields(&line))
+        {
+            return;
         }
-        .to_line();
+        let line = line.to_line();
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(line.as_bytes());
         let _ = out.flush();
@@ -56,6 +95,30 @@ impl Reporter {
             message: message.to_string(),
         });
     }
+}
+
+/// An event as a journal entry: its line as MESSAGE, and the fields to search by.
+fn journal_fields(line: &EventLine) -> Vec<(&'static str, String)> {
+    let text = line.to_line();
+    let value = serde_json::to_value(line).unwrap_or_default();
+    let word = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let mut f = vec![
+        ("MESSAGE", text.trim_end().to_string()),
+        ("SYSLOG_IDENTIFIER", "bkc-run".to_string()),
+        ("JOB", line.job.clone()),
+        ("RUN", line.run.clone()),
+        ("EVENT", word("event").unwrap_or_default()),
+    ];
+    let priority = match &line.event {
+        Event::Error { .. } => "3",
+        Event::Warning { .. } => "4",
+        _ => "6",
+    };
+    f.push(("PRIORITY", priority.to_string()));
+    if let Some(r) = word("result") {
+        f.push(("RESULT", r));
+    }
+    f
 }
 
 pub fn state_path(state_dir: &str, job: &str) -> PathBuf {

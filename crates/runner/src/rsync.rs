@@ -169,6 +169,9 @@ mod tests {
             wait_files: vec![],
             hooks: vec![],
             syncs: vec![],
+            notify: vec![],
+            ping: None,
+            fresh_markers: vec![],
         }
     }
 
