@@ -83,9 +83,9 @@ pub fn read_state(path: &Path) -> Result<Option<RunState>, String> {
 /// The temporary file has an unpredictable name and is created with O_EXCL, which never follows
 /// a symlink: a metrics directory is often writable by another account (node_exporter's textfile
 /// directory), and a predictable name there let that account plant a symlink that root then
-/// wrote through. No fsync: it cost more than the rest of the runner's own
-/// work on a busy disk, and losing the newest state to a power cut only means an `every` job runs
-/// once more.
+/// wrote through. The file is synced before the rename and the directory after it, so a power
+/// cut leaves the old record or the new one, never an empty file or no file; a lost state file
+/// would make an `every` job run again at once.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -102,8 +102,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
