@@ -688,3 +688,103 @@ fn a_future_dated_snapshot_never_costs_the_new_one() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A power cut right after a run must not lose its record: each of the state file and the
+/// metrics is synced before it is renamed into place, and its directory after, or a job with
+/// `every` runs again at boot. There is no power switch here, so the order of the system calls is
+/// what is checked, through real strace.
+#[test]
+fn state_and_metrics_are_synced_before_and_after_the_rename() {
+    if !common::require_tool("strace") {
+        return;
+    }
+    let dir = common::scratch("fsync", "run");
+    let d = dir.display().to_string();
+    write(&dir.join("src/f.txt"), "data");
+    let mut s = bkc::spec::JobSpec {
+        syncs: vec![sync(
+            at("me", &format!("{d}/src/")),
+            at("me", &format!("{d}/dst/")),
+        )],
+        ..local_spec("synced", &d)
+    };
+    s.metrics_dir = Some(format!("{d}/metrics"));
+    let p = dir.join("synced.json");
+    std::fs::write(&p, s.to_json()).unwrap();
+    let trace = dir.join("trace");
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,close",
+        ])
+        .arg("-o")
+        .arg(&trace)
+        .arg(runner())
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    for (sub, file) in [("state", "synced.json"), ("metrics", "bkc_synced.prom")] {
+        let dir = format!("{d}/{sub}");
+        let order = synced_rename(&calls, &dir, file);
+        assert_eq!(
+            order,
+            [
+                "open temporary",
+                "sync temporary",
+                "rename",
+                "open directory",
+                "sync directory"
+            ],
+            "{file}: {calls}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The steps of replacing `dir/file` that `calls` (strace's lines) show, in order: the temporary
+/// file (a dot file beside it) opened and synced, the rename, the directory opened and synced.
+fn synced_rename(calls: &str, dir: &str, file: &str) -> Vec<&'static str> {
+    let tmp_prefix = format!("\"{dir}/.{file}.");
+    let mut tmp_fd = None;
+    let mut dir_fd = None;
+    let mut steps = Vec::new();
+    for line in calls.lines() {
+        // "<pid> <call>(<args>) = <result>"
+        let call = line.split_once(' ').map_or(line, |(_, c)| c.trim_start());
+        let result = call.rsplit_once(" = ").map(|(_, r)| r.trim());
+        let fd_arg = call
+            .split_once('(')
+            .and_then(|(_, a)| a.split([',', ')']).next())
+            .map(str::trim);
+        if call.starts_with("openat(") && call.contains(&tmp_prefix) {
+            tmp_fd = result.map(str::to_string);
+            steps.push("open temporary");
+        } else if call.starts_with("openat(") && call.contains(&format!("\"{dir}\"")) {
+            dir_fd = result.map(str::to_string);
+            steps.push("open directory");
+        } else if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
+            if fd_arg.is_some() && fd_arg == tmp_fd.as_deref() {
+                steps.push("sync temporary");
+            } else if fd_arg.is_some() && fd_arg == dir_fd.as_deref() {
+                steps.push("sync directory");
+            }
+        } else if call.starts_with("rename") && call.contains(&tmp_prefix) {
+            steps.push("rename");
+        } else if call.starts_with("close(") {
+            if fd_arg.is_some() && fd_arg == tmp_fd.as_deref() {
+                tmp_fd = None;
+            } else if fd_arg.is_some() && fd_arg == dir_fd.as_deref() {
+                dir_fd = None;
+            }
+        }
+    }
+    steps
+}
