@@ -137,7 +137,11 @@ impl<'a> Reader<'a> {
         known: &[&str],
     ) -> Option<Fields<'n, 'a>> {
         let YamlData::Mapping(map) = &node.data else {
-            self.wrong_type(node, &format!("{what} as a mapping (`key: value` lines)"), Want::Mapping);
+            self.wrong_type(
+                node,
+                &format!("{what} as a mapping (`key: value` lines)"),
+                Want::Mapping,
+            );
             return None;
         };
         let mut entries = Vec::new();
@@ -223,7 +227,11 @@ impl<'a> Reader<'a> {
         match &node.data {
             YamlData::Sequence(items) => items,
             _ => {
-                self.wrong_type(node, &format!("{what} as a list (`- item` lines)"), Want::List);
+                self.wrong_type(
+                    node,
+                    &format!("{what} as a list (`- item` lines)"),
+                    Want::List,
+                );
                 &[]
             }
         }

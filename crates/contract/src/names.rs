@@ -208,7 +208,10 @@ mod tests {
         );
         assert_eq!(job_of("/etc/bkc/jobs/a-to-b.json"), Some("a-to-b"));
         assert_eq!(job_of("/etc/bkc/known_hosts"), None);
-        assert_eq!(job_of("/etc/systemd/system/bkc-notify@x.service"), Some("x"));
+        assert_eq!(
+            job_of("/etc/systemd/system/bkc-notify@x.service"),
+            Some("x")
+        );
         assert_eq!(
             timer_of("/etc/systemd/system/bkc-x.timer"),
             Some("bkc-x.timer")
