@@ -1,7 +1,7 @@
 //! Plan and apply logic against a directory standing in for a host (the `Local` transport): the
 //! same scripts as over SSH, with a stand-in systemctl. Fast, and needs no root.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -8,9 +8,6 @@
 //!
 //! Use it at the top of such a test: `if !common::require_tool("systemd-analyze") { return; }`.
 
-// Each test binary compiles this file and uses only some of it.
-#![allow(dead_code)]
-
 use std::path::Path;
 
 /// True if `name` (a program on PATH, or a path) can be run. Otherwise skip: print a message
