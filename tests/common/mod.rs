@@ -199,6 +199,23 @@ pub fn scratch(tag: &str, name: &str) -> std::path::PathBuf {
     d
 }
 
+/// Remove a scratch directory, also when a test left a directory in it that its owner may not
+/// enter: root may anyway, so only a run as a user would fail here.
+pub fn remove_scratch(dir: &Path) {
+    fn open_up(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                open_up(&entry.path());
+            }
+        }
+    }
+    open_up(dir);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// The bundled examples (examples/*.kdl), each as its name and text, sorted by name.
 pub fn examples() -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = std::fs::read_dir("examples")
