@@ -8,8 +8,11 @@
 //! on a real fleet each host does its own side of the handshake. Without root it says so and
 //! does nothing.
 
+// The integration tests' helpers, of which this benchmark uses a few.
+#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[allow(dead_code)]
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 

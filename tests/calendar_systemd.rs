@@ -3,7 +3,7 @@
 //! normalized form and on the next 50 elapses (to the second) from each of several base times;
 //! every expression in tests/data/calendar-invalid.txt must be rejected by both.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! lines that `cron_to_calendar` emits (merged when there are two). Our own calendar engine must
 //! agree with systemd on those lines too.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write as _;

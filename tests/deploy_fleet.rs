@@ -2,6 +2,7 @@
 //! sshd (tests/fleet): the seed chain's shape, with a schedule of a few seconds. Needs root,
 //! systemd-nspawn and debootstrap; see tests/fleet.
 
+#[allow(dead_code)] // a few of the helpers
 mod common;
 mod fleet;
 

@@ -45,7 +45,7 @@ macro_rules! cases {
             fn $name() {
                 let (text, codes) = $input($src);
                 assert_eq!(codes, vec![$($code),*] as Vec<&str>, "{text}");
-                insta::assert_snapshot!(stringify!($name), text);
+                assert_snapshot!(stringify!($name), text);
             }
         )*
 

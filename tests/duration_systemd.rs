@@ -2,7 +2,7 @@
 //! TimeoutStartSec=), so systemd must read back exactly the number of seconds we meant; below a
 //! month it should also be the very text systemd prints itself.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! `bkc fmt`: the canonical layout is stable, keeps every comment and the meaning of the file,
 //! and `--check` fails on a file that is not in it.
 
-mod common;
+use crate::common;
 
 use bkc::fmt::{format, same_meaning};
 use common::{bkc, stderr};

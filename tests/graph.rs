@@ -2,7 +2,7 @@
 //! and Mermaid whatever the paths hold, the committed picture of the seed chain, circles of
 //! waits with `--allow-errors`, and the command line.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 
@@ -52,7 +52,7 @@ fn every_format_of_every_example_matches_its_snapshot() {
     for (name, text) in topologies() {
         for format in ["text", "dot", "mermaid"] {
             let out = picture_of(&name, &text, format);
-            insta::assert_snapshot!(format!("{name}@{format}"), out);
+            assert_snapshot!(format!("{name}@{format}"), out);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! and runs the same rsync command lines the old daemon ran; every mistake in a config is
 //! reported with its file and line; no input makes the importer panic.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

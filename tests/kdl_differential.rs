@@ -8,7 +8,7 @@
 
 #[path = "../benches/common/mod.rs"]
 mod bench_common;
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

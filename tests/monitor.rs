@@ -1,12 +1,10 @@
 //! Knowing that backups work: `bkc status --check` against real sshd hosts in network
 //! namespaces (tests/harness). Needs root; see tests/harness.
 
-mod common;
-mod harness;
-
 use std::process::{Command, Output};
 
-use harness::*;
+use crate::common;
+use crate::harness::*;
 
 /// A topology of the harness's hosts h1 and h2, each running one daily job into the other,
 /// with state files under /srv (each host's own) so the test can write them.

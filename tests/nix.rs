@@ -4,7 +4,7 @@
 //! known_hosts of the unit files bkc writes for the same host; the flake's module declares the
 //! same as the module it imports; and `nix flake check` passes against a stand-in nixpkgs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! The blocks run in order in one scratch directory that links to `examples/` and `tests/`, so a
 //! transcript may write files (`bkc init` writes `./bkc.kdl`) and a later one may read them.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,13 +1,10 @@
 //! The runner's locks and waits against real hosts: exclusion, crashes, signals, dead links,
 //! timeouts and seed-style lock files. Needs root; see tests/harness.
 
-mod common;
-mod harness;
-
 use std::time::{Duration, Instant};
 
+use crate::harness::*;
 use bkc::spec::{HookWhen, JobSpec, LockMode, OnFailure, WaitFile};
-use harness::*;
 
 /// A job on `host` that pushes its /srv/data to h-dest and blocks on `other` (shared lock on
 /// `other`'s lock at `dest`).

@@ -1,17 +1,17 @@
 //! The runner against real rsync and sshd on namespaced test hosts: data paths, guards, hooks,
 //! snapshots, schedules. Needs root; see tests/harness.
 
-mod common;
-mod harness;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 
+use crate::harness::*;
 use bkc::spec::{Command as HookCommand, Hook, HookWhen, Interval, LockMode, OnFailure, Retention};
-use harness::*;
 
 #[test]
 #[ignore = "needs root, sshd and rsync"]
 fn seed_chain_desktop_to_a_then_a_to_b() {
+    let _serial = shared();
     let Some(net) = Net::new(3) else { return };
     // h1 = desktop, h2 = backup_a, h3 = backup_b.
     write(&net.srv("h1").join("home/music/song.flac"), "la la la");
@@ -74,6 +74,7 @@ fn seed_chain_desktop_to_a_then_a_to_b() {
 #[test]
 #[ignore = "needs root, sshd and rsync"]
 fn empty_source_guard_refuses_deleting_syncs() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     std::fs::create_dir_all(net.srv("h1").join("empty")).unwrap();
     write(&net.srv("h2").join("dst/keep.txt"), "precious");
@@ -123,6 +124,7 @@ fn empty_source_guard_refuses_deleting_syncs() {
 #[test]
 #[ignore = "needs root, sshd and rsync"]
 fn hook_failure_policies() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/f"), "x");
     let trace = net.dir.join("trace");
@@ -229,6 +231,7 @@ fn names(dir: &std::path::Path) -> Vec<String> {
 #[test]
 #[ignore = "needs root, sshd and rsync"]
 fn snapshots_and_retention_remote_and_local_dest() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/same.txt"), "unchanged");
     write(&net.srv("h1").join("data/day.txt"), "day 0");
@@ -358,6 +361,7 @@ fn snapshots_and_retention_remote_and_local_dest() {
 #[test]
 #[ignore = "needs root, sshd and rsync"]
 fn every_skips_until_due() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/f"), "x");
     let mut spec = net.spec("every", "h1");
@@ -403,6 +407,7 @@ fn every_skips_until_due() {
 #[test]
 #[ignore = "needs root, sshd and rsync"]
 fn dry_run_changes_nothing() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/new.txt"), "new");
     write(&net.srv("h2").join("copy/old.txt"), "old");
@@ -479,6 +484,7 @@ fn bad_specs_exit_2_with_a_clear_message() {
 #[test]
 #[ignore = "needs root, sshd and rsync"]
 fn run_timeout_stops_what_runs_and_after_hooks_still_run() {
+    let _serial = shared();
     let Some(net) = Net::new(1) else { return };
     let mut spec = net.spec("slowhook", "h1");
     spec.timeout_secs = Some(1);

@@ -2,7 +2,7 @@
 //! played out on small topologies, timer expansion against systemd-analyze, and the command
 //! line (exit codes, JSON, warnings, `check --simulate`).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

@@ -8,9 +8,6 @@
 //!
 //! Use it at the top of such a test: `if !common::require_tool("systemd-analyze") { return; }`.
 
-// Each test binary compiles this file and uses only some of it.
-#![allow(dead_code)]
-
 use std::path::Path;
 
 /// True if `name` (a program on PATH, or a path) can be run. Otherwise skip: print a message
@@ -200,6 +197,23 @@ pub fn scratch(tag: &str, name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Remove a scratch directory, also when a test left a directory in it that its owner may not
+/// enter: root may anyway, so only a run as a user would fail here.
+pub fn remove_scratch(dir: &Path) {
+    fn open_up(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                open_up(&entry.path());
+            }
+        }
+    }
+    open_up(dir);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// The bundled examples (examples/*.kdl), each as its name and text, sorted by name.

@@ -5,9 +5,8 @@
 //! them through `ip netns exec <ctl> nc` as an ssh ProxyCommand.
 //!
 //! Booting takes seconds, so a test binary boots its containers once ([`shared`]) and its tests
-//! take turns; they are stopped (a clean poweroff) and removed when the test binary exits.
-
-#![allow(dead_code)]
+//! take turns; they are stopped (a clean poweroff) and removed when the test binary exits. That
+//! binary is tests/deploy_fleet.rs alone, so that the containers are gone before other tests run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -17,6 +16,8 @@ use std::time::{Duration, Instant};
 pub const ROOT: &str = "/var/cache/bkc-test/bookworm-root";
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,rsync,iproute2,util-linux";
 
+// The test hosts' network plumbing, of which the containers use a part.
+#[allow(dead_code)]
 #[path = "../harness/mod.rs"]
 mod harness;
 

@@ -5,8 +5,6 @@
 //! Needs root, iproute2, openssh-server, rsync, util-linux (nsenter, unshare, flock): the tests
 //! that use it are ignored by a plain `cargo test`, and check for these with `common`'s helpers.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -33,8 +31,9 @@ pub fn runner() -> &'static str {
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Tests that bound how long something takes (a behaviour bound, such as "the waiter enters within
-/// a second of the holder's exit") run alone in their binary, so the other tests' ssh handshakes
-/// on this small machine cannot eat their margin. The rest share.
+/// a second of the holder's exit") run alone among the tests that start hosts, so the others' ssh
+/// handshakes on this small machine cannot eat their margin: they take [`alone`], every other test
+/// that starts hosts takes [`shared`].
 static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
 pub fn alone() -> std::sync::RwLockWriteGuard<'static, ()> {
@@ -168,6 +167,7 @@ impl Net {
 
     /// Like [`Net::new`], and each host has a private /etc (an overlay on the machine's), so
     /// that deploy benchmarks can put bkc's files there.
+    #[allow(dead_code)] // benches/plan.rs uses it, no test does
     pub fn with_private_etc(n: usize) -> Option<Net> {
         Net::create(n, true)
     }
