@@ -136,8 +136,30 @@ fn status_check_exit_codes() {
         said(&o)
     );
 
-    // A host out of reach: 2, whatever the others say.
+    // The same fleet as a page: every job, each with its state.
     state(&net, "h1", "one", "success", Some(60));
+    state(&net, "h2", "two", "success", Some(3 * 3600));
+    let page = net.dir.join("status.html");
+    let o = Command::new(common::bin("bkc"))
+        .args(["report", "-o"])
+        .arg(&page)
+        .arg(&file)
+        .env("BKC_SSH_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(r#"id="row-one" data-state="fresh""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"id="row-two" data-state="stale""#),
+        "{html}"
+    );
+
+    // A host out of reach: 2, whatever the others say.
+    state(&net, "h2", "two", "success", Some(60));
     net.link_down("h2");
     let o = check(&net, &file, &config);
     net.link_up("h2");
