@@ -42,6 +42,7 @@ mod kdl_differential;
 mod monitor;
 mod nix;
 mod readme;
+mod report_browser;
 mod runner_locks;
 mod runner_sync;
 mod simulate;

@@ -90,6 +90,7 @@ fn said(o: &Output) -> String {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync (namespace hosts)"]
 fn status_check_exit_codes() {
     let Some(net) = Net::new(2) else { return };
     let _turn = shared();
@@ -134,8 +135,30 @@ fn status_check_exit_codes() {
         said(&o)
     );
 
-    // A host out of reach: 2, whatever the others say.
+    // The same fleet as a page: every job, each with its state.
     state(&net, "h1", "one", "success", Some(60));
+    state(&net, "h2", "two", "success", Some(3 * 3600));
+    let page = net.dir.join("status.html");
+    let o = Command::new(common::bin("bkc"))
+        .args(["report", "-o"])
+        .arg(&page)
+        .arg(&file)
+        .env("BKC_SSH_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", said(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains(r#"id="row-one" data-state="fresh""#),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"id="row-two" data-state="stale""#),
+        "{html}"
+    );
+
+    // A host out of reach: 2, whatever the others say.
+    state(&net, "h2", "two", "success", Some(60));
     net.link_down("h2");
     let o = check(&net, &file, &config);
     net.link_up("h2");
@@ -252,6 +275,7 @@ impl PingServer {
 }
 
 #[test]
+#[ignore = "needs curl and rsync"]
 fn pings_arrive_start_then_success_or_fail() {
     if !common::require_tool("curl") || !common::require_tool("rsync") {
         return;
@@ -297,6 +321,7 @@ fn pings_arrive_start_then_success_or_fail() {
 }
 
 #[test]
+#[ignore = "needs curl and rsync"]
 fn an_unreachable_ping_url_never_fails_the_backup() {
     if !common::require_tool("curl") || !common::require_tool("rsync") {
         return;
@@ -346,6 +371,7 @@ fn env_of(dir: &std::path::Path, event: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs rsync"]
 fn notify_tells_failure_then_recovery() {
     use bkc::spec::NotifyEvent::*;
     if !common::require_tool("rsync") {
@@ -415,6 +441,7 @@ fn notify_tells_failure_then_recovery() {
 // The dead man's switch: a destination notices that its source stopped sending.
 
 #[test]
+#[ignore = "needs root, sshd and rsync (namespace hosts)"]
 fn a_silent_source_goes_stale_on_its_destination() {
     use bkc::spec::NotifyEvent::*;
     let Some(net) = Net::new(2) else { return };
@@ -515,6 +542,7 @@ fn rules_of(name: &str, text: &str) -> std::path::PathBuf {
 }
 
 #[test]
+#[ignore = "needs promtool (prometheus)"]
 fn promtool_accepts_the_rules_of_every_example() {
     if !common::require_tool("promtool") {
         return;
@@ -538,6 +566,7 @@ fn promtool_accepts_the_rules_of_every_example() {
 /// The seed chain's rules fire as they should on made-up series: stale past alert-after (and
 /// not before), a failed run at once, a lock wait near its timeout.
 #[test]
+#[ignore = "needs promtool (prometheus)"]
 fn the_rules_fire_when_they_should() {
     if !common::require_tool("promtool") {
         return;

@@ -14,6 +14,7 @@ mod load;
 mod output;
 mod plan;
 mod remote;
+mod report;
 mod simulate;
 mod status;
 
@@ -32,6 +33,7 @@ Examples:
   bkc plan                                  show what `bkc apply` would change on every host
   bkc apply                                 put the topology on every host (asks first)
   bkc status                                every job of the fleet: last run, result, next run
+  bkc report -o status.html                 the fleet at a glance, as one HTML page
   bkc import rsyncdirector desktop=desktop.yaml backup_a=backup_a.yaml -o bkc.kdl
   bkc completions bash > /etc/bash_completion.d/bkc";
 
@@ -97,6 +99,12 @@ enum Command {
         after_help = "Examples:\n  bkc status\n  bkc status site.kdl --json\n  bkc status --check   (0 all fresh, 1 stale or failed, 2 a host out of reach)"
     )]
     Status(status::StatusArgs),
+    /// The fleet at a glance: one self-contained HTML page with the chain coloured by each
+    /// job's state, a table of every job and their last runs.
+    #[command(
+        after_help = "Examples:\n  bkc report -o status.html\n  bkc report site.kdl -o /var/www/html/bkc/index.html --runs 10"
+    )]
+    Report(report::ReportArgs),
     /// Start a job now on its host.
     #[command(after_help = "Examples:\n  bkc run desktop-to-a\n  bkc run a-to-b --wait")]
     Run(status::RunArgs),
@@ -168,6 +176,7 @@ fn run(cli: Cli) -> Exit {
         Command::Rollback(a) => apply::rollback(a, v),
         Command::Status(a) => status::status(a, v),
         Command::Run(a) => status::run(a, v),
+        Command::Report(a) => report::report(a, v),
         Command::Completions(a) => init::completions(a),
         Command::Man => init::man(),
     };

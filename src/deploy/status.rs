@@ -3,6 +3,9 @@
 
 use std::fmt::Write as _;
 
+use std::collections::BTreeMap;
+
+use bkc_contract::event::{Event, EventLine};
 use bkc_contract::state::{RunState, state_file};
 use serde::Serialize;
 
@@ -327,4 +330,105 @@ pub fn start(t: &dyn Transport, job: &str, wait: bool) -> Result<Option<Ran>, Ho
             out.stderr.trim()
         ),
     ))
+}
+
+/// One past run, from the `end` event the runner sent to the journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct PastRun {
+    /// When the journal received the run's end (RFC 3339).
+    pub end: String,
+    pub result: String,
+    pub secs: f64,
+    pub bytes: u64,
+    pub message: Option<String>,
+}
+
+/// The last `n` runs of each of `jobs` on the host behind `t`, newest first, read from the
+/// journal's `EVENT=end` entries (docs/RUNNER.md): one round trip. A host without journalctl,
+/// or a job without entries, has none.
+pub fn host_runs(
+    t: &dyn Transport,
+    jobs: &[&Job],
+    n: usize,
+) -> Result<BTreeMap<String, Vec<PastRun>>, HostError> {
+    let mut script = String::new();
+    for j in jobs {
+        let _ = writeln!(
+            script,
+            "journalctl -q -u {} EVENT=end -o json -n {n} --no-pager 2>/dev/null | sed 's/^/run /'",
+            quote(&format!("bkc-{}.service", j.name))
+        );
+    }
+    script.push_str("echo end\n");
+    let out = run(t, &script, b"")
+        .map_err(|e| HostError::new(t.host(), format!("cannot start ssh: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.lines().last() != Some("end") {
+        return Err(HostError::new(
+            t.host(),
+            format!("cannot read the journal: {}", out.stderr.trim()),
+        ));
+    }
+    let mut runs: BTreeMap<String, Vec<PastRun>> = BTreeMap::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("run ")) {
+        if let Some((job, run)) = past_run(line)
+            && jobs.iter().any(|j| j.name == job)
+        {
+            runs.entry(job).or_default().push(run);
+        }
+    }
+    for list in runs.values_mut() {
+        list.reverse();
+    }
+    Ok(runs)
+}
+
+/// A journal entry (`journalctl -o json`) of an `end` event: its job and the run. Anything
+/// else, or anything that does not parse, is no run.
+fn past_run(entry: &str) -> Option<(String, PastRun)> {
+    let e: serde_json::Value = serde_json::from_str(entry).ok()?;
+    let line: EventLine = serde_json::from_str(e.get("MESSAGE")?.as_str()?).ok()?;
+    let Event::End {
+        bytes_received,
+        bytes_sent,
+        message,
+        result,
+        secs,
+        ..
+    } = line.event
+    else {
+        return None;
+    };
+    let micros: i64 = e.get("__REALTIME_TIMESTAMP")?.as_str()?.parse().ok()?;
+    let end = jiff::Timestamp::from_microsecond(micros).ok()?;
+    let shown = |t: String| printable_line(&t).into_owned();
+    Some((
+        line.job,
+        PastRun {
+            end: end.to_string(),
+            result: result.to_string(),
+            secs,
+            bytes: bytes_sent + bytes_received,
+            message: message.map(shown),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_entry_is_a_past_run() {
+        let msg = r#"{"job":"a","run":"r","event":"end","bytes_received":1,"bytes_sent":2,"dry_run":false,"exit_code":1,"lock_wait_secs":0.0,"message":"it\u001b broke","result":"failed","secs":3.5}"#;
+        let entry = serde_json::json!({"MESSAGE": msg, "__REALTIME_TIMESTAMP": "1767225600000000"});
+        let (job, run) = past_run(&entry.to_string()).unwrap();
+        assert_eq!(job, "a");
+        assert_eq!(run.end, "2026-01-01T00:00:00Z");
+        assert_eq!(run.result, "failed");
+        assert_eq!(run.bytes, 3);
+        assert!(!run.message.unwrap().contains('\u{1b}'));
+        let other = serde_json::json!({"MESSAGE": "plain text", "__REALTIME_TIMESTAMP": "1"});
+        assert!(past_run(&other.to_string()).is_none());
+    }
 }
