@@ -633,7 +633,11 @@ fn a_running_backup_keeps_its_files_through_an_apply() {
     // different, so the plan replaces it).
     apply_ok(&f, &with);
     f.sh("backup_a", "rm -rf /srv/slow");
-    f.sh("desktop", "printf '\\0' >> /usr/local/bin/bkc-run");
+    // Copied and renamed, not appended in place: another job may be running the binary.
+    f.sh(
+        "desktop",
+        "cp /usr/local/bin/bkc-run /usr/local/bin/.bkc-run.t && printf '\\0' >> /usr/local/bin/.bkc-run.t && mv /usr/local/bin/.bkc-run.t /usr/local/bin/bkc-run",
+    );
     f.sh("desktop", "systemctl start --no-block bkc-slow.service");
     assert!(
         Fleet::eventually(30, || {
