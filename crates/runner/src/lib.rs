@@ -213,17 +213,13 @@ pub fn run(opts: &Options) -> i32 {
             return exit::USAGE;
         }
     };
-    let spec = match JobSpec::from_json(&text) {
+    let spec = match read_spec(&text) {
         Ok(s) => s,
-        Err(e) => {
-            report::say!("bkc-run: {path}: {e}");
+        Err(m) => {
+            report::say!("bkc-run: {path}: {m}");
             return exit::USAGE;
         }
     };
-    if let Err(m) = check(&spec) {
-        report::say!("bkc-run: {path}: job spec is not valid: {m}");
-        return exit::USAGE;
-    }
     let start = match std::env::var(NOW_ENV) {
         Ok(v) => match v.parse::<Timestamp>() {
             Ok(t) => t,
@@ -297,6 +293,14 @@ fn hostname() -> String {
     }
     let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A job spec as the runner reads it: the contract's JSON, then what [`check`] demands. Public
+/// for the fuzz target that feeds it arbitrary bytes (fuzz/fuzz_targets/job_spec.rs).
+pub fn read_spec(text: &str) -> Result<JobSpec, String> {
+    let spec = JobSpec::from_json(text).map_err(|e| e.to_string())?;
+    check(&spec).map_err(|m| format!("job spec is not valid: {m}"))?;
+    Ok(spec)
 }
 
 /// What the runner itself must be able to rely on beyond the types: names that are safe as file
