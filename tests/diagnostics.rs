@@ -97,6 +97,7 @@ cases! {
     description_trailing_backslash: kdl("job \"x\" on=\"desktop\" {\n    description #\"backup of C:\\\"#\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_description"];
     never_fires: kdl("job \"x\" on=\"desktop\" {\n    schedule \"*-02-30\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::never_fires"];
     identity_with_quote: kdl("defaults {\n    identity \"/etc/bkc/alice's key\"\n}\n") => ["bkc::invalid_path"];
+    identity_with_token: kdl("defaults {\n    identity \"/etc/bkc/%u/key\"\n}\n") => ["bkc::invalid_path"];
     no_host_key: kdl("host \"c\" address=\"c.lan\" port=2200\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"c:/b/\"\n}\n") => ["bkc::no_host_key"];
     no_schedule: kdl("job \"x\" on=\"desktop\" {\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::no_schedule"];
     too_deep: kdl("job \"x\" on=\"desktop\" /-{ a /-{ b /-{ c /-{ d /-{ e /-{ f /-{ g } } } } } } }\n") => ["bkc::nesting"];

@@ -36,6 +36,7 @@ mod duration_systemd;
 mod examples;
 mod fmt;
 mod graph;
+mod hostile;
 mod import;
 mod junk;
 mod kdl_differential;

@@ -336,13 +336,12 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
         }
     }
     if let Some(id) = &df.identity
-        && id.value.contains(['\'', '"'])
+        && let Some(why) = bkc_contract::names::ssh_path_problem(&id.value)
     {
-        // rsync splits its `-e` ssh command itself and knows no escape for quotes in it.
         cx.push(
-            Diagnostic::error(Code::InvalidPath, "the identity path contains a quote")
-                .label(id.span, "rsync cannot pass this to ssh")
-                .help("move the key to a path without quotes, such as /etc/bkc/id_ed25519"),
+            Diagnostic::error(Code::InvalidPath, format!("the identity path {why}"))
+                .label(id.span, "ssh cannot read this path as written")
+                .help("move the key to a path without quotes or `%`, such as /etc/bkc/id_ed25519"),
         );
     }
     for (slot, value, what) in [

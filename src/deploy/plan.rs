@@ -86,7 +86,9 @@ pub fn observe(t: &dyn Transport, runner_paths: &[String]) -> Result<Observed, H
     })
 }
 
-fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
+/// What `host` answered to observe.sh, checked line by line: anything it does not expect is
+/// refused. Public for the fuzz target that feeds it arbitrary answers.
+pub fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
     let framed = unframe(stdout)?;
     if framed.lines.last().map(String::as_str) != Some("end") {
         return Err(if framed.lines.is_empty() {

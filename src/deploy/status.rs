@@ -170,12 +170,18 @@ pub fn host_status(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobStatus>, H
     script.push_str("echo end\n");
     let out = run(t, &script, b"")
         .map_err(|e| HostError::new(t.host(), format!("cannot start ssh: {e}")))?;
-    let framed = unframe(&out.stdout).map_err(|e| HostError::new(t.host(), e))?;
+    read_status(jobs, &out.stdout).map_err(|e| {
+        let why = e.unwrap_or_else(|| format!("cannot read the status: {}", out.stderr.trim()));
+        HostError::new(t.host(), why)
+    })
+}
+
+/// The status of `jobs` from what their host answered to the status script. `Err(None)` when
+/// the answer was cut short. Public for the fuzz target that feeds it arbitrary answers.
+pub fn read_status(jobs: &[&Job], stdout: &[u8]) -> Result<Vec<JobStatus>, Option<String>> {
+    let framed = unframe(stdout).map_err(Some)?;
     if framed.lines.last().map(String::as_str) != Some("end") {
-        return Err(HostError::new(
-            t.host(),
-            format!("cannot read the status: {}", out.stderr.trim()),
-        ));
+        return Err(None);
     }
     let mut all: Vec<JobStatus> = jobs
         .iter()

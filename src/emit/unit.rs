@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use super::escape::{unit_arg, unit_path, unit_text};
+use super::escape::{unit_arg, unit_exec, unit_path, unit_text};
 use crate::schedule::format_duration;
 use crate::spec::{IoClass, NotifyEvent};
 use crate::topology::{Job, Service, Timer};
@@ -238,7 +238,7 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
         .map_or_else(|| "infinity".to_string(), |t| format_duration(t + 120));
     let mut service = vec![
         set("Type", "oneshot"),
-        set("ExecStart", unit_arg(spec_path)?).exec("", "runner", unit_arg(&svc.runner)?),
+        set("ExecStart", unit_arg(spec_path)?).exec("", "runner", unit_exec(&svc.runner)?),
         set("TimeoutStartSec", start_timeout).why(
             "The runner enforces the job's timeout itself and releases its locks; systemd's is a backstop.",
         ),
@@ -309,7 +309,7 @@ fn sandbox(svc: &Service) -> Result<Vec<Setting>, minijinja::Error> {
     }
     service.push(
         set("ExecStartPre", mkdir_args)
-            .exec("+", "mkdir", unit_arg(MKDIR)?)
+            .exec("+", "mkdir", unit_exec(MKDIR)?)
             .why(
                 "Writable paths are created before the sandbox is set up: a missing mount point would\n\
                  otherwise stop the unit from starting at all.",

@@ -122,6 +122,8 @@ pub struct Host {
     pub name: String,
     pub ns: String,
     pub addr: String,
+    /// The host's IPv6 address (without brackets); sshd listens on both.
+    pub addr6: String,
     pub dir: PathBuf,
     sshd: Option<Child>,
 }
@@ -220,6 +222,7 @@ impl Net {
             let name = format!("h{i}");
             let ns = format!("{}h{i}", self.id);
             let addr = format!("10.{}.0.{}", self.subnet, 10 + i);
+            let addr6 = format!("fd77:{}::{}", self.subnet, 10 + i);
             let hdir = self.dir.join(&name);
             std::fs::create_dir_all(hdir.join("srv")).unwrap();
             // Registered before anything can fail, so Drop removes what was made.
@@ -227,22 +230,31 @@ impl Net {
                 name: name.clone(),
                 ns: ns.clone(),
                 addr: addr.clone(),
+                addr6: addr6.clone(),
                 dir: hdir.clone(),
                 sshd: None,
             });
             plug(&self.ctl, &format!("vh{i}"), &ns, &addr);
+            // No duplicate address detection: the address is usable at once, before sshd binds.
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr6}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
             let hk = hdir.join("host_key");
             keygen(&hk, None);
             let hpub = std::fs::read_to_string(hdir.join("host_key.pub")).unwrap();
             let mut it = hpub.split_whitespace();
-            known.push_str(&format!(
-                "{addr} {} {}\n",
-                it.next().unwrap(),
-                it.next().unwrap()
-            ));
+            let (kind, key) = (it.next().unwrap(), it.next().unwrap());
+            known.push_str(&format!("{addr} {kind} {key}\n{addr6} {kind} {key}\n"));
             std::fs::write(hdir.join("authorized_keys"), &pubkey).unwrap();
             let cfg = format!(
-                "ListenAddress {addr}\nHostKey {hk}\nPidFile none\nUsePAM no\nPermitRootLogin prohibit-password\n\
+                "ListenAddress {addr}\nListenAddress {addr6}\nHostKey {hk}\nPidFile none\nUsePAM no\nPermitRootLogin prohibit-password\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\nAuthorizedKeysFile {ak}\nStrictModes no\n\
                  ClientAliveInterval 1\nClientAliveCountMax 3\nMaxStartups 200\nMaxSessions 100\nPrintMotd no\n\
                  LogLevel INFO\nAcceptEnv none\n",

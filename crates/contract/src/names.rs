@@ -62,6 +62,21 @@ pub fn is_valid_user(s: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == '@')
 }
 
+/// Why a path cannot be handed to ssh as a file it reads (the identity, the known_hosts file),
+/// if it cannot: rsync splits its `-e` command itself, with quotes but no escape for a quote, so
+/// a quote in the path cannot be passed (and a quote and a space could end the word and hand ssh
+/// an option of its own); and ssh expands `%` tokens in these paths (`%h` is the host), so it
+/// would read another file than the one named.
+pub fn ssh_path_problem(path: &str) -> Option<&'static str> {
+    if path.contains(['\'', '"']) {
+        Some("contains a quote, which rsync cannot pass to ssh")
+    } else if path.contains('%') {
+        Some("contains `%`, which ssh reads as the start of a token")
+    } else {
+        None
+    }
+}
+
 /// The address as ssh takes it on its command line: without an IPv6 address's brackets.
 pub fn ssh_host(address: &str) -> &str {
     address

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use bkc_contract::event::Event;
 use bkc_contract::lockfile::Holder;
+use bkc_contract::names;
 use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, Sync, WaitFile};
 use bkc_contract::state::{RunResult, RunState, STATE_VERSION, SyncReport};
 use jiff::Timestamp;
@@ -254,16 +255,18 @@ pub fn run(opts: &Options) -> i32 {
             }
         };
     }
-    let spec = match JobSpec::from_json(&text) {
+    let mut spec = match read_spec(&text) {
         Ok(s) => s,
-        Err(e) => {
-            report::say!("bkc-run: {path}: {e}");
+        Err(m) => {
+            report::say!("bkc-run: {path}: {m}");
             return exit::USAGE;
         }
     };
-    if let Err(m) = check(&spec) {
-        report::say!("bkc-run: {path}: job spec is not valid: {m}");
-        return exit::USAGE;
+    // A spec writes an IPv6 address in brackets, as the topology does; ssh takes it bare (a
+    // bracketed one is looked up as a host name), and ssh::rsync_remote brackets it again for
+    // rsync's `user@[addr]:path`.
+    for ep in spec.hosts.values_mut() {
+        ep.address = names::ssh_host(&ep.address).to_string();
     }
     if opts.mode == Mode::Notify {
         return notify::main(&spec);
@@ -340,11 +343,38 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// A job spec as the runner reads it: the contract's JSON, then what [`check`] demands. Public
+/// for the fuzz target that feeds it arbitrary bytes (fuzz/fuzz_targets/job_spec.rs).
+pub fn read_spec(text: &str) -> Result<JobSpec, String> {
+    let spec = JobSpec::from_json(text).map_err(|e| e.to_string())?;
+    check(&spec).map_err(|m| format!("job spec is not valid: {m}"))?;
+    Ok(spec)
+}
+
 /// What the runner itself must be able to rely on beyond the types: names that are safe as file
 /// names, every host reachable, rsync's one-remote-side rule.
 fn check(spec: &JobSpec) -> Result<(), String> {
-    if !bkc_contract::names::is_valid_name(&spec.job) {
+    // The compiler's own rules: a spec from anywhere else gets no more than a topology could
+    // say. A name starting with `-` would read as an option where it becomes an argument; an
+    // address with `/` would turn a push into a local copy.
+    if !names::is_valid_name(&spec.job) {
         return Err(format!("job name {:?} is not a valid name", spec.job));
+    }
+    for name in spec.hosts.keys().chain([&spec.host]) {
+        if !names::is_valid_name(name) {
+            return Err(format!("host name {name:?} is not a valid name"));
+        }
+    }
+    for (name, ep) in &spec.hosts {
+        if let Some(why) = names::address_problem(&ep.address) {
+            return Err(format!("host {name:?} has address {:?}: {why}", ep.address));
+        }
+        if !names::is_valid_user(&ep.user) {
+            return Err(format!(
+                "host {name:?} has user {:?}, which is not a user name",
+                ep.user
+            ));
+        }
     }
     check_lock_order(&spec.locks)?;
     let known = |h: &str| spec.is_local(h) || spec.hosts.contains_key(h);
@@ -380,8 +410,15 @@ fn check(spec: &JobSpec) -> Result<(), String> {
                 "host {h:?} (for {p}) is neither the job's host nor in `hosts`"
             ));
         }
-        if p.is_empty() || p.contains('\0') {
-            return Err(format!("path {p:?} on host {h} is not usable"));
+        // A relative path would be taken from the runner's working directory, or the remote
+        // user's home: somewhere the topology never named.
+        if !p.starts_with('/') {
+            return Err(format!(
+                "path {p:?} on host {h} is not usable: it must be absolute"
+            ));
+        }
+        if p.contains('\0') {
+            return Err(format!("path {p:?} on host {h} holds a NUL byte"));
         }
     }
     for h in &spec.hooks {
@@ -392,8 +429,25 @@ fn check(spec: &JobSpec) -> Result<(), String> {
             ));
         }
     }
-    if spec.state_dir.is_empty() {
-        return Err("state-dir is empty".into());
+    for (what, path) in [
+        ("identity", spec.identity.as_ref()),
+        ("known-hosts", Some(&spec.known_hosts)),
+    ] {
+        if let Some(p) = path
+            && let Some(why) = names::ssh_path_problem(p)
+        {
+            return Err(format!("{what} {p:?} {why}"));
+        }
+    }
+    for (what, dir) in [
+        ("state-dir", Some(&spec.state_dir)),
+        ("metrics-dir", spec.metrics_dir.as_ref()),
+    ] {
+        if let Some(d) = dir
+            && !d.starts_with('/')
+        {
+            return Err(format!("{what} {d:?} is not an absolute path"));
+        }
     }
     Ok(())
 }
@@ -999,6 +1053,88 @@ mod tests {
         assert!(e.contains("a:snaps/") && e.contains("absolute"), "{e}");
         s.syncs[0].dest = place("/srv/snaps/");
         assert_eq!(check(&s), Ok(()));
+    }
+
+    #[test]
+    fn a_spec_from_elsewhere_gets_no_more_than_a_topology_could_say() {
+        let refused = |change: &dyn Fn(&mut JobSpec), what: &str| {
+            let mut s = spec_with_locks(&[]);
+            change(&mut s);
+            let e = check(&s).unwrap_err();
+            assert!(e.contains(what), "{e}");
+        };
+        refused(&|s| s.job = "-x".into(), "job name");
+        refused(&|s| s.job = "ü".into(), "job name");
+        refused(&|s| s.host = "-a".into(), "host name");
+        refused(
+            &|s| {
+                let e = s.hosts.remove("b").unwrap();
+                s.hosts.insert("-oProxyCommand=x".into(), e);
+            },
+            "host name",
+        );
+        let ep = |s: &mut JobSpec| s.hosts.get_mut("b").unwrap().clone();
+        for address in [
+            "tmp/x",
+            "-oProxyCommand=touch /tmp/x",
+            "a b",
+            "fd00::1",
+            "%h",
+        ] {
+            refused(
+                &|s| {
+                    let mut e = ep(s);
+                    e.address = address.into();
+                    s.hosts.insert("b".into(), e);
+                },
+                "address",
+            );
+        }
+        for user in ["-oProxyCommand=x", "a b", "a@b"] {
+            refused(
+                &|s| {
+                    let mut e = ep(s);
+                    e.user = user.into();
+                    s.hosts.insert("b".into(), e);
+                },
+                "user",
+            );
+        }
+        let place = |host: &str, p: &str| Location {
+            host: host.into(),
+            path: p.into(),
+        };
+        for (src, dst) in [
+            (place("a", "/src/"), place("a", "dst")),
+            (place("b", "src/"), place("a", "/d/")),
+        ] {
+            refused(
+                &|s| {
+                    s.syncs.push(Sync {
+                        source: src.clone(),
+                        dest: dst.clone(),
+                        opts: vec!["-a".into()],
+                        exclude: vec![],
+                        bwlimit: None,
+                        deletes: false,
+                        allow_empty_source: false,
+                        snapshot: None,
+                    })
+                },
+                "must be absolute",
+            );
+        }
+        refused(&|s| s.state_dir = "state".into(), "state-dir");
+        refused(
+            &|s| s.identity = Some("/k/x' -oProxyCommand=y '".into()),
+            "identity",
+        );
+        refused(&|s| s.known_hosts = "/k/\"h\"".into(), "known-hosts");
+        refused(&|s| s.known_hosts = "/k/%h".into(), "known-hosts");
+        refused(&|s| s.metrics_dir = Some("m".into()), "metrics-dir");
+        let mut ok = spec_with_locks(&[]);
+        ok.hosts.get_mut("b").unwrap().address = "[fd00::1]".into();
+        assert_eq!(check(&ok), Ok(()));
     }
 
     #[test]
