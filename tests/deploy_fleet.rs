@@ -15,7 +15,9 @@ const NAMES: [&str; 3] = ["desktop", "backup_a", "backup_b"];
 /// The test topology: desktop -> backup_a every 5 s, backup_a -> backup_b every 5 s (offset by
 /// 2 s), blocking on each other.
 fn topology(f: &Fleet, extra: &str) -> String {
-    let mut s = String::from("defaults {\n    identity \"/etc/bkc/id_ed25519\"\n}\n");
+    let mut s = String::from(
+        "defaults {\n    ssh-keys \"operator\"\n    identity \"/etc/bkc/id_ed25519\"\n}\n",
+    );
     for m in &f.machines {
         s.push_str(&format!(
             "host \"{}\" address=\"{}\" {{\n    host-key \"{}\"\n    tag \"{}\"\n}}\n",

@@ -97,6 +97,16 @@ pub fn build(args: &BuildArgs, v: Verbosity) -> Result<Exit, Exit> {
         print_timings(&timings);
     }
     if !v.quiet {
+        let unknown: usize = artifacts
+            .hosts
+            .keys()
+            .map(|h| emit::access::of(t, h).missing_keys(&emit::Facts::default()))
+            .sum();
+        if unknown > 0 {
+            eprintln!(
+                "note: {unknown} authorized key lines are comments for now: the jobs' own keys are not pinned, so `bkc apply` makes them on the jobs' hosts and fills the lines in (pin a key with key \"ssh-ed25519 …\" in its job to build them whole)"
+            );
+        }
         let files: usize = artifacts.hosts.values().map(|h| h.files.len()).sum();
         let total = artifacts.hosts.len();
         eprintln!(

@@ -41,8 +41,8 @@ pub struct RunArgs {
 }
 
 pub fn status(args: &StatusArgs, v: Verbosity) -> Result<Exit, Exit> {
-    let Fleet { t, hosts } = Fleet::open(&args.file, &HostFilter::new(&args.hosts), v)?;
-    let ssh = args.remote.session(&hosts)?;
+    let Fleet { t, hosts, .. } = Fleet::open(&args.file, &HostFilter::new(&args.hosts), v)?;
+    let ssh = args.remote.session(&hosts, &[])?;
     let with_jobs: Vec<_> = hosts
         .iter()
         .enumerate()
@@ -88,7 +88,7 @@ pub fn run(args: &RunArgs, v: Verbosity) -> Result<Exit, Exit> {
     };
     let only = HostFilter::new(&[Selector::Name(j.host.clone())]);
     let Fleet { hosts, .. } = Fleet::of(t, &args.file, &only)?;
-    let ssh = args.remote.session(&hosts)?;
+    let ssh = args.remote.session(&hosts, &[])?;
     let (_, target) = hosts.first().ok_or(Exit::CouldNotRun)?;
     let transport = ssh.host(&j.host, target, 0);
     if args.wait && !v.quiet {

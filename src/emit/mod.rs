@@ -6,6 +6,7 @@
 //! `build` writes. Maps are sorted and nothing depends on the clock: the same topology always
 //! gives byte-identical files.
 
+pub mod access;
 mod escape;
 mod manifest;
 mod nixos;
@@ -17,6 +18,7 @@ use std::collections::BTreeMap;
 use bkc_contract::Mode;
 use minijinja::{Environment, UndefinedBehavior};
 
+pub use access::Facts;
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
 pub use nixos::NIXOS_MODULE_PATH;
 pub use write::write_tree;
@@ -144,13 +146,50 @@ fn per_host(
     Ok(Artifacts { hosts })
 }
 
-/// Render every host's unit files, job specs, known_hosts and manifest. `only` limits the
-/// output to those hosts (all when empty).
+/// Render every host's unit files, job specs, known_hosts, authorized keys and manifest.
+/// `only` limits the output to those hosts (all when empty). Keys that are not pinned are
+/// placeholders (see [`access`]); [`emit_with`] fills in what hosts said.
 pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
+    emit_with(topology, only, &Facts::default())
+}
+
+/// [`emit`], with what the hosts said about keys and sshd.
+pub fn emit_with(
+    topology: &Topology,
+    only: &[String],
+    facts: &Facts,
+) -> Result<Artifacts, EmitError> {
     let env = environment();
     per_host(topology, only, |host, jobs| {
-        render_host(&env, topology, host, jobs)
+        render_host(&env, topology, host, jobs, facts)
     })
+}
+
+/// Put `access`'s files (see [`access::HostAccess::files`]) into `files`, in place of the ones
+/// there, and write the manifest again.
+pub fn complete(host: &str, files: &mut HostFiles, access: &access::HostAccess, facts: &Facts) {
+    for (path, text) in access.files(facts, None) {
+        files.files.insert(
+            path,
+            File {
+                bytes: text.into_bytes(),
+                mode: Mode::FILE,
+            },
+        );
+    }
+    seal(host, files);
+}
+
+/// (Re)write the manifest of `files`.
+fn seal(host: &str, files: &mut HostFiles) {
+    let manifest = manifest::of(host, files);
+    files.files.insert(
+        MANIFEST_PATH.to_string(),
+        File {
+            bytes: manifest.to_json().into_bytes(),
+            mode: Mode::FILE,
+        },
+    );
 }
 
 /// Render every host's NixOS module ([`NIXOS_MODULE_PATH`]): the same units, job specs and
@@ -162,7 +201,13 @@ pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, Emi
             .iter()
             .map(|j| job_files(j))
             .collect::<Result<Vec<_>, _>>()?;
-        let module = nixos::render(&env, host, &files_of_jobs, known_hosts(topology, jobs))?;
+        let module = nixos::render(
+            &env,
+            host,
+            &files_of_jobs,
+            known_hosts(topology, jobs),
+            &access::of(topology, host),
+        )?;
         let mut files = HostFiles::default();
         files.files.insert(
             NIXOS_MODULE_PATH.to_string(),
@@ -180,6 +225,7 @@ fn render_host(
     topology: &Topology,
     host: &str,
     jobs: &[&Job],
+    facts: &Facts,
 ) -> Result<HostFiles, EmitError> {
     let mut files = HostFiles::default();
     for job in jobs {
@@ -217,14 +263,7 @@ fn render_host(
             },
         );
     }
-    let manifest = manifest::of(host, &files);
-    files.files.insert(
-        MANIFEST_PATH.to_string(),
-        File {
-            bytes: manifest.to_json().into_bytes(),
-            mode: Mode::FILE,
-        },
-    );
+    complete(host, &mut files, &access::of(topology, host), facts);
     Ok(files)
 }
 

@@ -19,6 +19,7 @@ const DEFAULTS: &[&str] = &[
     "runner",
     "lock-wait",
     "lock-timeout",
+    "ssh-keys",
 ];
 const HOST_PROPS: &[&str] = &["address", "port", "user", "lock-dir"];
 const HOST: &[&str] = &["host-key", "tag", "address", "port", "user", "lock-dir"];
@@ -42,6 +43,7 @@ const JOB: &[&str] = &[
     "hook",
     "allow-empty-source",
     "expected-duration",
+    "key",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -208,6 +210,7 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
         runner: None,
         lock_wait: None,
         lock_timeout: None,
+        ssh_keys: None,
     };
     Reader::new(node).finish(d, &[], true);
     for c in children(node) {
@@ -252,6 +255,13 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
             ),
             "lock-wait" => set_duration(&mut out.lock_wait, d, c, "lock-wait \"1m\""),
             "lock-timeout" => set_duration(&mut out.lock_timeout, d, c, "lock-timeout \"6h\""),
+            "ssh-keys" => set_str(
+                &mut out.ssh_keys,
+                d,
+                c,
+                "`restricted` or `operator`",
+                "ssh-keys \"restricted\"",
+            ),
             other => d.push(unknown_node(c, other, "`defaults`", DEFAULTS)),
         }
     }
@@ -369,6 +379,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         hooks: Vec::new(),
         allow_empty_source: None,
         expected_duration: None,
+        key: None,
     };
     for c in children(node) {
         job_child(&mut j, c, d);
@@ -419,6 +430,13 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
         }
         "hook" => j.hooks.extend(hook(c, d)),
         "allow-empty-source" => set_flag(&mut j.allow_empty_source, d, c),
+        "key" => set_str(
+            &mut j.key,
+            d,
+            c,
+            "the job's public key",
+            "key \"ssh-ed25519 AAAA…\"",
+        ),
         other => d.push(unknown_node(c, other, "a `job`", JOB)),
     }
 }
