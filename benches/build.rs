@@ -1,6 +1,8 @@
 //! `cargo bench --bench build`: time and peak memory of `bkc check` and `bkc build` on
 //! generated topologies of 100, 1,000 and 10,000 jobs (one host per ten jobs), with the time
-//! split into parse, analyze, emit and write as `bkc --timings` reports it.
+//! split into parse, analyze, emit and write as `bkc --timings` reports it. The topologies use
+//! restricted keys (a key per job, authorized keys on every host jobs reach); the largest is
+//! also built with `ssh-keys "operator"`, to show what the authorized keys cost.
 //!
 //! Each figure is the median of several runs of the release binary as a child process; peak
 //! memory is the child's maximum resident set size from wait4(2).
@@ -10,7 +12,7 @@ use std::time::Instant;
 
 mod common;
 
-use common::{bkc, build_release, topology};
+use common::{bkc, build_release, topology_with};
 
 struct Run {
     secs: f64,
@@ -61,12 +63,14 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     println!("| jobs | hosts | file | command | median wall | peak RSS | stages (median run) |");
     println!("|---:|---:|---:|---|---:|---:|---|");
-    for jobs in [100, 1_000, 10_000] {
-        let file = dir.join(format!("t{jobs}.kdl"));
-        let text = topology(jobs, (jobs / 10).max(2), None);
+    let operator = "    ssh-keys \"operator\"\n";
+    for (jobs, settings) in [(100, ""), (1_000, ""), (10_000, ""), (10_000, operator)] {
+        let keys = if settings.is_empty() { "" } else { "-operator" };
+        let file = dir.join(format!("t{jobs}{keys}.kdl"));
+        let text = topology_with(jobs, (jobs / 10).max(2), None, settings);
         std::fs::write(&file, &text).unwrap();
         let f = file.to_str().unwrap();
-        let out = dir.join(format!("out{jobs}"));
+        let out = dir.join(format!("out{jobs}{keys}"));
         let o = out.to_str().unwrap();
         // "build, fresh" writes every file into an empty directory (the disk's speed at
         // creating files decides it); "build, unchanged" is the rebuild a user runs after a
@@ -76,6 +80,11 @@ fn main() {
             ("build, fresh", vec!["build", f, "-o", o], true),
             ("build, unchanged", vec!["build", f, "-o", o], false),
         ] {
+            let label = if keys.is_empty() {
+                label.to_string()
+            } else {
+                format!("{label}, operator keys")
+            };
             let mut runs: Vec<Run> = (0..5)
                 .map(|_| {
                     if fresh && out.exists() {

@@ -767,8 +767,32 @@ fn restricted_keys_let_a_job_run_only_its_serve() {
         f.sh(host, "rm -rf /etc/bkc/keys");
     }
     let file = write_topology(&f, "restricted.kdl", &restricted(&f, ""));
-    let out = apply_ok(&f, &file);
+    // A saved plan, made before the keys exist, shows them as made by apply and holds their
+    // lines as comments; applying it makes them, and the next apply writes the lines.
+    let saved = f.dir.join("restricted-plan.json").display().to_string();
+    let out = bkc(&f, &["plan", &file, "-o", &saved]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("+ key of job desktop-to-a (made on the host)"),
+        "{shown}"
+    );
+    assert!(shown.contains("+ /etc/bkc/authorized_keys/root"), "{shown}");
+    let out = bkc(&f, &["apply", &saved]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let all = text(&out);
+    let placeholder = f.sh("backup_b", "cat /etc/bkc/authorized_keys/root");
+    assert!(
+        placeholder.contains(&format!(
+            "# restrict,command=\"/usr/local/bin/bkc-run serve a-to-b\",from=\"{}\" <the key of job a-to-b, not known yet",
+            f.machine("backup_a").addr
+        )),
+        "{placeholder}"
+    );
+    let (code, planned) = plan_code(&f, &file);
+    assert_eq!(code, 2, "{planned}");
+    assert!(!planned.contains("+ key of job"), "{planned}");
+    apply_ok(&f, &file);
     for (host, job) in [("desktop", "desktop-to-a"), ("backup_a", "a-to-b")] {
         assert!(
             all.contains(&format!("{host}: made the key of job {job}: ssh-ed25519 ")),
@@ -861,9 +885,25 @@ fn restricted_keys_let_a_job_run_only_its_serve() {
     );
     f.sh("backup_b", "rm /tmp/stolen");
 
-    // Nothing left to change, and a second apply makes no key again.
+    // Nothing left to change. Planned alone, backup_a still gets desktop's key: desktop is
+    // read for it. When desktop cannot be read, backup_a is left alone rather than losing the
+    // line.
     let (code, out) = plan_code(&f, &file);
     assert_eq!(code, 0, "{out}");
+    let out = bkc(
+        &f,
+        &["plan", &file, "--host", "backup_a", "--detailed-exitcode"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    f.link_down("desktop");
+    let out = bkc(&f, &["plan", &file, "--host", "backup_a"]);
+    f.link_up("desktop");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("the key of job desktop-to-a cannot be read on desktop"),
+        "{}",
+        text(&out)
+    );
 
     // Back on the operator's identity: bkc's authorized keys and drop-in go, sshd reads its own
     // list again. The jobs' keys stay on their hosts, where they open nothing.

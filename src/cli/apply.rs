@@ -272,6 +272,10 @@ fn summarise(runs: &[HostRun], outcomes: &[Outcome], v: Verbosity) -> Exit {
     let (mut applied, mut unchanged, mut failed) = (0, 0, 0);
     for (r, o) in runs.iter().zip(outcomes) {
         let host = &r.want.host;
+        // Said even when quiet: no apply puts these right.
+        for d in r.plan.iter().flat_map(plan::key_drift) {
+            eprintln!("{host}: left for you: {d}");
+        }
         match o {
             Outcome::Unchanged => {
                 unchanged += 1;

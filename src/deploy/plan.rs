@@ -502,6 +502,14 @@ pub fn needs_switch(plan: &HostPlan) -> bool {
     plan.items.iter().any(|i| i.kind != ItemKind::Key)
 }
 
+/// What is wrong with the jobs' keys on the host that only a person can put right.
+pub fn key_drift(plan: &HostPlan) -> impl Iterator<Item = &String> {
+    plan.items
+        .iter()
+        .filter(|i| i.kind == ItemKind::Key)
+        .flat_map(|i| &i.drift)
+}
+
 /// The jobs whose keys apply makes on the host before anything else.
 pub fn keys_to_make(plan: &HostPlan) -> Vec<String> {
     plan.items
