@@ -833,6 +833,24 @@ fn restricted_keys_let_a_job_run_only_its_serve() {
         // The operator's own key still logs in.
         assert_eq!(f.sh(far, "id -un").trim(), "root");
     }
+    // The job's run logs in with its key from inside its sandbox, where it is the only key.
+    let fingerprint = f.sh("desktop", "ssh-keygen -lf /etc/bkc/keys/desktop-to-a.pub");
+    let fingerprint = fingerprint.split_whitespace().nth(1).unwrap().to_string();
+    let logins = |f: &Fleet| {
+        f.sh("backup_a", "journalctl -u ssh.service -o cat --no-pager")
+            .matches(&fingerprint)
+            .count()
+    };
+    let before = logins(&f);
+    f.sh("desktop", "systemctl start bkc-desktop-to-a.service; true");
+    assert!(
+        Fleet::eventually(30, || logins(&f) > before),
+        "the run never logged in with its key: {}",
+        f.sh(
+            "desktop",
+            "journalctl -u bkc-desktop-to-a -o cat --no-pager | tail -20"
+        )
+    );
     // With the job's key, whatever the command, the forced one runs: no shell.
     for command in ["id", "echo $((6*7))", "sh -c 'echo $((6*7))'"] {
         let out = ssh_with_key(
