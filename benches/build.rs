@@ -2,7 +2,7 @@
 //! generated topologies of 100, 1,000 and 10,000 jobs (one host per ten jobs), with the time
 //! split into parse, analyze, emit and write as `bkc --timings` reports it. The topologies use
 //! restricted keys (a key per job, authorized keys on every host jobs reach); the largest is
-//! also built with `ssh-keys "operator"`, to show what the authorized keys cost.
+//! also checked and rebuilt with `ssh-keys "operator"`, in turns, to show what they cost.
 //!
 //! Each figure is the median of several runs of the release binary as a child process; peak
 //! memory is the child's maximum resident set size from wait4(2).
@@ -63,14 +63,12 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     println!("| jobs | hosts | file | command | median wall | peak RSS | stages (median run) |");
     println!("|---:|---:|---:|---|---:|---:|---|");
-    let operator = "    ssh-keys \"operator\"\n";
-    for (jobs, settings) in [(100, ""), (1_000, ""), (10_000, ""), (10_000, operator)] {
-        let keys = if settings.is_empty() { "" } else { "-operator" };
-        let file = dir.join(format!("t{jobs}{keys}.kdl"));
-        let text = topology_with(jobs, (jobs / 10).max(2), None, settings);
+    for jobs in [100, 1_000, 10_000] {
+        let file = dir.join(format!("t{jobs}.kdl"));
+        let text = topology_with(jobs, (jobs / 10).max(2), None, "");
         std::fs::write(&file, &text).unwrap();
         let f = file.to_str().unwrap();
-        let out = dir.join(format!("out{jobs}{keys}"));
+        let out = dir.join(format!("out{jobs}"));
         let o = out.to_str().unwrap();
         // "build, fresh" writes every file into an empty directory (the disk's speed at
         // creating files decides it); "build, unchanged" is the rebuild a user runs after a
@@ -80,11 +78,6 @@ fn main() {
             ("build, fresh", vec!["build", f, "-o", o], true),
             ("build, unchanged", vec!["build", f, "-o", o], false),
         ] {
-            let label = if keys.is_empty() {
-                label.to_string()
-            } else {
-                format!("{label}, operator keys")
-            };
             let mut runs: Vec<Run> = (0..5)
                 .map(|_| {
                     if fresh && out.exists() {
@@ -106,5 +99,53 @@ fn main() {
             );
         }
     }
+    keys_against_operator(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What restricted keys cost: the same 10,000 jobs with restricted keys and with the
+/// operator's, check and rebuild run in turns, so that the load of this shared machine falls on
+/// both alike. Prints each median and the median of the ratios of each pair.
+fn keys_against_operator(dir: &std::path::Path) {
+    let mut files = Vec::new();
+    for (name, settings) in [
+        ("restricted", ""),
+        ("operator", "    ssh-keys \"operator\"\n"),
+    ] {
+        let file = dir.join(format!("keys-{name}.kdl"));
+        std::fs::write(&file, topology_with(10_000, 1_000, None, settings)).unwrap();
+        let out = dir.join(format!("keys-out-{name}"));
+        let (f, o) = (file.to_str().unwrap(), out.to_str().unwrap());
+        run(&["build", f, "-o", o]);
+        files.push((f.to_string(), o.to_string()));
+    }
+    println!();
+    println!(
+        "| 10,000 jobs, 1,000 hosts | restricted keys | operator keys | ratio (median of pairs) |"
+    );
+    println!("|---|---:|---:|---:|");
+    for label in ["check", "build, unchanged"] {
+        let mut pairs = Vec::new();
+        for _ in 0..7 {
+            let mut secs = files.iter().map(|(f, o)| {
+                let args: Vec<&str> = if label == "check" {
+                    vec!["check", f]
+                } else {
+                    vec!["build", f, "-o", o]
+                };
+                run(&args).secs
+            });
+            pairs.push((secs.next().unwrap(), secs.next().unwrap()));
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "| {label} | {:.3} s | {:.3} s | {:.2} |",
+            median(pairs.iter().map(|p| p.0).collect()),
+            median(pairs.iter().map(|p| p.1).collect()),
+            median(pairs.iter().map(|p| p.0 / p.1).collect())
+        );
+    }
 }

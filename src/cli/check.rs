@@ -97,10 +97,12 @@ pub fn build(args: &BuildArgs, v: Verbosity) -> Result<Exit, Exit> {
         print_timings(&timings);
     }
     if !v.quiet {
+        let access = emit::access::all(t);
         let unknown: usize = artifacts
             .hosts
             .keys()
-            .map(|h| emit::access::of(t, h).missing_keys(&emit::Facts::default()))
+            .filter_map(|h| access.get(h))
+            .map(|a| a.missing_keys(&emit::Facts::default()))
             .sum();
         if unknown > 0 {
             eprintln!(

@@ -76,9 +76,11 @@ impl Fleet {
         let sources: Vec<String> = match selected.only() {
             [] => Vec::new(),
             only => {
+                let mut all = access::all(t);
                 let mut v: Vec<String> = only
                     .iter()
-                    .flat_map(|h| access::of(t, h).grants.into_values().flatten())
+                    .filter_map(|h| all.remove(h))
+                    .flat_map(|a| a.grants.into_values().flatten())
                     .map(|g| g.job_host)
                     .filter(|h| !selected.contains(h))
                     .collect();

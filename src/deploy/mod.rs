@@ -108,6 +108,7 @@ impl Desired {
 
 /// Every selected host of `topology` with the files it should have and how to reach it.
 pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Target)> {
+    let mut access = access::all(topology);
     artifacts
         .hosts
         .into_iter()
@@ -129,7 +130,7 @@ pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Targe
             };
             Some((
                 Desired {
-                    access: access::of(topology, &host),
+                    access: access.remove(&host).unwrap_or_default(),
                     host,
                     tags: h.tags.clone(),
                     files,

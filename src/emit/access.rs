@@ -60,36 +60,50 @@ pub struct HostAccess {
     pub keys: Vec<OwnKey>,
 }
 
-/// The access of `host` in `topology` (empty with `ssh-keys "operator"`).
-pub fn of(topology: &Topology, host: &str) -> HostAccess {
-    let mut access = HostAccess {
-        host: host.to_string(),
-        ..HostAccess::default()
-    };
+/// The access of every host of `topology` (empty with `ssh-keys "operator"`), in one pass over
+/// the jobs: asking per host would go over every job once per host.
+pub fn all(topology: &Topology) -> BTreeMap<String, HostAccess> {
+    let mut out: BTreeMap<String, HostAccess> = topology
+        .hosts
+        .keys()
+        .map(|h| {
+            let access = HostAccess {
+                host: h.clone(),
+                ..HostAccess::default()
+            };
+            (h.clone(), access)
+        })
+        .collect();
     if topology.ssh_keys != SshKeys::Restricted {
-        return access;
+        return out;
     }
     for job in topology.jobs.values() {
         let Some(key) = &job.key else { continue };
-        if job.host == host {
-            access.keys.push(OwnKey {
+        if let Some(own) = out.get_mut(&job.host) {
+            own.keys.push(OwnKey {
                 job: job.name.clone(),
                 pinned: key.pinned.clone(),
             });
         }
-        if !job.spec.hosts.contains_key(host) {
-            continue;
+        let from = ip_address(&topology.hosts[&job.host].address);
+        for host in job.spec.hosts.keys() {
+            let (Some(access), Some(h)) = (out.get_mut(host), topology.hosts.get(host)) else {
+                continue;
+            };
+            access
+                .grants
+                .entry(h.user.clone())
+                .or_default()
+                .push(Grant {
+                    job: job.name.clone(),
+                    job_host: job.host.clone(),
+                    runner: job.service.runner.clone(),
+                    from: from.clone(),
+                    pinned: key.pinned.clone(),
+                });
         }
-        let user = topology.hosts[host].user.clone();
-        access.grants.entry(user).or_default().push(Grant {
-            job: job.name.clone(),
-            job_host: job.host.clone(),
-            runner: job.service.runner.clone(),
-            from: ip_address(&topology.hosts[&job.host].address),
-            pinned: key.pinned.clone(),
-        });
     }
-    access
+    out
 }
 
 /// The address as an IP address, when it is one. A host name is never used in `from=`: sshd

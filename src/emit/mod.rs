@@ -160,8 +160,9 @@ pub fn emit_with(
     facts: &Facts,
 ) -> Result<Artifacts, EmitError> {
     let env = environment();
+    let access = access::all(topology);
     per_host(topology, only, |host, jobs| {
-        render_host(&env, topology, host, jobs, facts)
+        render_host(&env, topology, host, jobs, &access[host], facts)
     })
 }
 
@@ -196,6 +197,7 @@ fn seal(host: &str, files: &mut HostFiles) {
 /// known_hosts as [`emit`], declared through NixOS options.
 pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
     let env = environment();
+    let access = access::all(topology);
     per_host(topology, only, |host, jobs| {
         let files_of_jobs = jobs
             .iter()
@@ -206,7 +208,7 @@ pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, Emi
             host,
             &files_of_jobs,
             known_hosts(topology, jobs),
-            &access::of(topology, host),
+            &access[host],
         )?;
         let mut files = HostFiles::default();
         files.files.insert(
@@ -225,6 +227,7 @@ fn render_host(
     topology: &Topology,
     host: &str,
     jobs: &[&Job],
+    access: &access::HostAccess,
     facts: &Facts,
 ) -> Result<HostFiles, EmitError> {
     let mut files = HostFiles::default();
@@ -263,7 +266,7 @@ fn render_host(
             },
         );
     }
-    complete(host, &mut files, &access::of(topology, host), facts);
+    complete(host, &mut files, access, facts);
     Ok(files)
 }
 
