@@ -17,6 +17,19 @@ pub struct Topology {
     pub jobs: BTreeMap<String, Job>,
     /// Exclusions bkc added because two jobs touch the same data and the file did not relate them.
     pub derived: Vec<Derived>,
+    /// How runners authenticate to the hosts they reach.
+    pub ssh_keys: SshKeys,
+}
+
+/// `defaults { ssh-keys ... }`: how runners authenticate to the hosts they reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshKeys {
+    /// Every job that reaches another host has a key of its own, and every host it reaches
+    /// lets that key run only `bkc-run serve <job>` (docs/SECURITY.md).
+    Restricted,
+    /// Every runner uses the one `identity` of `defaults`, with whatever the far side allows
+    /// it: the way before restricted keys, for moving in.
+    Operator,
 }
 
 #[derive(Debug, Clone)]
@@ -46,6 +59,8 @@ pub struct Job {
     /// How old the last success may get before the job is stale; None for a job started only
     /// by hand that gives no `alert-after`.
     pub freshness: Option<Freshness>,
+    /// With restricted keys, the job's own SSH key; none when it reaches no other host.
+    pub key: Option<JobKey>,
 }
 
 /// A job's `alert-after`, as written or derived from its schedule.
@@ -92,6 +107,16 @@ impl Freshness {
         s.push_str(&format!(" + {} for {run})", format_duration(r.run_secs)));
         s
     }
+}
+
+/// A job's own SSH key: the private half stays on the job's host, at `path`; the public half
+/// goes into the authorized keys of every host the job reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobKey {
+    pub path: String,
+    /// The public half as the topology pins it (`TYPE BASE64`); without a pin, `bkc apply`
+    /// makes the key on the host and reads the public half back.
+    pub pinned: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -96,8 +96,16 @@ cases! {
     double_slash_path: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv//out/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_path"];
     description_trailing_backslash: kdl("job \"x\" on=\"desktop\" {\n    description #\"backup of C:\\\"#\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_description"];
     never_fires: kdl("job \"x\" on=\"desktop\" {\n    schedule \"*-02-30\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::never_fires"];
-    identity_with_quote: kdl("defaults {\n    identity \"/etc/bkc/alice's key\"\n}\n") => ["bkc::invalid_path"];
-    identity_with_token: kdl("defaults {\n    identity \"/etc/bkc/%u/key\"\n}\n") => ["bkc::invalid_path"];
+    identity_with_quote: kdl("defaults {\n    ssh-keys \"operator\"\n    identity \"/etc/bkc/alice's key\"\n}\n") => ["bkc::invalid_path"];
+    invalid_ssh_keys: kdl("defaults {\n    ssh-keys \"restricetd\"\n}\n") => ["bkc::invalid_ssh_keys"];
+    identity_with_restricted_keys: kdl("defaults {\n    identity \"/etc/bkc/id_ed25519\"\n}\n") => ["bkc::unused_setting"];
+    job_key_with_operator_keys: kdl("defaults {\n    ssh-keys \"operator\"\n}\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unused_setting"];
+    job_key_of_a_local_job: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/a/\" \"/b/\"\n}\n") => ["bkc::unused_setting"];
+    invalid_job_key: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed2519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_job_key"];
+    security_key_as_job_key: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_job_key"];
+    job_key_pinned_twice: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/a/\" \"backup_a:/a/\"\n}\njob \"y\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/b/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_job_key"];
+    user_that_names_no_file: kdl("host \"c\" user=\"svc/backup\"\n") => ["bkc::invalid_user"];
+    identity_with_token: kdl("defaults {\n    ssh-keys \"operator\"\n    identity \"/etc/bkc/%u/key\"\n}\n") => ["bkc::invalid_path"];
     no_host_key: kdl("host \"c\" address=\"c.lan\" port=2200\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"c:/b/\"\n}\n") => ["bkc::no_host_key"];
     no_schedule: kdl("job \"x\" on=\"desktop\" {\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::no_schedule"];
     too_deep: kdl("job \"x\" on=\"desktop\" /-{ a /-{ b /-{ c /-{ d /-{ e /-{ f /-{ g } } } } } } }\n") => ["bkc::nesting"];

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use miette::SourceSpan;
 
-use super::{Ctx, KNOWN_HOSTS, Settings, check_name, fresh, paths, resolve_host, timer};
+use super::{
+    Ctx, KNOWN_HOSTS, Settings, check_name, fresh, paths, public_key, resolve_host, timer,
+};
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::parse_size;
 use crate::spec::{
@@ -13,7 +15,7 @@ use crate::spec::{
     Retention, SPEC_VERSION, WaitFile,
 };
 use crate::syntax::ast;
-use crate::topology::{Host, Job, Service};
+use crate::topology::{Host, Job, JobKey, Service, SshKeys};
 
 /// A job whose locks are not derived yet, with what lock derivation needs to know of it.
 pub(crate) struct Draft {
@@ -32,6 +34,8 @@ pub(crate) fn jobs(
 ) -> BTreeMap<String, Draft> {
     let mut out: BTreeMap<String, Draft> = BTreeMap::new();
     let mut first: BTreeMap<&str, SourceSpan> = BTreeMap::new();
+    // Pinned keys, each with the job that pinned it first.
+    let mut pins: BTreeMap<String, (&str, SourceSpan)> = BTreeMap::new();
     for (i, j) in list.iter().enumerate() {
         let name_ok = check_name(cx, &j.name, "job");
         if let Some(prev) = first.get(j.name.value.as_str()) {
@@ -54,6 +58,22 @@ pub(crate) fn jobs(
             )
         });
         let draft = job(cx, j, host, hosts, s);
+        if let (Some(pinned), Some(k)) = (draft.as_ref().and_then(pinned_key), &j.key) {
+            match pins.get(&pinned) {
+                Some((other, span)) => cx.push(
+                    Diagnostic::error(
+                        Code::InvalidJobKey,
+                        format!("job `{other}` pins this key too"),
+                    )
+                    .label(k.span, "pinned again here")
+                    .also(*span, "first pinned here")
+                    .help("give each job a key of its own: a host lets a key run one job's `bkc-run serve`, and only the first line of a key counts"),
+                ),
+                None => {
+                    pins.insert(pinned, (&j.name.value, k.span));
+                }
+            }
+        }
         if let (true, Some(mut draft)) = (name_ok, draft) {
             draft.ast = i;
             out.insert(j.name.value.clone(), draft);
@@ -101,6 +121,12 @@ fn job(
     let ping = j.ping.as_ref().and_then(|p| ping(cx, p));
     let fresh_markers = fresh_markers(&on.name, &j.name.value, &syncs);
     let reached = scope.finish(s);
+    let key = job_key(cx, j, s, !reached.endpoints.is_empty());
+    // With restricted keys a runner uses its job's own key, and no key when it reaches no host.
+    let identity = match s.ssh_keys {
+        SshKeys::Restricted => key.as_ref().map(|k| k.path.clone()),
+        SshKeys::Operator => s.identity.clone(),
+    };
 
     let spec = JobSpec {
         version: SPEC_VERSION,
@@ -109,7 +135,7 @@ fn job(
         state_dir: s.state_dir.clone(),
         metrics_dir: s.metrics_dir.clone(),
         known_hosts: KNOWN_HOSTS.to_string(),
-        identity: s.identity.clone(),
+        identity,
         hosts: reached.endpoints,
         every,
         timeout_secs: limits.timeout_secs,
@@ -143,11 +169,78 @@ fn job(
             blocks_on: Vec::new(),
             expected_duration: limits.expected_duration,
             freshness,
+            key,
         },
         ast: 0,
         reads: reached.reads,
         writes: reached.writes,
     })
+}
+
+fn pinned_key(d: &Draft) -> Option<String> {
+    d.job.key.as_ref().and_then(|k| k.pinned.clone())
+}
+
+/// The job's own key, when restricted keys are used and the job reaches another host; a `key`
+/// that nothing would use is worth a warning.
+fn job_key(cx: &mut Ctx, j: &ast::Job, s: &Settings, reaches: bool) -> Option<JobKey> {
+    let pinned = j.key.as_ref().and_then(|k| pinned(cx, k));
+    if s.ssh_keys == SshKeys::Restricted && reaches {
+        return Some(JobKey {
+            path: bkc_contract::names::key_path(&j.name.value),
+            pinned,
+        });
+    }
+    if let Some(k) = &j.key {
+        let (label, help) = if s.ssh_keys == SshKeys::Operator {
+            (
+                "runners use `identity` with ssh-keys \"operator\"",
+                "remove `key`, or the `ssh-keys \"operator\"` of `defaults` when you are done moving in",
+            )
+        } else {
+            (
+                "this job reaches no other host",
+                "remove `key`: a job whose syncs, hooks and files are all on its own host makes no SSH connection",
+            )
+        };
+        cx.push(
+            Diagnostic::warning(Code::UnusedSetting, "the job's `key` is not used")
+                .label(k.span, label)
+                .help(help),
+        );
+    }
+    None
+}
+
+/// A pinned job key: an SSH public key a runner can use unattended.
+fn pinned(cx: &mut Ctx, k: &ast::Str) -> Option<String> {
+    let (key, ty) = public_key(&k.value);
+    let (label, help) = if ty.starts_with("sk-") {
+        (
+            "a security key",
+            "a security key needs a touch for every login, which a timer cannot give; pin an ed25519 key (`ssh-keygen -t ed25519 -N '' -f /etc/bkc/keys/<job>` on the job's host)".to_string(),
+        )
+    } else if key.is_some() {
+        return key;
+    } else {
+        let help = match did_you_mean(ty, super::KEY_TYPES.iter().copied()).filter(|t| *t != ty) {
+            Some(t) => format!("did you mean the key type `{t}`?"),
+            None => format!(
+                "copy the line of {}/<job>.pub on the job's host, or leave `key` out and let `bkc apply` make the key",
+                bkc_contract::names::KEYS_DIR
+            ),
+        };
+        ("expected `<type> <base64>`", help)
+    };
+    cx.push(
+        Diagnostic::error(
+            Code::InvalidJobKey,
+            "this is not a public key a job can use",
+        )
+        .label(k.span, label)
+        .help(help),
+    );
+    None
 }
 
 fn description(cx: &mut Ctx, j: &ast::Job) {

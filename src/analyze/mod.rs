@@ -20,7 +20,7 @@ use miette::{NamedSource, SourceSpan};
 use crate::diag::{Code, Diagnostic, Diagnostics, Source, did_you_mean};
 use crate::schedule::{ScheduleError, parse_duration};
 use crate::syntax::{self, ast};
-use crate::topology::{Host, Job, Topology};
+use crate::topology::{Host, Job, SshKeys, Topology};
 
 /// The result of compiling one file: the topology if it had no errors, and every diagnostic.
 pub struct Compiled {
@@ -90,6 +90,7 @@ pub(crate) struct Settings {
     pub runner: String,
     pub lock_wait: u64,
     pub lock_timeout: u64,
+    pub ssh_keys: SshKeys,
 }
 
 /// Warnings about something missing, dropped when the file has errors (see `compile`).
@@ -220,6 +221,7 @@ fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> (Topology, Vec<
         hosts,
         jobs,
         derived,
+        ssh_keys: settings.ssh_keys,
     };
     (topology, cycles)
 }
@@ -313,10 +315,14 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
         runner: "/usr/local/bin/bkc-run".into(),
         lock_wait: 60,
         lock_timeout: 6 * 3600,
+        ssh_keys: SshKeys::Restricted,
     };
     let Some(df) = defaults else { return s };
+    if let Some(k) = &df.ssh_keys {
+        s.ssh_keys = ssh_keys(cx, k).unwrap_or(s.ssh_keys);
+    }
     if let Some(u) = &df.user
-        && check_user(cx, u)
+        && check_user(cx, u, s.ssh_keys)
     {
         s.user = u.value.clone();
     }
@@ -354,6 +360,13 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
         {
             *slot = Some(paths::normalize(&v.value).to_string());
         }
+    }
+    if let (Some(id), SshKeys::Restricted) = (&df.identity, s.ssh_keys) {
+        cx.push(
+            Diagnostic::warning(Code::UnusedSetting, "`identity` is not used with restricted keys")
+                .label(id.span, "no runner uses this key")
+                .help("with ssh-keys \"restricted\" (the default) each job uses its own key, /etc/bkc/keys/<job>; remove `identity`, or write ssh-keys \"operator\" to keep one key for every job while you move in"),
+        );
     }
     if let Some(v) = &df.lock_wait {
         s.lock_wait = cx.duration(v, false).unwrap_or(s.lock_wait);
@@ -434,11 +447,45 @@ pub(crate) fn path_diagnostic(
         .help(help)
 }
 
-fn check_user(cx: &mut Ctx, v: &ast::Str) -> bool {
-    check_word(cx, v, "user name", Code::InvalidUser)
+fn check_user(cx: &mut Ctx, v: &ast::Str, keys: SshKeys) -> bool {
+    if !check_word(cx, v, "user name", Code::InvalidUser) {
+        return false;
+    }
+    if keys == SshKeys::Restricted && !bkc_contract::names::is_file_safe_user(&v.value) {
+        cx.push(
+            Diagnostic::error(
+                Code::InvalidUser,
+                format!("`{}` cannot name a file of authorized keys", v.value),
+            )
+            .label(v.span, "not a plain file name")
+            .help("with ssh-keys \"restricted\" (the default) bkc writes /etc/bkc/authorized_keys/<user> on the hosts runners reach: use a user of letters, digits, `_`, `.` and `-`, or ssh-keys \"operator\""),
+        );
+        return false;
+    }
+    true
 }
 
-const KEY_TYPES: &[&str] = &[
+/// `ssh-keys "restricted"` or `"operator"`.
+fn ssh_keys(cx: &mut Ctx, v: &ast::Str) -> Option<SshKeys> {
+    match v.value.as_str() {
+        "restricted" => Some(SshKeys::Restricted),
+        "operator" => Some(SshKeys::Operator),
+        other => {
+            let diag = Diagnostic::error(
+                Code::InvalidSshKeys,
+                format!("`{other}` is not a way to use SSH keys"),
+            )
+            .label(v.span, "expected `restricted` or `operator`");
+            cx.push(match did_you_mean(other, ["restricted", "operator"]) {
+                Some(k) => diag.help(format!("did you mean `{k}`?")),
+                None => diag.help("restricted: a key per job that may only run `bkc-run serve` on the hosts it reaches (the default); operator: the one `identity` for every job, as before"),
+            });
+            None
+        }
+    }
+}
+
+pub(crate) const KEY_TYPES: &[&str] = &[
     "ssh-ed25519",
     "ssh-rsa",
     "ecdsa-sha2-nistp256",
@@ -470,7 +517,7 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
             _ => h.name.value.clone(),
         };
         let user = match &h.user {
-            Some(u) if check_user(cx, u) => u.value.clone(),
+            Some(u) if check_user(cx, u, s.ssh_keys) => u.value.clone(),
             _ => s.user.clone(),
         };
         let port = h.port.as_ref().and_then(|p| port(cx, p)).unwrap_or(s.port);
@@ -509,17 +556,25 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
     out
 }
 
-/// A pinned host key as `<type> <base64>`, without the comment a .pub file ends with.
-fn host_key(cx: &mut Ctx, k: &ast::Str, address: &str) -> Option<String> {
-    let mut words = k.value.split_whitespace();
+/// An SSH public key as `<type> <base64>`, without the comment a .pub file ends with, and the
+/// type as written (for a "did you mean" when it is not one of [`KEY_TYPES`]).
+pub(crate) fn public_key(value: &str) -> (Option<String>, &str) {
+    let mut words = value.split_whitespace();
     let ty = words.next().unwrap_or("");
     let blob = words.next().unwrap_or("");
     let b64 = blob.len() >= 16
         && blob
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
-    if KEY_TYPES.contains(&ty) && b64 && !k.value.contains(['\n', '\r']) {
-        return Some(format!("{ty} {blob}"));
+    let ok = KEY_TYPES.contains(&ty) && b64 && !value.contains(['\n', '\r']);
+    (ok.then(|| format!("{ty} {blob}")), ty)
+}
+
+/// A pinned host key as `<type> <base64>`, without the comment a .pub file ends with.
+fn host_key(cx: &mut Ctx, k: &ast::Str, address: &str) -> Option<String> {
+    let (key, ty) = public_key(&k.value);
+    if key.is_some() {
+        return key;
     }
     let diag = Diagnostic::error(Code::InvalidHostKey, "this is not an SSH public host key")
         .label(k.span, "expected `<type> <base64>`");

@@ -111,6 +111,18 @@ pub fn build(args: &BuildArgs, v: Verbosity) -> Result<Exit, Exit> {
         print_timings(&timings);
     }
     if !v.quiet {
+        let access = emit::access::all(t);
+        let unknown: usize = artifacts
+            .hosts
+            .keys()
+            .filter_map(|h| access.get(h))
+            .map(|a| a.missing_keys(&emit::Facts::default()))
+            .sum();
+        if unknown > 0 {
+            eprintln!(
+                "note: {unknown} authorized key lines are comments for now: the jobs' own keys are not pinned, so `bkc apply` makes them on the jobs' hosts and fills the lines in (pin a key with key \"ssh-ed25519 …\" in its job to build them whole)"
+            );
+        }
         let files: usize = artifacts.hosts.values().map(|h| h.files.len()).sum();
         let total = artifacts.hosts.len();
         eprintln!(

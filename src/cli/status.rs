@@ -67,8 +67,8 @@ pub fn gather(
     remote: &Remote,
     runs: Option<usize>,
 ) -> Result<(Gathered, Vec<String>), Exit> {
-    let Fleet { t, hosts } = fleet;
-    let ssh = remote.session(hosts)?;
+    let Fleet { t, hosts, .. } = fleet;
+    let ssh = remote.session(hosts, &[])?;
     let with_jobs: Vec<_> = hosts
         .iter()
         .enumerate()
@@ -145,7 +145,7 @@ pub fn run(args: &RunArgs, v: Verbosity) -> Result<Exit, Exit> {
     };
     let only = HostFilter::new(&[Selector::Name(j.host.clone())]);
     let Fleet { hosts, .. } = Fleet::of(t, &args.file, &only)?;
-    let ssh = args.remote.session(&hosts)?;
+    let ssh = args.remote.session(&hosts, &[])?;
     let (_, target) = hosts.first().ok_or(Exit::CouldNotRun)?;
     let transport = ssh.host(&j.host, target, 0);
     if args.wait && !v.quiet {

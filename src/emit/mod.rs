@@ -6,6 +6,7 @@
 //! `build` writes. Maps are sorted and nothing depends on the clock: the same topology always
 //! gives byte-identical files.
 
+pub mod access;
 mod escape;
 mod manifest;
 mod nixos;
@@ -20,6 +21,7 @@ use bkc_contract::fresh::{FRESH_VERSION, FreshSpec};
 use bkc_contract::spec::NotifyEvent;
 use minijinja::{Environment, UndefinedBehavior};
 
+pub use access::Facts;
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
 pub use nixos::NIXOS_MODULE_PATH;
 pub use prometheus::RULES_FILE;
@@ -229,22 +231,67 @@ fn per_host(
     Ok(Artifacts { hosts })
 }
 
-/// Render every host's unit files, job specs, known_hosts and manifest. `only` limits the
-/// output to those hosts (all when empty).
+/// Render every host's unit files, job specs, known_hosts, authorized keys and manifest.
+/// `only` limits the output to those hosts (all when empty). Keys that are not pinned are
+/// placeholders (see [`access`]); [`emit_with`] fills in what hosts said.
 pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
+    emit_with(topology, only, &Facts::default())
+}
+
+/// [`emit`], with what the hosts said about keys and sshd.
+pub fn emit_with(
+    topology: &Topology,
+    only: &[String],
+    facts: &Facts,
+) -> Result<Artifacts, EmitError> {
     let env = environment();
+    let access = access::all(topology);
     per_host(topology, only, |host, jobs| {
-        render_host(&env, topology, host, jobs)
+        render_host(&env, topology, host, jobs, &access[host], facts)
     })
+}
+
+/// Put `access`'s files (see [`access::HostAccess::files`]) into `files`, in place of the ones
+/// there, and write the manifest again.
+pub fn complete(host: &str, files: &mut HostFiles, access: &access::HostAccess, facts: &Facts) {
+    for (path, text) in access.files(facts, None) {
+        files.files.insert(
+            path,
+            File {
+                bytes: text.into_bytes(),
+                mode: Mode::FILE,
+            },
+        );
+    }
+    seal(host, files);
+}
+
+/// (Re)write the manifest of `files`.
+fn seal(host: &str, files: &mut HostFiles) {
+    let manifest = manifest::of(host, files);
+    files.files.insert(
+        MANIFEST_PATH.to_string(),
+        File {
+            bytes: manifest.to_json().into_bytes(),
+            mode: Mode::FILE,
+        },
+    );
 }
 
 /// Render every host's NixOS module ([`NIXOS_MODULE_PATH`]): the same units, job specs and
 /// known_hosts as [`emit`], declared through NixOS options.
 pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
     let env = environment();
+    let access = access::all(topology);
     per_host(topology, only, |host, jobs| {
         let files_of_jobs = host_units(topology, host, jobs)?;
-        let module = nixos::render(&env, host, &files_of_jobs, known_hosts(topology, jobs))?;
+        let module = nixos::render(
+            &env,
+            host,
+            &files_of_jobs,
+            known_hosts(topology, jobs),
+            &access[host],
+        )?;
         let mut files = HostFiles::default();
         files.files.insert(
             NIXOS_MODULE_PATH.to_string(),
@@ -262,6 +309,8 @@ fn render_host(
     topology: &Topology,
     host: &str,
     jobs: &[&Job],
+    access: &access::HostAccess,
+    facts: &Facts,
 ) -> Result<HostFiles, EmitError> {
     let mut files = HostFiles::default();
     for job in host_units(topology, host, jobs)? {
@@ -300,14 +349,7 @@ fn render_host(
             },
         );
     }
-    let manifest = manifest::of(host, &files);
-    files.files.insert(
-        MANIFEST_PATH.to_string(),
-        File {
-            bytes: manifest.to_json().into_bytes(),
-            mode: Mode::FILE,
-        },
-    );
+    complete(host, &mut files, access, facts);
     Ok(files)
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::escape::{unit_arg, unit_exec, unit_path, unit_text};
 use crate::schedule::format_duration;
 use crate::spec::{IoClass, NotifyEvent};
-use crate::topology::{Job, Service, Timer};
+use crate::topology::{Job, JobKey, Service, Timer};
 
 /// Creates the sandbox's writable paths before the sandbox exists (see [`sandbox`]).
 const MKDIR: &str = "/usr/bin/mkdir";
@@ -118,7 +118,7 @@ pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Err
         unit.push(set("OnSuccess", notify));
     }
     let mut service = run(job, spec_path)?;
-    service.extend(sandbox(&job.service)?);
+    service.extend(sandbox(&job.service, job.key.as_ref())?);
     Ok(Unit {
         sections: vec![
             Section {
@@ -145,7 +145,7 @@ pub(crate) fn notify_service(job: &Job, spec_path: &str) -> Result<Unit, minijin
         set("TimeoutStartSec", "10min"),
         set("UMask", "0077"),
     ];
-    service.extend(sandbox(&job.service)?);
+    service.extend(sandbox(&job.service, None)?);
     Ok(Unit {
         sections: vec![
             Section {
@@ -183,7 +183,7 @@ pub(crate) fn fresh_service(job: &Job, path: &str) -> Result<Unit, minijinja::Er
         set("TimeoutStartSec", "10min"),
         set("UMask", "0077"),
     ];
-    service.extend(sandbox(&svc)?);
+    service.extend(sandbox(&svc, None)?);
     Ok(Unit {
         sections: vec![
             Section {
@@ -292,8 +292,9 @@ const HARDENING: &[(&str, &str)] = &[
     ("SystemCallErrorNumber", "EPERM"),
 ];
 
-/// The sandbox: writable only where the job's data goes, and the common hardening.
-fn sandbox(svc: &Service) -> Result<Vec<Setting>, minijinja::Error> {
+/// The sandbox: writable only where the job's data goes, its own key the only one it sees, and
+/// the common hardening.
+fn sandbox(svc: &Service, key: Option<&JobKey>) -> Result<Vec<Setting>, minijinja::Error> {
     let mut service = vec![
         set("ProtectSystem", "strict")
             .why("Sandbox, derived from the topology: the job may write only where its data goes.")
@@ -319,6 +320,19 @@ fn sandbox(svc: &Service) -> Result<Vec<Setting>, minijinja::Error> {
         "ProtectHome",
         if svc.writes_home { "no" } else { "read-only" },
     ));
+    if let Some(key) = key {
+        service.push(
+            set(
+                "TemporaryFileSystem",
+                format!("{}:ro", unit_path(bkc_contract::names::KEYS_DIR)?),
+            )
+            .why("Of the jobs' keys on this host, only this job's own is in its sandbox."),
+        );
+        service.push(set(
+            "BindReadOnlyPaths",
+            format!("-{}", unit_path(&key.path)?),
+        ));
+    }
     for (key, value) in HARDENING {
         service.push(set(key, *value));
     }

@@ -38,6 +38,8 @@ pub struct Defaults {
     pub runner: Option<Str>,
     pub lock_wait: Option<Str>,
     pub lock_timeout: Option<Str>,
+    /// `"restricted"` (a key per job, a forced command per edge) or `"operator"` (one identity).
+    pub ssh_keys: Option<Str>,
 }
 
 #[derive(Debug)]
@@ -80,6 +82,8 @@ pub struct Job {
     pub alert_after: Option<Str>,
     pub notify: Vec<Notify>,
     pub ping: Option<Str>,
+    /// The public half of the job's own SSH key, pinned.
+    pub key: Option<Str>,
 }
 
 #[derive(Debug)]

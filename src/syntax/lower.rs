@@ -19,6 +19,7 @@ const DEFAULTS: &[&str] = &[
     "runner",
     "lock-wait",
     "lock-timeout",
+    "ssh-keys",
 ];
 const HOST_PROPS: &[&str] = &["address", "port", "user", "lock-dir"];
 const HOST: &[&str] = &["host-key", "tag", "address", "port", "user", "lock-dir"];
@@ -45,6 +46,7 @@ const JOB: &[&str] = &[
     "alert-after",
     "notify",
     "ping",
+    "key",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -211,6 +213,7 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
         runner: None,
         lock_wait: None,
         lock_timeout: None,
+        ssh_keys: None,
     };
     Reader::new(node).finish(d, &[], true);
     for c in children(node) {
@@ -255,6 +258,13 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
             ),
             "lock-wait" => set_duration(&mut out.lock_wait, d, c, "lock-wait \"1m\""),
             "lock-timeout" => set_duration(&mut out.lock_timeout, d, c, "lock-timeout \"6h\""),
+            "ssh-keys" => set_str(
+                &mut out.ssh_keys,
+                d,
+                c,
+                "`restricted` or `operator`",
+                "ssh-keys \"restricted\"",
+            ),
             other => d.push(unknown_node(c, other, "`defaults`", DEFAULTS)),
         }
     }
@@ -375,6 +385,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         alert_after: None,
         notify: Vec::new(),
         ping: None,
+        key: None,
     };
     for c in children(node) {
         job_child(&mut j, c, d);
@@ -434,6 +445,13 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
             "ping \"https://hc-ping.com/<uuid>\"",
         ),
         "allow-empty-source" => set_flag(&mut j.allow_empty_source, d, c),
+        "key" => set_str(
+            &mut j.key,
+            d,
+            c,
+            "the job's public key",
+            "key \"ssh-ed25519 AAAA…\"",
+        ),
         other => d.push(unknown_node(c, other, "a `job`", JOB)),
     }
 }

@@ -8,6 +8,15 @@ pub const KNOWN_HOSTS_PATH: &str = "/etc/bkc/known_hosts";
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 /// Where the job specs live.
 pub const JOBS_DIR: &str = "/etc/bkc/jobs";
+/// Where each job's own SSH key lives on the job's host (`<job>`, `<job>.pub`), with
+/// `ssh-keys "restricted"`. Made by `bkc apply` on the host; never part of a generation.
+pub const KEYS_DIR: &str = "/etc/bkc/keys";
+/// Where the authorized keys bkc writes live on a host the jobs reach, one file per user.
+pub const AUTHORIZED_KEYS_DIR: &str = "/etc/bkc/authorized_keys";
+/// The sshd drop-in that makes sshd read [`AUTHORIZED_KEYS_DIR`]`/%u` as well.
+pub const SSHD_DROPIN_PATH: &str = "/etc/ssh/sshd_config.d/bkc.conf";
+/// The `AuthorizedKeysFile` entry of the drop-in (`%u`: sshd puts the user's name there).
+pub const AUTHORIZED_KEYS_PATTERN: &str = "/etc/bkc/authorized_keys/%u";
 
 /// The longest host or job name: it becomes part of unit and file names.
 pub const MAX_NAME: usize = 200;
@@ -75,6 +84,26 @@ pub fn ssh_path_problem(path: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether `s` can be both a user's name and a file name, as the authorized keys of
+/// [`AUTHORIZED_KEYS_DIR`] need: letters, digits, `_`, `.` and `-`, not starting with `-` or `.`.
+pub fn is_file_safe_user(s: &str) -> bool {
+    is_valid_user(s)
+        && s.len() <= MAX_NAME
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The job's own SSH key on its host.
+pub fn key_path(job: &str) -> String {
+    format!("{KEYS_DIR}/{job}")
+}
+
+/// The authorized keys bkc writes for `user` on a host.
+pub fn authorized_keys_path(user: &str) -> String {
+    format!("{AUTHORIZED_KEYS_DIR}/{user}")
 }
 
 /// The address as ssh takes it on its command line: without an IPv6 address's brackets.
@@ -235,5 +264,20 @@ mod tests {
         assert_eq!(shell_quote("/etc/bkc/x.json"), "/etc/bkc/x.json");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
+        assert_eq!(key_path("a-to-b"), "/etc/bkc/keys/a-to-b");
+        assert_eq!(
+            authorized_keys_path("backup"),
+            "/etc/bkc/authorized_keys/backup"
+        );
+    }
+
+    #[test]
+    fn users_that_name_files() {
+        for ok in ["root", "backup", "bk_1", "svc.backup", "a-b"] {
+            assert!(is_file_safe_user(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", ".x", "-x", "a/b", "a b", "DOM\\user", "a@b"] {
+            assert!(!is_file_safe_user(bad), "{bad}");
+        }
     }
 }
