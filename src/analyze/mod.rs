@@ -102,6 +102,9 @@ pub(crate) const KNOWN_HOSTS: &str = "/etc/bkc/known_hosts";
 pub(crate) struct Ctx<'a> {
     pub text: &'a str,
     pub d: &'a mut Diagnostics,
+    /// The longest gap of each set of calendars met so far: thousands of jobs share a few
+    /// schedules, and each gap takes up to a thousand steps of the calendar engine.
+    pub gaps: std::collections::HashMap<Vec<String>, Option<u64>>,
 }
 
 impl Ctx<'_> {
@@ -212,7 +215,11 @@ pub(crate) fn check_name(cx: &mut Ctx, name: &ast::Str, what: &str) -> bool {
 /// The topology built from everything that resolved (valid only when `d` holds no errors),
 /// and the circles of waits found.
 fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> (Topology, Vec<Vec<String>>) {
-    let mut cx = Ctx { text, d };
+    let mut cx = Ctx {
+        text,
+        d,
+        gaps: std::collections::HashMap::new(),
+    };
     let settings = settings(&mut cx, file.defaults.as_ref());
     let hosts = hosts(&mut cx, &file.hosts, &settings);
     let drafts = jobs::jobs(&mut cx, &file.jobs, &hosts, &settings);
