@@ -625,7 +625,13 @@ fn a_running_backup_keeps_its_files_through_an_apply() {
     // different, so the plan replaces it).
     apply_ok(&f, &with);
     f.sh("backup_a", "rm -rf /srv/slow");
-    f.sh("desktop", "printf '\\0' >> /usr/local/bin/bkc-run");
+    // Made different beside it and renamed over it: the timers' own runs may be executing the
+    // binary right now, and writing into it would fail with "text file busy". The fresh
+    // markers each run now leaves on backup_a make those runs longer, so that became likely.
+    f.sh(
+        "desktop",
+        "cp /usr/local/bin/bkc-run /usr/local/bin/.bkc-run.test && printf '\\0' >> /usr/local/bin/.bkc-run.test && mv /usr/local/bin/.bkc-run.test /usr/local/bin/bkc-run",
+    );
     f.sh("desktop", "systemctl start --no-block bkc-slow.service");
     assert!(
         Fleet::eventually(30, || {
