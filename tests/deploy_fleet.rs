@@ -647,10 +647,12 @@ fn a_running_backup_keeps_its_files_through_an_apply() {
     // different, so the plan replaces it).
     apply_ok(&f, &with);
     f.sh("backup_a", "rm -rf /srv/slow");
-    // Copied and renamed, not appended in place: another job may be running the binary.
+    // Made different beside it and renamed over it: the timers' own runs may be executing the
+    // binary right now, and writing into it would fail with "text file busy". The fresh
+    // markers each run now leaves on backup_a make those runs longer, so that became likely.
     f.sh(
         "desktop",
-        "cp /usr/local/bin/bkc-run /usr/local/bin/.bkc-run.t && printf '\\0' >> /usr/local/bin/.bkc-run.t && mv /usr/local/bin/.bkc-run.t /usr/local/bin/bkc-run",
+        "cp /usr/local/bin/bkc-run /usr/local/bin/.bkc-run.test && printf '\\0' >> /usr/local/bin/.bkc-run.test && mv /usr/local/bin/.bkc-run.test /usr/local/bin/bkc-run",
     );
     f.sh("desktop", "systemctl start --no-block bkc-slow.service");
     assert!(

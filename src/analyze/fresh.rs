@@ -40,7 +40,11 @@ pub(crate) fn freshness(
         // The runner starts an `every` job when the interval less the slack has passed, at the
         // next firing of a timer that fires every twice the slack.
         Some(iv) => iv.secs + 2 * iv.slack_secs,
-        None => longest_gap(&timer.on_calendar)?,
+        None => *cx
+            .gaps
+            .entry(timer.on_calendar.clone())
+            .or_insert_with(|| longest_gap(&timer.on_calendar))
+            .as_ref()?,
     };
     let delay_secs = timer.random_delay_secs.unwrap_or(0);
     let run_secs = timeout_secs.unwrap_or(RUN_ALLOWANCE_SECS);

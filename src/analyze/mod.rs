@@ -103,6 +103,9 @@ pub(crate) use bkc_contract::names::KNOWN_HOSTS_PATH as KNOWN_HOSTS;
 pub(crate) struct Ctx<'a> {
     pub text: &'a str,
     pub d: &'a mut Diagnostics,
+    /// The longest gap of each set of calendars met so far: thousands of jobs share a few
+    /// schedules, and each gap takes up to a thousand steps of the calendar engine.
+    pub gaps: std::collections::HashMap<Vec<String>, Option<u64>>,
 }
 
 impl Ctx<'_> {
@@ -210,7 +213,11 @@ pub(crate) fn check_name(cx: &mut Ctx, name: &ast::Str, what: &str) -> bool {
 /// The topology built from everything that resolved (valid only when `d` holds no errors),
 /// and the circles of waits found.
 fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> (Topology, Vec<Vec<String>>) {
-    let mut cx = Ctx { text, d };
+    let mut cx = Ctx {
+        text,
+        d,
+        gaps: std::collections::HashMap::new(),
+    };
     let settings = settings(&mut cx, file.defaults.as_ref());
     let hosts = hosts(&mut cx, &file.hosts, &settings);
     let drafts = jobs::jobs(&mut cx, &file.jobs, &hosts, &settings);

@@ -192,14 +192,34 @@ fn fresh_files(job: &Job, host: &str) -> Result<Option<JobFiles>, EmitError> {
     }))
 }
 
+/// For each host, the jobs whose data it receives and watches (found once, not per host).
+type Watched<'t> = BTreeMap<&'t str, Vec<&'t Job>>;
+
+fn watched(topology: &Topology) -> Watched<'_> {
+    let mut w: Watched = BTreeMap::new();
+    for job in topology.jobs.values() {
+        let mut hosts: Vec<&str> = job
+            .spec
+            .fresh_markers
+            .iter()
+            .map(|m| m.host.as_str())
+            .collect();
+        hosts.dedup();
+        for h in hosts {
+            w.entry(h).or_default().push(job);
+        }
+    }
+    w
+}
+
 /// Everything `host` runs: its jobs' files, and the freshness checks of the data other hosts'
 /// jobs send here.
-fn host_units(topology: &Topology, host: &str, jobs: &[&Job]) -> Result<Vec<JobFiles>, EmitError> {
+fn host_units(watched: &Watched, host: &str, jobs: &[&Job]) -> Result<Vec<JobFiles>, EmitError> {
     let mut out = Vec::new();
     for job in jobs {
         out.extend(job_files(job)?);
     }
-    for job in topology.jobs.values() {
+    for job in watched.get(host).into_iter().flatten() {
         out.extend(fresh_files(job, host)?);
     }
     Ok(out)
@@ -246,8 +266,9 @@ pub fn emit_with(
 ) -> Result<Artifacts, EmitError> {
     let env = environment();
     let access = access::all(topology);
+    let watched = watched(topology);
     per_host(topology, only, |host, jobs| {
-        render_host(&env, topology, host, jobs, &access[host], facts)
+        render_host(&env, topology, &watched, host, jobs, &access[host], facts)
     })
 }
 
@@ -283,8 +304,9 @@ fn seal(host: &str, files: &mut HostFiles) {
 pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
     let env = environment();
     let access = access::all(topology);
+    let watched = watched(topology);
     per_host(topology, only, |host, jobs| {
-        let files_of_jobs = host_units(topology, host, jobs)?;
+        let files_of_jobs = host_units(&watched, host, jobs)?;
         let module = nixos::render(
             &env,
             host,
@@ -307,13 +329,14 @@ pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, Emi
 fn render_host(
     env: &Environment,
     topology: &Topology,
+    watched: &Watched,
     host: &str,
     jobs: &[&Job],
     access: &access::HostAccess,
     facts: &Facts,
 ) -> Result<HostFiles, EmitError> {
     let mut files = HostFiles::default();
-    for job in host_units(topology, host, jobs)? {
+    for job in host_units(watched, host, jobs)? {
         let mut add = |path: String, text: String| {
             files.files.insert(
                 path,
