@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use bkc_contract::{event, lockfile, manifest, metrics, plan, spec, state};
+use bkc_contract::{event, lockfile, manifest, metrics, plan, snapshots, spec, state, verify};
 use schemars::schema_for;
 
 /// File name under docs/schemas/ and its text.
@@ -20,6 +20,18 @@ fn contracts() -> Vec<(&'static str, String)> {
         ("lock-holder.json", schema(schema_for!(lockfile::Holder))),
         ("manifest.json", schema(schema_for!(manifest::Manifest))),
         ("plan.json", schema(schema_for!(plan::PlanFile))),
+        (
+            "snapshots.json",
+            schema(schema_for!(snapshots::SnapshotReport)),
+        ),
+        (
+            "snapshot-line.json",
+            schema(schema_for!(snapshots::JobSnapshots)),
+        ),
+        (
+            "verify-report.json",
+            schema(schema_for!(verify::VerifyReport)),
+        ),
         (
             "metrics.json",
             json(serde_json::to_value(metrics::METRICS).unwrap()),
