@@ -13,13 +13,18 @@
 //! every host and must not drag the compiler along.
 
 mod child;
+mod hold;
 mod hooks;
+mod itemize;
+pub mod listing;
 mod lock;
 mod report;
+pub mod restore;
 mod rsync;
 mod snapshot;
 mod ssh;
 mod sync;
+pub mod verify;
 mod wait;
 
 use std::path::PathBuf;
@@ -202,38 +207,48 @@ impl Run {
     }
 }
 
+/// Read and check the spec at `path`, or say why it cannot be used.
+pub(crate) fn load_spec(path: &std::path::Path) -> Result<JobSpec, String> {
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read job spec {shown}: {e}"))?;
+    let spec = JobSpec::from_json(&text).map_err(|e| format!("{shown}: {e}"))?;
+    check(&spec).map_err(|m| format!("{shown}: job spec is not valid: {m}"))?;
+    Ok(spec)
+}
+
+/// The run's start: now, or what [`NOW_ENV`] says.
+pub(crate) fn now() -> Result<Timestamp, String> {
+    match std::env::var(NOW_ENV) {
+        Ok(v) => v
+            .parse::<Timestamp>()
+            .map_err(|e| format!("{NOW_ENV}={v:?} is not an RFC 3339 time: {e}")),
+        Err(_) => Ok(Timestamp::now()),
+    }
+}
+
 /// Run the job whose spec is at `opts.spec`; returns the process exit code.
 pub fn run(opts: &Options) -> i32 {
     child::install_signal_handlers();
-    let path = opts.spec.display().to_string();
-    let text = match std::fs::read_to_string(&opts.spec) {
-        Ok(t) => t,
-        Err(e) => {
-            report::say!("bkc-run: cannot read job spec {path}: {e}");
+    let (spec, start) = match load_spec(&opts.spec).and_then(|s| Ok((s, now()?))) {
+        Ok(v) => v,
+        Err(m) => {
+            report::say!("bkc-run: {m}");
             return exit::USAGE;
         }
     };
-    let spec = match JobSpec::from_json(&text) {
-        Ok(s) => s,
-        Err(e) => {
-            report::say!("bkc-run: {path}: {e}");
-            return exit::USAGE;
-        }
-    };
-    if let Err(m) = check(&spec) {
-        report::say!("bkc-run: {path}: job spec is not valid: {m}");
-        return exit::USAGE;
-    }
-    let start = match std::env::var(NOW_ENV) {
-        Ok(v) => match v.parse::<Timestamp>() {
-            Ok(t) => t,
-            Err(e) => {
-                report::say!("bkc-run: {NOW_ENV}={v:?} is not an RFC 3339 time: {e}");
-                return exit::USAGE;
-            }
-        },
-        Err(_) => Timestamp::now(),
-    };
+    let ctx = new_ctx(
+        spec,
+        start,
+        &start.strftime("%Y%m%dT%H%M%SZ").to_string(),
+        opts.dry_run,
+    );
+    execute(&ctx, Instant::now())
+}
+
+/// The context of a run, or of a restore or verify (`run_id` then says which), that started at
+/// `start`.
+pub(crate) fn new_ctx(spec: JobSpec, start: Timestamp, run_id: &str, dry_run: bool) -> Ctx {
     let started = Instant::now();
     let boot_id = lock::boot_id();
     let holder = Holder {
@@ -244,24 +259,19 @@ pub fn run(opts: &Options) -> i32 {
         start: start.to_string(),
     }
     .to_line();
-    let run_id = format!(
-        "{}-{}",
-        start.strftime("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
-    let ctx = Ctx {
+    let run_id = format!("{run_id}-{}", std::process::id());
+    Ctx {
         report: Reporter::new(&spec.job, &run_id),
         deadline: spec
             .timeout_secs
             .map(|t| child::later(started, Duration::from_secs(t))),
-        dry_run: opts.dry_run,
+        dry_run,
         start,
         boot_id,
         hostname: hostname(),
         holder,
         spec,
-    };
-    execute(&ctx, started)
+    }
 }
 
 /// Run `script` with `args` on `host` over SSH and return its stdout: how every short remote
