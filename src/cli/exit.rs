@@ -18,6 +18,10 @@ pub enum Exit {
     Declined,
     /// `apply plan.json`: a host, or the local bkc-run, changed since the plan was made.
     StalePlan,
+    /// `restore` would have overwritten or mixed data unasked, or had nothing to restore.
+    Refused,
+    /// `verify` found a corrupted or missing file.
+    Found,
     /// Unreadable input, unwritable output, bad arguments, a `--host` that matches no host.
     CouldNotRun,
     /// `plan --detailed-exitcode` only.
@@ -37,7 +41,7 @@ pub enum Codes {
 
 impl Exit {
     /// Every meaning, in the order of the documented table.
-    const ALL: [Exit; 10] = [
+    const ALL: [Exit; 12] = [
         Exit::Success,
         Exit::Invalid,
         Exit::NotFormatted,
@@ -45,6 +49,8 @@ impl Exit {
         Exit::HostFailed,
         Exit::Declined,
         Exit::StalePlan,
+        Exit::Refused,
+        Exit::Found,
         Exit::CouldNotRun,
         Exit::Changes,
         Exit::Runner(0),
@@ -68,7 +74,9 @@ impl Exit {
             | Exit::WouldTimeOut
             | Exit::HostFailed
             | Exit::Declined
-            | Exit::StalePlan => 1,
+            | Exit::StalePlan
+            | Exit::Refused
+            | Exit::Found => 1,
             Exit::CouldNotRun => match codes {
                 Codes::Plain => 2,
                 Codes::Detailed => 1,
@@ -99,16 +107,24 @@ impl Exit {
                 "`simulate` (or `check --simulate`) found a run that would time out"
             }
             Exit::HostFailed => {
-                "a host failed or could not be reached (`plan`, `apply`, `rollback`, `status`, `run`)"
+                "a host failed or could not be reached (`plan`, `apply`, `rollback`, `status`, `run`, \
+                 `snapshots`, `restore`)"
             }
-            Exit::Declined => "`apply` or `rollback` asked and was not told `yes`; nothing changed",
+            Exit::Declined => {
+                "`apply`, `rollback` or `restore --in-place` asked and was not told `yes`; nothing changed"
+            }
             Exit::StalePlan => {
                 "`apply plan.json`: a host, or the local bkc-run, changed since the plan was made; \
                  nothing was applied"
             }
+            Exit::Refused => {
+                "`restore` refused: a `--to` directory that is not empty (without `--force`), a path \
+                 not in the snapshot, no snapshot at `--at`; nothing changed"
+            }
+            Exit::Found => "`verify` found a corrupted or missing file",
             Exit::CouldNotRun => {
                 "bkc could not do its work: an unreadable file, an unwritable output, bad arguments, \
-                 a `--host` that matches no host, an unknown job"
+                 a `--host` that matches no host, an unknown job; `verify` that could not compare"
             }
             Exit::Changes => "`plan --detailed-exitcode` found changes",
             Exit::Runner(_) => "`run --wait`: N is the run's own exit code (docs/RUNNER.md)",

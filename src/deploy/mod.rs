@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod fleet;
 pub mod plan;
+pub mod restore;
 pub mod status;
 pub mod transport;
 
