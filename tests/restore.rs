@@ -181,6 +181,30 @@ impl Site {
         Said::of(self.bkc_cmd(args).output().unwrap())
     }
 
+    /// `bkc ARGS` on a terminal (`script` gives it one), with `answer` typed into it.
+    fn bkc_tty(&self, args: &[&str], answer: &str) -> Said {
+        let c = self.bkc_cmd(args);
+        let line: Vec<String> = std::iter::once(c.get_program())
+            .chain(c.get_args())
+            .map(|a| bkc::deploy::quote(a.to_str().unwrap()))
+            .collect();
+        let mut tty = Command::new("script");
+        tty.args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = tty.spawn().unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        Said::of(child.wait_with_output().unwrap())
+    }
+
     fn file(&self) -> String {
         self.file.display().to_string()
     }
@@ -357,6 +381,20 @@ impl Case<'_> {
         let s = self.restore(&[&self.path("base.txt"), "--to", "/srv/restored", "--force"]);
         assert_eq!(s.code, 0, "{s:?}");
 
+        // In place on a terminal: the changes first, then the question; only `yes` goes on.
+        let (file, song_path) = (self.site.file(), self.path("music/song.flac"));
+        let ask = ["restore", self.job, &file, &song_path, "--in-place"];
+        let s = self.site.bkc_tty(&ask, "no\n");
+        assert_eq!(s.code, 1, "{s:?}");
+        assert!(s.out.contains("Restore these 2 changes in place?"), "{s:?}");
+        assert!(
+            s.out.contains("nothing was changed") && !song.exists(),
+            "{s:?}"
+        );
+        let s = self.site.bkc_tty(&ask, "yes\n");
+        assert_eq!(s.code, 0, "{s:?}");
+        assert!(song.exists(), "{s:?}");
+        std::fs::remove_file(&song).unwrap();
         // In place: without a terminal only with --yes.
         let s = self.restore(&[&self.path("music/song.flac"), "--in-place"]);
         assert_eq!(s.code, 2, "{s:?}");
