@@ -265,9 +265,9 @@ fn table<const N: usize>(head: [&str; N], rows: &[[String; N]]) -> String {
         }
     }
     let line = |cells: Vec<&str>| {
-        let mut l = String::from(" ");
+        let mut l = String::new();
         for (c, w) in cells.iter().zip(width) {
-            l.push_str(&format!(" {c:<w$}"));
+            l.push_str(&format!("  {c:<w$}"));
         }
         format!("{}\n", l.trim_end())
     };
