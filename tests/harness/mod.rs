@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod site;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
