@@ -365,8 +365,10 @@ pub fn restore(args: &RestoreArgs, v: Verbosity) -> Result<Exit, Exit> {
     let ended = follow(&args.remote, t, &file, job, "restore", &runner_args, |ev| {
         match ev {
             // Once confirmed, the same changes again would only repeat the list just read.
+            // A closed stdout must not stop a restore halfway: the line is lost, the copy goes on.
             Event::Change { itemized, path } if !confirmed => {
-                println!("{} {}", printable_line(itemized), printable_line(path));
+                let line = format!("{} {}\n", printable_line(itemized), printable_line(path));
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), line.as_bytes());
             }
             Event::Confirm { changes } => {
                 let q = format!("Restore these {changes} changes in place?");

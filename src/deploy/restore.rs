@@ -90,12 +90,10 @@ pub enum Answer {
     No,
 }
 
-/// How a tool's run ended, from its `end` event.
+/// How a tool's run ended, from its `end` event (its message is on stderr already).
 #[derive(Debug)]
 pub struct Ended {
     pub result: RunResult,
-    pub exit_code: i32,
-    pub message: Option<String>,
 }
 
 /// Run `bkc-run <tool>` for `job` on the host behind `t` and follow its event lines: `each`
@@ -177,18 +175,8 @@ fn read_events(
             ));
         }
         let answer = each(&ev.event);
-        if let Event::End {
-            result,
-            exit_code,
-            message,
-            ..
-        } = ev.event
-        {
-            return Ok(Some(Ended {
-                result,
-                exit_code,
-                message,
-            }));
+        if let Event::End { result, .. } = ev.event {
+            return Ok(Some(Ended { result }));
         }
         let word = match answer {
             Answer::Continue => continue,
