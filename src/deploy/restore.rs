@@ -75,7 +75,11 @@ pub fn snapshots(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobSnapshots>, 
 
 /// What the runner said on stderr, one line, for an error message.
 fn runner_errors(stderr: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.strip_prefix("bkc-run: ").unwrap_or(l))
+        .collect();
     if lines.is_empty() {
         "bkc-run said nothing (is the job applied to its host?)".to_string()
     } else {
@@ -190,4 +194,102 @@ fn read_events(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::transport::Local;
+
+    /// A job whose "runner" is a script printing `answer` on stdout and `said` on stderr, on
+    /// a local stand-in host.
+    fn fake(name: &str, answer: &str, said: &str) -> (Local, crate::topology::Topology, String) {
+        let dir = std::env::temp_dir().join(format!("bkc-fake-run-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let runner = dir.join("bkc-run");
+        let script = format!(
+            "#!/bin/sh\nprintf '%s' {}\nprintf '%s' {} >&2\n",
+            quote(answer),
+            quote(said)
+        );
+        std::fs::write(&runner, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runner, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kdl = format!(
+            "defaults {{\n    runner \"{}\"\n}}\nhost \"h\"\njob \"j\" on=\"h\" {{\n    sync \"/a/\" \"/b/\"\n}}\n",
+            runner.display()
+        );
+        let t = crate::analyze::compile("t.kdl", &kdl).topology.unwrap();
+        (Local::new("h", &dir), t, dir.display().to_string())
+    }
+
+    fn end(job: &str, result: &str) -> String {
+        format!(
+            r#"{{"job":"{job}","run":"r","event":"end","bytes_received":0,"bytes_sent":0,"dry_run":false,"exit_code":0,"lock_wait_secs":0.0,"message":null,"result":"{result}","secs":0.1}}"#
+        )
+    }
+
+    fn follow_answer(name: &str, answer: &str) -> Result<Ended, HostError> {
+        let (host, t, dir) = fake(name, answer, "bkc-run: j: said something\n");
+        let r = follow(&host, &t.jobs["j"], "restore", &[], |_| Answer::Continue);
+        let _ = std::fs::remove_dir_all(dir);
+        r
+    }
+
+    #[test]
+    fn a_runs_end_is_its_result() {
+        let change =
+            r#"{"job":"j","run":"r","event":"change","itemized":">f+++++++++","path":"a"}"#;
+        let r = follow_answer("end", &format!("{change}\n{}\n", end("j", "refused")));
+        assert_eq!(r.unwrap().result, RunResult::Refused);
+    }
+
+    #[test]
+    fn what_the_runner_sends_is_checked() {
+        let e = follow_answer("junk", "\x1b]52;c;x\x07 not json\n").unwrap_err();
+        assert!(e.message.contains("unexpected output from bkc-run"), "{e}");
+        assert!(!e.message.contains('\x1b'), "made printable: {e}");
+        let e = follow_answer("other", &format!("{}\n", end("k", "success"))).unwrap_err();
+        assert!(e.message.contains("not \"j\""), "{e}");
+        let e = follow_answer("none", "").unwrap_err();
+        assert!(e.message.contains("ended without a result"), "{e}");
+    }
+
+    #[test]
+    fn a_listing_must_be_of_this_version_and_job() {
+        let listing = |v: u32, job: &str| {
+            format!(r#"{{"version":{v},"job":"{job}","host":"h","last_success":null,"syncs":[]}}"#)
+        };
+        for (name, answer, want) in [
+            ("ok", listing(LISTING_VERSION, "j"), None),
+            (
+                "version",
+                listing(LISTING_VERSION + 1, "j"),
+                Some("same version"),
+            ),
+            ("job", listing(LISTING_VERSION, "k"), Some("same version")),
+            (
+                "missing",
+                String::new(),
+                Some("no listing for j: j: said something"),
+            ),
+        ] {
+            let lines = if answer.is_empty() {
+                answer
+            } else {
+                answer + "\n"
+            };
+            let (host, t, dir) = fake(name, &lines, "bkc-run: j: said something\n");
+            let r = snapshots(&host, &[&t.jobs["j"]]);
+            let _ = std::fs::remove_dir_all(dir);
+            match want {
+                None => assert_eq!(r.unwrap()[0].job, "j"),
+                Some(w) => {
+                    let e = r.unwrap_err();
+                    assert!(e.message.contains(w), "{name}: {e}");
+                }
+            }
+        }
+    }
 }
