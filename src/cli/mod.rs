@@ -34,7 +34,7 @@ Examples:
   bkc apply                                 put the topology on every host (asks first)
   bkc status                                every job of the fleet: last run, result, next run
   bkc snapshots a-to-b                      a job's snapshots, with sizes
-  bkc restore a-to-b music/ --to /var/tmp/r copy music/ back from the latest snapshot
+  bkc restore pull-web1 --to /var/tmp/r     copy web1's files back from the latest snapshot
   bkc import rsyncdirector desktop=desktop.yaml backup_a=backup_a.yaml -o bkc.kdl
   bkc completions bash > /etc/bash_completion.d/bkc";
 
@@ -107,7 +107,7 @@ enum Command {
     Snapshots(restore::SnapshotsArgs),
     /// Copy a job's data back from a snapshot (or its mirror), holding the job's lock.
     #[command(
-        after_help = "Examples:\n  bkc restore a-to-b music/song.flac --to /var/tmp/restore\n  bkc restore a-to-b site.kdl --at 2026-11-20 --to backup_a:/var/tmp/r\n  bkc restore pull-web1 --in-place --dry-run\n  bkc restore pull-web1 index.html --in-place"
+        after_help = "Examples:\n  bkc restore a-to-b desktop/music/song.flac --to /var/tmp/restore\n  bkc restore a-to-b site.kdl --at 2026-11-20 --to backup_a:/var/tmp/r\n  bkc restore pull-web1 --in-place --dry-run\n  bkc restore pull-web1 index.html --in-place"
     )]
     Restore(restore::RestoreArgs),
     /// Compare a job's sources with their copies and say what is corrupted or missing.

@@ -207,8 +207,8 @@ fn request<'a>(spec: &'a JobSpec, args: &Args) -> Result<Request<'a>, String> {
     let to = target(spec, sync, args, own.is_some())?;
     if !spec.is_local(&sync.dest.host) && !spec.is_local(&to.host) {
         return Err(format!(
-            "the copies are on {} and the target on {}: rsync on {} cannot copy between two other hosts; restore to a directory on {} (or on {}) and copy it on from there",
-            sync.dest.host, to.host, spec.host, spec.host, sync.dest.host
+            "the copies are on {} and the target on {}: rsync runs on {}, and one side of it must be {} itself; restore to a directory on {} and copy it on from there",
+            sync.dest.host, to.host, spec.host, spec.host, spec.host
         ));
     }
     if args.in_place && !args.yes && !args.confirm && !args.dry_run {
@@ -669,6 +669,84 @@ fn copy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    /// A push job on `a` into snapshots on `b`, plus a pull sync from `c` into `a`.
+    fn spec() -> JobSpec {
+        let mut s = crate::rsync::tests::spec();
+        let at = |h: &str, p: &str| Location {
+            host: h.into(),
+            path: p.into(),
+        };
+        s.hosts.insert("c".into(), s.hosts["b"].clone());
+        let sync = |src: Location, dst: Location| Sync {
+            source: src,
+            dest: dst,
+            opts: vec!["-a".into()],
+            exclude: vec![],
+            bwlimit: None,
+            deletes: false,
+            allow_empty_source: false,
+            snapshot: Some(Default::default()),
+        };
+        s.syncs = vec![
+            sync(at("a", "/home/alice/Music"), at("b", "/srv/snap/")),
+            sync(at("c", "/var/www/"), at("a", "/srv/web/")),
+        ];
+        s
+    }
+
+    fn req(words: &[&str]) -> Result<(usize, Location, Vec<String>), String> {
+        use clap::Parser;
+        let mut argv = vec!["restore", "/spec.json"];
+        argv.extend(words);
+        let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let s = Box::leak(Box::new(spec()));
+        let r = request(s, &cli.args)?;
+        Ok((r.index, r.to, r.paths))
+    }
+
+    #[test]
+    fn where_a_restore_goes() {
+        let l = |h: &str, p: &str| Location {
+            host: h.into(),
+            path: p.into(),
+        };
+        // A source without its slash is a directory of its own, in place and elsewhere.
+        assert_eq!(
+            req(&["--sync", "1", "--in-place", "--yes", "x/y"]).unwrap(),
+            (0, l("a", "/home/alice"), vec!["Music/x/y".to_string()])
+        );
+        assert_eq!(
+            req(&["--sync", "1", "--to", "/r"]).unwrap(),
+            (0, l("a", "/r"), vec!["Music".to_string()])
+        );
+        // A pull job pushes back to its source's host, or to the job's own host.
+        assert_eq!(req(&["--sync", "2", "--to", "/r"]).unwrap().1, l("c", "/r"));
+        assert_eq!(
+            req(&["--sync", "2", "--to", "a:/r"]).unwrap().1,
+            l("a", "/r")
+        );
+        assert_eq!(
+            req(&["--sync", "2", "--to", "b:/r"]).unwrap().1,
+            l("b", "/r")
+        );
+        let err = |w: &[&str]| req(w).unwrap_err();
+        assert!(err(&["--to", "/r"]).contains("has 2 syncs"));
+        assert!(err(&["--sync", "3", "--to", "/r"]).contains("no sync 3"));
+        assert!(err(&["--sync", "1", "--to", "b:/r"]).contains("one side of it must be a"));
+        assert!(err(&["--sync", "1", "--to", "z:/r"]).contains("does not reach host \"z\""));
+        assert!(err(&["--sync", "1", "--to", "r"]).contains("absolute"));
+        assert!(err(&["--sync", "1", "--in-place"]).contains("pass --yes"));
+        assert!(err(&["--sync", "1", "--to", "/r", "../x"]).contains("without `..`"));
+        assert!(err(&["--sync", "1", "--to", "/r", "--at", "yesterday"]).contains("RFC 3339"));
+        assert!(err(&["--sync", "1", "--in-place", "--to", "/r"]).contains("cannot be used with"));
+    }
 
     #[test]
     fn paths_stay_inside_the_source() {
