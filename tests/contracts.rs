@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use bkc_contract::{event, fresh, lockfile, manifest, metrics, plan, spec, state};
+use bkc_contract::{
+    event, fresh, lockfile, manifest, metrics, plan, snapshots, spec, state, verify,
+};
 use schemars::schema_for;
 
 /// File name under docs/schemas/ and its text.
@@ -23,6 +25,18 @@ fn contracts() -> Vec<(&'static str, String)> {
         ("fresh-state.json", schema(schema_for!(fresh::FreshState))),
         ("manifest.json", schema(schema_for!(manifest::Manifest))),
         ("plan.json", schema(schema_for!(plan::PlanFile))),
+        (
+            "snapshots.json",
+            schema(schema_for!(snapshots::SnapshotReport)),
+        ),
+        (
+            "snapshot-line.json",
+            schema(schema_for!(snapshots::JobSnapshots)),
+        ),
+        (
+            "verify-report.json",
+            schema(schema_for!(verify::VerifyReport)),
+        ),
         (
             "metrics.json",
             json(serde_json::to_value(metrics::METRICS).unwrap()),

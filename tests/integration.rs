@@ -44,6 +44,7 @@ mod monitor;
 mod nix;
 mod readme;
 mod report_browser;
+mod restore;
 mod runner_locks;
 mod runner_sync;
 mod simulate;

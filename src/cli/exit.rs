@@ -18,6 +18,10 @@ pub enum Exit {
     Declined,
     /// `apply plan.json`: a host, or the local bkc-run, changed since the plan was made.
     StalePlan,
+    /// `restore` would have overwritten or mixed data unasked, or had nothing to restore.
+    Refused,
+    /// `verify` found a corrupted or missing file.
+    Found,
     /// Unreadable input, unwritable output, bad arguments, a `--host` that matches no host.
     CouldNotRun,
     /// `plan --detailed-exitcode` only.
@@ -42,7 +46,7 @@ pub enum Codes {
 
 impl Exit {
     /// Every meaning, in the order of the documented table.
-    const ALL: [Exit; 11] = [
+    const ALL: [Exit; 13] = [
         Exit::Success,
         Exit::Invalid,
         Exit::NotFormatted,
@@ -51,6 +55,8 @@ impl Exit {
         Exit::Declined,
         Exit::StalePlan,
         Exit::NotFresh,
+        Exit::Refused,
+        Exit::Found,
         Exit::CouldNotRun,
         Exit::Changes,
         Exit::Runner(0),
@@ -83,7 +89,9 @@ impl Exit {
             | Exit::WouldTimeOut
             | Exit::Declined
             | Exit::StalePlan
-            | Exit::NotFresh => 1,
+            | Exit::NotFresh
+            | Exit::Refused
+            | Exit::Found => 1,
             Exit::HostFailed => match codes {
                 Codes::Plain | Codes::Detailed => 1,
                 Codes::Check => 2,
@@ -118,16 +126,24 @@ impl Exit {
                 "`simulate` (or `check --simulate`) found a run that would time out"
             }
             Exit::HostFailed => {
-                "a host failed or could not be reached (`plan`, `apply`, `rollback`, `status`, `run`)"
+                "a host failed or could not be reached (`plan`, `apply`, `rollback`, `status`, `run`, \
+                 `snapshots`, `restore`)"
             }
-            Exit::Declined => "`apply` or `rollback` asked and was not told `yes`; nothing changed",
+            Exit::Declined => {
+                "`apply`, `rollback` or `restore --in-place` asked and was not told `yes`; nothing changed"
+            }
             Exit::StalePlan => {
                 "`apply plan.json`: a host, or the local bkc-run, changed since the plan was made; \
                  nothing was applied"
             }
+            Exit::Refused => {
+                "`restore` refused: a `--to` directory that is not empty (without `--force`), a path \
+                 not in the snapshot, no snapshot at `--at`; nothing changed"
+            }
+            Exit::Found => "`verify` found a corrupted or missing file",
             Exit::CouldNotRun => {
                 "bkc could not do its work: an unreadable file, an unwritable output, bad arguments, \
-                 a `--host` that matches no host, an unknown job"
+                 a `--host` that matches no host, an unknown job; `verify` that could not compare"
             }
             Exit::Changes => "`plan --detailed-exitcode` found changes",
             Exit::Runner(_) => "`run --wait`: N is the run's own exit code (docs/RUNNER.md)",

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod fleet;
 pub mod keys;
 pub mod plan;
+pub mod restore;
 pub mod status;
 pub mod transport;
 

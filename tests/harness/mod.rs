@@ -5,6 +5,8 @@
 //! Needs root, iproute2, openssh-server, rsync, util-linux (nsenter, unshare, flock): the tests
 //! that use it are ignored by a plain `cargo test`, and check for these with `common`'s helpers.
 
+pub mod site;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -15,7 +15,9 @@ pub mod metrics;
 mod mode;
 pub mod names;
 pub mod plan;
+pub mod snapshots;
 pub mod spec;
 pub mod state;
+pub mod verify;
 
 pub use mode::{Mode, ModeError};

@@ -33,7 +33,8 @@ pub enum RunResult {
     Interrupted,
     /// A lock, lock file or wait file could not be had (exit 3).
     LockFailed,
-    /// A sync's source was missing or empty and the sync deletes or snapshots (exit 5).
+    /// A sync's source was missing or empty and the sync deletes or snapshots; or a restore
+    /// would have written into a directory that is not empty, or found nothing to restore (exit 5).
     Refused,
     /// An `every` job that was not due yet (exit 0).
     Skipped,

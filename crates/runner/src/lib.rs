@@ -14,16 +14,21 @@
 
 mod child;
 mod fresh;
+mod hold;
 mod hooks;
+mod itemize;
 mod journal;
+pub mod listing;
 mod lock;
 mod notify;
 mod ping;
 mod report;
+pub mod restore;
 mod rsync;
 mod snapshot;
 mod ssh;
 mod sync;
+pub mod verify;
 mod wait;
 
 use std::path::PathBuf;
@@ -220,8 +225,23 @@ impl Run {
     }
 }
 
-/// The start of the run, or the time `BKC_RUN_NOW` names.
-fn now() -> Result<Timestamp, String> {
+/// Read and check the spec at `path`, or say why it cannot be used.
+pub(crate) fn load_spec(path: &std::path::Path) -> Result<JobSpec, String> {
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read job spec {shown}: {e}"))?;
+    let mut spec = read_spec(&text).map_err(|m| format!("{shown}: {m}"))?;
+    // A spec writes an IPv6 address in brackets, as the topology does; ssh takes it bare (a
+    // bracketed one is looked up as a host name), and ssh::rsync_remote brackets it again for
+    // rsync's `user@[addr]:path`.
+    for ep in spec.hosts.values_mut() {
+        ep.address = names::ssh_host(&ep.address).to_string();
+    }
+    Ok(spec)
+}
+
+/// The run's start: now, or what [`NOW_ENV`] says.
+pub(crate) fn now() -> Result<Timestamp, String> {
     match std::env::var(NOW_ENV) {
         Ok(v) => v
             .parse::<Timestamp>()
@@ -234,19 +254,15 @@ fn now() -> Result<Timestamp, String> {
 /// exit code.
 pub fn run(opts: &Options) -> i32 {
     child::install_signal_handlers();
-    let path = opts.spec.display().to_string();
-    let text = match std::fs::read_to_string(&opts.spec) {
-        Ok(t) => t,
-        Err(e) => {
-            let what = match opts.mode {
-                Mode::Fresh => "freshness spec",
-                Mode::Run | Mode::Notify => "job spec",
-            };
-            report::say!("bkc-run: cannot read {what} {path}: {e}");
-            return exit::USAGE;
-        }
-    };
     if opts.mode == Mode::Fresh {
+        let path = opts.spec.display();
+        let text = match std::fs::read_to_string(&opts.spec) {
+            Ok(t) => t,
+            Err(e) => {
+                report::say!("bkc-run: cannot read freshness spec {path}: {e}");
+                return exit::USAGE;
+            }
+        };
         return match (bkc_contract::fresh::FreshSpec::from_json(&text), now()) {
             (Ok(spec), Ok(now)) => fresh::check(&spec, now),
             (Err(m), _) | (_, Err(m)) => {
@@ -255,29 +271,28 @@ pub fn run(opts: &Options) -> i32 {
             }
         };
     }
-    let mut spec = match read_spec(&text) {
-        Ok(s) => s,
-        Err(m) => {
-            report::say!("bkc-run: {path}: {m}");
-            return exit::USAGE;
-        }
-    };
-    // A spec writes an IPv6 address in brackets, as the topology does; ssh takes it bare (a
-    // bracketed one is looked up as a host name), and ssh::rsync_remote brackets it again for
-    // rsync's `user@[addr]:path`.
-    for ep in spec.hosts.values_mut() {
-        ep.address = names::ssh_host(&ep.address).to_string();
-    }
-    if opts.mode == Mode::Notify {
-        return notify::main(&spec);
-    }
-    let start = match now() {
-        Ok(t) => t,
+    let (spec, start) = match load_spec(&opts.spec).and_then(|s| Ok((s, now()?))) {
+        Ok(v) => v,
         Err(m) => {
             report::say!("bkc-run: {m}");
             return exit::USAGE;
         }
     };
+    if opts.mode == Mode::Notify {
+        return notify::main(&spec);
+    }
+    let ctx = new_ctx(
+        spec,
+        start,
+        &start.strftime("%Y%m%dT%H%M%SZ").to_string(),
+        opts.dry_run,
+    );
+    execute(&ctx, Instant::now())
+}
+
+/// The context of a run, or of a restore or verify (`run_id` then says which), that started at
+/// `start`.
+pub(crate) fn new_ctx(spec: JobSpec, start: Timestamp, run_id: &str, dry_run: bool) -> Ctx {
     let started = Instant::now();
     let boot_id = lock::boot_id();
     let holder = Holder {
@@ -288,24 +303,19 @@ pub fn run(opts: &Options) -> i32 {
         start: start.to_string(),
     }
     .to_line();
-    let run_id = format!(
-        "{}-{}",
-        start.strftime("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
-    let ctx = Ctx {
+    let run_id = format!("{run_id}-{}", std::process::id());
+    Ctx {
         report: Reporter::new(&spec.job, &run_id),
         deadline: spec
             .timeout_secs
             .map(|t| child::later(started, Duration::from_secs(t))),
-        dry_run: opts.dry_run,
+        dry_run,
         start,
         boot_id,
         hostname: hostname(),
         holder,
         spec,
-    };
-    execute(&ctx, started)
+    }
 }
 
 /// Run `script` with `args` on `host` over SSH and return its stdout: how every short remote

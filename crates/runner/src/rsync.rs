@@ -134,7 +134,7 @@ fn number(v: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bkc_contract::spec::{Endpoint, Location};
     use std::collections::BTreeMap;

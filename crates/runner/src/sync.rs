@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bkc_contract::event::{Event, SyncClass};
-use bkc_contract::spec::Sync;
+use bkc_contract::spec::{Location, Sync};
 use bkc_contract::state::SyncReport;
 
 use super::child::{self, Stop};
@@ -35,9 +35,10 @@ const SOURCE_STATE: &str = r#"if [ -d "$1" ]; then
   if [ -n "$(ls -A -- "$1" 2>/dev/null | head -n 1)" ]; then echo nonempty; else echo empty; fi
 elif [ -e "$1" ]; then echo nonempty; else echo missing; fi"#;
 
-/// What a sync's source holds, as far as the empty-source guard cares.
+/// What a sync's source holds, as far as the empty-source guard cares (and what a restore's
+/// target holds, which must be new or empty).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
     NonEmpty,
     Empty,
     Missing,
@@ -53,11 +54,11 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// The state of a sync's source, wherever it is. [`SOURCE_STATE`] answers in the same words
-/// over SSH; anything else from there counts as missing.
-fn source_state(ctx: &Ctx, sync: &Sync) -> Result<Source, Fail> {
-    if ctx.spec.is_local(&sync.source.host) {
-        let p = match sync.source.path.trim_end_matches('/') {
+/// The state of a path (a sync's source), wherever it is. [`SOURCE_STATE`] answers in the same
+/// words over SSH; anything else from there counts as missing.
+pub(crate) fn path_state(ctx: &Ctx, at: &Location) -> Result<Source, Fail> {
+    if ctx.spec.is_local(&at.host) {
+        let p = match at.path.trim_end_matches('/') {
             "" => "/",
             p => p,
         };
@@ -70,7 +71,7 @@ fn source_state(ctx: &Ctx, sync: &Sync) -> Result<Source, Fail> {
             Ok(_) => Source::NonEmpty,
         })
     } else {
-        let out = ctx.remote_capture(&sync.source.host, SOURCE_STATE, &[&sync.source.path])?;
+        let out = ctx.remote_capture(&at.host, SOURCE_STATE, &[&at.path])?;
         Ok(match out.trim() {
             "nonempty" => Source::NonEmpty,
             "empty" => Source::Empty,
@@ -158,7 +159,7 @@ fn guard_source(ctx: &Ctx, sync: &Sync, rep: &SyncReport) -> Result<(), Failed> 
     if !(sync.deletes || sync.snapshot.is_some()) || sync.allow_empty_source {
         return Ok(());
     }
-    let state = source_state(ctx, sync).map_err(outcome_of)?;
+    let state = path_state(ctx, &sync.source).map_err(outcome_of)?;
     if state == Source::NonEmpty {
         return Ok(());
     }
