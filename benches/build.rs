@@ -1,6 +1,8 @@
 //! `cargo bench --bench build`: time and peak memory of `bkc check` and `bkc build` on
 //! generated topologies of 100, 1,000 and 10,000 jobs (one host per ten jobs), with the time
-//! split into parse, analyze, emit and write as `bkc --timings` reports it.
+//! split into parse, analyze, emit and write as `bkc --timings` reports it. The topologies use
+//! restricted keys (a key per job, authorized keys on every host jobs reach); the largest is
+//! also checked and rebuilt with `ssh-keys "operator"`, in turns, to show what they cost.
 //!
 //! Each figure is the median of several runs of the release binary as a child process; peak
 //! memory is the child's maximum resident set size from wait4(2).
@@ -10,7 +12,7 @@ use std::time::Instant;
 
 mod common;
 
-use common::{bkc, build_release, topology};
+use common::{bkc, build_release, topology_with};
 
 struct Run {
     secs: f64,
@@ -63,7 +65,7 @@ fn main() {
     println!("|---:|---:|---:|---|---:|---:|---|");
     for jobs in [100, 1_000, 10_000] {
         let file = dir.join(format!("t{jobs}.kdl"));
-        let text = topology(jobs, (jobs / 10).max(2), None);
+        let text = topology_with(jobs, (jobs / 10).max(2), None, "");
         std::fs::write(&file, &text).unwrap();
         let f = file.to_str().unwrap();
         let out = dir.join(format!("out{jobs}"));
@@ -97,5 +99,53 @@ fn main() {
             );
         }
     }
+    keys_against_operator(&dir);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What restricted keys cost: the same 10,000 jobs with restricted keys and with the
+/// operator's, check and rebuild run in turns, so that the load of this shared machine falls on
+/// both alike. Prints each median and the median of the ratios of each pair.
+fn keys_against_operator(dir: &std::path::Path) {
+    let mut files = Vec::new();
+    for (name, settings) in [
+        ("restricted", ""),
+        ("operator", "    ssh-keys \"operator\"\n"),
+    ] {
+        let file = dir.join(format!("keys-{name}.kdl"));
+        std::fs::write(&file, topology_with(10_000, 1_000, None, settings)).unwrap();
+        let out = dir.join(format!("keys-out-{name}"));
+        let (f, o) = (file.to_str().unwrap(), out.to_str().unwrap());
+        run(&["build", f, "-o", o]);
+        files.push((f.to_string(), o.to_string()));
+    }
+    println!();
+    println!(
+        "| 10,000 jobs, 1,000 hosts | restricted keys | operator keys | ratio (median of pairs) |"
+    );
+    println!("|---|---:|---:|---:|");
+    for label in ["check", "build, unchanged"] {
+        let mut pairs = Vec::new();
+        for _ in 0..7 {
+            let mut secs = files.iter().map(|(f, o)| {
+                let args: Vec<&str> = if label == "check" {
+                    vec!["check", f]
+                } else {
+                    vec!["build", f, "-o", o]
+                };
+                run(&args).secs
+            });
+            pairs.push((secs.next().unwrap(), secs.next().unwrap()));
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "| {label} | {:.3} s | {:.3} s | {:.2} |",
+            median(pairs.iter().map(|p| p.0).collect()),
+            median(pairs.iter().map(|p| p.1).collect()),
+            median(pairs.iter().map(|p| p.0 / p.1).collect())
+        );
+    }
 }

@@ -67,5 +67,7 @@ in
     systemd.services = generated.systemd.services;
     systemd.timers = generated.systemd.timers;
     environment.etc = generated.environment.etc;
+    services.openssh.authorizedKeysFiles = generated.services.openssh.authorizedKeysFiles;
+    system.activationScripts = generated.system.activationScripts;
   };
 }

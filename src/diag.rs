@@ -76,6 +76,15 @@ codes! {
     /// A host runners reach over SSH without a pinned key (a warning).
     NoHostKey = "bkc::no_host_key",
 
+    // Keys of jobs.
+    /// An `ssh-keys` value other than `restricted` and `operator`.
+    InvalidSshKeys = "bkc::invalid_ssh_keys",
+    /// A job's pinned `key` that is not an SSH public key bkc can use, or that another job
+    /// pins too.
+    InvalidJobKey = "bkc::invalid_job_key",
+    /// A setting that the topology's other settings make unused (a warning).
+    UnusedSetting = "bkc::unused_setting",
+
     // Values inside a job.
     InvalidPath = "bkc::invalid_path",
     /// A path the job's sandbox would open for writing that covers a system directory or
@@ -112,6 +121,13 @@ codes! {
     /// A snapshot without any keep-* setting (a warning).
     NoRetention = "bkc::no_retention",
     InvalidHook = "bkc::invalid_hook",
+    /// A `notify` on an event bkc does not have, or with an unusable command.
+    InvalidNotify = "bkc::invalid_notify",
+    /// A `ping` that is not an http(s) URL.
+    InvalidUrl = "bkc::invalid_url",
+    /// Two units of one host would have the same name (a job `fresh-x` beside the freshness
+    /// check of a job `x`).
+    UnitClash = "bkc::unit_clash",
     /// A job with no sync and no hook (a warning).
     EmptyJob = "bkc::empty_job",
 

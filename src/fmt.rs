@@ -26,10 +26,23 @@ pub fn format(doc: &KdlDocument) -> String {
 pub fn same_meaning(a: &KdlDocument, b: &KdlDocument) -> bool {
     let bare = |d: &KdlDocument| {
         let mut d = d.clone();
+        args_first(&mut d);
         d.autoformat_no_comments();
         d.to_string()
     };
     bare(a) == bare(b)
+}
+
+/// Put every node's properties after its arguments, keeping each kind's own order: in KDL the
+/// arguments are a list and the properties a map, so where they stand among each other means
+/// nothing (`notify on="failure" "cmd"` is `notify "cmd" on="failure"`).
+fn args_first(doc: &mut KdlDocument) {
+    for n in doc.nodes_mut() {
+        n.entries_mut().sort_by_key(|e| e.name().is_some());
+        if let Some(c) = n.children_mut() {
+            args_first(c);
+        }
+    }
 }
 
 /// Write the nodes of a document at `depth`. Returns whether the text after the last node starts

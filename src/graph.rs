@@ -93,6 +93,12 @@ impl<'t> Picture<'t> {
     /// Graphviz dot source. Node names are the host and job names, so that Graphviz's SVG
     /// titles and tooltips read as the topology does.
     pub fn dot(&self) -> String {
+        self.dot_styled(&|_| None)
+    }
+
+    /// [`Picture::dot`] with each job's box styled by `style` (its fill, its SVG class and a
+    /// tooltip): how `bkc report` colours the chain by each job's state.
+    pub fn dot_styled(&self, style: &dyn Fn(&Job) -> Option<JobStyle>) -> String {
         let mut s = String::new();
         s.push_str("// Made by `bkc graph`. Hosts are boxes holding their data (a cylinder) and the jobs that run there.\n");
         s.push_str("// Solid arrows: data a job moves. Dashed: blocks-on, from the job that waits. Dotted: derived by bkc. Red: a circle of waits.\n");
@@ -101,7 +107,7 @@ impl<'t> Picture<'t> {
         s.push_str("    node [fontname=\"Helvetica\", fontsize=10];\n");
         s.push_str("    edge [fontname=\"Helvetica\", fontsize=9];\n");
         for h in &self.hosts {
-            dot_host(&mut s, h);
+            dot_host(&mut s, h, style);
         }
         for f in &self.flows {
             let _ = writeln!(
@@ -300,8 +306,17 @@ fn tree(s: &mut String, items: &[(String, Vec<String>)]) {
     }
 }
 
+/// How a job's box is drawn when it is not the plain blue of `bkc graph`.
+pub struct JobStyle {
+    /// A fill colour, as `#rrggbb`.
+    pub fill: &'static str,
+    /// The SVG class of the job's node (Graphviz's `class`), and the word in its label.
+    pub class: &'static str,
+    pub tooltip: String,
+}
+
 /// A host's box in dot: its data, its jobs, and both in one column.
-fn dot_host(s: &mut String, h: &HostView) {
+fn dot_host(s: &mut String, h: &HostView, style: &dyn Fn(&Job) -> Option<JobStyle>) {
     let name = &h.host.name;
     let _ = writeln!(s, "    subgraph {} {{", dot_str(&format!("cluster_{name}")));
     let _ = writeln!(
@@ -317,13 +332,29 @@ fn dot_host(s: &mut String, h: &HostView) {
     );
     for j in &h.jobs {
         let tooltip = j.description.as_deref().unwrap_or(&j.name);
-        let _ = writeln!(
-            s,
-            "        {} [shape=box, style=\"rounded,filled\", fillcolor=\"#e8f0fb\", label={}, tooltip={}];",
-            dot_str(&job_id(&j.name)),
-            dot_str(&j.name),
-            dot_str(tooltip)
-        );
+        match style(j) {
+            None => {
+                let _ = writeln!(
+                    s,
+                    "        {} [shape=box, style=\"rounded,filled\", fillcolor=\"#e8f0fb\", label={}, tooltip={}];",
+                    dot_str(&job_id(&j.name)),
+                    dot_str(&j.name),
+                    dot_str(tooltip)
+                );
+            }
+            Some(st) => {
+                let _ = writeln!(
+                    s,
+                    "        {} [shape=box, style=\"rounded,filled\", fillcolor=\"{}\", class={}, id={}, label={}, tooltip={}];",
+                    dot_str(&job_id(&j.name)),
+                    st.fill,
+                    dot_str(&format!("job state-{}", st.class)),
+                    dot_str(&format!("job-{}", j.name)),
+                    dot_str(&format!("{}\n{}", j.name, st.class)),
+                    dot_str(&st.tooltip)
+                );
+            }
+        }
     }
     // The jobs stand in the same column as the host's data (rankdir=LR), so that the
     // data arrows run straight from host to host and the job arrows below them.

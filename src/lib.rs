@@ -15,6 +15,7 @@ pub mod graph;
 pub mod import;
 mod parallel;
 pub mod printable;
+pub mod report;
 pub mod schedule;
 pub mod simulate;
 // The compiler writes job specs as `crate::spec`, the path it had before the contract crate.

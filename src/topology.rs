@@ -17,6 +17,19 @@ pub struct Topology {
     pub jobs: BTreeMap<String, Job>,
     /// Exclusions bkc added because two jobs touch the same data and the file did not relate them.
     pub derived: Vec<Derived>,
+    /// How runners authenticate to the hosts they reach.
+    pub ssh_keys: SshKeys,
+}
+
+/// `defaults { ssh-keys ... }`: how runners authenticate to the hosts they reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshKeys {
+    /// Every job that reaches another host has a key of its own, and every host it reaches
+    /// lets that key run only `bkc-run serve <job>` (docs/SECURITY.md).
+    Restricted,
+    /// Every runner uses the one `identity` of `defaults`, with whatever the far side allows
+    /// it: the way before restricted keys, for moving in.
+    Operator,
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +56,67 @@ pub struct Job {
     pub blocks_on: Vec<Relation>,
     /// For planning tools (`simulate`): how long a run is expected to take, in seconds.
     pub expected_duration: Option<u64>,
+    /// How old the last success may get before the job is stale; None for a job started only
+    /// by hand that gives no `alert-after`.
+    pub freshness: Option<Freshness>,
+    /// With restricted keys, the job's own SSH key; none when it reaches no other host.
+    pub key: Option<JobKey>,
+}
+
+/// A job's `alert-after`, as written or derived from its schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Freshness {
+    pub alert_after_secs: u64,
+    /// How the value was derived; None when the file gives `alert-after`.
+    pub rule: Option<FreshnessRule>,
+}
+
+/// The parts of a derived `alert-after`: twice the period, plus the random delay, plus the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshnessRule {
+    /// The longest time between two runs the schedule starts.
+    pub period_secs: u64,
+    pub delay_secs: u64,
+    /// The job's `timeout`, or an hour when it has none (`run_is_timeout` false).
+    pub run_secs: u64,
+    pub run_is_timeout: bool,
+}
+
+impl Freshness {
+    /// "30h", or "2d 1h (2 × 1d between runs + 1h for a run)" when derived.
+    pub fn describe(&self) -> String {
+        let total = format_duration(self.alert_after_secs);
+        let Some(r) = &self.rule else {
+            return format!("{total} (alert-after)");
+        };
+        let mut s = format!(
+            "{total} (derived: 2 × {} between runs",
+            format_duration(r.period_secs)
+        );
+        if r.delay_secs > 0 {
+            s.push_str(&format!(
+                " + {} random delay",
+                format_duration(r.delay_secs)
+            ));
+        }
+        let run = if r.run_is_timeout {
+            "its timeout"
+        } else {
+            "a run, as it has no timeout"
+        };
+        s.push_str(&format!(" + {} for {run})", format_duration(r.run_secs)));
+        s
+    }
+}
+
+/// A job's own SSH key: the private half stays on the job's host, at `path`; the public half
+/// goes into the authorized keys of every host the job reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobKey {
+    pub path: String,
+    /// The public half as the topology pins it (`TYPE BASE64`); without a pin, `bkc apply`
+    /// makes the key on the host and reads the public half back.
+    pub pinned: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

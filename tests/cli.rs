@@ -1,6 +1,6 @@
 //! The `bkc` command as a user meets it: exit codes, warnings, unreadable input, `--host`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Output;

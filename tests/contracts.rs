@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use bkc_contract::{event, lockfile, manifest, metrics, plan, serve, spec, state};
+use bkc_contract::{
+    event, fresh, lockfile, manifest, metrics, plan, serve, snapshots, spec, state, verify,
+};
 use schemars::schema_for;
 
 /// File name under docs/schemas/ and its text.
@@ -18,11 +20,26 @@ fn contracts() -> Vec<(&'static str, String)> {
         ("run-state.json", schema(schema_for!(state::RunState))),
         ("event-line.json", schema(schema_for!(event::EventLine))),
         ("lock-holder.json", schema(schema_for!(lockfile::Holder))),
+        ("fresh-spec.json", schema(schema_for!(fresh::FreshSpec))),
+        ("fresh-marker.json", schema(schema_for!(fresh::Marker))),
+        ("fresh-state.json", schema(schema_for!(fresh::FreshState))),
         ("manifest.json", schema(schema_for!(manifest::Manifest))),
         ("plan.json", schema(schema_for!(plan::PlanFile))),
         ("serve-file.json", schema(schema_for!(serve::ServeFile))),
         ("serve-request.json", schema(schema_for!(serve::Request))),
         ("serve-reply.json", schema(schema_for!(serve::Reply))),
+        (
+            "snapshots.json",
+            schema(schema_for!(snapshots::SnapshotReport)),
+        ),
+        (
+            "snapshot-line.json",
+            schema(schema_for!(snapshots::JobSnapshots)),
+        ),
+        (
+            "verify-report.json",
+            schema(schema_for!(verify::VerifyReport)),
+        ),
         (
             "metrics.json",
             json(serde_json::to_value(metrics::METRICS).unwrap()),

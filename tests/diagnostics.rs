@@ -45,7 +45,7 @@ macro_rules! cases {
             fn $name() {
                 let (text, codes) = $input($src);
                 assert_eq!(codes, vec![$($code),*] as Vec<&str>, "{text}");
-                insta::assert_snapshot!(stringify!($name), text);
+                assert_snapshot!(stringify!($name), text);
             }
         )*
 
@@ -86,6 +86,9 @@ cases! {
     reserved_option: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        opts \"-a\" \"-e\" \"ssh -p 2222\"\n    }\n}\n") => ["bkc::conflicting_option", "bkc::invalid_option"];
     invalid_port: kdl("host \"c\" port=70000\n") => ["bkc::invalid_port"];
     invalid_host_key: kdl("host \"c\" {\n    host-key \"ssh-ed2559 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6h\"\n}\n") => ["bkc::invalid_host_key"];
+    invalid_notify_event: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    notify on=\"failure,recover\" \"/usr/local/bin/page-me\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_notify"];
+    invalid_ping_url: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    ping \"hc-ping.com/abc\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_url"];
+    unit_clash: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\njob \"fresh-x\" on=\"backup_a\" {\n    schedule \"daily\"\n    sync \"/d/\" \"/c/\"\n}\n") => ["bkc::unit_clash"];
     invalid_hook_policy: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"true\" on-failure=\"stop\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_hook"];
     invalid_nice: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 40\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_nice"];
     conflicting_schedule: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    every \"4d\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::conflicting_schedule"];
@@ -93,7 +96,16 @@ cases! {
     double_slash_path: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv//out/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_path"];
     description_trailing_backslash: kdl("job \"x\" on=\"desktop\" {\n    description #\"backup of C:\\\"#\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_description"];
     never_fires: kdl("job \"x\" on=\"desktop\" {\n    schedule \"*-02-30\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::never_fires"];
-    identity_with_quote: kdl("defaults {\n    identity \"/etc/bkc/alice's key\"\n}\n") => ["bkc::invalid_path"];
+    identity_with_quote: kdl("defaults {\n    ssh-keys \"operator\"\n    identity \"/etc/bkc/alice's key\"\n}\n") => ["bkc::invalid_path"];
+    invalid_ssh_keys: kdl("defaults {\n    ssh-keys \"restricetd\"\n}\n") => ["bkc::invalid_ssh_keys"];
+    identity_with_restricted_keys: kdl("defaults {\n    identity \"/etc/bkc/id_ed25519\"\n}\n") => ["bkc::unused_setting"];
+    job_key_with_operator_keys: kdl("defaults {\n    ssh-keys \"operator\"\n}\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unused_setting"];
+    job_key_of_a_local_job: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/a/\" \"/b/\"\n}\n") => ["bkc::unused_setting"];
+    invalid_job_key: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed2519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_job_key"];
+    security_key_as_job_key: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29t\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_job_key"];
+    job_key_pinned_twice: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/a/\" \"backup_a:/a/\"\n}\njob \"y\" on=\"desktop\" {\n    schedule \"daily\"\n    key \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH\"\n    sync \"/b/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_job_key"];
+    user_that_names_no_file: kdl("host \"c\" user=\"svc/backup\"\n") => ["bkc::invalid_user"];
+    identity_with_token: kdl("defaults {\n    ssh-keys \"operator\"\n    identity \"/etc/bkc/%u/key\"\n}\n") => ["bkc::invalid_path"];
     no_host_key: kdl("host \"c\" address=\"c.lan\" port=2200\njob \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"c:/b/\"\n}\n") => ["bkc::no_host_key"];
     no_schedule: kdl("job \"x\" on=\"desktop\" {\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::no_schedule"];
     too_deep: kdl("job \"x\" on=\"desktop\" /-{ a /-{ b /-{ c /-{ d /-{ e /-{ f /-{ g } } } } } } }\n") => ["bkc::nesting"];
@@ -114,6 +126,7 @@ cases! {
 
     yaml_syntax: yaml("cron_schedule: '0 2 * * *'\njobs: [\n") => ["bkc::yaml_syntax"];
     yaml_unknown_key: yaml("cron_schedule: '0 2 * * *'\njobs: []\nretries: 3\n") => ["bkc::yaml_unknown_key"];
+    yaml_number_expected: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: bk\n    port: twenty\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::yaml_wrong_type"];
     yaml_wrong_type: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: 22\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::yaml_wrong_type"];
     yaml_missing_key: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    host: backup-a.lan\n    syncs: []\n") => ["bkc::yaml_missing_key"];
     yaml_out_of_range: yaml("cron_schedule: '0 2 * * *'\njobs:\n  - id: a\n    user: root\n    host: backup-a.lan\n    port: 70000\n    syncs: []\n") => ["bkc::yaml_out_of_range"];

@@ -1,7 +1,7 @@
 //! Every file `bkc build` writes for each bundled example, snapshotted whole, and built twice
 //! to prove the output does not depend on anything but the topology.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,7 +29,7 @@ fn every_emitted_file_matches_its_snapshot() {
         for (host, files) in build(&name, &text).hosts {
             for (path, file) in files.files {
                 let snap = format!("{name}@{host}{}", path.replace('/', "_"));
-                insta::assert_snapshot!(snap, String::from_utf8(file.bytes).unwrap());
+                assert_snapshot!(snap, String::from_utf8(file.bytes).unwrap());
             }
         }
     }

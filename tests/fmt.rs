@@ -1,7 +1,7 @@
 //! `bkc fmt`: the canonical layout is stable, keeps every comment and the meaning of the file,
 //! and `--check` fails on a file that is not in it.
 
-mod common;
+use crate::common;
 
 use bkc::fmt::{format, same_meaning};
 use common::{bkc, stderr};
@@ -99,9 +99,7 @@ fn arguments_come_before_properties() {
 
 #[test]
 fn check_fails_on_an_unformatted_file_and_fmt_fixes_it() {
-    let dir = std::env::temp_dir().join(format!("bkc-fmt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("fmt", "check");
     let f = dir.join("bkc.kdl");
     let text = std::fs::read_to_string("examples/seed-chain.kdl").unwrap();
     std::fs::write(&f, messy(&text)).unwrap();
@@ -132,5 +130,30 @@ fn check_fails_on_an_unformatted_file_and_fmt_fixes_it() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("bkc::syntax"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&f).unwrap(), broken);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `bkc fmt` and `-o` rewrite a file through a temporary file beside it. In a directory another
+/// account may write (/tmp, a shared checkout) a predictable temporary name let that account
+/// plant a symlink there and have bkc write through it; the mode of the file must survive too.
+#[test]
+fn fmt_never_writes_through_a_planted_symlink_and_keeps_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("bkc-fmt-link-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim = dir.join("victim");
+    std::fs::write(&victim, "someone's file").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join(".bkc.kdl.bkc-tmp")).unwrap();
+    let f = dir.join("bkc.kdl");
+    let text = std::fs::read_to_string("examples/seed-chain.kdl").unwrap();
+    std::fs::write(&f, messy(&text)).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let o = bkc(&["fmt", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), text);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "someone's file");
+    let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -2,7 +2,7 @@
 //! expressions, and check that whatever they accept behaves (normalizes to itself, can be
 //! evaluated) and that every error points at a valid part of the input.
 
-mod common;
+use crate::common;
 
 use bkc::schedule::{
     Calendar, ScheduleError, cron_to_calendar, format_duration, parse_duration, parse_size,

@@ -5,7 +5,7 @@
 //! The blocks run in order in one scratch directory that links to `examples/` and `tests/`, so a
 //! transcript may write files (`bkc init` writes `./bkc.kdl`) and a later one may read them.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
@@ -13,9 +13,7 @@ use std::process::Command;
 fn console_transcripts_match() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     let root = std::env::current_dir().unwrap();
-    let dir = std::env::temp_dir().join(format!("bkc-readme-cwd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("readme", "cwd");
     for sub in ["examples", "tests"] {
         std::os::unix::fs::symlink(root.join(sub), dir.join(sub)).unwrap();
     }

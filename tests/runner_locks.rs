@@ -1,13 +1,10 @@
 //! The runner's locks and waits against real hosts: exclusion, crashes, signals, dead links,
 //! timeouts and seed-style lock files. Needs root; see tests/harness.
 
-mod common;
-mod harness;
-
 use std::time::{Duration, Instant};
 
+use crate::harness::*;
 use bkc::spec::{HookWhen, JobSpec, LockMode, OnFailure, WaitFile};
-use harness::*;
 
 /// A job on `host` that pushes its /srv/data to h-dest and blocks on `other` (shared lock on
 /// `other`'s lock at `dest`).
@@ -26,6 +23,7 @@ fn pushing(net: &Net, job: &str, host: &str, dest: &str, other: Option<&str>) ->
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn jobs_blocking_on_each_other_never_overlap() {
     let _serial = alone();
     let Some(net) = Net::new(2) else { return };
@@ -109,6 +107,27 @@ fn slow_push(net: &Net) -> JobSpec {
     s
 }
 
+/// Start [`slow_push`]'s runner and return once its rsync is moving data: the runner has said
+/// `sync-start`, and the first bytes have reached h2.
+fn mid_rsync(net: &Net, spec: &JobSpec) -> Live {
+    let mut live = Live::new(net.spawn(net.runner(spec, &[])));
+    live.wait_event("sync-start", 20);
+    let dest = net.srv("h2").join("from-slow");
+    let arrived = || {
+        walkdir::WalkDir::new(&dest)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .any(|m| m.is_file() && m.len() > 0)
+    };
+    assert!(
+        Net::eventually(20.0, arrived),
+        "no data reached h2: {:?}",
+        live.seen
+    );
+    live
+}
+
 fn rsyncs_in(net: &Net, host: &str) -> usize {
     let out = std::process::Command::new("ip")
         .args(["netns", "pids", &net.host(host).ns])
@@ -123,13 +142,13 @@ fn rsyncs_in(net: &Net, host: &str) -> usize {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn kill_9_mid_rsync_leaves_no_lock() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     let spec = slow_push(&net);
-    let mut live = Live::new(net.spawn(net.runner(&spec, &[])));
-    live.wait_event("sync-start", 20);
-    std::thread::sleep(Duration::from_millis(500));
+    let live = mid_rsync(&net, &spec);
+    assert_eq!(rsyncs_in(&net, "h1"), 1);
     signal(live.pid(), libc::SIGKILL);
     let _ = live.finish(5);
     assert!(
@@ -149,13 +168,12 @@ fn kill_9_mid_rsync_leaves_no_lock() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn sigterm_stops_rsync_and_frees_every_lock() {
     let _serial = alone();
     let Some(net) = Net::new(2) else { return };
     let spec = slow_push(&net);
-    let mut live = Live::new(net.spawn(net.runner(&spec, &[])));
-    live.wait_event("sync-start", 20);
-    std::thread::sleep(Duration::from_millis(500));
+    let live = mid_rsync(&net, &spec);
     assert_eq!(rsyncs_in(&net, "h1"), 1);
     let sent = Instant::now();
     signal(live.pid(), libc::SIGTERM);
@@ -180,6 +198,7 @@ fn sigterm_stops_rsync_and_frees_every_lock() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn dead_link_mid_sync_retries_then_fails_cleanly() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -188,9 +207,7 @@ fn dead_link_mid_sync_retries_then_fails_cleanly() {
     spec.syncs[0].opts.push("--timeout=3".into());
     spec.retries = 1;
     spec.retry_delay_secs = 1;
-    let mut live = Live::new(net.spawn(net.runner(&spec, &[])));
-    live.wait_event("sync-start", 20);
-    std::thread::sleep(Duration::from_millis(500));
+    let live = mid_rsync(&net, &spec);
     net.link_down("h2");
     let r = live.finish(60);
     net.link_up("h2");
@@ -216,6 +233,7 @@ fn dead_link_mid_sync_retries_then_fails_cleanly() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn blocks_on_timeout_names_the_holder() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -266,6 +284,7 @@ fn blocks_on_timeout_names_the_holder() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn seed_style_lock_files_and_waits() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -299,8 +318,9 @@ fn seed_style_lock_files_and_waits() {
 
     // Live holder elsewhere: wait until it is gone; inotify wakes the runner at once.
     write(&net.srv("h1").join("seed/busy"), "elsewhere 1\n");
-    let live = Live::new(net.spawn(net.runner(&s, &[])));
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut live = Live::new(net.spawn(net.runner(&s, &[])));
+    let waiting = live.wait_event("lock-wait", 10);
+    assert_eq!(waiting["file"], "h1:/srv/seed/busy", "{:?}", live.seen);
     std::fs::remove_file(net.srv("h1").join("seed/busy")).unwrap();
     let r = live.finish(10);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -371,6 +391,7 @@ fn seed_style_lock_files_and_waits() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn sigint_stops_a_hook_then_after_hooks_run() {
     let _serial = shared();
     let Some(net) = Net::new(1) else { return };
@@ -380,7 +401,7 @@ fn sigint_stops_a_hook_then_after_hooks_run() {
     spec.hooks.push(hook(
         HookWhen::Before,
         "h1",
-        "sleep 30; touch /srv/not-reached",
+        "touch /srv/hook-started; sleep 30; touch /srv/not-reached",
         OnFailure::Break,
     ));
     spec.hooks.push(hook(
@@ -391,7 +412,12 @@ fn sigint_stops_a_hook_then_after_hooks_run() {
     ));
     let mut live = Live::new(net.spawn(net.runner(&spec, &[])));
     live.wait_event("locked", 10);
-    std::thread::sleep(Duration::from_millis(300));
+    // The hook says when it runs: the runner has no event for a hook's start.
+    assert!(
+        Net::eventually(10.0, || net.srv("h1").join("hook-started").exists()),
+        "the before hook did not start: {:?}",
+        live.seen
+    );
     signal(live.pid(), libc::SIGINT);
     let r = live.finish(10);
     assert_eq!(r.code, 130, "{}", r.stderr);
@@ -404,6 +430,7 @@ fn sigint_stops_a_hook_then_after_hooks_run() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn lock_files_and_wait_files_in_a_circle_do_not_deadlock() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -454,6 +481,12 @@ fn lock_files_and_wait_files_in_a_circle_do_not_deadlock() {
             .sum::<usize>();
     }
     eprintln!("{rounds} rounds, {retries} collisions resolved by trying again");
+    // Started together, the two meet at every step (in practice every round collides), so a
+    // run without one never tried the back-off this test is about.
+    assert!(
+        retries > 0,
+        "in {rounds} rounds no runner backed off: the collision was never made"
+    );
     let ev = trace_events(&trace);
     assert_eq!(ev.len(), 4 * rounds);
     for pair in ev.chunks(4) {

@@ -1,18 +1,19 @@
 //! The runner against real rsync and sshd on namespaced test hosts: data paths, guards, hooks,
 //! snapshots, schedules. Needs root; see tests/harness.
 
-mod common;
-mod harness;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 
+use crate::harness::*;
 use bkc::spec::{
     Command as HookCommand, Hook, HookWhen, Interval, LockMode, OnFailure, Retention, Snapshot,
 };
-use harness::*;
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn seed_chain_desktop_to_a_then_a_to_b() {
+    let _serial = shared();
     let Some(net) = Net::new(3) else { return };
     // h1 = desktop, h2 = backup_a, h3 = backup_b.
     write(&net.srv("h1").join("home/music/song.flac"), "la la la");
@@ -73,7 +74,9 @@ fn seed_chain_desktop_to_a_then_a_to_b() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn empty_source_guard_refuses_deleting_syncs() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     std::fs::create_dir_all(net.srv("h1").join("empty")).unwrap();
     write(&net.srv("h2").join("dst/keep.txt"), "precious");
@@ -121,7 +124,9 @@ fn empty_source_guard_refuses_deleting_syncs() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn hook_failure_policies() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/f"), "x");
     let trace = net.dir.join("trace");
@@ -226,7 +231,9 @@ fn names(dir: &std::path::Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn snapshots_and_retention_remote_and_local_dest() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/same.txt"), "unchanged");
     write(&net.srv("h1").join("data/day.txt"), "day 0");
@@ -362,7 +369,9 @@ fn snapshots_and_retention_remote_and_local_dest() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn every_skips_until_due() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/f"), "x");
     let mut spec = net.spec("every", "h1");
@@ -406,7 +415,9 @@ fn every_skips_until_due() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn dry_run_changes_nothing() {
+    let _serial = shared();
     let Some(net) = Net::new(2) else { return };
     write(&net.srv("h1").join("data/new.txt"), "new");
     write(&net.srv("h2").join("copy/old.txt"), "old");
@@ -448,8 +459,7 @@ fn dry_run_changes_nothing() {
 
 #[test]
 fn bad_specs_exit_2_with_a_clear_message() {
-    let dir = std::env::temp_dir().join(format!("bkc-badspec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::scratch("runner", "badspec");
     let cases = [
         ("missing.json", None, "cannot read job spec"),
         (
@@ -482,7 +492,9 @@ fn bad_specs_exit_2_with_a_clear_message() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn run_timeout_stops_what_runs_and_after_hooks_still_run() {
+    let _serial = shared();
     let Some(net) = Net::new(1) else { return };
     let mut spec = net.spec("slowhook", "h1");
     spec.timeout_secs = Some(1);
@@ -532,14 +544,20 @@ fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
         wait_files: vec![],
         hooks: vec![],
         syncs: vec![],
+        notify: vec![],
+        ping: None,
+        fresh_markers: vec![],
     }
 }
 
 /// Odd but well-typed specs: every one ends with a documented exit code, never a panic (101).
 #[test]
+#[ignore = "needs rsync"]
 fn odd_specs_never_panic() {
-    let dir = std::env::temp_dir().join(format!("bkc-odd-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    if !common::require_tool("rsync") {
+        return;
+    }
+    let dir = common::scratch("runner", "odd");
     std::fs::create_dir_all(dir.join("src")).unwrap();
     let d = dir.display().to_string();
     let base = || {
@@ -629,11 +647,14 @@ fn odd_specs_never_panic() {
 }
 
 #[test]
+#[ignore = "needs rsync"]
 fn a_future_dated_snapshot_never_costs_the_new_one() {
+    if !common::require_tool("rsync") {
+        return;
+    }
     // A snapshot named after this run's start (a clock that was ahead once) must neither push the
     // new snapshot out under keep-last 1 nor become its base.
-    let dir = std::env::temp_dir().join(format!("bkc-skew-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::scratch("runner", "skew");
     let d = dir.display().to_string();
     write(&dir.join("src/f.txt"), "now");
     write(&dir.join("snaps/2026-02-01T000000Z/f.txt"), "last month");
@@ -688,4 +709,104 @@ fn a_future_dated_snapshot_never_costs_the_new_one() {
         r.events
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A power cut right after a run must not lose its record: each of the state file and the
+/// metrics is synced before it is renamed into place, and its directory after, or a job with
+/// `every` runs again at boot. There is no power switch here, so the order of the system calls is
+/// what is checked, through real strace.
+#[test]
+fn state_and_metrics_are_synced_before_and_after_the_rename() {
+    if !common::require_tool("strace") {
+        return;
+    }
+    let dir = common::scratch("fsync", "run");
+    let d = dir.display().to_string();
+    write(&dir.join("src/f.txt"), "data");
+    let mut s = bkc::spec::JobSpec {
+        syncs: vec![sync(
+            at("me", &format!("{d}/src/")),
+            at("me", &format!("{d}/dst/")),
+        )],
+        ..local_spec("synced", &d)
+    };
+    s.metrics_dir = Some(format!("{d}/metrics"));
+    let p = dir.join("synced.json");
+    std::fs::write(&p, s.to_json()).unwrap();
+    let trace = dir.join("trace");
+    let out = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,fsync,fdatasync,rename,renameat,renameat2,close",
+        ])
+        .arg("-o")
+        .arg(&trace)
+        .arg(runner())
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    for (sub, file) in [("state", "synced.json"), ("metrics", "bkc_synced.prom")] {
+        let dir = format!("{d}/{sub}");
+        let order = synced_rename(&calls, &dir, file);
+        assert_eq!(
+            order,
+            [
+                "open temporary",
+                "sync temporary",
+                "rename",
+                "open directory",
+                "sync directory"
+            ],
+            "{file}: {calls}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The steps of replacing `dir/file` that `calls` (strace's lines) show, in order: the temporary
+/// file (a dot file beside it) opened and synced, the rename, the directory opened and synced.
+fn synced_rename(calls: &str, dir: &str, file: &str) -> Vec<&'static str> {
+    let tmp_prefix = format!("\"{dir}/.{file}.");
+    let mut tmp_fd = None;
+    let mut dir_fd = None;
+    let mut steps = Vec::new();
+    for line in calls.lines() {
+        // "<pid> <call>(<args>) = <result>"
+        let call = line.split_once(' ').map_or(line, |(_, c)| c.trim_start());
+        let result = call.rsplit_once(" = ").map(|(_, r)| r.trim());
+        let fd_arg = call
+            .split_once('(')
+            .and_then(|(_, a)| a.split([',', ')']).next())
+            .map(str::trim);
+        if call.starts_with("openat(") && call.contains(&tmp_prefix) {
+            tmp_fd = result.map(str::to_string);
+            steps.push("open temporary");
+        } else if call.starts_with("openat(") && call.contains(&format!("\"{dir}\"")) {
+            dir_fd = result.map(str::to_string);
+            steps.push("open directory");
+        } else if call.starts_with("fsync(") || call.starts_with("fdatasync(") {
+            if fd_arg.is_some() && fd_arg == tmp_fd.as_deref() {
+                steps.push("sync temporary");
+            } else if fd_arg.is_some() && fd_arg == dir_fd.as_deref() {
+                steps.push("sync directory");
+            }
+        } else if call.starts_with("rename") && call.contains(&tmp_prefix) {
+            steps.push("rename");
+        } else if call.starts_with("close(") {
+            if fd_arg.is_some() && fd_arg == tmp_fd.as_deref() {
+                tmp_fd = None;
+            } else if fd_arg.is_some() && fd_arg == dir_fd.as_deref() {
+                dir_fd = None;
+            }
+        }
+    }
+    steps
 }

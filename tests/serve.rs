@@ -3,16 +3,13 @@
 //! `bkc-run serve <job>`. What runs, and every attack docs/SECURITY.md lists. Needs root; see
 //! tests/harness.
 
-mod common;
-mod harness;
-
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use crate::harness::*;
 use bkc::spec::{JobSpec, LockMode, Retention, Snapshot};
-use harness::*;
 
 /// The exit code of a refused request.
 const REFUSED: i32 = 126;
@@ -83,6 +80,7 @@ fn push_snapshots(net: &Net, job: &str, keep_last: u32, append_only: bool) -> Jo
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn the_seed_chain_runs_through_serve_with_a_key_per_job() {
     let _serial = shared();
     let Some(net) = Net::new(3) else { return };
@@ -179,6 +177,7 @@ fn the_seed_chain_runs_through_serve_with_a_key_per_job() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn requests_outside_the_serve_file_are_refused() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -226,6 +225,7 @@ fn requests_outside_the_serve_file_are_refused() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn a_jobs_key_opens_no_shell() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -289,6 +289,7 @@ fn edges(net: &Net) -> JobSpec {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn rsync_stays_inside_the_jobs_paths_in_its_direction() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -384,6 +385,7 @@ fn rsync_stays_inside_the_jobs_paths_in_its_direction() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn a_symlink_swapped_into_a_path_never_redirects_rsync() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -452,6 +454,7 @@ fn a_symlink_swapped_into_a_path_never_redirects_rsync() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn append_only_snapshots_cannot_be_changed_or_pruned_by_the_job() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -551,6 +554,7 @@ fn append_only_snapshots_cannot_be_changed_or_pruned_by_the_job() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn serve_prunes_by_its_own_retention_whatever_the_runner_says() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };
@@ -593,6 +597,7 @@ fn serve_prunes_by_its_own_retention_whatever_the_runner_says() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and rsync"]
 fn a_killed_runner_frees_the_remote_lock_at_once() {
     let _serial = shared();
     let Some(net) = Net::new(2) else { return };

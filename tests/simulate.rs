@@ -2,7 +2,7 @@
 //! played out on small topologies, timer expansion against systemd-analyze, and the command
 //! line (exit codes, JSON, warnings, `check --simulate`).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 
@@ -297,6 +297,7 @@ fn systemd_elapses(
 /// systemd computes their elapses, over a quiet month and over a month with a DST change.
 /// Berlin time, so that systemd also prints each elapse in UTC.
 #[test]
+#[ignore = "needs systemd-analyze"]
 fn timer_expansion_matches_systemd_analyze() {
     let mut files: Vec<String> = std::fs::read_dir("examples")
         .unwrap()

@@ -27,10 +27,16 @@ pub fn bkc() -> PathBuf {
 
 /// A topology in the style of the seed chain: `jobs` jobs spread over `hosts` hosts (at least
 /// two), each syncing its host's data to the next host at 03:MM, every fifth also keeping
-/// snapshots, every tenth blocking on the job before it, each taking `expected` if given.
+/// snapshots, every tenth blocking on the job before it, each taking `expected` if given. Each
+/// job has a key of its own (restricted keys, the default).
 pub fn topology(jobs: usize, hosts: usize, expected: Option<&str>) -> String {
+    topology_with(jobs, hosts, expected, "")
+}
+
+/// [`topology`] with `defaults` holding `settings` (such as `ssh-keys "operator"`).
+pub fn topology_with(jobs: usize, hosts: usize, expected: Option<&str>, settings: &str) -> String {
     let hosts = hosts.max(2);
-    let mut s = String::from("defaults {\n    identity \"/etc/bkc/id_ed25519\"\n}\n");
+    let mut s = format!("defaults {{\n{settings}}}\n");
     for h in 0..hosts {
         writeln!(
             s,

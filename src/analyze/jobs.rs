@@ -5,15 +5,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use miette::SourceSpan;
 
-use super::{Ctx, KNOWN_HOSTS, Settings, check_name, paths, resolve_host, timer};
+use super::{
+    Ctx, KNOWN_HOSTS, Settings, check_name, fresh, paths, public_key, resolve_host, timer,
+};
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::parse_size;
 use crate::spec::{
-    self, Command, Hook, HookWhen, IoClass, JobSpec, Location, OnFailure, Retention, SPEC_VERSION,
-    Snapshot, WaitFile,
+    self, Command, Hook, HookWhen, IoClass, JobSpec, Location, Notify, NotifyEvent, OnFailure,
+    Retention, SPEC_VERSION, Snapshot, WaitFile,
 };
 use crate::syntax::ast;
-use crate::topology::{Host, Job, Service};
+use crate::topology::{Host, Job, JobKey, Service, SshKeys};
 
 /// A job whose locks are not derived yet, with what lock derivation needs to know of it.
 pub(crate) struct Draft {
@@ -32,6 +34,8 @@ pub(crate) fn jobs(
 ) -> BTreeMap<String, Draft> {
     let mut out: BTreeMap<String, Draft> = BTreeMap::new();
     let mut first: BTreeMap<&str, SourceSpan> = BTreeMap::new();
+    // Pinned keys, each with the job that pinned it first.
+    let mut pins: BTreeMap<String, (&str, SourceSpan)> = BTreeMap::new();
     for (i, j) in list.iter().enumerate() {
         let name_ok = check_name(cx, &j.name, "job");
         if let Some(prev) = first.get(j.name.value.as_str()) {
@@ -54,6 +58,22 @@ pub(crate) fn jobs(
             )
         });
         let draft = job(cx, j, host, hosts, s);
+        if let (Some(pinned), Some(k)) = (draft.as_ref().and_then(pinned_key), &j.key) {
+            match pins.get(&pinned) {
+                Some((other, span)) => cx.push(
+                    Diagnostic::error(
+                        Code::InvalidJobKey,
+                        format!("job `{other}` pins this key too"),
+                    )
+                    .label(k.span, "pinned again here")
+                    .also(*span, "first pinned here")
+                    .help("give each job a key of its own: a host lets a key run one job's `bkc-run serve`, and only the first line of a key counts"),
+                ),
+                None => {
+                    pins.insert(pinned, (&j.name.value, k.span));
+                }
+            }
+        }
         if let (true, Some(mut draft)) = (name_ok, draft) {
             draft.ast = i;
             out.insert(j.name.value.clone(), draft);
@@ -72,6 +92,7 @@ fn job(
     description(cx, j);
     let (timer, every) = timer::timer(cx, j);
     let limits = limits(cx, j);
+    let freshness = fresh::freshness(cx, j, timer.as_ref(), every.as_ref(), limits.timeout_secs);
 
     // Without its host nothing below can be resolved; the checks above still ran.
     let on = on?;
@@ -96,7 +117,16 @@ fn job(
     if timer.is_none() {
         no_schedule(cx, j);
     }
+    let notify: Vec<Notify> = j.notify.iter().filter_map(|n| notify(cx, n)).collect();
+    let ping = j.ping.as_ref().and_then(|p| ping(cx, p));
+    let fresh_markers = fresh_markers(&on.name, &j.name.value, &syncs);
     let reached = scope.finish(s);
+    let key = job_key(cx, j, s, !reached.endpoints.is_empty());
+    // With restricted keys a runner uses its job's own key, and no key when it reaches no host.
+    let identity = match s.ssh_keys {
+        SshKeys::Restricted => key.as_ref().map(|k| k.path.clone()),
+        SshKeys::Operator => s.identity.clone(),
+    };
 
     let spec = JobSpec {
         version: SPEC_VERSION,
@@ -105,7 +135,7 @@ fn job(
         state_dir: s.state_dir.clone(),
         metrics_dir: s.metrics_dir.clone(),
         known_hosts: KNOWN_HOSTS.to_string(),
-        identity: s.identity.clone(),
+        identity,
         hosts: reached.endpoints,
         every,
         timeout_secs: limits.timeout_secs,
@@ -118,6 +148,9 @@ fn job(
         wait_files,
         hooks,
         syncs,
+        notify,
+        ping,
+        fresh_markers,
     };
     let writes_home = reached.read_write_paths.iter().any(|p| paths::is_home(p));
     Some(Draft {
@@ -135,11 +168,79 @@ fn job(
             spec,
             blocks_on: Vec::new(),
             expected_duration: limits.expected_duration,
+            freshness,
+            key,
         },
         ast: 0,
         reads: reached.reads,
         writes: reached.writes,
     })
+}
+
+fn pinned_key(d: &Draft) -> Option<String> {
+    d.job.key.as_ref().and_then(|k| k.pinned.clone())
+}
+
+/// The job's own key, when restricted keys are used and the job reaches another host; a `key`
+/// that nothing would use is worth a warning.
+fn job_key(cx: &mut Ctx, j: &ast::Job, s: &Settings, reaches: bool) -> Option<JobKey> {
+    let pinned = j.key.as_ref().and_then(|k| pinned(cx, k));
+    if s.ssh_keys == SshKeys::Restricted && reaches {
+        return Some(JobKey {
+            path: bkc_contract::names::key_path(&j.name.value),
+            pinned,
+        });
+    }
+    if let Some(k) = &j.key {
+        let (label, help) = if s.ssh_keys == SshKeys::Operator {
+            (
+                "runners use `identity` with ssh-keys \"operator\"",
+                "remove `key`, or the `ssh-keys \"operator\"` of `defaults` when you are done moving in",
+            )
+        } else {
+            (
+                "this job reaches no other host",
+                "remove `key`: a job whose syncs, hooks and files are all on its own host makes no SSH connection",
+            )
+        };
+        cx.push(
+            Diagnostic::warning(Code::UnusedSetting, "the job's `key` is not used")
+                .label(k.span, label)
+                .help(help),
+        );
+    }
+    None
+}
+
+/// A pinned job key: an SSH public key a runner can use unattended.
+fn pinned(cx: &mut Ctx, k: &ast::Str) -> Option<String> {
+    let (key, ty) = public_key(&k.value);
+    let (label, help) = if ty.starts_with("sk-") {
+        (
+            "a security key",
+            "a security key needs a touch for every login, which a timer cannot give; pin an ed25519 key (`ssh-keygen -t ed25519 -N '' -f /etc/bkc/keys/<job>` on the job's host)".to_string(),
+        )
+    } else if key.is_some() {
+        return key;
+    } else {
+        let help = match did_you_mean(ty, super::KEY_TYPES.iter().copied()).filter(|t| *t != ty) {
+            Some(t) => format!("did you mean the key type `{t}`?"),
+            None => format!(
+                "copy the line of {}/<job>.pub on the job's host, or leave `key` out and let `bkc apply` make the key",
+                bkc_contract::names::KEYS_DIR
+            ),
+        };
+        ("expected `<type> <base64>`", help)
+    };
+    cx.push(
+        Diagnostic::error(
+            Code::InvalidJobKey,
+            "this is not a public key a job can use",
+        )
+        .label(k.span, label)
+        .help(help),
+    );
+    None
 }
 
 fn description(cx: &mut Ctx, j: &ast::Job) {
@@ -569,21 +670,117 @@ fn on_failure(cx: &mut Ctx, given: Option<&ast::Str>, when: Option<HookWhen>) ->
 
 /// One string is a shell line; several are an argv.
 fn hook_command(cx: &mut Ctx, h: &ast::Hook) -> Option<Command> {
-    if h.command.iter().any(|c| c.value.contains('\0')) || h.command[0].value.trim().is_empty() {
+    command(
+        cx,
+        &h.command,
+        Code::InvalidHook,
+        "give the command line: hook \"before\" \"pg_dumpall -f /var/backups/db.sql\"",
+    )
+}
+
+/// A hook's or a notification's command: one string is a shell line, several an argv.
+fn command(cx: &mut Ctx, words: &[ast::Str], code: Code, help: &str) -> Option<Command> {
+    let first = words.first()?;
+    if words.iter().any(|c| c.value.contains('\0')) || first.value.trim().is_empty() {
         cx.push(
-            Diagnostic::error(
-                Code::InvalidHook,
-                "the hook's command is empty or contains NUL",
-            )
-            .label(h.command[0].span, "here")
-            .help("give the command line: hook \"before\" \"pg_dumpall -f /var/backups/db.sql\""),
+            Diagnostic::error(code, "the command is empty or contains NUL")
+                .label(first.span, "here")
+                .help(help.to_string()),
         );
         return None;
     }
-    Some(match h.command.as_slice() {
+    Some(match words {
         [one] => Command::Shell(one.value.clone()),
         many => Command::Argv(many.iter().map(|c| c.value.clone()).collect()),
     })
+}
+
+const NOTIFY_EVENTS: [NotifyEvent; 4] = [
+    NotifyEvent::Failure,
+    NotifyEvent::Stale,
+    NotifyEvent::Recovery,
+    NotifyEvent::Success,
+];
+
+/// `notify on="failure,recovery" COMMAND...`.
+fn notify(cx: &mut Ctx, n: &ast::Notify) -> Option<Notify> {
+    let mut on = Vec::new();
+    let mut ok = true;
+    if let Some(words) = &n.on {
+        for word in words.value.split(',').map(str::trim) {
+            match NOTIFY_EVENTS.iter().find(|e| e.as_str() == word) {
+                Some(e) if !on.contains(e) => on.push(*e),
+                Some(_) => {}
+                None => {
+                    ok = false;
+                    let names = NOTIFY_EVENTS.map(NotifyEvent::as_str);
+                    cx.push(
+                        Diagnostic::error(
+                            Code::InvalidNotify,
+                            format!("`{word}` is not an event bkc notifies of"),
+                        )
+                        .label(words.span, "unknown event")
+                        .help(match did_you_mean(word, names) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!(
+                                "use one or more of {}, separated by commas",
+                                names.join(", ")
+                            ),
+                        }),
+                    );
+                }
+            }
+        }
+    }
+    on.sort();
+    let command = command(
+        cx,
+        &n.command,
+        Code::InvalidNotify,
+        "give the command: notify on=\"failure\" \"/usr/local/bin/page-me\"",
+    )?;
+    (ok && !on.is_empty()).then_some(Notify { on, command })
+}
+
+/// A healthchecks.io-style ping URL: the runner hands it to curl, so it must be one plain
+/// http(s) URL.
+fn ping(cx: &mut Ctx, p: &ast::Str) -> Option<String> {
+    let v = p.value.as_str();
+    let scheme_ok = v.starts_with("https://") || v.starts_with("http://");
+    let host_ok = v
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
+    let plain = !v.chars().any(|c| c.is_whitespace() || c.is_control());
+    if scheme_ok && host_ok && plain && v.len() <= 2048 {
+        return Some(v.trim_end_matches('/').to_string());
+    }
+    cx.push(
+        Diagnostic::error(Code::InvalidUrl, format!("`{v}` is not an http(s) URL"))
+            .label(p.span, "not a URL bkc can ping")
+            .help("give the check's URL as healthchecks.io shows it: ping \"https://hc-ping.com/<uuid>\""),
+    );
+    None
+}
+
+/// The file a successful run leaves in each destination on another host, for that host's
+/// freshness check (`bkc-fresh-<job>`).
+pub(crate) fn marker_path(dest: &str, job: &str) -> String {
+    let dir = paths::normalize(dest).trim_end_matches('/');
+    format!("{dir}/.bkc-fresh.{job}")
+}
+
+fn fresh_markers(on: &str, job: &str, syncs: &[spec::Sync]) -> Vec<Location> {
+    let mut out: Vec<Location> = syncs
+        .iter()
+        .filter(|s| s.dest.host != on)
+        .map(|s| Location {
+            host: s.dest.host.clone(),
+            path: marker_path(&s.dest.path, job),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// A snapshot's retention, checked against the `opts` it would fight with. Snapshots pushed to

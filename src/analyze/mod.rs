@@ -5,6 +5,7 @@
 //! none of them is an error; the one exception, for drawing a broken chain, is
 //! [`Compiled::topology_despite_errors`].
 
+mod fresh;
 mod jobs;
 mod locks;
 pub(crate) mod paths;
@@ -19,7 +20,7 @@ use miette::{NamedSource, SourceSpan};
 use crate::diag::{Code, Diagnostic, Diagnostics, Source, did_you_mean};
 use crate::schedule::{ScheduleError, parse_duration};
 use crate::syntax::{self, ast};
-use crate::topology::{Host, Job, Topology};
+use crate::topology::{Host, Job, SshKeys, Topology};
 
 /// The result of compiling one file: the topology if it had no errors, and every diagnostic.
 pub struct Compiled {
@@ -89,6 +90,7 @@ pub(crate) struct Settings {
     pub runner: String,
     pub lock_wait: u64,
     pub lock_timeout: u64,
+    pub ssh_keys: SshKeys,
 }
 
 /// Warnings about something missing, dropped when the file has errors (see `compile`).
@@ -101,6 +103,9 @@ pub(crate) use bkc_contract::names::KNOWN_HOSTS_PATH as KNOWN_HOSTS;
 pub(crate) struct Ctx<'a> {
     pub text: &'a str,
     pub d: &'a mut Diagnostics,
+    /// The longest gap of each set of calendars met so far: thousands of jobs share a few
+    /// schedules, and each gap takes up to a thousand steps of the calendar engine.
+    pub gaps: std::collections::HashMap<Vec<String>, Option<u64>>,
 }
 
 impl Ctx<'_> {
@@ -208,18 +213,55 @@ pub(crate) fn check_name(cx: &mut Ctx, name: &ast::Str, what: &str) -> bool {
 /// The topology built from everything that resolved (valid only when `d` holds no errors),
 /// and the circles of waits found.
 fn analyze(file: &ast::File, text: &str, d: &mut Diagnostics) -> (Topology, Vec<Vec<String>>) {
-    let mut cx = Ctx { text, d };
+    let mut cx = Ctx {
+        text,
+        d,
+        gaps: std::collections::HashMap::new(),
+    };
     let settings = settings(&mut cx, file.defaults.as_ref());
     let hosts = hosts(&mut cx, &file.hosts, &settings);
     let drafts = jobs::jobs(&mut cx, &file.jobs, &hosts, &settings);
     let (jobs, derived, cycles) = locks::derive(&mut cx, &file.jobs, drafts, &hosts, &settings);
     unpinned_hosts(&mut cx, &file.hosts, &hosts, &jobs);
+    unit_clashes(&mut cx, &file.jobs, &jobs);
     let topology = Topology {
         hosts,
         jobs,
         derived,
+        ssh_keys: settings.ssh_keys,
     };
     (topology, cycles)
+}
+
+/// A job `fresh-x` on a host that also gets the freshness check of job `x` (`bkc-fresh-x`)
+/// would have units of the same name there.
+fn unit_clashes(cx: &mut Ctx, list: &[ast::Job], jobs: &BTreeMap<String, Job>) {
+    for j in list {
+        let Some(watched) = j.name.value.strip_prefix("fresh-") else {
+            continue;
+        };
+        let (Some(this), Some(other)) = (jobs.get(&j.name.value), jobs.get(watched)) else {
+            continue;
+        };
+        let checked_here = other.freshness.is_some()
+            && other.spec.fresh_markers.iter().any(|m| m.host == this.host);
+        if checked_here {
+            cx.push(
+                Diagnostic::error(
+                    Code::UnitClash,
+                    format!(
+                        "job `{}` and the freshness check of job `{watched}` would both be bkc-{}.service on host `{}`",
+                        j.name.value, j.name.value, this.host
+                    ),
+                )
+                .label(j.name.span, "this job's units")
+                .help(format!(
+                    "rename this job: names beginning with `fresh-` are taken by the checks of data that arrives at `{}`",
+                    this.host
+                )),
+            );
+        }
+    }
 }
 
 /// Every host is reached over SSH, by `bkc plan` and `apply` if not by runners: one without a
@@ -280,10 +322,14 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
         runner: "/usr/local/bin/bkc-run".into(),
         lock_wait: 60,
         lock_timeout: 6 * 3600,
+        ssh_keys: SshKeys::Restricted,
     };
     let Some(df) = defaults else { return s };
+    if let Some(k) = &df.ssh_keys {
+        s.ssh_keys = ssh_keys(cx, k).unwrap_or(s.ssh_keys);
+    }
     if let Some(u) = &df.user
-        && check_user(cx, u)
+        && check_user(cx, u, s.ssh_keys)
     {
         s.user = u.value.clone();
     }
@@ -303,13 +349,12 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
         }
     }
     if let Some(id) = &df.identity
-        && id.value.contains(['\'', '"'])
+        && let Some(why) = bkc_contract::names::ssh_path_problem(&id.value)
     {
-        // rsync splits its `-e` ssh command itself and knows no escape for quotes in it.
         cx.push(
-            Diagnostic::error(Code::InvalidPath, "the identity path contains a quote")
-                .label(id.span, "rsync cannot pass this to ssh")
-                .help("move the key to a path without quotes, such as /etc/bkc/id_ed25519"),
+            Diagnostic::error(Code::InvalidPath, format!("the identity path {why}"))
+                .label(id.span, "ssh cannot read this path as written")
+                .help("move the key to a path without quotes or `%`, such as /etc/bkc/id_ed25519"),
         );
     }
     for (slot, value, what) in [
@@ -322,6 +367,13 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
         {
             *slot = Some(paths::normalize(&v.value).to_string());
         }
+    }
+    if let (Some(id), SshKeys::Restricted) = (&df.identity, s.ssh_keys) {
+        cx.push(
+            Diagnostic::warning(Code::UnusedSetting, "`identity` is not used with restricted keys")
+                .label(id.span, "no runner uses this key")
+                .help("with ssh-keys \"restricted\" (the default) each job uses its own key, /etc/bkc/keys/<job>; remove `identity`, or write ssh-keys \"operator\" to keep one key for every job while you move in"),
+        );
     }
     if let Some(v) = &df.lock_wait {
         s.lock_wait = cx.duration(v, false).unwrap_or(s.lock_wait);
@@ -402,11 +454,45 @@ pub(crate) fn path_diagnostic(
         .help(help)
 }
 
-fn check_user(cx: &mut Ctx, v: &ast::Str) -> bool {
-    check_word(cx, v, "user name", Code::InvalidUser)
+fn check_user(cx: &mut Ctx, v: &ast::Str, keys: SshKeys) -> bool {
+    if !check_word(cx, v, "user name", Code::InvalidUser) {
+        return false;
+    }
+    if keys == SshKeys::Restricted && !bkc_contract::names::is_file_safe_user(&v.value) {
+        cx.push(
+            Diagnostic::error(
+                Code::InvalidUser,
+                format!("`{}` cannot name a file of authorized keys", v.value),
+            )
+            .label(v.span, "not a plain file name")
+            .help("with ssh-keys \"restricted\" (the default) bkc writes /etc/bkc/authorized_keys/<user> on the hosts runners reach: use a user of letters, digits, `_`, `.` and `-`, or ssh-keys \"operator\""),
+        );
+        return false;
+    }
+    true
 }
 
-const KEY_TYPES: &[&str] = &[
+/// `ssh-keys "restricted"` or `"operator"`.
+fn ssh_keys(cx: &mut Ctx, v: &ast::Str) -> Option<SshKeys> {
+    match v.value.as_str() {
+        "restricted" => Some(SshKeys::Restricted),
+        "operator" => Some(SshKeys::Operator),
+        other => {
+            let diag = Diagnostic::error(
+                Code::InvalidSshKeys,
+                format!("`{other}` is not a way to use SSH keys"),
+            )
+            .label(v.span, "expected `restricted` or `operator`");
+            cx.push(match did_you_mean(other, ["restricted", "operator"]) {
+                Some(k) => diag.help(format!("did you mean `{k}`?")),
+                None => diag.help("restricted: a key per job that may only run `bkc-run serve` on the hosts it reaches (the default); operator: the one `identity` for every job, as before"),
+            });
+            None
+        }
+    }
+}
+
+pub(crate) const KEY_TYPES: &[&str] = &[
     "ssh-ed25519",
     "ssh-rsa",
     "ecdsa-sha2-nistp256",
@@ -438,7 +524,7 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
             _ => h.name.value.clone(),
         };
         let user = match &h.user {
-            Some(u) if check_user(cx, u) => u.value.clone(),
+            Some(u) if check_user(cx, u, s.ssh_keys) => u.value.clone(),
             _ => s.user.clone(),
         };
         let port = h.port.as_ref().and_then(|p| port(cx, p)).unwrap_or(s.port);
@@ -477,17 +563,25 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
     out
 }
 
-/// A pinned host key as `<type> <base64>`, without the comment a .pub file ends with.
-fn host_key(cx: &mut Ctx, k: &ast::Str, address: &str) -> Option<String> {
-    let mut words = k.value.split_whitespace();
+/// An SSH public key as `<type> <base64>`, without the comment a .pub file ends with, and the
+/// type as written (for a "did you mean" when it is not one of [`KEY_TYPES`]).
+pub(crate) fn public_key(value: &str) -> (Option<String>, &str) {
+    let mut words = value.split_whitespace();
     let ty = words.next().unwrap_or("");
     let blob = words.next().unwrap_or("");
     let b64 = blob.len() >= 16
         && blob
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
-    if KEY_TYPES.contains(&ty) && b64 && !k.value.contains(['\n', '\r']) {
-        return Some(format!("{ty} {blob}"));
+    let ok = KEY_TYPES.contains(&ty) && b64 && !value.contains(['\n', '\r']);
+    (ok.then(|| format!("{ty} {blob}")), ty)
+}
+
+/// A pinned host key as `<type> <base64>`, without the comment a .pub file ends with.
+fn host_key(cx: &mut Ctx, k: &ast::Str, address: &str) -> Option<String> {
+    let (key, ty) = public_key(&k.value);
+    if key.is_some() {
+        return key;
     }
     let diag = Diagnostic::error(Code::InvalidHostKey, "this is not an SSH public host key")
         .label(k.span, "expected `<type> <base64>`");

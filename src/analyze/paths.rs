@@ -69,6 +69,8 @@ pub(crate) fn writable_problem(p: &str) -> Option<String> {
     [
         "/etc/bkc",
         "/etc/systemd",
+        // What sshd reads next: bkc's drop-in lets restricted keys in.
+        "/etc/ssh/sshd_config.d",
         crate::deploy::STAGING_DIR,
         crate::deploy::GENERATIONS_DIR,
     ]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use bkc::deploy::fleet::{self, HostRun, LocalRunner, Outcome};
 use bkc::deploy::plan::{self, PLAN_VERSION, PlanFile, PlannedHostExt, compare, observe};
-use bkc::deploy::transport::{SshSession, Target, Transport};
+use bkc::deploy::transport::{SshSession, Target};
 use bkc::deploy::{Desired, HostError, bounded};
 
 use super::Verbosity;
@@ -54,9 +54,29 @@ pub fn apply(args: &ApplyArgs, v: Verbosity) -> Result<Exit, Exit> {
     }
     let fleet = Fleet::open(&args.file, &HostFilter::new(&args.hosts), v)?;
     let runner = fleet.runner()?;
-    let ssh = args.remote.session(&fleet.hosts)?;
+    let ssh = args.remote.session(&fleet.hosts, &fleet.sources)?;
     let opts = args.remote.options();
-    let runs = fleet::plan_all(&ssh, fleet.hosts, runner.as_ref(), &opts, true);
+    let plan = || {
+        fleet::plan_all(
+            &ssh,
+            fleet.hosts.clone(),
+            fleet.sources.clone(),
+            runner.as_ref(),
+            &opts,
+            true,
+        )
+    };
+    let mut runs = plan();
+    // Keys first: the authorized keys of the other hosts are planned with them. A new key
+    // opens nothing until the plan below, which lets it in, is applied.
+    if runs.iter().any(|r| {
+        r.plan
+            .as_ref()
+            .is_some_and(|p| !plan::keys_to_make(p).is_empty())
+    }) {
+        fleet::make_keys(&runs, &opts);
+        runs = plan();
+    }
     let (text, (add, change, remove), failed) = fleet::render_all(&runs, style());
     let changes = add + change + remove > 0;
     if !v.quiet || changes {
@@ -79,7 +99,7 @@ fn apply_saved(args: &ApplyArgs, v: Verbosity) -> Result<Exit, Exit> {
     let saved = read_plan(file)?;
     let hosts = saved_hosts(&saved, &HostFilter::new(&args.hosts), file)?;
     let runner = saved_runner(&saved)?;
-    let ssh = args.remote.session(&hosts)?;
+    let ssh = args.remote.session(&hosts, &[])?;
     let opts = args.remote.options();
     let runs = observe_saved(&saved, hosts, &ssh, opts.jobs);
     let stale = stale(&saved, &runs, runner.as_ref());
@@ -96,6 +116,13 @@ fn apply_saved(args: &ApplyArgs, v: Verbosity) -> Result<Exit, Exit> {
     let (text, _, _) = fleet::render_all(&runs, style());
     if !v.quiet {
         output::stdout(text.as_bytes())?;
+    }
+    // The saved authorized keys were planned without the keys made now: the next plan adds
+    // their lines.
+    if !fleet::make_keys(&runs, &opts) {
+        eprintln!(
+            "note: run `bkc plan` again to see what the keys that could not be made leave out"
+        );
     }
     let outcomes = fleet::apply_all(&runs, runner.as_ref(), &opts);
     Ok(summarise(&runs, &outcomes, v))
@@ -165,9 +192,12 @@ fn observe_saved(
         .enumerate()
         .map(|(i, (d, t))| ssh.host(&d.host, t, i))
         .collect();
-    let observed = bounded(&transports, jobs, |t| {
-        observe(t, &saved.hosts[t.host()].runner_paths)
-    });
+    let wants: Vec<&Desired> = hosts.iter().map(|(d, _)| d).collect();
+    let observed = bounded(
+        &transports.iter().zip(wants).collect::<Vec<_>>(),
+        jobs,
+        |(t, w)| observe(*t, w),
+    );
     hosts
         .into_iter()
         .zip(transports)
@@ -242,6 +272,10 @@ fn summarise(runs: &[HostRun], outcomes: &[Outcome], v: Verbosity) -> Exit {
     let (mut applied, mut unchanged, mut failed) = (0, 0, 0);
     for (r, o) in runs.iter().zip(outcomes) {
         let host = &r.want.host;
+        // Said even when quiet: no apply puts these right.
+        for d in r.plan.iter().flat_map(plan::key_drift) {
+            eprintln!("{host}: left for you: {d}");
+        }
         match o {
             Outcome::Unchanged => {
                 unchanged += 1;
@@ -273,10 +307,10 @@ pub fn rollback(args: &RollbackArgs, v: Verbosity) -> Result<Exit, Exit> {
     let host = args.host.as_str();
     let only = HostFilter::new(&[Selector::Name(host.to_string())]);
     let Fleet { hosts, .. } = Fleet::open(&args.file, &only, v)?;
-    let ssh = args.remote.session(&hosts)?;
+    let ssh = args.remote.session(&hosts, &[])?;
     let (want, target) = hosts.into_iter().next().ok_or(Exit::CouldNotRun)?;
     let transport = ssh.host(host, &target, 0);
-    let obs = observe(&transport, &want.runner_paths).or_exit(Exit::HostFailed)?;
+    let obs = observe(&transport, &want).or_exit(Exit::HostFailed)?;
     let to = match args.to {
         Some(n) => n,
         None => obs

@@ -44,6 +44,8 @@ enum Emit {
     Systemd,
     /// One NixOS module per host, OUT/<host>/bkc.nix, declaring the same.
     Nixos,
+    /// Prometheus alerting rules for the whole topology, OUT/bkc.rules.yml.
+    Prometheus,
 }
 
 pub fn check(args: &CheckArgs, v: Verbosity) -> Result<Exit, Exit> {
@@ -65,6 +67,15 @@ pub fn check(args: &CheckArgs, v: Verbosity) -> Result<Exit, Exit> {
             t.derived.len()
         );
     }
+    if v.verbose {
+        for j in t.jobs.values() {
+            let limit = j
+                .freshness
+                .as_ref()
+                .map_or_else(|| "never (started by hand)".to_string(), |f| f.describe());
+            eprintln!("job {}: stale after {limit}", j.name);
+        }
+    }
     if args.simulate {
         simulate::run(t, &Play::default(), None)
     } else {
@@ -80,9 +91,12 @@ pub fn build(args: &BuildArgs, v: Verbosity) -> Result<Exit, Exit> {
         .in_topology(t, &file)
         .or_exit(Exit::CouldNotRun)?;
     let only = selected.only();
+    if let Emit::Prometheus = args.emit {
+        return prometheus(t, &args.out, v);
+    }
     let start = Instant::now();
     let emitted = match args.emit {
-        Emit::Systemd => emit::emit(t, only),
+        Emit::Systemd | Emit::Prometheus => emit::emit(t, only),
         Emit::Nixos => emit::emit_nixos(t, only),
     };
     // Leaked like the topology (see `load`).
@@ -97,6 +111,18 @@ pub fn build(args: &BuildArgs, v: Verbosity) -> Result<Exit, Exit> {
         print_timings(&timings);
     }
     if !v.quiet {
+        let access = emit::access::all(t);
+        let unknown: usize = artifacts
+            .hosts
+            .keys()
+            .filter_map(|h| access.get(h))
+            .map(|a| a.missing_keys(&emit::Facts::default()))
+            .sum();
+        if unknown > 0 {
+            eprintln!(
+                "note: {unknown} authorized key lines are comments for now: the jobs' own keys are not pinned, so `bkc apply` makes them on the jobs' hosts and fills the lines in (pin a key with key \"ssh-ed25519 …\" in its job to build them whole)"
+            );
+        }
         let files: usize = artifacts.hosts.values().map(|h| h.files.len()).sum();
         let total = artifacts.hosts.len();
         eprintln!(
@@ -104,6 +130,32 @@ pub fn build(args: &BuildArgs, v: Verbosity) -> Result<Exit, Exit> {
             args.out.display(),
             total - written
         );
+    }
+    Ok(Exit::Success)
+}
+
+/// `build --emit prometheus`: one rules file for the whole topology, written whole (a
+/// temporary file renamed into place), so Prometheus never loads half of it.
+fn prometheus(
+    t: &bkc::topology::Topology,
+    out: &std::path::Path,
+    v: Verbosity,
+) -> Result<Exit, Exit> {
+    let text = emit::emit_prometheus(t).or_report(Exit::CouldNotRun)?;
+    let path = out.join(emit::RULES_FILE);
+    let tmp = out.join(format!(".{}.tmp", emit::RULES_FILE));
+    std::fs::create_dir_all(out)
+        .and_then(|()| std::fs::write(&tmp, text))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .or_exit(Exit::CouldNotRun)?;
+    if t.jobs.values().all(|j| j.spec.metrics_dir.is_none()) && !v.quiet {
+        eprintln!(
+            "warning: no job writes metrics: set `metrics-dir` in `defaults` (docs/MONITORING.md), or these rules see nothing"
+        );
+    }
+    if !v.quiet {
+        eprintln!("wrote {}", path.display());
     }
     Ok(Exit::Success)
 }

@@ -18,12 +18,18 @@ pub enum Exit {
     Declined,
     /// `apply plan.json`: a host, or the local bkc-run, changed since the plan was made.
     StalePlan,
+    /// `restore` would have overwritten or mixed data unasked, or had nothing to restore.
+    Refused,
+    /// `verify` found a corrupted or missing file.
+    Found,
     /// Unreadable input, unwritable output, bad arguments, a `--host` that matches no host.
     CouldNotRun,
     /// `plan --detailed-exitcode` only.
     Changes,
     /// `run --wait`: the run's own exit code, passed on.
     Runner(u8),
+    /// `status --check`: a job is stale or its last run failed.
+    NotFresh,
 }
 
 /// Which numbering a command promised. `plan --detailed-exitcode` follows Terraform's, where 2
@@ -33,11 +39,14 @@ pub enum Exit {
 pub enum Codes {
     Plain,
     Detailed,
+    /// `status --check`, for cron, CI and Nagios-style monitors: 1 is a finding about the
+    /// backups, 2 that bkc could not look (a host out of reach, or any other error).
+    Check,
 }
 
 impl Exit {
     /// Every meaning, in the order of the documented table.
-    const ALL: [Exit; 10] = [
+    const ALL: [Exit; 13] = [
         Exit::Success,
         Exit::Invalid,
         Exit::NotFormatted,
@@ -45,6 +54,9 @@ impl Exit {
         Exit::HostFailed,
         Exit::Declined,
         Exit::StalePlan,
+        Exit::NotFresh,
+        Exit::Refused,
+        Exit::Found,
         Exit::CouldNotRun,
         Exit::Changes,
         Exit::Runner(0),
@@ -60,17 +72,32 @@ impl Exit {
         Exit::Changes,
     ];
 
+    /// The meanings `status --check` can end with.
+    #[cfg(test)]
+    const CHECK: [Exit; 4] = [
+        Exit::Success,
+        Exit::NotFresh,
+        Exit::HostFailed,
+        Exit::CouldNotRun,
+    ];
+
     pub fn code(self, codes: Codes) -> u8 {
         match self {
             Exit::Success => 0,
             Exit::Invalid
             | Exit::NotFormatted
             | Exit::WouldTimeOut
-            | Exit::HostFailed
             | Exit::Declined
-            | Exit::StalePlan => 1,
+            | Exit::StalePlan
+            | Exit::NotFresh
+            | Exit::Refused
+            | Exit::Found => 1,
+            Exit::HostFailed => match codes {
+                Codes::Plain | Codes::Detailed => 1,
+                Codes::Check => 2,
+            },
             Exit::CouldNotRun => match codes {
-                Codes::Plain => 2,
+                Codes::Plain | Codes::Check => 2,
                 Codes::Detailed => 1,
             },
             Exit::Changes => 2,
@@ -99,19 +126,28 @@ impl Exit {
                 "`simulate` (or `check --simulate`) found a run that would time out"
             }
             Exit::HostFailed => {
-                "a host failed or could not be reached (`plan`, `apply`, `rollback`, `status`, `run`)"
+                "a host failed or could not be reached (`plan`, `apply`, `rollback`, `status`, `run`, \
+                 `snapshots`, `restore`)"
             }
-            Exit::Declined => "`apply` or `rollback` asked and was not told `yes`; nothing changed",
+            Exit::Declined => {
+                "`apply`, `rollback` or `restore --in-place` asked and was not told `yes`; nothing changed"
+            }
             Exit::StalePlan => {
                 "`apply plan.json`: a host, or the local bkc-run, changed since the plan was made; \
                  nothing was applied"
             }
+            Exit::Refused => {
+                "`restore` refused: a `--to` directory that is not empty (without `--force`), a path \
+                 not in the snapshot, no snapshot at `--at`; nothing changed"
+            }
+            Exit::Found => "`verify` found a corrupted or missing file",
             Exit::CouldNotRun => {
                 "bkc could not do its work: an unreadable file, an unwritable output, bad arguments, \
-                 a `--host` that matches no host, an unknown job"
+                 a `--host` that matches no host, an unknown job; `verify` that could not compare"
             }
             Exit::Changes => "`plan --detailed-exitcode` found changes",
             Exit::Runner(_) => "`run --wait`: N is the run's own exit code (docs/RUNNER.md)",
+            Exit::NotFresh => "`status --check` found a stale job or a failed last run",
         }
     }
 
@@ -202,6 +238,15 @@ mod tests {
         assert!(
             doc("docs/DEPLOY.md").contains(&want),
             "docs/DEPLOY.md must have this exit-code table for plan --detailed-exitcode:\n{want}"
+        );
+    }
+
+    #[test]
+    fn the_readme_has_the_check_table() {
+        let want = Exit::table(&Exit::CHECK, Codes::Check);
+        assert!(
+            doc("README.md").contains(&want),
+            "README.md must have this exit-code table for status --check:\n{want}"
         );
     }
 

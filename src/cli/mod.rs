@@ -14,6 +14,8 @@ mod load;
 mod output;
 mod plan;
 mod remote;
+mod report;
+mod restore;
 mod simulate;
 mod status;
 
@@ -32,6 +34,9 @@ Examples:
   bkc plan                                  show what `bkc apply` would change on every host
   bkc apply                                 put the topology on every host (asks first)
   bkc status                                every job of the fleet: last run, result, next run
+  bkc report -o status.html                 the fleet at a glance, as one HTML page
+  bkc snapshots a-to-b                      a job's snapshots, with sizes
+  bkc restore pull-web1 --to /var/tmp/r     copy web1's files back from the latest snapshot
   bkc import rsyncdirector desktop=desktop.yaml backup_a=backup_a.yaml -o bkc.kdl
   bkc completions bash > /etc/bash_completion.d/bkc";
 
@@ -91,12 +96,36 @@ enum Command {
     /// Put a host back on the files of a kept generation.
     #[command(after_help = "Examples:\n  bkc rollback desktop\n  bkc rollback desktop --to 3")]
     Rollback(apply::RollbackArgs),
-    /// Every job of the fleet: its host, last run, result, next run, and whether its lock is held.
-    #[command(after_help = "Examples:\n  bkc status\n  bkc status site.kdl --json")]
+    /// Every job of the fleet: its host, last run, result, age, freshness, next run, and whether
+    /// its lock is held.
+    #[command(
+        after_help = "Examples:\n  bkc status\n  bkc status site.kdl --json\n  bkc status --check   (0 all fresh, 1 stale or failed, 2 a host out of reach)"
+    )]
     Status(status::StatusArgs),
+    /// The fleet at a glance: one self-contained HTML page with the chain coloured by each
+    /// job's state, a table of every job and their last runs.
+    #[command(
+        after_help = "Examples:\n  bkc report -o status.html\n  bkc report site.kdl -o /var/www/html/bkc/index.html --runs 10"
+    )]
+    Report(report::ReportArgs),
     /// Start a job now on its host.
     #[command(after_help = "Examples:\n  bkc run desktop-to-a\n  bkc run a-to-b --wait")]
     Run(status::RunArgs),
+    /// Each job's snapshots: time, complete or partial, files, size, what the next run prunes.
+    #[command(
+        after_help = "Examples:\n  bkc snapshots\n  bkc snapshots site.kdl a-to-b --json\n  bkc snapshots --host @offsite"
+    )]
+    Snapshots(restore::SnapshotsArgs),
+    /// Copy a job's data back from a snapshot (or its mirror), holding the job's lock.
+    #[command(
+        after_help = "Examples:\n  bkc restore a-to-b desktop/music/song.flac --to /var/tmp/restore\n  bkc restore a-to-b site.kdl --at 2026-11-20 --to backup_a:/var/tmp/r\n  bkc restore pull-web1 --in-place --dry-run\n  bkc restore pull-web1 index.html --in-place"
+    )]
+    Restore(restore::RestoreArgs),
+    /// Compare a job's sources with their copies and say what is corrupted or missing.
+    #[command(
+        after_help = "Examples:\n  bkc verify a-to-b\n  bkc verify pull-web1 site.kdl --checksum --json\n  (exit 0: nothing corrupted or missing, 1: found some, 2: could not run)"
+    )]
+    Verify(restore::VerifyArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  bkc completions bash > /etc/bash_completion.d/bkc\n  bkc completions zsh > ~/.zfunc/_bkc\n  bkc completions fish > ~/.config/fish/completions/bkc.fish"
@@ -140,6 +169,7 @@ impl Cli {
     fn codes(&self) -> Codes {
         match &self.command {
             Command::Plan(p) if p.detailed_exitcode => Codes::Detailed,
+            Command::Status(s) if s.check => Codes::Check,
             _ => Codes::Plain,
         }
     }
@@ -164,6 +194,10 @@ fn run(cli: Cli) -> Exit {
         Command::Rollback(a) => apply::rollback(a, v),
         Command::Status(a) => status::status(a, v),
         Command::Run(a) => status::run(a, v),
+        Command::Report(a) => report::report(a, v),
+        Command::Snapshots(a) => restore::snapshots(a, v),
+        Command::Restore(a) => restore::restore(a, v),
+        Command::Verify(a) => restore::verify(a, v),
         Command::Completions(a) => init::completions(a),
         Command::Man => init::man(),
     };

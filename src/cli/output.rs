@@ -46,18 +46,33 @@ pub fn new_file(path: &Path, text: &str, force: bool) -> Result<(), Exit> {
     replace(path, text)
 }
 
-/// Put `text` in place of `path` in one step: a temporary file renamed over it.
+/// Put `text` in place of `path` in one step: a temporary file renamed over it. The temporary
+/// file has an unpredictable name and is made with O_EXCL, so a symlink planted beside `path` by
+/// another account that may write its directory is never written through; it gets the mode of
+/// the file it replaces (a topology may hold host keys its owner keeps private).
 pub fn replace(path: &Path, text: &str) -> Result<(), Exit> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .map_or_else(|| "bkc".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.bkc-tmp"));
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            cannot_write(path, &e)
-        })
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    let write = || {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".bkc-tmp")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(dir)?;
+        // Set after creation: the creation mode is masked by the umask.
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+        tmp.write_all(text.as_bytes())?;
+        tmp.persist(path).map(drop).map_err(|e| e.error)
+    };
+    write().map_err(|e| cannot_write(path, &e))
 }
 
 fn cannot_write(path: &Path, e: &std::io::Error) -> Exit {

@@ -34,9 +34,16 @@ pub struct PlanArgs {
 pub fn plan(args: &PlanArgs, v: Verbosity) -> Result<Exit, Exit> {
     let fleet = Fleet::open(&args.file, &HostFilter::new(&args.hosts), v)?;
     let runner = fleet.runner()?;
-    let ssh = args.remote.session(&fleet.hosts)?;
+    let ssh = args.remote.session(&fleet.hosts, &fleet.sources)?;
     let opts = args.remote.options();
-    let runs = fleet::plan_all(&ssh, fleet.hosts, runner.as_ref(), &opts, !args.json);
+    let runs = fleet::plan_all(
+        &ssh,
+        fleet.hosts,
+        fleet.sources,
+        runner.as_ref(),
+        &opts,
+        !args.json,
+    );
     let (text, (add, change, remove), failed) = fleet::render_all(&runs, style());
     let saved = json(&fleet::plan_file(&runs, runner.as_ref()).or_exit(Exit::CouldNotRun)?);
     output::stdout(if args.json { &saved } else { &text }.as_bytes())?;

@@ -8,6 +8,7 @@ use bkc::deploy::fleet::{self, LocalRunner};
 use bkc::deploy::plan::Style;
 use bkc::deploy::transport::{SshSession, Target};
 use bkc::deploy::{Desired, desired};
+use bkc::emit::access;
 use bkc::topology::Topology;
 
 use super::Verbosity;
@@ -41,9 +42,13 @@ impl Remote {
         }
     }
 
-    /// One SSH session for `hosts`.
-    pub fn session(&self, hosts: &[(Desired, Target)]) -> Result<SshSession, Exit> {
-        fleet::session(hosts, &self.options()).or_exit(Exit::CouldNotRun)
+    /// One SSH session for `hosts` and `sources` (see [`Fleet::sources`]).
+    pub fn session(
+        &self,
+        hosts: &[(Desired, Target)],
+        sources: &[(Desired, Target)],
+    ) -> Result<SshSession, Exit> {
+        fleet::session(hosts, sources, &self.options()).or_exit(Exit::CouldNotRun)
     }
 }
 
@@ -52,6 +57,9 @@ impl Remote {
 pub struct Fleet {
     pub t: &'static Topology,
     pub hosts: Vec<(Desired, Target)>,
+    /// Hosts outside the selection whose jobs log in to selected hosts with keys of their
+    /// own: read for those keys, never changed.
+    pub sources: Vec<(Desired, Target)>,
 }
 
 impl Fleet {
@@ -65,11 +73,31 @@ impl Fleet {
         let selected = filter
             .in_topology(t, &file.display().to_string())
             .or_exit(Exit::CouldNotRun)?;
-        let artifacts = bkc::emit::emit(t, selected.only()).or_report(Exit::CouldNotRun)?;
-        Ok(Fleet {
-            t,
-            hosts: desired(t, artifacts),
-        })
+        let sources: Vec<String> = match selected.only() {
+            [] => Vec::new(),
+            only => {
+                let mut all = access::all(t);
+                let mut v: Vec<String> = only
+                    .iter()
+                    .filter_map(|h| all.remove(h))
+                    .flat_map(|a| a.grants.into_values().flatten())
+                    .map(|g| g.job_host)
+                    .filter(|h| !selected.contains(h))
+                    .collect();
+                v.sort();
+                v.dedup();
+                v
+            }
+        };
+        let mut only = selected.only().to_vec();
+        if !only.is_empty() {
+            only.extend(sources.iter().cloned());
+        }
+        let artifacts = bkc::emit::emit(t, &only).or_report(Exit::CouldNotRun)?;
+        let (sources, hosts) = desired(t, artifacts)
+            .into_iter()
+            .partition(|(d, _)| sources.contains(&d.host));
+        Ok(Fleet { t, hosts, sources })
     }
 
     /// The local bkc-run, when any host needs one. Looked for before any connection, so that a

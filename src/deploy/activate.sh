@@ -3,8 +3,9 @@
 # manifest last, reloads systemd and starts the timers; on any failure it restores what was
 # there before (`rollback`). `recover`, run by the next apply after a crash, rolls back, or
 # finishes the bookkeeping if the switch had completed.
-# Set by bkc before this text: S (the staging directory), n (the generation), KEEP, and the
-# function `steps`, which does the generation's own work through `put`, `drop` and `systemctl`.
+# Set by bkc before this text: S (the staging directory), n (the generation), KEEP, DROPIN (the
+# sshd drop-in), PATTERN (bkc's AuthorizedKeysFile entry), and the function `steps`, which does
+# the generation's own work through `put`, `drop`, `sshd_check`, `sshd_reload` and `systemctl`.
 set -u
 B="$R/var/lib/bkc"
 trap '' HUP PIPE
@@ -36,6 +37,33 @@ services() {
         [ -f "$f" ] && printf '%s\n' "${f##*/}"
     done
 }
+# sshd_check WANTED: after the drop-in changed, sshd must accept its whole configuration
+# (`sshd -t`, before anything reloads it), and with WANTED=1 read bkc's authorized keys:
+# otherwise the switch fails and rolls back, and sshd goes on with what it had.
+sshd_check() {
+    PATH="$PATH:/usr/sbin:/sbin"
+    touch "$S/sshd" || return 1
+    if ! out=$(sshd -t 2>&1); then
+        say "sshd -t refuses the configuration with the new $DROPIN: $out"
+        return 1
+    fi
+    [ "$1" = 1 ] || return 0
+    # -T prints what sshd would use; an earlier file or a missing Include wins over the drop-in.
+    if ! sshd -T 2>/dev/null | grep -qi "^authorizedkeysfile .*$PATTERN"; then
+        say "sshd does not read $PATTERN with $DROPIN in place: another file sets AuthorizedKeysFile before it, or sshd_config does not Include sshd_config.d/*.conf"
+        return 1
+    fi
+}
+# sshd_reload: tell a running sshd to read its configuration again (existing sessions stay).
+# One started per connection (socket activation) reads it anyway.
+sshd_reload() {
+    for u in ssh.service sshd.service; do
+        if systemctl is-active --quiet "$u"; then
+            systemctl reload "$u"
+            return
+        fi
+    done
+}
 rollback() {
     say "rolling back"
     while read -r t e a; do
@@ -49,6 +77,10 @@ rollback() {
         fi
     done <"$S/prev.list"
     systemctl daemon-reload
+    # sshd may have read the new drop-in already: it reads the old one again.
+    if [ -f "$S/sshd" ] && PATH="$PATH:/usr/sbin:/sbin" sshd -t >/dev/null 2>&1; then
+        sshd_reload
+    fi
     while read -r t e a; do
         [ "$e" = enabled ] && systemctl enable "$t" >/dev/null 2>&1
         [ "$a" = active ] && systemctl start "$t"

@@ -10,7 +10,9 @@ use super::transport::Transport;
 use super::{Desired, HostError, KEEP_GENERATIONS, quote, running_sh};
 use crate::emit::{MANIFEST_PATH, sha256_hex};
 use crate::printable::printable_line;
-use bkc_contract::names::{job_of, service_unit, timer_of};
+use bkc_contract::names::{
+    AUTHORIZED_KEYS_DIR, AUTHORIZED_KEYS_PATTERN, SSHD_DROPIN_PATH, job_of, service_unit, timer_of,
+};
 use bkc_contract::serve::SERVE_DIR;
 
 const APPLY: &str = include_str!("apply.sh");
@@ -58,6 +60,11 @@ impl std::fmt::Display for Kept {
             self.path, self.service
         )
     }
+}
+
+/// Whether `path` says who may log in (an authorized keys file or the sshd drop-in).
+fn is_access(path: &str) -> bool {
+    path == SSHD_DROPIN_PATH || path.starts_with(&format!("{AUTHORIZED_KEYS_DIR}/"))
 }
 
 /// The script and the bytes that follow it on stdin.
@@ -125,15 +132,27 @@ fn build(
     for path in &plan.remove {
         let _ = writeln!(tail, "keep {}", quote(path));
         // What a run may read stays while it runs: a job's own service and spec while that job
-        // runs, a file of no one job (known_hosts) while any job of the host does.
+        // runs, a file of no one job (known_hosts) while any job of the host does. Who may log
+        // in is no file a run of this host reads.
         let service = match job_of(path) {
             Some(_) if timer_of(path).is_some() => String::new(),
             Some(job) => quote(&service_unit(job)),
             // A serve file is in use while a session of its job, run from another host, is.
             None if path.starts_with(SERVE_DIR) => quote(path),
+            None if is_access(path) => String::new(),
             None => "$(services)".to_string(),
         };
         let _ = writeln!(steps, "drop {} {service} || return 1", quote(path));
+    }
+    // sshd must accept what it will read before it is told to, and must then read bkc's
+    // authorized keys; otherwise the switch fails and everything is put back.
+    let dropin = SSHD_DROPIN_PATH.to_string();
+    let dropin_touched = plan.remove.contains(&dropin)
+        || (want.files.files.contains_key(&dropin)
+            && (!obs.files.contains_key(&dropin) || plan.changed.contains(&dropin)));
+    if dropin_touched {
+        let wanted = u8::from(want.files.files.contains_key(&dropin));
+        let _ = writeln!(steps, "sshd_check {wanted} || return 1");
     }
     if let Some(m) = want.files.files.get(MANIFEST_PATH) {
         let _ = writeln!(
@@ -145,6 +164,9 @@ fn build(
         );
     }
     steps.push_str("systemctl daemon-reload || return 1\n");
+    if dropin_touched {
+        steps.push_str("sshd_reload || return 1\n");
+    }
     let timers: Vec<&str> = want
         .files
         .files
@@ -176,8 +198,10 @@ fn build(
     }
     steps.push_str(":\n");
     let act = format!(
-        "{}\nS=$(cd \"${{0%/*}}\" && pwd) || exit 1\nn=${{S##*/}}\nKEEP={KEEP_GENERATIONS}\n{}steps() {{\n{steps}}}\n{ACTIVATE}",
+        "{}\nS=$(cd \"${{0%/*}}\" && pwd) || exit 1\nn=${{S##*/}}\nKEEP={KEEP_GENERATIONS}\nDROPIN={}\nPATTERN={}\n{}steps() {{\n{steps}}}\n{ACTIVATE}",
         t.preamble(),
+        quote(SSHD_DROPIN_PATH),
+        quote(AUTHORIZED_KEYS_PATTERN),
         running_sh()
     );
     tail.push_str(

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use super::apply::{Applied, Runner, apply_host};
 use super::plan::{
-    self, HostPlan, Observed, PlannedHost, PlannedHostExt, Style, compare, fetch, observe,
+    self, HostPlan, Observed, PlannedHost, PlannedHostExt, Sshd, Style, compare, fetch, observe,
 };
 use super::transport::{SshSession, Target, Transport};
 use super::{Desired, HostError, unframe};
-use crate::emit::{File, HostFiles, MANIFEST_PATH, sha256_hex};
+use crate::emit::{Facts, File, HostFiles, MANIFEST_PATH, sha256_hex};
 
 /// How to reach hosts and how many at once.
 #[derive(Debug, Clone)]
@@ -63,26 +63,37 @@ pub struct HostRun {
     pub old: BTreeMap<String, Vec<u8>>,
 }
 
-/// Open one SSH session for `hosts`.
-pub fn session(hosts: &[(Desired, Target)], opts: &Options) -> Result<SshSession, String> {
+/// Open one SSH session for `hosts` (and `sources`, see [`plan_all`]).
+pub fn session(
+    hosts: &[(Desired, Target)],
+    sources: &[(Desired, Target)],
+    opts: &Options,
+) -> Result<SshSession, String> {
     SshSession::new(
-        hosts.iter().map(|(_, t)| t),
+        hosts.iter().chain(sources).map(|(_, t)| t),
         opts.ssh_config.clone(),
         opts.ssh_options.clone(),
     )
     .map_err(|e| format!("cannot create a private directory for ssh: {e}"))
 }
 
-/// Observe and compare every host, with diffs when `diffs`.
+/// Observe every host and compare it with what it should have, with diffs when `diffs`.
+///
+/// `sources` are hosts outside the selection whose jobs log in to selected hosts: they are
+/// read too, for their jobs' keys, but not planned. Every host is read before any is compared,
+/// because a host's authorized keys hold the keys other hosts have.
 pub fn plan_all(
     ssh: &SshSession,
     hosts: Vec<(Desired, Target)>,
+    sources: Vec<(Desired, Target)>,
     runner: Option<&LocalRunner>,
     opts: &Options,
     diffs: bool,
 ) -> Vec<HostRun> {
-    let runs: Vec<HostRun> = hosts
+    let selected = hosts.len();
+    let mut runs: Vec<HostRun> = hosts
         .into_iter()
+        .chain(sources)
         .enumerate()
         .map(|(i, (want, target))| HostRun {
             transport: Box::new(ssh.host(&want.host, &target, i)),
@@ -93,30 +104,124 @@ pub fn plan_all(
             old: BTreeMap::new(),
         })
         .collect();
-    let results = super::bounded(&runs, opts.jobs, |r| {
-        let obs = observe(r.transport.as_ref(), &r.want.runner_paths)?;
-        let p = compare(&r.want, &obs, runner.map(|l| (l.sha256.as_str(), l.arch)));
-        let old = if diffs && !p.changed.is_empty() {
-            fetch(r.transport.as_ref(), &p.changed)?
-        } else {
-            BTreeMap::new()
-        };
-        Ok((obs, p, old))
-    });
-    runs.into_iter()
-        .zip(results)
-        .map(|(mut r, res): (HostRun, Result<_, HostError>)| {
-            match res {
-                Ok((obs, p, old)) => {
-                    r.observed = Ok(obs);
-                    r.plan = Some(p);
-                    r.old = old;
+    let observed = super::bounded(&runs, opts.jobs, |r| observe(r.transport.as_ref(), &r.want));
+    for (r, o) in runs.iter_mut().zip(observed) {
+        r.observed = o;
+    }
+    let facts = facts(&runs);
+    runs.truncate(selected);
+    for r in &mut runs {
+        let Ok(obs) = &r.observed else { continue };
+        if let Err(e) = unknown_keys(&r.want, &facts) {
+            r.observed = Err(e);
+            continue;
+        }
+        r.want.complete(&facts.known);
+        r.plan = Some(compare(
+            &r.want,
+            obs,
+            runner.map(|l| (l.sha256.as_str(), l.arch)),
+        ));
+    }
+    if diffs {
+        let old = super::bounded(&runs, opts.jobs, |r| match &r.plan {
+            Some(p) if !p.changed.is_empty() => fetch(r.transport.as_ref(), &p.changed),
+            _ => Ok(BTreeMap::new()),
+        });
+        for (r, o) in runs.iter_mut().zip(old) {
+            match o {
+                Ok(old) => r.old = old,
+                Err(e) => {
+                    r.observed = Err(e);
+                    r.plan = None;
                 }
-                Err(e) => r.observed = Err(e),
             }
-            r
-        })
-        .collect()
+        }
+    }
+    runs
+}
+
+/// What the hosts said that other hosts' files need, and which hosts could not say it.
+struct Gathered {
+    known: Facts,
+    /// Hosts that could not be read, with why.
+    failed: BTreeMap<String, String>,
+}
+
+fn facts(runs: &[HostRun]) -> Gathered {
+    let mut g = Gathered {
+        known: Facts::default(),
+        failed: BTreeMap::new(),
+    };
+    for r in runs {
+        match &r.observed {
+            Ok(obs) => {
+                // Only the keys of the host's own jobs: another host's job is not this
+                // host's to vouch for.
+                for k in &r.want.access.keys {
+                    if let Some(Some(key)) = obs.keys.get(&k.job) {
+                        g.known.keys.insert(k.job.clone(), key.clone());
+                    }
+                }
+                if let Sshd::Files(files) = &obs.sshd {
+                    g.known
+                        .authorized_keys_files
+                        .insert(r.want.host.clone(), files.clone());
+                }
+            }
+            Err(e) => {
+                g.failed.insert(r.want.host.clone(), e.message.clone());
+            }
+        }
+    }
+    g
+}
+
+/// A host whose authorized keys need a key that could not be read is left alone: writing its
+/// line as unknown would lock that job out.
+fn unknown_keys(want: &Desired, g: &Gathered) -> Result<(), HostError> {
+    for grant in want.access.grants.values().flatten() {
+        if grant.pinned.is_some() {
+            continue;
+        }
+        if let Some(why) = g.failed.get(&grant.job_host) {
+            return Err(HostError::new(
+                &want.host,
+                format!(
+                    "the key of job {} cannot be read on {} ({why}), so its line in this host's authorized keys is unknown; bkc leaves this host as it is",
+                    grant.job, grant.job_host
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Make on each host the keys its plan says are missing (before anything is switched: see
+/// [`super::keys`]), saying so as it goes. False when a host failed (it is said why).
+pub fn make_keys(runs: &[HostRun], opts: &Options) -> bool {
+    let results = super::bounded(runs, opts.jobs, |r| {
+        let jobs = r.plan.as_ref().map(plan::keys_to_make).unwrap_or_default();
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let (keys, made) = super::keys::make(r.transport.as_ref(), &jobs)?;
+        for job in made {
+            eprintln!(
+                "{}: made the key of job {job}: {}",
+                r.want.host,
+                keys.get(&job).map_or("", String::as_str)
+            );
+        }
+        Ok(())
+    });
+    let mut ok = true;
+    for e in results.into_iter().filter_map(Result::err) {
+        let e: HostError = e;
+        eprintln!("{}: FAILED: {}", e.host, e.message);
+        ok = false;
+    }
+    ok
 }
 
 /// The whole plan for people, and the totals.
@@ -193,7 +298,7 @@ pub fn apply_all(runs: &[HostRun], runner: Option<&LocalRunner>, opts: &Options)
             (Err(e), _) => return Outcome::Failed(e.clone()),
             _ => return Outcome::Unchanged,
         };
-        if !p.has_changes() {
+        if !p.has_changes() || !plan::needs_switch(p) {
             return Outcome::Unchanged;
         }
         let host = run.want.host.clone();
@@ -280,5 +385,6 @@ pub fn generation(t: &dyn Transport, generation: u64) -> Result<Desired, HostErr
         tags: Vec::new(),
         files,
         runner_paths: Vec::new(),
+        access: crate::emit::access::HostAccess::default(),
     })
 }

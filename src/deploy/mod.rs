@@ -9,14 +9,17 @@
 
 pub mod apply;
 pub mod fleet;
+pub mod keys;
 pub mod plan;
+pub mod restore;
 pub mod status;
 pub mod transport;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::emit::{Artifacts, HostFiles};
+use crate::emit::access::{self, HostAccess};
+use crate::emit::{Artifacts, Facts, HostFiles};
 use crate::topology::Topology;
 use transport::Target;
 
@@ -83,22 +86,48 @@ pub struct Desired {
     /// Where the jobs' units and the jobs that reach the host expect `bkc-run` (none for a host
     /// no job runs on or reaches, and for a rollback, which leaves the runner as it is).
     pub runner_paths: Vec<String>,
+    /// With restricted keys: the keys its jobs need and the jobs that may log in to it, from
+    /// which its authorized keys and sshd drop-in are completed once the hosts have said what
+    /// they have ([`Desired::complete`]). Empty for a saved plan or a rollback, whose files are
+    /// complete already.
+    pub access: HostAccess,
+}
+
+impl Desired {
+    /// Whether sshd must be asked what it reads as `AuthorizedKeysFile`: the host gets the
+    /// drop-in that keeps that list.
+    pub fn asks_sshd(&self) -> bool {
+        self.files
+            .files
+            .contains_key(bkc_contract::names::SSHD_DROPIN_PATH)
+    }
+
+    /// Render the files that depend on what hosts said (`facts`) again.
+    pub fn complete(&mut self, facts: &Facts) {
+        if !self.access.is_empty() {
+            crate::emit::complete(&self.host, &mut self.files, &self.access, facts);
+        }
+    }
 }
 
 /// Every selected host of `topology` with the files it should have and how to reach it.
 pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Target)> {
+    let mut access = access::all(topology);
     artifacts
         .hosts
         .into_iter()
         .filter_map(|(host, files)| {
             let h = topology.hosts.get(&host)?;
-            // The runner runs the host's own jobs, and serves (`bkc-run serve`) the jobs that
-            // reach the host from elsewhere.
+            // The runner runs the host's own jobs, serves (`bkc-run serve`) the jobs that reach
+            // the host from elsewhere, and checks the freshness of data sent here.
             let mut runner_paths: Vec<String> = topology
                 .jobs
                 .values()
                 .flat_map(|j| {
-                    let own = (j.host == host).then(|| j.service.runner.clone());
+                    let own = (j.host == host
+                        || (j.freshness.is_some()
+                            && j.spec.fresh_markers.iter().any(|m| m.host == host)))
+                    .then(|| j.service.runner.clone());
                     own.into_iter()
                         .chain(j.spec.hosts.get(&host).map(|ep| ep.runner.clone()))
                 })
@@ -113,6 +142,7 @@ pub fn desired(topology: &Topology, artifacts: Artifacts) -> Vec<(Desired, Targe
             };
             Some((
                 Desired {
+                    access: access.remove(&host).unwrap_or_default(),
                     host,
                     tags: h.tags.clone(),
                     files,

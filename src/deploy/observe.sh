@@ -1,6 +1,7 @@
 # bkc plan: read in one round trip everything needed to find changes and drift: the manifest,
 # the hash and mode of every file it lists and of every bkc file present, the state of the bkc
-# timers, the runner's hash, the generations kept. Arguments: the runner paths the units expect.
+# timers, the runner's hash, the generations kept, the jobs' own keys, and (with SSHD_FILES set)
+# what sshd reads as AuthorizedKeysFile. Arguments: the runner paths the units expect.
 # Output: one fact per line; a file's content as "F <size> <path>" and exactly that many bytes.
 M="$R/etc/bkc/manifest.json"
 B="$R/var/lib/bkc"
@@ -29,7 +30,8 @@ cd "$R/" || exit 1
 # hold no blanks or newlines (job names are checked), so one per line is safe.
 list=$({
     [ -f "$M" ] && sed -n 's|^    "/\([^"]*\)": {$|\1|p' "$M"
-    ls -d etc/systemd/system/bkc-* etc/bkc/jobs/*.json etc/bkc/known_hosts 2>/dev/null
+    ls -d etc/systemd/system/bkc-* etc/bkc/jobs/*.json etc/bkc/known_hosts \
+        etc/bkc/authorized_keys/* etc/ssh/sshd_config.d/bkc.conf 2>/dev/null
 } | sort -u)
 set --
 set -f
@@ -56,5 +58,26 @@ if [ $# -gt 0 ]; then
         IFS= read -r st || st=unknown
         echo "unit $u $st"
     done
+fi
+# Each job's own key as its private half says it (a .pub beside it could say anything), or
+# "-" when ssh-keygen cannot read it (mode, passphrase, damage).
+for k in "$R"/etc/bkc/keys/*; do
+    j=${k##*/}
+    case $j in *.pub | *.new | *[!A-Za-z0-9_.-]* | [!A-Za-z0-9]*) continue ;; esac
+    [ -f "$k" ] || continue
+    if p=$(ssh-keygen -y -P '' -f "$k" </dev/null 2>/dev/null); then
+        printf 'key %s %s\n' "$j" "$p" | head -n 1
+    else
+        echo "key $j -"
+    fi
+done
+# The files sshd reads authorized keys from, which bkc's drop-in keeps.
+if [ -n "${SSHD_FILES:-}" ]; then
+    PATH="$PATH:/usr/sbin:/sbin"
+    if t=$(sshd -T 2>/dev/null) && f=$(printf '%s\n' "$t" | sed -n 's/^authorizedkeysfile //p') && [ -n "$f" ]; then
+        echo "sshd-files $f"
+    else
+        echo "sshd-files -"
+    fi
 fi
 echo end

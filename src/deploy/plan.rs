@@ -13,6 +13,7 @@ use super::transport::{Target, Transport, run};
 use super::{Desired, HostError, quote, unframe};
 use crate::emit::{MANIFEST_PATH, Manifest, sha256_hex};
 use crate::printable::printable_line;
+use bkc_contract::names::{KEYS_DIR, SSHD_DROPIN_PATH, is_valid_name, key_path};
 
 const OBSERVE: &str = include_str!("observe.sh");
 
@@ -36,6 +37,23 @@ pub struct Observed {
     pub files: BTreeMap<String, (String, Option<Mode>)>,
     /// bkc timers present: name -> `enabled`, `disabled`, ...
     pub units: BTreeMap<String, String>,
+    /// Jobs' own keys present in `/etc/bkc/keys`: job -> the public half (`TYPE BASE64`) as
+    /// the private half gives it, or `None` when ssh-keygen could not read it.
+    pub keys: BTreeMap<String, Option<String>>,
+    /// What sshd reads as `AuthorizedKeysFile`, when it was asked.
+    pub sshd: Sshd,
+}
+
+/// sshd's answer about the files it reads authorized keys from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Sshd {
+    /// Not asked: the host gets no sshd drop-in.
+    #[default]
+    NotAsked,
+    /// `sshd -T` failed: the configuration has an error, or sshd is not there.
+    Failed,
+    /// The files, as `sshd -T` lists them.
+    Files(Vec<String>),
 }
 
 impl Observed {
@@ -58,14 +76,23 @@ impl Observed {
         for (p, h) in &self.runners {
             let _ = writeln!(s, "runner {p} {h:?}");
         }
+        for (j, k) in &self.keys {
+            let _ = writeln!(s, "key {j} {k:?}");
+        }
+        let _ = writeln!(s, "sshd {:?}", self.sshd);
         sha256_hex(s.as_bytes())
     }
 }
 
-/// Read what `t`'s host has, in one round trip.
-pub fn observe(t: &dyn Transport, runner_paths: &[String]) -> Result<Observed, HostError> {
-    let args: Vec<String> = runner_paths.iter().map(|p| quote(p)).collect();
-    let script = format!("set -- {}\n{OBSERVE}", args.join(" "));
+/// Read what `t`'s host has, in one round trip: what `want` needs to be compared (its runner
+/// paths, and sshd's answer when it gets the sshd drop-in).
+pub fn observe(t: &dyn Transport, want: &Desired) -> Result<Observed, HostError> {
+    let args: Vec<String> = want.runner_paths.iter().map(|p| quote(p)).collect();
+    let script = format!(
+        "SSHD_FILES={}\nset -- {}\n{OBSERVE}",
+        if want.asks_sshd() { "1" } else { "" },
+        args.join(" ")
+    );
     let out = run(t, &script, b"")
         .map_err(|e| HostError::new(t.host(), format!("cannot start ssh: {e}")))?;
     parse_observed(t.host(), &out.stdout).map_err(|why| {
@@ -86,7 +113,9 @@ pub fn observe(t: &dyn Transport, runner_paths: &[String]) -> Result<Observed, H
     })
 }
 
-fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
+/// What `host` answered to observe.sh, checked line by line: anything it does not expect is
+/// refused. Public for the fuzz target that feeds it arbitrary answers.
+pub fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
     let framed = unframe(stdout)?;
     if framed.lines.last().map(String::as_str) != Some("end") {
         return Err(if framed.lines.is_empty() {
@@ -125,6 +154,17 @@ fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
             ("unit", [u, st]) if owned(&format!("/etc/systemd/system/{u}")) && is_word(st) => {
                 o.units.insert(u.to_string(), st.to_string());
             }
+            ("key", [job, "-"]) if is_valid_name(job) => {
+                o.keys.insert(job.to_string(), None);
+            }
+            ("key", [job, ty, blob, ..]) if is_valid_name(job) => {
+                let key = public_key(ty, blob).ok_or_else(|| refuse(line))?;
+                o.keys.insert(job.to_string(), Some(key));
+            }
+            ("sshd-files", ["-"]) => o.sshd = Sshd::Failed,
+            ("sshd-files", files) if files.iter().all(|f| is_sshd_file(f)) => {
+                o.sshd = Sshd::Files(files.iter().map(|f| f.to_string()).collect());
+            }
             ("end", []) => {}
             _ => return Err(refuse(line)),
         }
@@ -156,6 +196,25 @@ fn parse_observed(host: &str, stdout: &[u8]) -> Result<Observed, String> {
     Ok(o)
 }
 
+/// A public key as ssh-keygen prints it, `TYPE BASE64`, checked to be one.
+pub(crate) fn public_key(ty: &str, blob: &str) -> Option<String> {
+    let ok = is_word(ty.trim_end_matches("@openssh.com"))
+        && ty.len() <= 64
+        && blob.len() <= 16384
+        && !blob.is_empty()
+        && blob
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'='));
+    ok.then(|| format!("{ty} {blob}"))
+}
+
+/// An `AuthorizedKeysFile` entry as `sshd -T` prints it: printable, no quote, at most a path.
+fn is_sshd_file(f: &str) -> bool {
+    f.len() <= 4096
+        && f.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\'')
+}
+
 /// A word as uname and systemctl print them (`x86_64`, `enabled`, `enabled-runtime`).
 fn is_word(s: &str) -> bool {
     !s.is_empty()
@@ -180,10 +239,12 @@ fn is_plain_path(p: &str) -> bool {
         })
 }
 
-/// Whether `p` is a path bkc writes on a host: under /etc/bkc/, or a `bkc-` unit.
+/// Whether `p` is a path bkc writes on a host: under /etc/bkc/ (but not a job's private key,
+/// which is the host's own), a `bkc-` unit, or the sshd drop-in.
 pub fn owned(p: &str) -> bool {
     is_plain_path(p)
-        && (p.starts_with("/etc/bkc/")
+        && ((p.starts_with("/etc/bkc/") && !p.starts_with(&format!("{KEYS_DIR}/")))
+            || p == SSHD_DROPIN_PATH
             || p.strip_prefix("/etc/systemd/system/bkc-")
                 .is_some_and(|u| !u.contains('/')))
 }
@@ -349,6 +410,16 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
             },
         });
     }
+    keys(want, obs, &mut plan);
+    if want.asks_sshd()
+        && obs.sshd == Sshd::Failed
+        && (plan.changed.iter().any(|p| p == SSHD_DROPIN_PATH)
+            || !obs.files.contains_key(SSHD_DROPIN_PATH))
+    {
+        plan.blocked = Some(format!(
+            "`sshd -T` failed on the host, so bkc cannot tell which authorized keys files sshd reads and keep them in {SSHD_DROPIN_PATH}; run `sshd -t` there and fix what it says"
+        ));
+    }
     if let Some((sha, arch)) = runner {
         for p in &want.runner_paths {
             let have = obs.runners.get(p).cloned().flatten();
@@ -382,6 +453,72 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
         ));
     }
     plan
+}
+
+/// The jobs' own keys on this host: one to make where none is there and none is pinned;
+/// drift where the host's key is not the pinned one or cannot be read, which only a person can
+/// put right (bkc never carries a private key).
+fn keys(want: &Desired, obs: &Observed, plan: &mut HostPlan) {
+    for k in &want.access.keys {
+        let path = key_path(&k.job);
+        let drift = match (obs.keys.get(&k.job), &k.pinned) {
+            (None, None) => {
+                plan.items.push(Item {
+                    action: Action::Add,
+                    kind: ItemKind::Key,
+                    name: k.job.clone(),
+                    files: vec![(Action::Add, path)],
+                    drift: vec![],
+                });
+                continue;
+            }
+            (None, Some(_)) => format!(
+                "{path} is missing: put the private half of the key the topology pins there (bkc makes a key only where none is pinned)"
+            ),
+            (Some(None), pin) => format!(
+                "{path} cannot be read by ssh-keygen (a private key, mode 0600, without a passphrase): fix it, or remove it{}",
+                if pin.is_none() {
+                    " and the next apply makes a new one"
+                } else {
+                    " and put the pinned key's private half there"
+                }
+            ),
+            (Some(Some(have)), Some(pin)) if have != pin => format!(
+                "{path} is not the key the topology pins (the host has {have}): put the pinned key's private half there, or pin the host's key"
+            ),
+            _ => continue,
+        };
+        plan.items.push(Item {
+            action: Action::Change,
+            kind: ItemKind::Key,
+            name: k.job.clone(),
+            files: vec![],
+            drift: vec![drift],
+        });
+    }
+}
+
+/// Whether a plan needs the switch on its host: anything but the jobs' keys, which apply makes
+/// before the switch (or cannot put right at all).
+pub fn needs_switch(plan: &HostPlan) -> bool {
+    plan.items.iter().any(|i| i.kind != ItemKind::Key)
+}
+
+/// What is wrong with the jobs' keys on the host that only a person can put right.
+pub fn key_drift(plan: &HostPlan) -> impl Iterator<Item = &String> {
+    plan.items
+        .iter()
+        .filter(|i| i.kind == ItemKind::Key)
+        .flat_map(|i| &i.drift)
+}
+
+/// The jobs whose keys apply makes on the host before anything else.
+pub fn keys_to_make(plan: &HostPlan) -> Vec<String> {
+    plan.items
+        .iter()
+        .filter(|i| i.kind == ItemKind::Key && i.action == Action::Add)
+        .map(|i| i.name.clone())
+        .collect()
 }
 
 /// Colours for a terminal, or none.
@@ -434,6 +571,8 @@ pub fn render(
             (ItemKind::Job, Action::Remove) => format!("job {} (removed)", item.name),
             (ItemKind::Runner, Action::Add) => format!("runner {} (install)", item.name),
             (ItemKind::Runner, _) => format!("runner {} (upgrade)", item.name),
+            (ItemKind::Key, Action::Add) => format!("key of job {} (made on the host)", item.name),
+            (ItemKind::Key, _) => format!("key of job {}", item.name),
             (kind, _) => format!("{kind} {}", item.name),
         };
         let _ = writeln!(
@@ -562,6 +701,7 @@ impl PlannedHostExt for PlannedHost {
             tags: self.tags.clone(),
             files,
             runner_paths: self.runner_paths.clone(),
+            access: crate::emit::access::HostAccess::default(),
         }
     }
 }

@@ -3,12 +3,16 @@
 
 use std::fmt::Write as _;
 
+use std::collections::BTreeMap;
+
+use bkc_contract::event::{Event, EventLine};
 use bkc_contract::state::{RunState, state_file};
 use serde::Serialize;
 
 use super::transport::{Transport, run};
 use super::{HostError, is_running, quote, unframe};
 use crate::printable::printable_line;
+use crate::schedule::format_duration;
 use crate::topology::Job;
 use bkc_contract::names::service_unit;
 
@@ -29,6 +33,104 @@ pub struct JobStatus {
     pub service: Option<String>,
     /// Someone holds the job's own lock now.
     pub locked: bool,
+    /// When the last successful run ended.
+    pub last_success: Option<String>,
+    /// Seconds from the last success to now (as this machine's clock says).
+    pub age_secs: Option<u64>,
+    /// The job's `alert-after` (as written or derived); None for a job started only by hand.
+    pub alert_after_secs: Option<u64>,
+    /// The age is past `alert-after`, or the job never succeeded.
+    pub stale: bool,
+    /// Bytes sent and received by the last run.
+    pub bytes: Option<u64>,
+    /// Seconds the last run waited for locks.
+    pub lock_wait_secs: Option<f64>,
+    /// Snapshots the last run completed.
+    pub snapshots: Vec<String>,
+}
+
+/// An age as people say it, to the two largest units: "3d 4h", "2h 5min", "40s".
+pub fn rounded(secs: u64) -> String {
+    let unit = match secs {
+        0..3600 => 1,
+        3600..86_400 => 60,
+        _ => 3600,
+    };
+    format_duration((secs / unit).max(1) * unit)
+}
+
+/// Why `bkc status --check` is not content with a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The last success is older than `alert-after`, or there is none.
+    Stale,
+    /// The last run ended with a result other than success or skipped.
+    Failed,
+}
+
+impl JobStatus {
+    /// Fill in the age and whether the job is stale at `now`, given its `alert-after`.
+    pub fn judge(&mut self, alert_after_secs: Option<u64>, now: jiff::Timestamp) {
+        self.alert_after_secs = alert_after_secs;
+        self.age_secs = self
+            .last_success
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map(|t| u64::try_from(now.as_second() - t.as_second()).unwrap_or(0));
+        self.stale = match (alert_after_secs, self.age_secs) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(limit), Some(age)) => age > limit,
+        };
+    }
+
+    /// What `--check` finds wrong with the job, in the order it says them.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        if self.stale {
+            p.push(Problem::Stale);
+        }
+        if self
+            .result
+            .as_deref()
+            .is_some_and(|r| r != "success" && r != "skipped")
+        {
+            p.push(Problem::Failed);
+        }
+        p
+    }
+
+    /// One line for `--check` about `problem`.
+    pub fn problem_line(&self, problem: Problem) -> String {
+        match problem {
+            Problem::Stale => {
+                let limit = self.alert_after_secs.map_or_else(String::new, |l| {
+                    format!(", alert after {}", format_duration(l))
+                });
+                match self.age_secs {
+                    Some(age) => format!(
+                        "stale: {} on {}: last success {} ago{limit}",
+                        self.job,
+                        self.host,
+                        rounded(age)
+                    ),
+                    None => format!(
+                        "stale: {} on {}: never succeeded{limit}",
+                        self.job, self.host
+                    ),
+                }
+            }
+            Problem::Failed => format!(
+                "failed: {} on {}: last run {}{}",
+                self.job,
+                self.host,
+                self.result.as_deref().unwrap_or("?"),
+                self.reason
+                    .as_deref()
+                    .map_or_else(String::new, |r| format!(": {r}"))
+            ),
+        }
+    }
 }
 
 /// Where a job keeps its lock on its own host.
@@ -68,12 +170,18 @@ pub fn host_status(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobStatus>, H
     script.push_str("echo end\n");
     let out = run(t, &script, b"")
         .map_err(|e| HostError::new(t.host(), format!("cannot start ssh: {e}")))?;
-    let framed = unframe(&out.stdout).map_err(|e| HostError::new(t.host(), e))?;
+    read_status(jobs, &out.stdout).map_err(|e| {
+        let why = e.unwrap_or_else(|| format!("cannot read the status: {}", out.stderr.trim()));
+        HostError::new(t.host(), why)
+    })
+}
+
+/// The status of `jobs` from what their host answered to the status script. `Err(None)` when
+/// the answer was cut short. Public for the fuzz target that feeds it arbitrary answers.
+pub fn read_status(jobs: &[&Job], stdout: &[u8]) -> Result<Vec<JobStatus>, Option<String>> {
+    let framed = unframe(stdout).map_err(Some)?;
     if framed.lines.last().map(String::as_str) != Some("end") {
-        return Err(HostError::new(
-            t.host(),
-            format!("cannot read the status: {}", out.stderr.trim()),
-        ));
+        return Err(None);
     }
     let mut all: Vec<JobStatus> = jobs
         .iter()
@@ -115,14 +223,25 @@ pub fn host_status(t: &dyn Transport, jobs: &[&Job]) -> Result<Vec<JobStatus>, H
         s.result = state.result.map(|r| r.to_string());
         s.reason = state.reason.map(shown);
         s.exit_code = Some(i64::from(state.exit_code));
+        s.last_success = state.last_success.map(shown);
+        s.bytes = Some(state.bytes_sent + state.bytes_received);
+        s.lock_wait_secs = Some(state.lock_wait_secs);
+        s.snapshots = state
+            .syncs
+            .into_iter()
+            .filter_map(|y| y.snapshot)
+            .map(shown)
+            .collect();
     }
     Ok(all)
 }
 
 /// The fleet's status as a table.
 pub fn table(rows: &[JobStatus]) -> String {
-    let head = ["JOB", "HOST", "LAST RUN", "RESULT", "NEXT RUN", "LOCK"];
-    let cells: Vec<[String; 6]> = rows
+    let head = [
+        "JOB", "HOST", "LAST RUN", "RESULT", "AGE", "FRESH", "NEXT RUN", "LOCK",
+    ];
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             let result = match (&r.result, &r.service) {
@@ -135,6 +254,12 @@ pub fn table(rows: &[JobStatus]) -> String {
                 r.host.clone(),
                 r.last_run.clone().unwrap_or_else(|| "-".into()),
                 result,
+                r.age_secs.map_or_else(|| "-".into(), rounded),
+                match (r.stale, r.alert_after_secs) {
+                    (true, _) => "STALE".to_string(),
+                    (false, Some(_)) => "fresh".to_string(),
+                    (false, None) => "-".to_string(),
+                },
                 r.next_run.clone().unwrap_or_else(|| "-".into()),
                 if r.locked { "held" } else { "free" }.to_string(),
             ]
@@ -211,4 +336,105 @@ pub fn start(t: &dyn Transport, job: &str, wait: bool) -> Result<Option<Ran>, Ho
             out.stderr.trim()
         ),
     ))
+}
+
+/// One past run, from the `end` event the runner sent to the journal.
+#[derive(Debug, Clone, Serialize)]
+pub struct PastRun {
+    /// When the journal received the run's end (RFC 3339).
+    pub end: String,
+    pub result: String,
+    pub secs: f64,
+    pub bytes: u64,
+    pub message: Option<String>,
+}
+
+/// The last `n` runs of each of `jobs` on the host behind `t`, newest first, read from the
+/// journal's `EVENT=end` entries (docs/RUNNER.md): one round trip. A host without journalctl,
+/// or a job without entries, has none.
+pub fn host_runs(
+    t: &dyn Transport,
+    jobs: &[&Job],
+    n: usize,
+) -> Result<BTreeMap<String, Vec<PastRun>>, HostError> {
+    let mut script = String::new();
+    for j in jobs {
+        let _ = writeln!(
+            script,
+            "journalctl -q -u {} EVENT=end -o json -n {n} --no-pager 2>/dev/null | sed 's/^/run /'",
+            quote(&format!("bkc-{}.service", j.name))
+        );
+    }
+    script.push_str("echo end\n");
+    let out = run(t, &script, b"")
+        .map_err(|e| HostError::new(t.host(), format!("cannot start ssh: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.lines().last() != Some("end") {
+        return Err(HostError::new(
+            t.host(),
+            format!("cannot read the journal: {}", out.stderr.trim()),
+        ));
+    }
+    let mut runs: BTreeMap<String, Vec<PastRun>> = BTreeMap::new();
+    for line in text.lines().filter_map(|l| l.strip_prefix("run ")) {
+        if let Some((job, run)) = past_run(line)
+            && jobs.iter().any(|j| j.name == job)
+        {
+            runs.entry(job).or_default().push(run);
+        }
+    }
+    for list in runs.values_mut() {
+        list.reverse();
+    }
+    Ok(runs)
+}
+
+/// A journal entry (`journalctl -o json`) of an `end` event: its job and the run. Anything
+/// else, or anything that does not parse, is no run.
+fn past_run(entry: &str) -> Option<(String, PastRun)> {
+    let e: serde_json::Value = serde_json::from_str(entry).ok()?;
+    let line: EventLine = serde_json::from_str(e.get("MESSAGE")?.as_str()?).ok()?;
+    let Event::End {
+        bytes_received,
+        bytes_sent,
+        message,
+        result,
+        secs,
+        ..
+    } = line.event
+    else {
+        return None;
+    };
+    let micros: i64 = e.get("__REALTIME_TIMESTAMP")?.as_str()?.parse().ok()?;
+    let end = jiff::Timestamp::from_microsecond(micros).ok()?;
+    let shown = |t: String| printable_line(&t).into_owned();
+    Some((
+        line.job,
+        PastRun {
+            end: end.to_string(),
+            result: result.to_string(),
+            secs,
+            bytes: bytes_sent + bytes_received,
+            message: message.map(shown),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_entry_is_a_past_run() {
+        let msg = r#"{"job":"a","run":"r","event":"end","bytes_received":1,"bytes_sent":2,"dry_run":false,"exit_code":1,"lock_wait_secs":0.0,"message":"it\u001b broke","result":"failed","secs":3.5}"#;
+        let entry = serde_json::json!({"MESSAGE": msg, "__REALTIME_TIMESTAMP": "1767225600000000"});
+        let (job, run) = past_run(&entry.to_string()).unwrap();
+        assert_eq!(job, "a");
+        assert_eq!(run.end, "2026-01-01T00:00:00Z");
+        assert_eq!(run.result, "failed");
+        assert_eq!(run.bytes, 3);
+        assert!(!run.message.unwrap().contains('\u{1b}'));
+        let other = serde_json::json!({"MESSAGE": "plain text", "__REALTIME_TIMESTAMP": "1"});
+        assert!(past_run(&other.to_string()).is_none());
+    }
 }

@@ -262,7 +262,9 @@ impl Transport for Ssh {
 }
 
 /// A directory on this machine standing in for a host's `/`, with a stand-in `systemctl` (a
-/// shell function) that answers every verb bkc uses as systemd 252 does, and refuses the rest:
+/// shell function) that answers every verb bkc uses as systemd 252 does, and refuses the rest
+/// (`reload` only of a unit the test marked active, as bkc reloads only a running sshd), and
+/// `sshd` as the machine's real sshd reading `<root>/etc/ssh/sshd_config`:
 /// a stand-in that answers wrongly hides exactly the bugs that matter (one that called a running
 /// oneshot `active` hid apply deleting a running backup's files). Enablement is kept as symlinks
 /// in `timers.target.wants`; a unit's `ActiveState` is the word in `<root>/run/bkc-standin/<unit>`
@@ -340,6 +342,10 @@ systemctl() {
         [ -z "$_now" ] || systemctl stop "$_a" || return
       fi
     done ;;
+  reload)
+    for _a in $_units; do
+      [ "$(_sc_state "$_a")" = active ] || { echo "Failed to reload $_a: Unit $_a is not active." >&2; return 1; }
+    done ;;
   start | restart | stop)
     for _a in $_units; do
       case $_a in *.timer) ;; *) echo "stand-in systemctl: cannot run $_a" >&2; return 1 ;; esac
@@ -354,6 +360,10 @@ systemctl() {
   daemon-reload) ;;
   *) echo "stand-in systemctl: $_v is not simulated" >&2; return 1 ;;
   esac
+}
+sshd() {
+  printf 'sshd %s\n' "$*" >> "$R/sshd.log"
+  /usr/sbin/sshd -f "$R/etc/ssh/sshd_config" "$@"
 }
 "#;
 

@@ -70,6 +70,18 @@ pub(crate) fn unit_arg(s: &str) -> Result<String, Error> {
     })
 }
 
+/// The program of `ExecStart=`: like [`unit_arg`], but a `$` stays as it is. systemd expands
+/// `$` variables in the arguments only, so `$$` in the program's path would be looked up as
+/// two dollar signs: a runner at `/opt/$x/bkc-run` would not be found.
+pub(crate) fn unit_exec(s: &str) -> Result<String, Error> {
+    no_breaks(s)?;
+    Ok(if needs_quotes(s) {
+        quote(s)
+    } else {
+        s.replace('%', "%%")
+    })
+}
+
 /// One path of a path list such as `ReadWritePaths=`.
 pub(crate) fn unit_path(s: &str) -> Result<String, Error> {
     no_breaks(s)?;
@@ -97,6 +109,11 @@ mod tests {
     fn specials_are_escaped() {
         assert_eq!(unit_arg("/srv/50%").unwrap(), "/srv/50%%");
         assert_eq!(unit_arg("/srv/$HOME").unwrap(), "/srv/$$HOME");
+        assert_eq!(unit_exec("/opt/$x/bkc-run").unwrap(), "/opt/$x/bkc-run");
+        assert_eq!(
+            unit_exec("/opt/%h/bkc run").unwrap(),
+            "\"/opt/%%h/bkc run\""
+        );
         assert_eq!(unit_arg("/srv/my dir").unwrap(), "\"/srv/my dir\"");
         assert_eq!(
             unit_path("/srv/a \"b\"\\c").unwrap(),

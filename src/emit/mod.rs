@@ -6,21 +6,26 @@
 //! `build` writes. Maps are sorted and nothing depends on the clock: the same topology always
 //! gives byte-identical files.
 
+pub mod access;
 mod escape;
 mod manifest;
 mod nixos;
+mod prometheus;
 mod unit;
 mod write;
 
 use std::collections::BTreeMap;
 
 use bkc_contract::Mode;
+use bkc_contract::fresh::{FRESH_VERSION, FreshSpec};
 use bkc_contract::serve::{ServeFile, serve_path};
-use bkc_contract::spec::LockMode;
+use bkc_contract::spec::{LockMode, NotifyEvent};
 use minijinja::{Environment, UndefinedBehavior};
 
+pub use access::Facts;
 pub use manifest::{MANIFEST_PATH, Manifest, ManifestEntry, sha256_hex};
 pub use nixos::NIXOS_MODULE_PATH;
+pub use prometheus::RULES_FILE;
 pub use write::write_tree;
 
 use crate::topology::{Job, Topology};
@@ -46,9 +51,11 @@ pub struct File {
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 pub const JOB_DIR: &str = "/etc/bkc/jobs";
 pub use bkc_contract::names::KNOWN_HOSTS_PATH;
+pub const FRESH_DIR: &str = "/etc/bkc/fresh";
 
 const UNIT: &str = "unit.j2";
 const NIXOS: &str = "nixos.nix.j2";
+const PROMETHEUS: &str = "prometheus.rules.yml.j2";
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("could not render {what}: {source}")]
@@ -71,8 +78,19 @@ fn environment() -> Environment<'static> {
         .expect("unit template parses");
     env.add_template(NIXOS, include_str!("../../templates/nixos.nix.j2"))
         .expect("NixOS module template parses");
+    env.add_template(
+        PROMETHEUS,
+        include_str!("../../templates/prometheus.rules.yml.j2"),
+    )
+    .expect("Prometheus rules template parses");
     nixos::register(&mut env);
+    env.add_filter("yaml", |s: &str| prometheus::yaml(s));
     env
+}
+
+/// The Prometheus alerting rules of the whole topology ([`RULES_FILE`]).
+pub fn emit_prometheus(topology: &Topology) -> Result<String, EmitError> {
+    prometheus::rules(topology)
 }
 
 fn render(
@@ -89,35 +107,123 @@ fn render(
         })
 }
 
-/// Everything one job puts on its host, as data: what both the unit files and the NixOS
-/// module are rendered from.
+/// One service (with its timer, if any) and the files under /etc it reads, as data: what both
+/// the unit files and the NixOS module are rendered from. A job is one; its notification unit
+/// and each freshness check of its data are others.
 struct JobFiles {
     /// `bkc-<job>`: the service and timer names without their suffix.
     unit: String,
     service: Unit,
     timer: Option<Unit>,
-    spec_path: String,
-    spec: String,
+    /// Files under /etc: path and text.
+    etc: Vec<(String, String)>,
 }
 
-fn job_files(job: &Job) -> Result<JobFiles, EmitError> {
+fn failed(what: String) -> impl FnOnce(minijinja::Error) -> EmitError {
+    move |source| EmitError { what, source }
+}
+
+/// The job's own service, timer and spec, and its notification unit when it has `notify`.
+fn job_files(job: &Job) -> Result<Vec<JobFiles>, EmitError> {
     let spec_path = format!("{JOB_DIR}/{}.json", job.name);
-    let failed = |what: &str| {
-        let what = format!("the {what} of job {}", job.name);
-        move |source| EmitError { what, source }
-    };
-    let service = unit::service(job, &spec_path).map_err(failed("service"))?;
+    let service = unit::service(job, &spec_path)
+        .map_err(failed(format!("the service of job {}", job.name)))?;
     let timer = match &job.timer {
-        Some(t) => Some(unit::timer(job, t).map_err(failed("timer"))?),
+        Some(t) => {
+            Some(unit::timer(job, t).map_err(failed(format!("the timer of job {}", job.name)))?)
+        }
         None => None,
     };
-    Ok(JobFiles {
+    let mut out = vec![JobFiles {
         unit: bkc_contract::names::unit_base(&job.name),
         service,
         timer,
-        spec_path,
-        spec: job.spec.to_json(),
-    })
+        etc: vec![(spec_path.clone(), job.spec.to_json())],
+    }];
+    if !job.spec.notify.is_empty() {
+        out.push(JobFiles {
+            unit: unit::notify_unit_name(job),
+            service: unit::notify_service(job, &spec_path)
+                .map_err(failed(format!("the notification unit of job {}", job.name)))?,
+            timer: None,
+            etc: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// The freshness check, on `host`, of the data `job` sends there (see bkc_contract::fresh).
+fn fresh_files(job: &Job, host: &str) -> Result<Option<JobFiles>, EmitError> {
+    let Some(fresh) = &job.freshness else {
+        return Ok(None);
+    };
+    let markers: Vec<String> = job
+        .spec
+        .fresh_markers
+        .iter()
+        .filter(|m| m.host == host)
+        .map(|m| m.path.clone())
+        .collect();
+    if markers.is_empty() {
+        return Ok(None);
+    }
+    let spec = FreshSpec {
+        version: FRESH_VERSION,
+        job: job.name.clone(),
+        source: job.host.clone(),
+        host: host.to_string(),
+        markers,
+        alert_after_secs: fresh.alert_after_secs,
+        state_dir: job.spec.state_dir.clone(),
+        notify: job
+            .spec
+            .notify
+            .iter()
+            .filter(|n| n.on.contains(&NotifyEvent::Stale) || n.on.contains(&NotifyEvent::Recovery))
+            .cloned()
+            .collect(),
+    };
+    let path = format!("{FRESH_DIR}/{}.json", job.name);
+    let what = || format!("the freshness check of job {} on {host}", job.name);
+    Ok(Some(JobFiles {
+        unit: unit::fresh_unit_name(job),
+        service: unit::fresh_service(job, &path).map_err(failed(what()))?,
+        timer: Some(unit::fresh_timer(job).map_err(failed(what()))?),
+        etc: vec![(path, spec.to_json())],
+    }))
+}
+
+/// For each host, the jobs whose data it receives and watches (found once, not per host).
+type Watched<'t> = BTreeMap<&'t str, Vec<&'t Job>>;
+
+fn watched(topology: &Topology) -> Watched<'_> {
+    let mut w: Watched = BTreeMap::new();
+    for job in topology.jobs.values() {
+        let mut hosts: Vec<&str> = job
+            .spec
+            .fresh_markers
+            .iter()
+            .map(|m| m.host.as_str())
+            .collect();
+        hosts.dedup();
+        for h in hosts {
+            w.entry(h).or_default().push(job);
+        }
+    }
+    w
+}
+
+/// Everything `host` runs: its jobs' files, and the freshness checks of the data other hosts'
+/// jobs send here.
+fn host_units(watched: &Watched, host: &str, jobs: &[&Job]) -> Result<Vec<JobFiles>, EmitError> {
+    let mut out = Vec::new();
+    for job in jobs {
+        out.extend(job_files(job)?);
+    }
+    for job in watched.get(host).into_iter().flatten() {
+        out.extend(fresh_files(job, host)?);
+    }
+    Ok(out)
 }
 
 /// What a host gets: the jobs that run on it, and the serve files of the jobs that reach it.
@@ -216,25 +322,62 @@ fn per_host(
     Ok(Artifacts { hosts })
 }
 
-/// Render every host's unit files, job specs, known_hosts and manifest. `only` limits the
-/// output to those hosts (all when empty).
+/// Render every host's unit files, job specs, known_hosts, authorized keys and manifest.
+/// `only` limits the output to those hosts (all when empty). Keys that are not pinned are
+/// placeholders (see [`access`]); [`emit_with`] fills in what hosts said.
 pub fn emit(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
+    emit_with(topology, only, &Facts::default())
+}
+
+/// [`emit`], with what the hosts said about keys and sshd.
+pub fn emit_with(
+    topology: &Topology,
+    only: &[String],
+    facts: &Facts,
+) -> Result<Artifacts, EmitError> {
     let env = environment();
+    let access = access::all(topology);
+    let watched = watched(topology);
     per_host(topology, only, |host, work| {
-        render_host(&env, topology, host, work)
+        render_host(&env, topology, &watched, host, work, &access[host], facts)
     })
+}
+
+/// Put `access`'s files (see [`access::HostAccess::files`]) into `files`, in place of the ones
+/// there, and write the manifest again.
+pub fn complete(host: &str, files: &mut HostFiles, access: &access::HostAccess, facts: &Facts) {
+    for (path, text) in access.files(facts, None) {
+        files.files.insert(
+            path,
+            File {
+                bytes: text.into_bytes(),
+                mode: Mode::FILE,
+            },
+        );
+    }
+    seal(host, files);
+}
+
+/// (Re)write the manifest of `files`.
+fn seal(host: &str, files: &mut HostFiles) {
+    let manifest = manifest::of(host, files);
+    files.files.insert(
+        MANIFEST_PATH.to_string(),
+        File {
+            bytes: manifest.to_json().into_bytes(),
+            mode: Mode::FILE,
+        },
+    );
 }
 
 /// Render every host's NixOS module ([`NIXOS_MODULE_PATH`]): the same units, job specs and
 /// known_hosts as [`emit`], declared through NixOS options.
 pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, EmitError> {
     let env = environment();
+    let access = access::all(topology);
+    let watched = watched(topology);
     per_host(topology, only, |host, work| {
-        let files_of_jobs = work
-            .jobs
-            .iter()
-            .map(|j| job_files(j))
-            .collect::<Result<Vec<_>, _>>()?;
+        let files_of_jobs = host_units(&watched, host, &work.jobs)?;
         let serve: Vec<(String, String)> = work
             .serve
             .iter()
@@ -252,6 +395,7 @@ pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, Emi
             &prunes,
             &serve,
             known_hosts(topology, &work.jobs),
+            &access[host],
         )?;
         let mut files = HostFiles::default();
         files.files.insert(
@@ -268,12 +412,14 @@ pub fn emit_nixos(topology: &Topology, only: &[String]) -> Result<Artifacts, Emi
 fn render_host(
     env: &Environment,
     topology: &Topology,
+    watched: &Watched,
     host: &str,
     work: &HostWork,
+    access: &access::HostAccess,
+    facts: &Facts,
 ) -> Result<HostFiles, EmitError> {
     let mut files = HostFiles::default();
-    for job in &work.jobs {
-        let job = job_files(job)?;
+    for job in host_units(watched, host, &work.jobs)? {
         let mut add = |path: String, text: String| {
             files.files.insert(
                 path,
@@ -296,7 +442,9 @@ fn render_host(
                 unit_file(timer, "timer")?,
             );
         }
-        add(job.spec_path, job.spec);
+        for (path, text) in job.etc {
+            add(path, text);
+        }
     }
     for s in &work.serve {
         let mut add = |path: String, text: String| {
@@ -332,14 +480,7 @@ fn render_host(
             },
         );
     }
-    let manifest = manifest::of(host, &files);
-    files.files.insert(
-        MANIFEST_PATH.to_string(),
-        File {
-            bytes: manifest.to_json().into_bytes(),
-            mode: Mode::FILE,
-        },
-    );
+    complete(host, &mut files, access, facts);
     Ok(files)
 }
 

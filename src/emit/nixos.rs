@@ -6,12 +6,23 @@
 //! the like into unit files verbatim; on top of it they are escaped as Nix strings here. Only
 //! the paths of the runner and of mkdir differ from the unit files: they are options of the
 //! module, defaulting to the Nix store.
+//!
+//! With restricted keys the module declares the authorized keys file of each user, with the
+//! module's runner in the forced commands, and adds it to `services.openssh.authorizedKeysFiles`
+//! (a list NixOS merges, so the files it reads already stay) in place of the sshd drop-in. An
+//! activation script makes each job's own key where none is pinned, as `bkc apply` does.
 
 use minijinja::{Environment, Error, ErrorKind};
 use serde::Serialize;
 
+use super::access::{Facts, HostAccess};
 use super::unit::{Setting, Unit};
 use super::{EmitError, JobFiles, KNOWN_HOSTS_PATH, NIXOS, Prune, render as render_template};
+use bkc_contract::names::{AUTHORIZED_KEYS_PATTERN, KEYS_DIR, SSHD_DROPIN_PATH};
+
+/// Stands for the module's runner in the authorized keys text until the template puts
+/// `${cfg.runner}` there. No name, key or path in those files can contain it: names hold no `@`.
+const RUNNER_MARK: &str = "@bkc-runner@";
 
 /// Where `bkc build --emit nixos` puts each host's module in the host's output directory.
 pub const NIXOS_MODULE_PATH: &str = "/bkc.nix";
@@ -48,7 +59,16 @@ struct Grouped<'a> {
 #[derive(Serialize)]
 struct Etc<'a> {
     path: &'a str,
-    text: &'a str,
+    text: std::borrow::Cow<'a, str>,
+    /// Its forced commands run the module's runner ([`RUNNER_MARK`]).
+    runner: bool,
+}
+
+/// A job key the activation script makes when it is missing.
+#[derive(Serialize)]
+struct MadeKey {
+    path: String,
+    comment: String,
 }
 
 fn grouped<'a>(name: &'a str, unit: &'a Unit) -> NixUnit<'a> {
@@ -89,6 +109,7 @@ pub(super) fn render(
     prunes: &[Prune],
     serve: &[(String, String)],
     known_hosts: Option<String>,
+    access: &HostAccess,
 ) -> Result<String, EmitError> {
     let mut services: Vec<NixUnit> = jobs.iter().map(|j| grouped(&j.unit, &j.service)).collect();
     services.extend(prunes.iter().map(|p| grouped(&p.unit, &p.service)));
@@ -99,26 +120,56 @@ pub(super) fn render(
     timers.extend(prunes.iter().map(|p| grouped(&p.unit, &p.timer)));
     let mut etc: Vec<Etc> = jobs
         .iter()
-        .map(|j| Etc {
-            path: etc_path(&j.spec_path),
-            text: &j.spec,
+        .flat_map(|j| &j.etc)
+        .map(|(path, text)| Etc {
+            path: etc_path(path),
+            text: text.as_str().into(),
+            runner: false,
         })
         .collect();
     etc.extend(serve.iter().map(|(path, text)| Etc {
         path: etc_path(path),
-        text,
+        text: text.as_str().into(),
+        runner: false,
     }));
     if let Some(text) = &known_hosts {
         etc.push(Etc {
             path: etc_path(KNOWN_HOSTS_PATH),
-            text,
+            text: text.as_str().into(),
+            runner: false,
         });
     }
+    // NixOS has no `bkc apply` to read keys from hosts: only pinned keys are known here.
+    let access_files = access.files(&Facts::default(), Some(RUNNER_MARK));
+    let mut authorized_keys_files = Vec::new();
+    for (path, text) in &access_files {
+        if path == SSHD_DROPIN_PATH {
+            authorized_keys_files.push(AUTHORIZED_KEYS_PATTERN);
+        } else {
+            etc.push(Etc {
+                path: etc_path(path),
+                text: text.as_str().into(),
+                runner: true,
+            });
+        }
+    }
+    let made_keys: Vec<MadeKey> = access
+        .keys
+        .iter()
+        .filter(|k| k.pinned.is_none())
+        .map(|k| MadeKey {
+            path: format!("{KEYS_DIR}/{}", k.job),
+            comment: format!("bkc:{}@{host}", k.job),
+        })
+        .collect();
     render_template(
         env,
         NIXOS,
         || format!("the NixOS module of host {host}"),
-        minijinja::context! { host, services, timers, etc },
+        minijinja::context! {
+            host, services, timers, etc, authorized_keys_files, made_keys,
+            keys_dir => KEYS_DIR, runner_mark => RUNNER_MARK,
+        },
     )
 }
 

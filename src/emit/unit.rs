@@ -7,10 +7,10 @@
 
 use serde::Serialize;
 
-use super::escape::{unit_arg, unit_path, unit_text};
+use super::escape::{unit_arg, unit_exec, unit_path, unit_text};
 use crate::schedule::format_duration;
-use crate::spec::IoClass;
-use crate::topology::{Job, Service, Timer};
+use crate::spec::{IoClass, NotifyEvent};
+use crate::topology::{Job, JobKey, Service, Timer};
 
 /// Creates the sandbox's writable paths before the sandbox exists (see [`sandbox`]).
 const MKDIR: &str = "/usr/bin/mkdir";
@@ -81,19 +81,44 @@ impl Setting {
     }
 }
 
+/// `bkc-notify@<job>`: the unit that tells the job's `notify` commands how a run ended. An
+/// instance name, so no job's own unit (`bkc-<job>`, whose name has no `@`) can share it.
+pub(crate) fn notify_unit_name(job: &Job) -> String {
+    bkc_contract::names::notify_unit_base(&job.name)
+}
+
+/// `bkc-fresh-<job>`: the freshness check, on a destination, of the data the job sends there.
+pub(crate) fn fresh_unit_name(job: &Job) -> String {
+    bkc_contract::names::fresh_unit_base(&job.name)
+}
+
+/// How often a destination checks that data arrived: often enough for an `alert-after` of an
+/// hour, and cheap (it reads a few small files).
+const FRESH_CHECK_CALENDAR: &str = "*:0/15";
+
 /// The job's service: run the runner on the job spec at `spec_path`, sandboxed from the topology.
 pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Error> {
     let description = job
         .description
         .clone()
         .unwrap_or_else(|| format!("bkc backup job {}", job.name));
-    let unit = vec![
+    let mut unit = vec![
         set("Description", unit_text(&description)?),
         set("After", "network-online.target"),
         set("Wants", "network-online.target"),
     ];
+    let on = |e: NotifyEvent| job.spec.notify.iter().any(|n| n.on.contains(&e));
+    let notify = format!("{}.service", notify_unit_name(job));
+    if on(NotifyEvent::Failure) {
+        unit.push(set("OnFailure", notify.clone()).why(
+            "systemd tells the job's notify commands of a failure, also when the runner was killed.",
+        ));
+    }
+    if on(NotifyEvent::Success) || on(NotifyEvent::Recovery) {
+        unit.push(set("OnSuccess", notify));
+    }
     let mut service = run(job, spec_path)?;
-    service.extend(sandbox(&job.service)?);
+    service.extend(sandbox(&job.service, job.key.as_ref())?);
     Ok(Unit {
         sections: vec![
             Section {
@@ -108,6 +133,102 @@ pub(crate) fn service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Err
     })
 }
 
+/// The job's notification unit: `bkc-run --notify` on the job spec, in the job's own sandbox.
+pub(crate) fn notify_service(job: &Job, spec_path: &str) -> Result<Unit, minijinja::Error> {
+    let mut service = vec![
+        set("Type", "oneshot"),
+        set("ExecStart", format!("--notify {}", unit_arg(spec_path)?)).exec(
+            "",
+            "runner",
+            unit_arg(&job.service.runner)?,
+        ),
+        set("TimeoutStartSec", "10min"),
+        set("UMask", "0077"),
+    ];
+    service.extend(sandbox(&job.service, None)?);
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: vec![set(
+                    "Description",
+                    format!("Notifications of bkc job {}", job.name),
+                )],
+            },
+            Section {
+                name: "Service",
+                settings: service,
+            },
+        ],
+    })
+}
+
+/// The freshness check of `job`'s data on a destination: `bkc-run --fresh` on the freshness
+/// spec at `path`. It writes only its own memory under the state directory.
+pub(crate) fn fresh_service(job: &Job, path: &str) -> Result<Unit, minijinja::Error> {
+    let state = &job.spec.state_dir;
+    let svc = Service {
+        runner: job.service.runner.clone(),
+        read_write_paths: vec![state.clone()],
+        writes_home: crate::analyze::paths::is_home(state),
+        timeout_secs: None,
+    };
+    let mut service = vec![
+        set("Type", "oneshot"),
+        set("ExecStart", format!("--fresh {}", unit_arg(path)?)).exec(
+            "",
+            "runner",
+            unit_arg(&svc.runner)?,
+        ),
+        set("TimeoutStartSec", "10min"),
+        set("UMask", "0077"),
+    ];
+    service.extend(sandbox(&svc, None)?);
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: vec![set(
+                    "Description",
+                    format!("Has the data of bkc job {} arrived recently?", job.name),
+                )],
+            },
+            Section {
+                name: "Service",
+                settings: service,
+            },
+        ],
+    })
+}
+
+/// The timer of a freshness check.
+pub(crate) fn fresh_timer(job: &Job) -> Result<Unit, minijinja::Error> {
+    let name = fresh_unit_name(job);
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: vec![set(
+                    "Description",
+                    format!("Timer for the freshness check of bkc job {}", job.name),
+                )],
+            },
+            Section {
+                name: "Timer",
+                settings: vec![
+                    set("OnCalendar", FRESH_CHECK_CALENDAR),
+                    set("AccuracySec", "1min"),
+                    set("Unit", format!("{name}.service")),
+                ],
+            },
+            Section {
+                name: "Install",
+                settings: vec![set("WantedBy", "timers.target")],
+            },
+        ],
+    })
+}
+
 /// How the service runs the runner: its command, its timeouts and its priority.
 fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
     let svc = &job.service;
@@ -117,7 +238,7 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
         .map_or_else(|| "infinity".to_string(), |t| format_duration(t + 120));
     let mut service = vec![
         set("Type", "oneshot"),
-        set("ExecStart", unit_arg(spec_path)?).exec("", "runner", unit_arg(&svc.runner)?),
+        set("ExecStart", unit_arg(spec_path)?).exec("", "runner", unit_exec(&svc.runner)?),
         set("TimeoutStartSec", start_timeout).why(
             "The runner enforces the job's timeout itself and releases its locks; systemd's is a backstop.",
         ),
@@ -171,8 +292,9 @@ const HARDENING: &[(&str, &str)] = &[
     ("SystemCallErrorNumber", "EPERM"),
 ];
 
-/// The sandbox: writable only where the job's data goes, and the common hardening.
-fn sandbox(svc: &Service) -> Result<Vec<Setting>, minijinja::Error> {
+/// The sandbox: writable only where the job's data goes, its own key the only one it sees, and
+/// the common hardening.
+fn sandbox(svc: &Service, key: Option<&JobKey>) -> Result<Vec<Setting>, minijinja::Error> {
     let mut service = vec![
         set("ProtectSystem", "strict")
             .why("Sandbox, derived from the topology: the job may write only where its data goes.")
@@ -188,7 +310,7 @@ fn sandbox(svc: &Service) -> Result<Vec<Setting>, minijinja::Error> {
     }
     service.push(
         set("ExecStartPre", mkdir_args)
-            .exec("+", "mkdir", unit_arg(MKDIR)?)
+            .exec("+", "mkdir", unit_exec(MKDIR)?)
             .why(
                 "Writable paths are created before the sandbox is set up: a missing mount point would\n\
                  otherwise stop the unit from starting at all.",
@@ -198,6 +320,19 @@ fn sandbox(svc: &Service) -> Result<Vec<Setting>, minijinja::Error> {
         "ProtectHome",
         if svc.writes_home { "no" } else { "read-only" },
     ));
+    if let Some(key) = key {
+        service.push(
+            set(
+                "TemporaryFileSystem",
+                format!("{}:ro", unit_path(bkc_contract::names::KEYS_DIR)?),
+            )
+            .why("Of the jobs' keys on this host, only this job's own is in its sandbox."),
+        );
+        service.push(set(
+            "BindReadOnlyPaths",
+            format!("-{}", unit_path(&key.path)?),
+        ));
+    }
     for (key, value) in HARDENING {
         service.push(set(key, *value));
     }
@@ -239,12 +374,15 @@ pub(crate) fn prune_service(
     let writes_home = read_write_paths
         .iter()
         .any(|p| crate::analyze::paths::is_home(p));
-    service.extend(sandbox(&Service {
-        runner: runner.to_string(),
-        read_write_paths,
-        writes_home,
-        timeout_secs: None,
-    })?);
+    service.extend(sandbox(
+        &Service {
+            runner: runner.to_string(),
+            read_write_paths,
+            writes_home,
+            timeout_secs: None,
+        },
+        None,
+    )?);
     Ok(Unit {
         sections: vec![
             Section {

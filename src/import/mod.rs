@@ -753,7 +753,11 @@ fn write_topology(
         "// Imported by `bkc import rsyncdirector` from {}.\n\
          // Lock files and waits keep their paths, so old and new daemons can run side by side.\n\
          // Unlike the old daemon, bkc refuses a --delete sync from a missing or empty source\n\
-         // (`allow-empty-source #true` on a sync allows it).\n",
+         // (`allow-empty-source #true` on a sync allows it).\n\n\
+         // The old daemon logged in to every host with the one key ssh picks; so do these jobs.\n\
+         // Once moved in, give each job a key of its own that may only run its serve: remove\n\
+         // this `defaults` (docs/SECURITY.md).\n\
+         defaults {{\n    ssh-keys \"operator\"\n}}\n",
         files.join(", ")
     );
     for (name, h) in &hosts.list {

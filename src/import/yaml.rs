@@ -4,6 +4,15 @@
 
 use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
 
+/// What a reader expected where a value of another type stood, for the help line.
+#[derive(Clone, Copy)]
+enum Want {
+    Text,
+    Number,
+    List,
+    Mapping,
+}
+
 use miette::SourceSpan;
 
 use crate::diag::{Code, Diagnostic, Diagnostics, did_you_mean};
@@ -128,13 +137,17 @@ impl<'a> Reader<'a> {
         known: &[&str],
     ) -> Option<Fields<'n, 'a>> {
         let YamlData::Mapping(map) = &node.data else {
-            self.wrong_type(node, &format!("{what} as a mapping (`key: value` lines)"));
+            self.wrong_type(
+                node,
+                &format!("{what} as a mapping (`key: value` lines)"),
+                Want::Mapping,
+            );
             return None;
         };
         let mut entries = Vec::new();
         for (k, v) in map {
             let Some(key) = scalar_str(k) else {
-                self.wrong_type(k, "a key that is a plain name");
+                self.wrong_type(k, "a key that is a plain name", Want::Text);
                 continue;
             };
             if known.contains(&key) {
@@ -182,7 +195,7 @@ impl<'a> Reader<'a> {
         match scalar_str(node) {
             Some(s) => Some(Spanned::new(s.to_string(), self.span(node))),
             None => {
-                self.wrong_type(node, &format!("{what} as a string"));
+                self.wrong_type(node, &format!("{what} as a string"), Want::Text);
                 None
             }
         }
@@ -203,7 +216,7 @@ impl<'a> Reader<'a> {
                 None
             }
             _ => {
-                self.wrong_type(node, &format!("{what} as a whole number"));
+                self.wrong_type(node, &format!("{what} as a whole number"), Want::Number);
                 None
             }
         }
@@ -214,13 +227,17 @@ impl<'a> Reader<'a> {
         match &node.data {
             YamlData::Sequence(items) => items,
             _ => {
-                self.wrong_type(node, &format!("{what} as a list (`- item` lines)"));
+                self.wrong_type(
+                    node,
+                    &format!("{what} as a list (`- item` lines)"),
+                    Want::List,
+                );
                 &[]
             }
         }
     }
 
-    fn wrong_type(&mut self, node: &Node, expected: &str) {
+    fn wrong_type(&mut self, node: &Node, expected: &str, want: Want) {
         let found = match &node.data {
             YamlData::Value(Scalar::Null) => "nothing",
             YamlData::Value(Scalar::Boolean(_)) => "a boolean",
@@ -232,10 +249,14 @@ impl<'a> Reader<'a> {
             YamlData::Tagged(..) => "a tagged value",
             YamlData::Alias(_) | YamlData::BadValue => "a value bkc cannot read",
         };
-        let help = if matches!(node.data, YamlData::Value(_)) {
-            "write the value in quotes if it is meant as text"
-        } else {
-            "see examples/rsyncdirector/ for the expected layout"
+        let scalar = matches!(node.data, YamlData::Value(_));
+        let help = match want {
+            // A number or boolean where text belongs: quotes make it text.
+            Want::Text if scalar => "write the value in quotes if it is meant as text",
+            Want::Number => "write a whole number without quotes, such as 22",
+            Want::List => "write one `- item` line per value",
+            Want::Mapping => "write `key: value` lines, indented under this key",
+            Want::Text => "see examples/rsyncdirector/ for the expected layout",
         };
         self.d.push(
             Diagnostic::error(

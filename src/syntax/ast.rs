@@ -38,6 +38,8 @@ pub struct Defaults {
     pub runner: Option<Str>,
     pub lock_wait: Option<Str>,
     pub lock_timeout: Option<Str>,
+    /// `"restricted"` (a key per job, a forced command per edge) or `"operator"` (one identity).
+    pub ssh_keys: Option<Str>,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,21 @@ pub struct Job {
     pub hooks: Vec<Hook>,
     pub allow_empty_source: Option<Spanned<bool>>,
     pub expected_duration: Option<Str>,
+    /// The longest a job may go without a successful run before it counts as stale.
+    pub alert_after: Option<Str>,
+    pub notify: Vec<Notify>,
+    pub ping: Option<Str>,
+    /// The public half of the job's own SSH key, pinned.
+    pub key: Option<Str>,
+}
+
+#[derive(Debug)]
+pub struct Notify {
+    pub span: SourceSpan,
+    /// `on="failure"`, or several events separated by commas.
+    pub on: Option<Str>,
+    /// One string: a shell line. Several: an argv.
+    pub command: Vec<Str>,
 }
 
 /// A duration may be written as a string ("5m") or as a number of seconds (300); both arrive

@@ -19,6 +19,7 @@ const DEFAULTS: &[&str] = &[
     "runner",
     "lock-wait",
     "lock-timeout",
+    "ssh-keys",
 ];
 const HOST_PROPS: &[&str] = &["address", "port", "user", "lock-dir"];
 const HOST: &[&str] = &["host-key", "tag", "address", "port", "user", "lock-dir"];
@@ -42,6 +43,10 @@ const JOB: &[&str] = &[
     "hook",
     "allow-empty-source",
     "expected-duration",
+    "alert-after",
+    "notify",
+    "ping",
+    "key",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -208,6 +213,7 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
         runner: None,
         lock_wait: None,
         lock_timeout: None,
+        ssh_keys: None,
     };
     Reader::new(node).finish(d, &[], true);
     for c in children(node) {
@@ -252,6 +258,13 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
             ),
             "lock-wait" => set_duration(&mut out.lock_wait, d, c, "lock-wait \"1m\""),
             "lock-timeout" => set_duration(&mut out.lock_timeout, d, c, "lock-timeout \"6h\""),
+            "ssh-keys" => set_str(
+                &mut out.ssh_keys,
+                d,
+                c,
+                "`restricted` or `operator`",
+                "ssh-keys \"restricted\"",
+            ),
             other => d.push(unknown_node(c, other, "`defaults`", DEFAULTS)),
         }
     }
@@ -369,6 +382,10 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         hooks: Vec::new(),
         allow_empty_source: None,
         expected_duration: None,
+        alert_after: None,
+        notify: Vec::new(),
+        ping: None,
+        key: None,
     };
     for c in children(node) {
         job_child(&mut j, c, d);
@@ -401,6 +418,7 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
         "expected-duration" => {
             set_duration(&mut j.expected_duration, d, c, "expected-duration \"2h\"")
         }
+        "alert-after" => set_duration(&mut j.alert_after, d, c, "alert-after \"30h\""),
         "timeout" => set_duration(&mut j.timeout, d, c, "timeout \"6h\""),
         "blocks-on" => j.blocks_on.extend(blocks_on(c, d)),
         "lock-file" => j.lock_files.extend(lock_file(c, d)),
@@ -418,7 +436,22 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
             }
         }
         "hook" => j.hooks.extend(hook(c, d)),
+        "notify" => j.notify.extend(notify(c, d)),
+        "ping" => set_str(
+            &mut j.ping,
+            d,
+            c,
+            "a URL",
+            "ping \"https://hc-ping.com/<uuid>\"",
+        ),
         "allow-empty-source" => set_flag(&mut j.allow_empty_source, d, c),
+        "key" => set_str(
+            &mut j.key,
+            d,
+            c,
+            "the job's public key",
+            "key \"ssh-ed25519 AAAA…\"",
+        ),
         other => d.push(unknown_node(c, other, "a `job`", JOB)),
     }
 }
@@ -613,5 +646,42 @@ fn hook(node: &KdlNode, d: &mut Diagnostics) -> Option<Hook> {
         host,
         on_failure,
         writes,
+    })
+}
+
+fn notify(node: &KdlNode, d: &mut Diagnostics) -> Option<Notify> {
+    let example = "notify on=\"failure\" \"/usr/local/bin/page-me\" \"backup failed\"";
+    let mut r = Reader::new(node);
+    let mut command = Vec::new();
+    for e in r.rest(0) {
+        match e.value() {
+            kdl::KdlValue::String(s) => command.push(Spanned::new(s.clone(), e.span())),
+            _ => d.push(
+                Diagnostic::error(Code::WrongType, "a notify command is made of strings")
+                    .label(e.span(), "not a string")
+                    .help("quote every word of the command"),
+            ),
+        }
+    }
+    let on = r.prop_str(d, "on");
+    if on.is_none() {
+        d.push(
+            Diagnostic::error(Code::MissingValue, "`notify` does not say on which event")
+                .label(node.name().span(), "no `on=` here")
+                .help(format!("write it as: {example}")),
+        );
+    }
+    if command.is_empty() {
+        d.push(
+            Diagnostic::error(Code::MissingValue, "`notify` needs a command")
+                .label(node.span(), "command missing")
+                .help(format!("write it as: {example}")),
+        );
+    }
+    r.finish(d, &["on"], false);
+    (!command.is_empty()).then(|| Notify {
+        span: node.span(),
+        on,
+        command,
     })
 }

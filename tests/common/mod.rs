@@ -1,18 +1,19 @@
 //! Helpers shared by the integration tests.
 //!
-//! Some tests compare bkc with real tools (systemd-analyze, rsync, croniter) or need root. On a
-//! developer machine without them such a test prints why and passes; on CI (`CI=true`) a
-//! missing tool is a broken test environment, so the test fails instead of silently skipping.
+//! Some tests compare bkc with real tools (systemd-analyze, rsync, croniter) or need root. Each
+//! such test is `#[ignore = "needs ..."]`, so that a plain `cargo test` counts it as ignored
+//! instead of passing it unseen. Run with `--include-ignored`, it still checks what it needs at
+//! its top: on a developer machine without it, it prints why and returns; on CI (`CI=true`) a
+//! missing tool is a broken test environment, so the test fails instead.
 //!
-//! Use it at the top of a test: `if !common::require_tool("systemd-analyze") { return; }`.
-
-// Each test binary compiles this file and uses only some of it.
-#![allow(dead_code)]
+//! Use it at the top of such a test: `if !common::require_tool("systemd-analyze") { return; }`.
 
 use std::path::Path;
 
 /// True if `name` (a program on PATH, or a path) can be run. Otherwise skip: print a message
 /// and return false, or panic when running on CI.
+///
+/// PATH is where `Command::new(name)` looks too, so a tool found here is a tool the test can run.
 pub fn require_tool(name: &str) -> bool {
     let found = if name.contains('/') {
         is_executable(Path::new(name))
@@ -24,11 +25,12 @@ pub fn require_tool(name: &str) -> bool {
     found || skip(&format!("`{name}` is not installed"))
 }
 
-/// True if the test runs as root. Otherwise skip (or panic on CI), like [`require_tool`].
-pub fn require_root() -> bool {
+/// True if the test runs as root. Otherwise skip (or panic on CI) like [`require_tool`], saying
+/// that `what` needs it.
+pub fn require_root(what: &str) -> bool {
     // SAFETY: geteuid() has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    euid == 0 || skip("this test needs root")
+    euid == 0 || skip(&format!("{what} needs root"))
 }
 
 /// Report that a test cannot run here: returns false, or panics when the env var CI is "true".
@@ -195,6 +197,23 @@ pub fn scratch(tag: &str, name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Remove a scratch directory, also when a test left a directory in it that its owner may not
+/// enter: root may anyway, so only a run as a user would fail here.
+pub fn remove_scratch(dir: &Path) {
+    fn open_up(dir: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                open_up(&entry.path());
+            }
+        }
+    }
+    open_up(dir);
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// The bundled examples (examples/*.kdl), each as its name and text, sorted by name.

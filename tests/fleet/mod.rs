@@ -5,9 +5,8 @@
 //! them through `ip netns exec <ctl> nc` as an ssh ProxyCommand.
 //!
 //! Booting takes seconds, so a test binary boots its containers once ([`shared`]) and its tests
-//! take turns; they are stopped (a clean poweroff) and removed when the test binary exits.
-
-#![allow(dead_code)]
+//! take turns; they are stopped (a clean poweroff) and removed when the test binary exits. That
+//! binary is tests/deploy_fleet.rs alone, so that the containers are gone before other tests run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -17,10 +16,13 @@ use std::time::{Duration, Instant};
 pub const ROOT: &str = "/var/cache/bkc-test/bookworm-root";
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,rsync,iproute2,util-linux";
 
+// The test hosts' network plumbing, of which the containers use a part.
+#[allow(dead_code)]
 #[path = "../harness/mod.rs"]
 mod harness;
 
-use harness::{bridge, ip, keygen, plug, poll, require_root_for, require_tool, run_ok};
+use crate::common::{require_root, require_tool};
+use harness::{bridge, ip, keygen, plug, poll, run_ok};
 
 /// The Debian root, made once per machine under a lock so parallel test binaries do not race.
 fn debian_root() {
@@ -58,7 +60,7 @@ pub struct Fleet {
 impl Fleet {
     /// Machines with these names, booted; `None` (after saying why) when this machine cannot.
     pub fn boot(names: &[&str]) -> Option<Fleet> {
-        let root = require_root_for("root (containers, namespaces)");
+        let root = require_root("a systemd-nspawn container");
         let tools = [
             "ip",
             "systemd-nspawn",

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::{HookWhen, LockMode, OnFailure};
 use crate::state::RunResult;
+use crate::verify::VerifyReport;
 
 /// Bumped on any change a reader of the previous version would misread.
 pub const EVENT_VERSION: u32 = 1;
@@ -124,6 +125,33 @@ pub enum Event {
     },
     Warning {
         message: String,
+    },
+    /// `bkc-run restore`: what is copied back, from where to where, once the job's locks are
+    /// held. `from` is the snapshot (or mirror) directory, `paths` are relative to it (none: all
+    /// of it), `to` is the directory that receives them.
+    Restore {
+        delete: bool,
+        dry_run: bool,
+        from: String,
+        paths: Vec<String>,
+        snapshot: Option<String>,
+        sync: usize,
+        to: String,
+    },
+    /// One item a restore changes (or would change), as rsync itemizes it (`>f+++++++++`,
+    /// `*deleting`); `path` is relative to the restore's `to`.
+    Change {
+        itemized: String,
+        path: String,
+    },
+    /// `bkc-run restore --confirm`: the changes above are what an in-place restore would do; it
+    /// goes ahead only when the next line on its standard input is `yes`.
+    Confirm {
+        changes: u64,
+    },
+    /// `bkc-run verify`: the comparison of every sync, before `end`.
+    Verified {
+        report: VerifyReport,
     },
     /// Something made the run fail; `result` is what it made of the run.
     Error {

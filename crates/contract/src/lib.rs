@@ -9,6 +9,7 @@
 //! says where users find them.
 
 pub mod event;
+pub mod fresh;
 pub mod lockfile;
 pub mod manifest;
 pub mod metrics;
@@ -16,7 +17,9 @@ mod mode;
 pub mod names;
 pub mod plan;
 pub mod serve;
+pub mod snapshots;
 pub mod spec;
 pub mod state;
+pub mod verify;
 
 pub use mode::{Mode, ModeError};

@@ -8,6 +8,15 @@ pub const KNOWN_HOSTS_PATH: &str = "/etc/bkc/known_hosts";
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 /// Where the job specs live.
 pub const JOBS_DIR: &str = "/etc/bkc/jobs";
+/// Where each job's own SSH key lives on the job's host (`<job>`, `<job>.pub`), with
+/// `ssh-keys "restricted"`. Made by `bkc apply` on the host; never part of a generation.
+pub const KEYS_DIR: &str = "/etc/bkc/keys";
+/// Where the authorized keys bkc writes live on a host the jobs reach, one file per user.
+pub const AUTHORIZED_KEYS_DIR: &str = "/etc/bkc/authorized_keys";
+/// The sshd drop-in that makes sshd read [`AUTHORIZED_KEYS_DIR`]`/%u` as well.
+pub const SSHD_DROPIN_PATH: &str = "/etc/ssh/sshd_config.d/bkc.conf";
+/// The `AuthorizedKeysFile` entry of the drop-in (`%u`: sshd puts the user's name there).
+pub const AUTHORIZED_KEYS_PATTERN: &str = "/etc/bkc/authorized_keys/%u";
 
 /// The longest host or job name: it becomes part of unit and file names.
 pub const MAX_NAME: usize = 200;
@@ -62,6 +71,41 @@ pub fn is_valid_user(s: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == '@')
 }
 
+/// Why a path cannot be handed to ssh as a file it reads (the identity, the known_hosts file),
+/// if it cannot: rsync splits its `-e` command itself, with quotes but no escape for a quote, so
+/// a quote in the path cannot be passed (and a quote and a space could end the word and hand ssh
+/// an option of its own); and ssh expands `%` tokens in these paths (`%h` is the host), so it
+/// would read another file than the one named.
+pub fn ssh_path_problem(path: &str) -> Option<&'static str> {
+    if path.contains(['\'', '"']) {
+        Some("contains a quote, which rsync cannot pass to ssh")
+    } else if path.contains('%') {
+        Some("contains `%`, which ssh reads as the start of a token")
+    } else {
+        None
+    }
+}
+
+/// Whether `s` can be both a user's name and a file name, as the authorized keys of
+/// [`AUTHORIZED_KEYS_DIR`] need: letters, digits, `_`, `.` and `-`, not starting with `-` or `.`.
+pub fn is_file_safe_user(s: &str) -> bool {
+    is_valid_user(s)
+        && s.len() <= MAX_NAME
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// The job's own SSH key on its host.
+pub fn key_path(job: &str) -> String {
+    format!("{KEYS_DIR}/{job}")
+}
+
+/// The authorized keys bkc writes for `user` on a host.
+pub fn authorized_keys_path(user: &str) -> String {
+    format!("{AUTHORIZED_KEYS_DIR}/{user}")
+}
+
 /// The address as ssh takes it on its command line: without an IPv6 address's brackets.
 pub fn ssh_host(address: &str) -> &str {
     address
@@ -84,6 +128,17 @@ pub fn known_hosts_pattern(address: &str, port: u16) -> String {
 /// `bkc-<job>`: the job's units without their suffix.
 pub fn unit_base(job: &str) -> String {
     format!("bkc-{job}")
+}
+
+/// `bkc-notify@<job>`: the unit that runs the job's `notify` commands. An instance name, so no
+/// job's own unit (whose name has no `@`) can share it.
+pub fn notify_unit_base(job: &str) -> String {
+    format!("bkc-notify@{job}")
+}
+
+/// `bkc-fresh-<job>`: the freshness check, on a destination, of the data the job sends there.
+pub fn fresh_unit_base(job: &str) -> String {
+    format!("bkc-fresh-{job}")
 }
 
 /// The job's service unit, `bkc-<job>.service`.
@@ -114,9 +169,11 @@ pub fn job_of(path: &str) -> Option<&str> {
         .strip_prefix(UNIT_DIR)
         .and_then(|u| u.strip_prefix("/bkc-"))
     {
-        return unit
+        let unit = unit
             .strip_suffix(".service")
-            .or_else(|| unit.strip_suffix(".timer"));
+            .or_else(|| unit.strip_suffix(".timer"))?;
+        // A job's notification unit is part of the job.
+        return Some(unit.strip_prefix("notify@").unwrap_or(unit));
     }
     path.strip_prefix(JOBS_DIR)?
         .strip_prefix('/')?
@@ -203,6 +260,10 @@ mod tests {
         assert_eq!(job_of("/etc/bkc/jobs/a-to-b.json"), Some("a-to-b"));
         assert_eq!(job_of("/etc/bkc/known_hosts"), None);
         assert_eq!(
+            job_of("/etc/systemd/system/bkc-notify@x.service"),
+            Some("x")
+        );
+        assert_eq!(
             timer_of("/etc/systemd/system/bkc-x.timer"),
             Some("bkc-x.timer")
         );
@@ -210,5 +271,20 @@ mod tests {
         assert_eq!(shell_quote("/etc/bkc/x.json"), "/etc/bkc/x.json");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
+        assert_eq!(key_path("a-to-b"), "/etc/bkc/keys/a-to-b");
+        assert_eq!(
+            authorized_keys_path("backup"),
+            "/etc/bkc/authorized_keys/backup"
+        );
+    }
+
+    #[test]
+    fn users_that_name_files() {
+        for ok in ["root", "backup", "bk_1", "svc.backup", "a-b"] {
+            assert!(is_file_safe_user(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", ".x", "-x", "a/b", "a b", "DOM\\user", "a@b"] {
+            assert!(!is_file_safe_user(bad), "{bad}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::Mode;
 
 /// Bumped on any change a bkc of the previous version would misread.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -71,6 +71,9 @@ pub enum ItemKind {
     File,
     /// bkc-run at one of the paths the units run it from.
     Runner,
+    /// A job's own SSH key on its host (`/etc/bkc/keys/<job>`): made by apply when it is
+    /// missing and not pinned; drift when it differs from the pinned one.
+    Key,
 }
 
 impl fmt::Display for ItemKind {
@@ -79,6 +82,7 @@ impl fmt::Display for ItemKind {
             ItemKind::Job => "job",
             ItemKind::File => "file",
             ItemKind::Runner => "runner",
+            ItemKind::Key => "key",
         })
     }
 }
@@ -131,7 +135,12 @@ mod tests {
 
     #[test]
     fn item_kinds_are_written_as_they_are_shown() {
-        for k in [ItemKind::Job, ItemKind::File, ItemKind::Runner] {
+        for k in [
+            ItemKind::Job,
+            ItemKind::File,
+            ItemKind::Runner,
+            ItemKind::Key,
+        ] {
             assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{k}\""));
         }
     }

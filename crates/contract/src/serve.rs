@@ -55,6 +55,9 @@ pub struct ServeFile {
     pub wait_files: Vec<String>,
     /// The exact commands of the job's hooks on this host.
     pub hooks: Vec<Command>,
+    /// The freshness markers a successful run leaves in the job's destinations here (see
+    /// `fresh`), each written whole with the job's marker and nothing else.
+    pub fresh_markers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +107,7 @@ impl ServeFile {
             lock_files: Vec::new(),
             wait_files: Vec::new(),
             hooks: Vec::new(),
+            fresh_markers: Vec::new(),
         };
         for s in &spec.syncs {
             if s.source.host == host {
@@ -144,7 +148,10 @@ impl ServeFile {
                 .filter(|h| h.host == host)
                 .map(|h| h.command.clone()),
         );
+        f.fresh_markers
+            .extend(spec.fresh_markers.iter().filter_map(&here));
         f.read = dedup(f.read);
+        f.fresh_markers = dedup(f.fresh_markers);
         f.lock_files = dedup(f.lock_files);
         f.wait_files = dedup(f.wait_files);
         let empty = f.read.is_empty()
@@ -153,7 +160,8 @@ impl ServeFile {
             && f.locks.is_empty()
             && f.lock_files.is_empty()
             && f.wait_files.is_empty()
-            && f.hooks.is_empty();
+            && f.hooks.is_empty()
+            && f.fresh_markers.is_empty();
         (!empty).then_some(f)
     }
 
@@ -215,6 +223,19 @@ pub enum Request {
     /// Apply the root's retention, as serve computes it, keeping `current` whatever it says.
     /// Reply: `pruned`. Refused on an append-only root.
     SnapshotPrune { root: String, current: String },
+    /// Write the job's freshness marker `content` (a [`crate::fresh::Marker`] of this job, one
+    /// line) to each of `paths`, whole: through a new file renamed over the old. Reply: `done`.
+    WriteMarkers { paths: Vec<String>, content: String },
+    /// For `bkc snapshots`: walk every snapshot (complete and partial) under a snapshot root and
+    /// count its entries and bytes, a file with several names once. Reply: `walked`.
+    SnapshotWalk { root: String },
+    /// For a restore: which of `paths` (relative, without `..`) each of `dirs` has, where `dirs`
+    /// are complete snapshots under a snapshot root, or `.` for a mirror's root. Reply: `have`.
+    Have {
+        root: String,
+        dirs: Vec<String>,
+        paths: Vec<String>,
+    },
     /// Run one of the job's hooks on this host. Its output is the session's; its exit code is
     /// serve's.
     Hook {
@@ -297,6 +318,14 @@ pub enum Reply {
     Completed {
         name: String,
     },
+    /// Per snapshot under the root, what the walk counted.
+    Walked {
+        snapshots: Vec<WalkedSnapshot>,
+    },
+    /// For each of the request's `dirs`, in order, whether it has each of its `paths`.
+    Have {
+        have: Vec<Vec<bool>>,
+    },
     Pruned {
         removed: Vec<String>,
     },
@@ -308,6 +337,20 @@ pub enum Reply {
     Failed {
         message: String,
     },
+}
+
+/// One snapshot directory as a walk counted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WalkedSnapshot {
+    pub name: String,
+    /// Entries of every kind below it.
+    pub files: u64,
+    /// Bytes of its regular files, a file with several names in it once.
+    pub apparent_bytes: u64,
+    /// Bytes of the files no other snapshot under the root has.
+    pub unique_bytes: u64,
 }
 
 /// serve's exit code for a refused request ("command cannot execute", as shells say).
@@ -400,6 +443,9 @@ mod tests {
                 sync(at("b", "/srv/in/"), at("a", "/pulled/"), false),
                 sync(at("b", "/srv/in/"), at("a", "/pulled-again/"), false),
             ],
+            notify: vec![],
+            ping: None,
+            fresh_markers: vec![at("b", "/srv/plain/.bkc-fresh.j")],
         }
     }
 
@@ -420,6 +466,7 @@ mod tests {
         assert_eq!(f.locks.len(), 1);
         assert_eq!(f.lock_files, ["/srv/lf"]);
         assert_eq!(f.hooks.len(), 1);
+        assert_eq!(f.fresh_markers, ["/srv/plain/.bkc-fresh.j"]);
         assert_eq!(f.from, "a");
         assert_eq!(ServeFile::from_json(&f.to_json()).unwrap(), f);
         assert!(ServeFile::for_host(&s, "a").is_none(), "the job's own host");

@@ -52,6 +52,54 @@ pub struct JobSpec {
     pub wait_files: Vec<WaitFile>,
     pub hooks: Vec<Hook>,
     pub syncs: Vec<Sync>,
+    /// Commands told of the run's end (`bkc-run --notify`, started by systemd's `OnFailure=` and
+    /// `OnSuccess=`). Absent from the file when there are none, as in specs before they existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Notify>,
+    /// A healthchecks.io-style URL: `/start` when the run begins, the URL itself on success,
+    /// `/fail` with the run's last log lines on failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ping: Option<String>,
+    /// Where the runner leaves a freshness marker at the end of each successful run: one per
+    /// destination on another host, read there by `bkc-fresh-<job>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fresh_markers: Vec<Location>,
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifyEvent {
+    /// A run ended with a result other than success or skipped, or its service failed.
+    Failure,
+    /// The last success is older than the job's `alert-after` (seen on the destination).
+    Stale,
+    /// A run succeeded after one that failed, or data arrived again after the job was stale.
+    Recovery,
+    /// A run succeeded.
+    Success,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Stale => "stale",
+            NotifyEvent::Recovery => "recovery",
+            NotifyEvent::Success => "success",
+        }
+    }
+}
+
+/// A command run on the host where its event is seen, with `BKC_JOB`, `BKC_EVENT`,
+/// `BKC_RESULT` and `BKC_MESSAGE` in its environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Notify {
+    pub on: Vec<NotifyEvent>,
+    pub command: Command,
 }
 
 /// How to reach a host over SSH.

@@ -33,7 +33,8 @@ pub enum RunResult {
     Interrupted,
     /// A lock, lock file or wait file could not be had (exit 3).
     LockFailed,
-    /// A sync's source was missing or empty and the sync deletes or snapshots (exit 5).
+    /// A sync's source was missing or empty and the sync deletes or snapshots; or a restore
+    /// would have written into a directory that is not empty, or found nothing to restore (exit 5).
     Refused,
     /// An `every` job that was not due yet (exit 0).
     Skipped,
@@ -124,6 +125,19 @@ pub struct RunState {
     pub last_success_start: Option<String>,
     /// Kept across runs: how many runs ended with each result.
     pub runs_total: BTreeMap<RunResult, u64>,
+    /// The result of the last run before this one that was not skipped: a success after a
+    /// failure is a recovery.
+    pub previous_result: Option<RunResult>,
+    /// systemd's `INVOCATION_ID` of the service run that wrote this file, so that the
+    /// notification of a service's end can tell whether this report is that run's.
+    pub invocation: Option<String>,
+}
+
+impl RunResult {
+    /// Whether a run with this result went wrong (`skipped` is an `every` job not due).
+    pub fn is_failure(self) -> bool {
+        !matches!(self, RunResult::Success | RunResult::Skipped)
+    }
 }
 
 impl RunState {

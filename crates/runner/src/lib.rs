@@ -13,14 +13,23 @@
 //! every host and must not drag the compiler along.
 
 mod child;
+mod fresh;
+mod hold;
 mod hooks;
+mod itemize;
+mod journal;
+pub mod listing;
 mod lock;
+mod notify;
+mod ping;
 mod report;
+pub mod restore;
 mod rsync;
 mod serve;
 mod snapshot;
 mod ssh;
 mod sync;
+pub mod verify;
 mod wait;
 
 use std::path::PathBuf;
@@ -28,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use bkc_contract::event::Event;
 use bkc_contract::lockfile::Holder;
+use bkc_contract::names;
 use bkc_contract::serve::{HookResult, Reply, Request};
 use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, Sync, WaitFile};
 use bkc_contract::state::{RunResult, RunState, STATE_VERSION, SyncReport};
@@ -55,6 +65,19 @@ pub const NOW_ENV: &str = "BKC_RUN_NOW";
 pub struct Options {
     pub spec: PathBuf,
     pub dry_run: bool,
+    pub mode: Mode,
+}
+
+/// What `bkc-run` is asked to do with the file it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Run the job of a job spec.
+    Run,
+    /// Tell the job's notify commands how its last run ended (systemd's `OnFailure=` and
+    /// `OnSuccess=` start this).
+    Notify,
+    /// Check a freshness spec: has the job's data arrived here recently enough?
+    Fresh,
 }
 
 /// Why part of a run could not go on.
@@ -214,38 +237,74 @@ pub fn prune(args: &[std::ffi::OsString]) -> i32 {
     serve::prune(args)
 }
 
-/// Run the job whose spec is at `opts.spec`; returns the process exit code.
+/// Read and check the spec at `path`, or say why it cannot be used.
+pub(crate) fn load_spec(path: &std::path::Path) -> Result<JobSpec, String> {
+    let shown = path.display();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read job spec {shown}: {e}"))?;
+    let mut spec = read_spec(&text).map_err(|m| format!("{shown}: {m}"))?;
+    // A spec writes an IPv6 address in brackets, as the topology does; ssh takes it bare (a
+    // bracketed one is looked up as a host name), and ssh::rsync_remote brackets it again for
+    // rsync's `user@[addr]:path`.
+    for ep in spec.hosts.values_mut() {
+        ep.address = names::ssh_host(&ep.address).to_string();
+    }
+    Ok(spec)
+}
+
+/// The run's start: now, or what [`NOW_ENV`] says.
+pub(crate) fn now() -> Result<Timestamp, String> {
+    match std::env::var(NOW_ENV) {
+        Ok(v) => v
+            .parse::<Timestamp>()
+            .map_err(|e| format!("{NOW_ENV}={v:?} is not an RFC 3339 time: {e}")),
+        Err(_) => Ok(Timestamp::now()),
+    }
+}
+
+/// Run the job whose spec is at `opts.spec` (or what `opts.mode` asks); returns the process
+/// exit code.
 pub fn run(opts: &Options) -> i32 {
     child::install_signal_handlers();
-    let path = opts.spec.display().to_string();
-    let text = match std::fs::read_to_string(&opts.spec) {
-        Ok(t) => t,
-        Err(e) => {
-            report::say!("bkc-run: cannot read job spec {path}: {e}");
-            return exit::USAGE;
-        }
-    };
-    let spec = match JobSpec::from_json(&text) {
-        Ok(s) => s,
-        Err(e) => {
-            report::say!("bkc-run: {path}: {e}");
-            return exit::USAGE;
-        }
-    };
-    if let Err(m) = check(&spec) {
-        report::say!("bkc-run: {path}: job spec is not valid: {m}");
-        return exit::USAGE;
-    }
-    let start = match std::env::var(NOW_ENV) {
-        Ok(v) => match v.parse::<Timestamp>() {
+    if opts.mode == Mode::Fresh {
+        let path = opts.spec.display();
+        let text = match std::fs::read_to_string(&opts.spec) {
             Ok(t) => t,
             Err(e) => {
-                report::say!("bkc-run: {NOW_ENV}={v:?} is not an RFC 3339 time: {e}");
+                report::say!("bkc-run: cannot read freshness spec {path}: {e}");
                 return exit::USAGE;
             }
-        },
-        Err(_) => Timestamp::now(),
+        };
+        return match (bkc_contract::fresh::FreshSpec::from_json(&text), now()) {
+            (Ok(spec), Ok(now)) => fresh::check(&spec, now),
+            (Err(m), _) | (_, Err(m)) => {
+                report::say!("bkc-run: {path}: {m}");
+                exit::USAGE
+            }
+        };
+    }
+    let (spec, start) = match load_spec(&opts.spec).and_then(|s| Ok((s, now()?))) {
+        Ok(v) => v,
+        Err(m) => {
+            report::say!("bkc-run: {m}");
+            return exit::USAGE;
+        }
     };
+    if opts.mode == Mode::Notify {
+        return notify::main(&spec);
+    }
+    let ctx = new_ctx(
+        spec,
+        start,
+        &start.strftime("%Y%m%dT%H%M%SZ").to_string(),
+        opts.dry_run,
+    );
+    execute(&ctx, Instant::now())
+}
+
+/// The context of a run, or of a restore or verify (`run_id` then says which), that started at
+/// `start`.
+pub(crate) fn new_ctx(spec: JobSpec, start: Timestamp, run_id: &str, dry_run: bool) -> Ctx {
     let started = Instant::now();
     let boot_id = lock::boot_id();
     let holder = Holder {
@@ -256,24 +315,19 @@ pub fn run(opts: &Options) -> i32 {
         start: start.to_string(),
     }
     .to_line();
-    let run_id = format!(
-        "{}-{}",
-        start.strftime("%Y%m%dT%H%M%SZ"),
-        std::process::id()
-    );
-    let ctx = Ctx {
+    let run_id = format!("{run_id}-{}", std::process::id());
+    Ctx {
         report: Reporter::new(&spec.job, &run_id),
         deadline: spec
             .timeout_secs
             .map(|t| child::later(started, Duration::from_secs(t))),
-        dry_run: opts.dry_run,
+        dry_run,
         start,
         boot_id,
         hostname: hostname(),
         holder,
         spec,
-    };
-    execute(&ctx, started)
+    }
 }
 
 /// Ask `bkc-run serve <job>` on `host` for `req` over SSH and return its one reply: how every
@@ -324,11 +378,38 @@ fn hostname() -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// A job spec as the runner reads it: the contract's JSON, then what [`check`] demands. Public
+/// for the fuzz target that feeds it arbitrary bytes (fuzz/fuzz_targets/job_spec.rs).
+pub fn read_spec(text: &str) -> Result<JobSpec, String> {
+    let spec = JobSpec::from_json(text).map_err(|e| e.to_string())?;
+    check(&spec).map_err(|m| format!("job spec is not valid: {m}"))?;
+    Ok(spec)
+}
+
 /// What the runner itself must be able to rely on beyond the types: names that are safe as file
 /// names, every host reachable, rsync's one-remote-side rule.
 fn check(spec: &JobSpec) -> Result<(), String> {
-    if !bkc_contract::names::is_valid_name(&spec.job) {
+    // The compiler's own rules: a spec from anywhere else gets no more than a topology could
+    // say. A name starting with `-` would read as an option where it becomes an argument; an
+    // address with `/` would turn a push into a local copy.
+    if !names::is_valid_name(&spec.job) {
         return Err(format!("job name {:?} is not a valid name", spec.job));
+    }
+    for name in spec.hosts.keys().chain([&spec.host]) {
+        if !names::is_valid_name(name) {
+            return Err(format!("host name {name:?} is not a valid name"));
+        }
+    }
+    for (name, ep) in &spec.hosts {
+        if let Some(why) = names::address_problem(&ep.address) {
+            return Err(format!("host {name:?} has address {:?}: {why}", ep.address));
+        }
+        if !names::is_valid_user(&ep.user) {
+            return Err(format!(
+                "host {name:?} has user {:?}, which is not a user name",
+                ep.user
+            ));
+        }
     }
     check_lock_order(&spec.locks)?;
     let known = |h: &str| spec.is_local(h) || spec.hosts.contains_key(h);
@@ -348,6 +429,11 @@ fn check(spec: &JobSpec) -> Result<(), String> {
             .iter()
             .map(|w| (w.at.host.as_str(), w.at.path.as_str())),
     );
+    places.extend(
+        spec.fresh_markers
+            .iter()
+            .map(|m| (m.host.as_str(), m.path.as_str())),
+    );
     for s in &spec.syncs {
         places.push((&s.source.host, &s.source.path));
         places.push((&s.dest.host, &s.dest.path));
@@ -359,8 +445,15 @@ fn check(spec: &JobSpec) -> Result<(), String> {
                 "host {h:?} (for {p}) is neither the job's host nor in `hosts`"
             ));
         }
-        if p.is_empty() || p.contains('\0') {
-            return Err(format!("path {p:?} on host {h} is not usable"));
+        // A relative path would be taken from the runner's working directory, or the remote
+        // user's home: somewhere the topology never named.
+        if !p.starts_with('/') {
+            return Err(format!(
+                "path {p:?} on host {h} is not usable: it must be absolute"
+            ));
+        }
+        if p.contains('\0') {
+            return Err(format!("path {p:?} on host {h} holds a NUL byte"));
         }
     }
     for h in &spec.hooks {
@@ -371,8 +464,25 @@ fn check(spec: &JobSpec) -> Result<(), String> {
             ));
         }
     }
-    if spec.state_dir.is_empty() {
-        return Err("state-dir is empty".into());
+    for (what, path) in [
+        ("identity", spec.identity.as_ref()),
+        ("known-hosts", Some(&spec.known_hosts)),
+    ] {
+        if let Some(p) = path
+            && let Some(why) = names::ssh_path_problem(p)
+        {
+            return Err(format!("{what} {p:?} {why}"));
+        }
+    }
+    for (what, dir) in [
+        ("state-dir", Some(&spec.state_dir)),
+        ("metrics-dir", spec.metrics_dir.as_ref()),
+    ] {
+        if let Some(d) = dir
+            && !d.starts_with('/')
+        {
+            return Err(format!("{what} {d:?} is not an absolute path"));
+        }
     }
     Ok(())
 }
@@ -493,6 +603,7 @@ fn execute(ctx: &Ctx, started: Instant) -> i32 {
         });
         return finish(ctx, started, prev, run, Some(reason));
     }
+    ping::send(ctx, ping::Ping::Start, "");
 
     take_locks(ctx, &mut run);
     let reached_hooks = !run.outcome.stops();
@@ -826,12 +937,29 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
     if ctx.dry_run {
         return code;
     }
+    if result == RunResult::Success {
+        fresh::write_markers(ctx, end);
+    }
+    match result {
+        RunResult::Success => ping::send(ctx, ping::Ping::Success, ""),
+        RunResult::Skipped => ping::send(
+            ctx,
+            ping::Ping::Success,
+            &format!("skipped: {}", reason.as_deref().unwrap_or("not due")),
+        ),
+        _ => ping::send(ctx, ping::Ping::Fail, &report::last_lines()),
+    }
     let mut runs_total = prev.runs_total;
     *runs_total.entry(result).or_insert(0) += 1;
     let (last_success, last_success_start) = if result == RunResult::Success {
         (Some(end.to_string()), Some(ctx.start.to_string()))
     } else {
         (prev.last_success, prev.last_success_start)
+    };
+    // A skipped run is no news: the run before it stays the one a success recovers from.
+    let previous_result = match prev.result {
+        Some(RunResult::Skipped) | None => prev.previous_result,
+        counted => counted,
     };
     let state = RunState {
         version: STATE_VERSION,
@@ -850,6 +978,9 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
         last_success,
         last_success_start,
         runs_total,
+        previous_result,
+        // systemd sets it in every service it starts; the notification compares it.
+        invocation: std::env::var("INVOCATION_ID").ok(),
     };
     write_report(ctx, &state);
     code
@@ -957,6 +1088,88 @@ mod tests {
         assert!(e.contains("a:snaps/") && e.contains("absolute"), "{e}");
         s.syncs[0].dest = place("/srv/snaps/");
         assert_eq!(check(&s), Ok(()));
+    }
+
+    #[test]
+    fn a_spec_from_elsewhere_gets_no_more_than_a_topology_could_say() {
+        let refused = |change: &dyn Fn(&mut JobSpec), what: &str| {
+            let mut s = spec_with_locks(&[]);
+            change(&mut s);
+            let e = check(&s).unwrap_err();
+            assert!(e.contains(what), "{e}");
+        };
+        refused(&|s| s.job = "-x".into(), "job name");
+        refused(&|s| s.job = "ü".into(), "job name");
+        refused(&|s| s.host = "-a".into(), "host name");
+        refused(
+            &|s| {
+                let e = s.hosts.remove("b").unwrap();
+                s.hosts.insert("-oProxyCommand=x".into(), e);
+            },
+            "host name",
+        );
+        let ep = |s: &mut JobSpec| s.hosts.get_mut("b").unwrap().clone();
+        for address in [
+            "tmp/x",
+            "-oProxyCommand=touch /tmp/x",
+            "a b",
+            "fd00::1",
+            "%h",
+        ] {
+            refused(
+                &|s| {
+                    let mut e = ep(s);
+                    e.address = address.into();
+                    s.hosts.insert("b".into(), e);
+                },
+                "address",
+            );
+        }
+        for user in ["-oProxyCommand=x", "a b", "a@b"] {
+            refused(
+                &|s| {
+                    let mut e = ep(s);
+                    e.user = user.into();
+                    s.hosts.insert("b".into(), e);
+                },
+                "user",
+            );
+        }
+        let place = |host: &str, p: &str| Location {
+            host: host.into(),
+            path: p.into(),
+        };
+        for (src, dst) in [
+            (place("a", "/src/"), place("a", "dst")),
+            (place("b", "src/"), place("a", "/d/")),
+        ] {
+            refused(
+                &|s| {
+                    s.syncs.push(Sync {
+                        source: src.clone(),
+                        dest: dst.clone(),
+                        opts: vec!["-a".into()],
+                        exclude: vec![],
+                        bwlimit: None,
+                        deletes: false,
+                        allow_empty_source: false,
+                        snapshot: None,
+                    })
+                },
+                "must be absolute",
+            );
+        }
+        refused(&|s| s.state_dir = "state".into(), "state-dir");
+        refused(
+            &|s| s.identity = Some("/k/x' -oProxyCommand=y '".into()),
+            "identity",
+        );
+        refused(&|s| s.known_hosts = "/k/\"h\"".into(), "known-hosts");
+        refused(&|s| s.known_hosts = "/k/%h".into(), "known-hosts");
+        refused(&|s| s.metrics_dir = Some("m".into()), "metrics-dir");
+        let mut ok = spec_with_locks(&[]);
+        ok.hosts.get_mut("b").unwrap().address = "[fd00::1]".into();
+        assert_eq!(check(&ok), Ok(()));
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn number(v: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bkc_contract::spec::{Endpoint, Location};
     use std::collections::BTreeMap;
@@ -173,6 +173,9 @@ mod tests {
             wait_files: vec![],
             hooks: vec![],
             syncs: vec![],
+            notify: vec![],
+            ping: None,
+            fresh_markers: vec![],
         }
     }
 

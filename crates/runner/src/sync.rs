@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bkc_contract::event::{Event, SyncClass};
 use bkc_contract::serve::{Reply, Request, SourceState};
-use bkc_contract::spec::Sync;
+use bkc_contract::spec::{Location, Sync};
 use bkc_contract::state::SyncReport;
 
 use super::child::{self, Stop};
@@ -32,10 +32,11 @@ fn dest_of<'a>(ctx: &'a Ctx, sync: &'a Sync) -> Dest<'a> {
     }
 }
 
-/// The state of a sync's source, wherever it is; a remote one as `bkc-run serve` sees it.
-fn source_state(ctx: &Ctx, sync: &Sync) -> Result<SourceState, Fail> {
-    if ctx.spec.is_local(&sync.source.host) {
-        let p = match sync.source.path.trim_end_matches('/') {
+/// The state of a path (a sync's source, or a restore's target, which must be new or empty),
+/// wherever it is; a remote one as `bkc-run serve` sees it.
+pub(crate) fn path_state(ctx: &Ctx, at: &Location) -> Result<SourceState, Fail> {
+    if ctx.spec.is_local(&at.host) {
+        let p = match at.path.trim_end_matches('/') {
             "" => "/",
             p => p,
         };
@@ -49,13 +50,13 @@ fn source_state(ctx: &Ctx, sync: &Sync) -> Result<SourceState, Fail> {
         })
     } else {
         let req = Request::SourceState {
-            path: sync.source.path.clone(),
+            path: at.path.clone(),
         };
-        match ctx.request(&sync.source.host, &req)? {
+        match ctx.request(&at.host, &req)? {
             Reply::Source { state } => Ok(state),
             other => Err(Fail::Lock(format!(
                 "unexpected answer about {}: {other:?}",
-                loc(&sync.source)
+                loc(at)
             ))),
         }
     }
@@ -140,7 +141,7 @@ fn guard_source(ctx: &Ctx, sync: &Sync, rep: &SyncReport) -> Result<(), Failed> 
     if !(sync.deletes || sync.snapshot.is_some()) || sync.allow_empty_source {
         return Ok(());
     }
-    let state = source_state(ctx, sync).map_err(outcome_of)?;
+    let state = path_state(ctx, &sync.source).map_err(outcome_of)?;
     if state == SourceState::NonEmpty {
         return Ok(());
     }

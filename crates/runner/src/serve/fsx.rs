@@ -179,6 +179,22 @@ impl Dir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// `name`'s own status (a symlink's, not its target's).
+    pub fn stat(&self, name: &CStr) -> io::Result<libc::stat> {
+        // SAFETY: a zeroed stat is a valid buffer for fstatat(2) to fill.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstatat(2) relative to our descriptor into a local buffer.
+        cvt(unsafe {
+            libc::fstatat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        })?;
+        Ok(st)
+    }
+
     /// What `name` is, without following it if it is a symlink; `None` when it does not exist.
     pub fn kind(&self, name: &CStr) -> io::Result<Option<Kind>> {
         // SAFETY: a zeroed stat is a valid buffer for fstatat(2) to fill.

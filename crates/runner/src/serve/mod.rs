@@ -10,6 +10,7 @@
 //! the command. Nothing here runs a shell. docs/SERVE.md has the protocol, docs/SECURITY.md what
 //! it guards against.
 
+mod back;
 mod fsx;
 mod locks;
 mod prune;
@@ -186,6 +187,9 @@ fn json(s: &mut Session, file: &ServeFile) -> i32 {
             name,
         } => snap::complete(s, file, &root, &partial, &name),
         Request::SnapshotPrune { root, current } => snap::prune(s, file, &root, &current),
+        Request::WriteMarkers { paths, content } => back::write_markers(s, file, &paths, &content),
+        Request::SnapshotWalk { root } => back::walk(s, file, &root),
+        Request::Have { root, dirs, paths } => back::have(s, file, &root, &dirs, &paths),
         Request::Hook { command, result } => hook(s, file, &command, result),
     }
 }

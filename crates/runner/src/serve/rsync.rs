@@ -489,6 +489,7 @@ mod tests {
             lock_files: vec![],
             wait_files: vec![],
             hooks: vec![],
+            fresh_markers: vec![],
         }
     }
 

@@ -1,0 +1,476 @@
+//! Getting data back, end to end: `bkc snapshots`, `bkc restore` and `bkc verify` from the
+//! operator's side, through real sshd on namespaced hosts to the job's host, where bkc-run
+//! reaches the other hosts with the job's key and runs real rsync. Each host has its own /srv
+//! and /etc (the job specs `bkc build` wrote, the job key, the pinned known_hosts). The jobs run
+//! over three injected days (`BKC_RUN_NOW`), with every file's time set to fit that calendar.
+//! Needs root; see tests/harness.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use std::time::Duration;
+
+use crate::harness::site::{Said, Site};
+use crate::harness::{self, Live};
+use serde_json::Value;
+
+/// The three days the jobs run on, and their snapshots' names.
+const DAYS: [&str; 3] = [
+    "2026-11-18T02:15:00Z",
+    "2026-11-19T02:15:00Z",
+    "2026-11-20T02:15:00Z",
+];
+const NAMES: [&str; 3] = [
+    "2026-11-18T021500Z",
+    "2026-11-19T021500Z",
+    "2026-11-20T021500Z",
+];
+/// When the files that never change were written: before every run.
+const OLD: &str = "2026-11-17T12:00:00Z";
+
+fn ts(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+/// `t` moved by `hours`.
+fn shift(t: &str, hours: i64) -> String {
+    (ts(t) + jiff::SignedDuration::from_hours(hours)).to_string()
+}
+
+/// Write `path` with `content`, `mode` and modification time `mtime`.
+fn put(path: &Path, content: &str, mode: u32, mtime: &str) {
+    harness::write(path, content);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(ts(mtime).as_second() as u64);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// The seed chain: the desktop mirrors its home to backup_a, which pushes everything into
+/// snapshots on backup_b. The before hook lets a test make a run slow.
+const SEED_CHAIN: &str = r#"
+job "desktop-to-a" on="desktop" {
+    schedule "daily"
+    sync "/srv/home/" "backup_a:/srv/backup/desktop/" {
+        opts "-a" "--delete"
+    }
+}
+job "a-to-b" on="backup_a" {
+    schedule "daily"
+    hook "before" "sleep ${BKC_TEST_SLOW:-0}"
+    sync "/srv/backup/" "backup_b:/srv/offsite/backup_a/" {
+        snapshot keep-daily=7
+    }
+}
+"#;
+
+/// The pull server: vault pulls web1 into snapshots, keeping numeric ids.
+const PULL_SERVER: &str = r#"
+job "pull-web1" on="vault" {
+    schedule "daily"
+    sync "web1:/srv/www/" "/srv/snapshots/web1/www/" {
+        opts "-a" "--delete" "--numeric-ids"
+        snapshot keep-daily=7
+    }
+}
+"#;
+
+/// A job that snapshots a source, as the tests below see it.
+struct Case<'a> {
+    site: &'a Site,
+    job: &'a str,
+    /// The source's host and its directory under /srv.
+    source: (&'a str, &'a str),
+    /// Where the test writes the files the source gets: host and directory under /srv.
+    origin: (&'a str, &'a str),
+    /// The paths of the origin's files inside the job's source.
+    prefix: &'a str,
+    /// The latest snapshot's directory: host and directory under /srv.
+    snapshots: (&'a str, &'a str),
+    /// Runs the jobs that carry a day's data into the snapshots.
+    run_day: &'a dyn Fn(&str),
+    /// How rsync itemizes a file the job's direction sends: `<` for a push, `>` for a pull.
+    sent: char,
+}
+
+impl Case<'_> {
+    fn origin(&self, rel: &str) -> PathBuf {
+        self.site
+            .srv(self.origin.0, &format!("{}/{rel}", self.origin.1))
+    }
+
+    fn source(&self, rel: &str) -> PathBuf {
+        self.site.srv(
+            self.source.0,
+            &format!("{}/{}{rel}", self.source.1, self.prefix),
+        )
+    }
+
+    fn in_snapshot(&self, day: usize, rel: &str) -> PathBuf {
+        self.site.srv(
+            self.snapshots.0,
+            &format!("{}/{}/{}{rel}", self.snapshots.1, NAMES[day], self.prefix),
+        )
+    }
+
+    fn path(&self, rel: &str) -> String {
+        format!("{}{rel}", self.prefix)
+    }
+
+    /// Three days of runs: files that never change, a diary that changes every day, a file
+    /// that appears on the third.
+    fn three_days(&self) {
+        put(&self.origin("music/song.flac"), "la la la\n", 0o640, OLD);
+        put(&self.origin("base.txt"), "the same every day\n", 0o644, OLD);
+        for (i, day) in DAYS.iter().enumerate() {
+            let before = shift(day, -6);
+            put(
+                &self.origin("diary.txt"),
+                &format!("diary {}\n", i + 1),
+                0o600,
+                &before,
+            );
+            if i == 2 {
+                put(&self.origin("new3.txt"), "new on day 3\n", 0o644, &before);
+            }
+            (self.run_day)(day);
+        }
+    }
+
+    fn restore(&self, args: &[&str]) -> Said {
+        let file = self.site.file();
+        let mut a = vec!["restore", self.job, file.as_str()];
+        a.extend_from_slice(args);
+        self.site.bkc(&a)
+    }
+
+    fn listing(&self) {
+        let file = self.site.file();
+        let s = self.site.bkc(&["snapshots", &file, self.job, "--json"]);
+        assert_eq!(s.code, 0, "{s:?}");
+        let v: Value = serde_json::from_str(&s.out).unwrap();
+        let syncs = &v["jobs"][0]["syncs"];
+        assert_eq!(syncs.as_array().unwrap().len(), 1, "{s:?}");
+        let snaps = syncs[0]["snapshots"].as_array().unwrap();
+        let names: Vec<&str> = snaps.iter().map(|n| n["name"].as_str().unwrap()).collect();
+        assert_eq!(names, [NAMES[2], NAMES[1], NAMES[0]], "newest first");
+        let flags = |k: &str| {
+            snaps
+                .iter()
+                .map(|n| n[k].as_bool().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(flags("latest"), [true, false, false]);
+        assert_eq!(flags("complete"), [true, true, true]);
+        assert_eq!(
+            flags("prune"),
+            [false, false, false],
+            "keep-daily=7 keeps all"
+        );
+        let num = |n: &Value, k: &str| n[k].as_u64().unwrap();
+        // Day 3 has one file more; every day shares song and base, each diary is its own.
+        assert_eq!(num(&snaps[0], "files"), num(&snaps[1], "files") + 1);
+        assert_eq!(num(&snaps[0], "unique_bytes"), 8 + 13, "diary 3 and new3");
+        assert_eq!(num(&snaps[1], "unique_bytes"), 8, "diary 2");
+        assert!(num(&snaps[2], "apparent_bytes") >= 9 + 19 + 8);
+        let table = self.site.bkc(&["snapshots", &file, self.job]);
+        assert_eq!(table.code, 0, "{table:?}");
+        let latest = table.out.lines().find(|l| l.contains(NAMES[2])).unwrap();
+        assert!(
+            latest.contains("complete") && latest.ends_with("latest"),
+            "{table:?}"
+        );
+    }
+
+    /// A file deleted at the source comes back from day one as it was: bytes, mode, time.
+    fn deleted_file_comes_back(&self) {
+        let song = self.source("music/song.flac");
+        let before = std::fs::metadata(&song).unwrap();
+        std::fs::remove_file(&song).unwrap();
+        let s = self.restore(&[
+            "--at",
+            "2026-11-18",
+            &self.path("music/song.flac"),
+            "--to",
+            "/srv/restored",
+        ]);
+        assert_eq!(s.code, 0, "{s:?}");
+        assert!(
+            s.out
+                .contains(&format!("f+++++++++ {}", self.path("music/song.flac"))),
+            "{s:?}"
+        );
+        let back = self.site.srv(
+            self.source.0,
+            &format!("restored/{}", self.path("music/song.flac")),
+        );
+        let m = std::fs::metadata(&back).unwrap();
+        assert_eq!(std::fs::read_to_string(&back).unwrap(), "la la la\n");
+        assert_eq!(m.mode() & 0o7777, 0o640);
+        assert_eq!(m.mtime(), before.mtime());
+        assert_eq!((m.uid(), m.gid()), (before.uid(), before.gid()));
+
+        // Into the same directory again: it is no longer empty.
+        let s = self.restore(&[&self.path("base.txt"), "--to", "/srv/restored"]);
+        assert_eq!(s.code, 1, "{s:?}");
+        assert!(s.err.contains("is not empty"), "{s:?}");
+        let s = self.restore(&[&self.path("base.txt"), "--to", "/srv/restored", "--force"]);
+        assert_eq!(s.code, 0, "{s:?}");
+
+        // In place on a terminal: the changes first, then the question; only `yes` goes on.
+        let (file, song_path) = (self.site.file(), self.path("music/song.flac"));
+        let ask = ["restore", self.job, &file, &song_path, "--in-place"];
+        let s = self.site.bkc_tty(&ask, "no\n");
+        assert_eq!(s.code, 1, "{s:?}");
+        assert!(s.out.contains("Restore these 2 changes in place?"), "{s:?}");
+        assert!(
+            s.out.contains("nothing was changed") && !song.exists(),
+            "{s:?}"
+        );
+        let s = self.site.bkc_tty(&ask, "yes\n");
+        assert_eq!(s.code, 0, "{s:?}");
+        assert!(song.exists(), "{s:?}");
+        std::fs::remove_file(&song).unwrap();
+        // In place: without a terminal only with --yes.
+        let s = self.restore(&[&self.path("music/song.flac"), "--in-place"]);
+        assert_eq!(s.code, 2, "{s:?}");
+        assert!(s.err.contains("not a terminal"), "{s:?}");
+        assert!(!song.exists());
+        let s = self.restore(&[&self.path("music/song.flac"), "--in-place", "--yes"]);
+        assert_eq!(s.code, 0, "{s:?}");
+        let m = std::fs::metadata(&song).unwrap();
+        assert_eq!(std::fs::read_to_string(&song).unwrap(), "la la la\n");
+        assert_eq!((m.mode() & 0o7777, m.mtime()), (0o640, before.mtime()));
+    }
+
+    /// `--at` takes the newest snapshot at or before the time; a date means its whole day.
+    fn at_picks_the_snapshot(&self) {
+        for (at, dir, want) in [
+            ("2026-11-19", "at-a", "diary 2\n"),
+            ("2026-11-19T02:00", "at-b", "diary 1\n"),
+            ("latest", "at-c", "diary 3\n"),
+        ] {
+            let s = self.restore(&[
+                "--at",
+                at,
+                &self.path("diary.txt"),
+                "--to",
+                &format!("/srv/{dir}"),
+            ]);
+            assert_eq!(s.code, 0, "{at}: {s:?}");
+            let got = self
+                .site
+                .srv(self.source.0, &format!("{dir}/{}", self.path("diary.txt")));
+            assert_eq!(std::fs::read_to_string(got).unwrap(), want, "{at}");
+        }
+        let s = self.restore(&["--at", "2026-11-17", "--to", "/srv/at-d"]);
+        assert_eq!(s.code, 1, "{s:?}");
+        assert!(s.err.contains("no complete snapshot at or before"), "{s:?}");
+        // A path the chosen snapshot lacks names the nearest that have it.
+        let s = self.restore(&[
+            "--at",
+            "2026-11-18",
+            &self.path("new3.txt"),
+            "--to",
+            "/srv/at-e",
+        ]);
+        assert_eq!(s.code, 1, "{s:?}");
+        assert!(
+            s.err
+                .contains(&format!("the nearest that has it: {} (newer)", NAMES[2])),
+            "{s:?}"
+        );
+    }
+
+    /// A byte flipped in the latest snapshot is corrupted, found by reading every byte; a
+    /// source edit after the last run is a change, not corruption.
+    fn verify_tells_rot_from_change(&self) {
+        let file = self.site.file();
+        let s = self.site.bkc(&["verify", self.job, &file, "--checksum"]);
+        assert_eq!(s.code, 0, "clean before: {s:?}");
+        let copy = self.in_snapshot(2, "base.txt");
+        let t = std::fs::metadata(&copy).unwrap().modified().unwrap();
+        let mut bytes = std::fs::read(&copy).unwrap();
+        bytes[4] ^= 0x20;
+        std::fs::write(&copy, &bytes).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        put(
+            &self.source("diary.txt"),
+            "edited after the run\n",
+            0o600,
+            &shift(DAYS[2], 6),
+        );
+
+        let s = self.site.bkc(&["verify", self.job, &file]);
+        assert_eq!(
+            s.code, 0,
+            "sizes and times alone cannot see the flip: {s:?}"
+        );
+        let s = self
+            .site
+            .bkc(&["verify", self.job, &file, "--checksum", "--json"]);
+        assert_eq!(s.code, 1, "{s:?}");
+        let v: Value = serde_json::from_str(&s.out).unwrap();
+        let findings = v["syncs"][0]["findings"].as_array().unwrap();
+        let class = |p: String| {
+            findings
+                .iter()
+                .find(|f| f["path"] == p.as_str())
+                .map(|f| f["class"].as_str().unwrap().to_string())
+        };
+        assert_eq!(
+            class(self.path("base.txt")).as_deref(),
+            Some("corrupted"),
+            "{s:?}"
+        );
+        assert_eq!(
+            class(self.path("diary.txt")).as_deref(),
+            Some("changed"),
+            "{s:?}"
+        );
+        assert!(findings.iter().all(|f| f["class"] != "missing"), "{s:?}");
+        let s = self.site.bkc(&["verify", self.job, &file, "--checksum"]);
+        assert_eq!(s.code, 1, "{s:?}");
+        assert!(
+            s.out.contains(&format!(
+                "corrupted  {}fc........  {}",
+                self.sent,
+                self.path("base.txt")
+            )),
+            "{s:?}"
+        );
+    }
+
+    fn all(&self) {
+        self.three_days();
+        self.listing();
+        self.deleted_file_comes_back();
+        self.at_picks_the_snapshot();
+        self.verify_tells_rot_from_change();
+    }
+}
+
+#[test]
+#[ignore = "needs root, sshd and rsync (namespace hosts)"]
+fn push_job_seed_chain() {
+    let _g = harness::shared();
+    let Some(site) = Site::new(&["desktop", "backup_a", "backup_b"], SEED_CHAIN) else {
+        return;
+    };
+    let run_day = |day: &str| {
+        site.run_job("desktop-to-a", "desktop", &shift(day, -1));
+        site.run_job("a-to-b", "backup_a", day);
+    };
+    let case = Case {
+        site: &site,
+        job: "a-to-b",
+        source: ("backup_a", "backup"),
+        origin: ("desktop", "home"),
+        prefix: "desktop/",
+        snapshots: ("backup_b", "offsite/backup_a"),
+        run_day: &run_day,
+        sent: '<',
+    };
+    case.all();
+
+    // The desktop's own job is a mirror: listed with its last run, restored from backup_a.
+    let file = site.file();
+    let s = site.bkc(&["snapshots", &file, "desktop-to-a", "--json"]);
+    assert_eq!(s.code, 0, "{s:?}");
+    let v: Value = serde_json::from_str(&s.out).unwrap();
+    assert_eq!(v["jobs"][0]["syncs"][0]["kind"], "mirror", "{s:?}");
+    assert!(
+        v["jobs"][0]["last_success"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-11-20T01:15")
+    );
+    let s = site.bkc(&[
+        "restore",
+        "desktop-to-a",
+        &file,
+        "diary.txt",
+        "--to",
+        "/srv/from-mirror",
+    ]);
+    assert_eq!(s.code, 0, "{s:?}");
+    // The mirror is backup_a's copy, which the verify above edited after the last run.
+    let got = std::fs::read_to_string(site.srv("desktop", "from-mirror/diary.txt")).unwrap();
+    assert_eq!(got, "edited after the run\n");
+}
+
+#[test]
+#[ignore = "needs root, sshd and rsync (namespace hosts)"]
+fn pull_job_pull_server() {
+    let _g = harness::shared();
+    let Some(site) = Site::new(&["vault", "web1"], PULL_SERVER) else {
+        return;
+    };
+    let run_day = |day: &str| site.run_job("pull-web1", "vault", day);
+    let case = Case {
+        site: &site,
+        job: "pull-web1",
+        source: ("web1", "www"),
+        origin: ("web1", "www"),
+        prefix: "",
+        snapshots: ("vault", "snapshots/web1/www"),
+        run_day: &run_day,
+        sent: '>',
+    };
+    case.all();
+}
+
+/// A restore started while the job runs waits for the job's lock, then restores what the run
+/// made.
+#[test]
+#[ignore = "needs root, sshd and rsync (namespace hosts)"]
+fn a_restore_waits_for_the_running_job() {
+    let _g = harness::shared();
+    let Some(site) = Site::new(&["desktop", "backup_a", "backup_b"], SEED_CHAIN) else {
+        return;
+    };
+    put(
+        &site.srv("backup_a", "backup/file.txt"),
+        "day 1\n",
+        0o644,
+        OLD,
+    );
+    site.run_job("a-to-b", "backup_a", DAYS[0]);
+    put(
+        &site.srv("backup_a", "backup/file.txt"),
+        "day 2\n",
+        0o644,
+        &shift(DAYS[1], -6),
+    );
+
+    let mut job = site.net.cmd(
+        site.h("backup_a"),
+        &[harness::runner(), "/etc/bkc/jobs/a-to-b.json"],
+    );
+    job.env("BKC_RUN_NOW", DAYS[1]).env("BKC_TEST_SLOW", "3");
+    let mut live = Live::new(site.net.spawn(job));
+    live.wait_event("locked", 10);
+    let file = site.file();
+    let restore = site.bkc_cmd(&["restore", "a-to-b", &file, "file.txt", "--to", "/srv/r"]);
+    let restore = site.net.spawn(restore);
+    let ran = live.finish(30);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let s = Said::of(restore.wait_with_output().unwrap());
+    assert_eq!(s.code, 0, "{s:?}");
+    assert!(
+        s.err.contains("waiting for job a-to-b on host backup_a"),
+        "{s:?}"
+    );
+    // It waited for the run, so it restored the run's snapshot.
+    let got = std::fs::read_to_string(site.srv("backup_a", "r/file.txt")).unwrap();
+    assert_eq!(got, "day 2\n");
+}
