@@ -11,7 +11,12 @@ use crate::harness::*;
 fn topology(net: &Net) -> String {
     let known = std::fs::read_to_string(net.dir.join("known_hosts")).unwrap();
     let mut s = String::from("defaults {\n    state-dir \"/srv/state\"\n}\n");
-    for (h, line) in net.hosts.iter().zip(known.lines()) {
+    for h in &net.hosts {
+        // known_hosts has a line per address of a host (IPv4 and IPv6): take its IPv4 one.
+        let line = known
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(h.addr.as_str()))
+            .unwrap();
         let key: Vec<&str> = line.split_whitespace().skip(1).collect();
         s.push_str(&format!(
             "host \"{}\" address=\"{}\" {{\n    host-key \"{}\"\n}}\n",

@@ -54,7 +54,7 @@ impl Site {
             .map(|(i, n)| (*n, format!("h{}", i + 1)))
             .collect();
         let mut kdl = format!(
-            "defaults {{\n    identity \"/etc/bkc/id_ed25519\"\n    lock-dir \"/srv/bkc/locks\"\n    state-dir \"/srv/bkc/state\"\n    runner \"{}\"\n    lock-wait \"1s\"\n}}\n",
+            "defaults {{\n    ssh-keys \"operator\"\n    identity \"/etc/bkc/id_ed25519\"\n    lock-dir \"/srv/bkc/locks\"\n    state-dir \"/srv/bkc/state\"\n    runner \"{}\"\n    lock-wait \"1s\"\n}}\n",
             super::runner()
         );
         for (name, h) in &names {

@@ -1,5 +1,8 @@
 //! rsync: the argv (never through a local shell), exit code classes and `--stats` figures.
 
+/// The pattern of every freshness marker's name.
+const FRESH_MARKERS: &str = ".bkc-fresh.*";
+
 use bkc_contract::event::SyncClass;
 use bkc_contract::spec::{JobSpec, Sync};
 
@@ -45,6 +48,10 @@ pub fn argv(
     // `/srv/backup/desktop/music/` must not fail because `desktop` is new (rsync >= 3.2.3).
     a.push("--mkpath".into());
     a.extend(sync.exclude.iter().map(|e| format!("--exclude={e}")));
+    // Freshness markers (`.bkc-fresh.<job>`, left in a destination for its host's check) are
+    // bkc's own, not data: a chain's next hop must not copy them into its snapshots, and an
+    // excluded file is also never deleted by `--delete`.
+    a.push(format!("--exclude={FRESH_MARKERS}"));
     if let Some(bw) = &sync.bwlimit {
         a.push(format!("--bwlimit={bw}"));
     }
@@ -216,6 +223,7 @@ pub(crate) mod tests {
                 "--mkpath",
                 "--exclude=.cache",
                 "--exclude=a b",
+                "--exclude=.bkc-fresh.*",
                 "--bwlimit=5M",
                 "--dry-run",
                 "--link-dest=/srv/dst dir/T0",
