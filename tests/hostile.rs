@@ -471,6 +471,10 @@ const MAY_FAIL: &[(&str, &str)] = &[
     ("opts-joined.kdl", "rsync refuses an unknown option"),
     ("opts-newline.kdl", "rsync refuses an unknown option"),
     ("spec-port-zero.json", "nothing listens on port 0"),
+    (
+        "spec-paths-newline.json",
+        "rsync hands serve its remote path on a command line, where its escaped newline is a line continuation: serve reads another path and refuses it",
+    ),
 ];
 
 /// One run of a case on the namespace hosts; returns a description of what went wrong, if

@@ -51,7 +51,9 @@ fn put(path: &Path, content: &str, mode: u32, mtime: &str) {
 }
 
 /// The seed chain: the desktop mirrors its home to backup_a, which pushes everything into
-/// snapshots on backup_b. The before hook lets a test make a run slow.
+/// snapshots on backup_b. The before hook lets a test make a run slow. backup_b's snapshots are
+/// not append-only: an append-only destination names each snapshot by its own clock, and these
+/// tests date their runs (`BKC_RUN_NOW`).
 const SEED_CHAIN: &str = r#"
 job "desktop-to-a" on="desktop" {
     schedule "daily"
@@ -63,7 +65,7 @@ job "a-to-b" on="backup_a" {
     schedule "daily"
     hook "before" "sleep ${BKC_TEST_SLOW:-0}"
     sync "/srv/backup/" "backup_b:/srv/offsite/backup_a/" {
-        snapshot keep-daily=7
+        snapshot keep-daily=7 append-only=#false
     }
 }
 "#;

@@ -263,6 +263,8 @@ enum Target<'f> {
     Write(&'f WriteRoot),
     /// A snapshot being written: its root and the partial directory's name.
     Partial(&'f SnapshotRoot, String),
+    /// A complete snapshot compared in a dry run (`bkc verify`): rsync changes nothing there.
+    Compare,
 }
 
 /// The serve file's entry for the path, in the direction asked.
@@ -287,8 +289,18 @@ fn target<'f>(file: &'f ServeFile, s: &Server) -> Result<Target<'f>, String> {
     {
         return Ok(Target::Partial(r, name.to_string()));
     }
+    if s.dry_run
+        && let Some((parent, name)) = p.trim_end_matches('/').rsplit_once('/')
+        && parse_name(name).is_some()
+        && file
+            .snapshots
+            .iter()
+            .any(|r| r.path.trim_end_matches('/') == parent)
+    {
+        return Ok(Target::Compare);
+    }
     Err(format!(
-        "{p} is not one of the job's destinations, nor a partial snapshot in one of its snapshot roots here"
+        "{p} is not one of the job's destinations, nor a partial snapshot in one of its snapshot roots here (nor, in a dry run, a complete one)"
     ))
 }
 
@@ -382,7 +394,7 @@ pub fn serve(s: &Session, file: &ServeFile, words: &[String]) -> i32 {
 /// here, unless it is a dry run, which makes nothing: rsync is then shown the part of the path
 /// that exists, read-only.
 fn place(path: &str, t: &Target, dry_run: bool) -> std::io::Result<(Dir, String, Option<String>)> {
-    let create = !dry_run && !matches!(t, Target::Read);
+    let create = !dry_run && !matches!(t, Target::Read | Target::Compare);
     if let Target::Partial(r, partial) = t {
         if !create {
             return what_exists(&format!("{}/{partial}/", r.path.trim_end_matches('/')));
@@ -509,6 +521,8 @@ mod tests {
             "--server -vlogDtpAXrce.iLsfxCIvu --log-format=%i --max-delete=5 . /srv/dst/",
             "--server -logDtpre.iLsfxCIvu -B2048 --checksum-choice=xxh3 --usermap=1:2 . /srv/dst/",
             "--server -logDtpre.iLsfxCIvu --delete . /srv/snaps/.partial-2026-01-01T000000Z/",
+            // bkc verify: a dry run against a complete snapshot.
+            "--server -nlogDtprce.iLsfxCIvu --log-format=%i --stats --mkpath . /srv/snaps/2026-01-01T000000Z/",
         ] {
             assert_eq!(verdict(line), Ok(None), "{line}");
         }
@@ -533,6 +547,8 @@ mod tests {
             "--server -logDtpre.iLsfxCIvu . /srv/dst",
             "--server --sender -logDtpre.iLsfxCIvu . /srv/src/../../etc/shadow",
             "--server -logDtpre.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/",
+            "--server -nlogDtpre.iLsfxCIvu . /srv/snaps/.partial-../",
+            "--server -nlogDtpre.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/../../etc/",
             "--server -logDtpre.iLsfxCIvu . /srv/snaps/.partial-../",
             "--server -logDtpre.iLsfxCIvu . /srv/dst/ /etc/",
             "--server --sender -logDtpre.iLsfxCIvu . /srv/src/ /etc/",
