@@ -300,6 +300,8 @@ fn rsync_stays_inside_the_jobs_paths_in_its_direction() {
     };
     ok(&["/srv/data/", &net.remote("h2", "/srv/dst/")]);
     ok(&[&net.remote("h2", "/srv/src/"), "/srv/pulled/"]);
+    // A restore reads the job's own mirror back (bkc restore of a push job).
+    ok(&[&net.remote("h2", "/srv/dst/"), "/srv/restored/"]);
     assert_eq!(
         std::fs::read_to_string(net.srv("h2").join("dst/f")).unwrap(),
         "data"
@@ -331,7 +333,8 @@ fn rsync_stays_inside_the_jobs_paths_in_its_direction() {
         vec![net.remote("h2", "/etc/shadow"), "/srv/stolen/".into()],
         // The wrong direction on the job's own paths.
         vec!["/srv/data/".into(), net.remote("h2", "/srv/src/")],
-        vec![net.remote("h2", "/srv/dst/"), "/srv/stolen/".into()],
+        // A destination's neighbour: reading back is for the job's own mirror only (restore).
+        vec![net.remote("h2", "/srv/dst/../src/"), "/srv/stolen/".into()],
         // Options that delete, follow symlinks or name other paths.
         vec![
             "--remove-source-files".into(),

@@ -595,9 +595,12 @@ fn argv(req: &Request, root: &str, delete: bool, dry_run: bool) -> Result<Vec<St
         }
     };
     if let Some(h) = remote {
-        a.push("-s".into());
+        // The far side is `bkc-run serve`, as for a run (see rsync::argv): it lets a restore
+        // read a complete snapshot or a mirror of the job's there.
+        let ep = ssh::endpoint(spec, h)?;
+        a.push(format!("--rsync-path={} rsync", ssh::serve_line(spec, ep)));
         a.push("-e".into());
-        a.push(ssh::rsync_rsh(spec, ssh::endpoint(spec, h)?));
+        a.push(ssh::rsync_rsh(spec, ep));
     }
     if req.paths.is_empty() {
         a.push(place(from_host, format!("{root}/"))?);

@@ -34,6 +34,9 @@ struct Server {
     dry_run: bool,
     link_dest: Option<String>,
     path: String,
+    /// A restore's further paths (`--relative`, each `<snapshot>/./<path>`).
+    more: Vec<String>,
+    relative: bool,
 }
 
 /// How a long option is treated.
@@ -108,6 +111,7 @@ fn long(name: &str) -> Option<Long> {
         | "dirs"
         | "compress"
         | "dry-run"
+        | "relative"
         | "update" => Long::Flag,
         "timeout" | "checksum-seed" | "block-size" => Long::Value(DIGITS),
         "max-delete" | "modify-window" | "compress-level" => Long::Value(SIGNED),
@@ -140,7 +144,7 @@ fn long(name: &str) -> Option<Long> {
 }
 
 /// Short options rsync puts in its one cluster (`-logDtpre.iLsfxCIvu`) that stay in the tree.
-const SHORT: &str = "vqbulHpEAXogDtUNOJSnxrdWczmCIiy";
+const SHORT: &str = "vqbulHpEAXogDtUNOJSnxrdWczmCIiyR";
 
 /// A cluster of short options: allowed letters, then maybe `e` and rsync's compatibility
 /// string, or `B` and a block size. Whether it asks for a dry run (`n`).
@@ -189,6 +193,8 @@ fn parse(args: &[String]) -> Result<Server, String> {
         dry_run: false,
         link_dest: None,
         path: String::new(),
+        more: Vec::new(),
+        relative: false,
     };
     loop {
         let a = it
@@ -214,6 +220,7 @@ fn parse(args: &[String]) -> Result<Server, String> {
             match kind {
                 Long::Flag => {
                     s.dry_run |= name == "dry-run";
+                    s.relative |= name == "relative";
                     flag_only(&mut s)?;
                 }
                 Long::Delete => {
@@ -243,15 +250,21 @@ fn parse(args: &[String]) -> Result<Server, String> {
             }
         } else if let Some(cluster) = a.strip_prefix('-').filter(|c| !c.is_empty()) {
             s.dry_run |= short(cluster)?;
+            // Before an `e`, `R` is --relative; after it, part of the compatibility string.
+            s.relative |= cluster.split('e').next().is_some_and(|f| f.contains('R'));
             s.opts.push(a.to_string());
         } else {
             return Err(format!("{a:?} is not an option"));
         }
     }
-    match (it.next(), it.next()) {
-        (Some(p), None) => s.path = p.to_string(),
-        (None, _) => return Err("no path after rsync's `.`".into()),
-        (Some(_), Some(_)) => return Err("more than one path; a sync names one".into()),
+    let Some(p) = it.next() else {
+        return Err("no path after rsync's `.`".into());
+    };
+    s.path = p.to_string();
+    s.more = it.map(str::to_string).collect();
+    let several_allowed = s.sender && s.relative;
+    if !s.more.is_empty() && !several_allowed {
+        return Err("more than one path; a sync names one (only a restore's --relative sender sends several)".into());
     }
     Ok(s)
 }
@@ -265,17 +278,20 @@ enum Target<'f> {
     Partial(&'f SnapshotRoot, String),
     /// A complete snapshot compared in a dry run (`bkc verify`): rsync changes nothing there.
     Compare,
+    /// A restore reading from a complete snapshot, or from a mirror the job writes here: the
+    /// directory, and the paths inside it (none: all of it).
+    Restore(String, Vec<String>),
 }
 
 /// The serve file's entry for the path, in the direction asked.
 fn target<'f>(file: &'f ServeFile, s: &Server) -> Result<Target<'f>, String> {
     let p = s.path.as_str();
     if s.sender {
-        return if file.read.iter().any(|r| r == p) {
-            Ok(Target::Read)
-        } else {
-            Err(format!("{p} is not one of the job's sources here"))
-        };
+        if s.more.is_empty() && file.read.iter().any(|r| r == p) {
+            return Ok(Target::Read);
+        }
+        return restore_source(file, s)
+            .ok_or(format!("{p} is not one of the job's sources here, nor a complete snapshot or mirror of it to restore from"));
     }
     if let Some(w) = file.write.iter().find(|w| w.path == p) {
         return Ok(Target::Write(w));
@@ -302,6 +318,42 @@ fn target<'f>(file: &'f ServeFile, s: &Server) -> Result<Target<'f>, String> {
     Err(format!(
         "{p} is not one of the job's destinations, nor a partial snapshot in one of its snapshot roots here (nor, in a dry run, a complete one)"
     ))
+}
+
+/// A restore's source: every path `<dir>/` (all of it) or, with `--relative`, `<dir>/./<path>`,
+/// with one `<dir>` that is a complete snapshot in a snapshot root or a mirror the job writes
+/// here, and paths without `.` or `..` components.
+fn restore_source<'f>(file: &ServeFile, s: &Server) -> Option<Target<'f>> {
+    let mut dir: Option<&str> = None;
+    let mut rels = Vec::new();
+    for p in std::iter::once(&s.path).chain(&s.more) {
+        let (d, rel) = match p.split_once("/./") {
+            Some((d, rel)) if s.relative => (d, Some(rel)),
+            Some(_) => return None,
+            None => (p.strip_suffix('/')?, None),
+        };
+        if dir.is_some_and(|x| x != d) {
+            return None;
+        }
+        dir = Some(d);
+        if let Some(rel) = rel {
+            let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+            if comps.is_empty() || comps.iter().any(|c| *c == "." || *c == "..") {
+                return None;
+            }
+            rels.push(comps.join("/"));
+        }
+    }
+    let d = dir?;
+    let snapshot = d.rsplit_once('/').is_some_and(|(root, name)| {
+        parse_name(name).is_some()
+            && file
+                .snapshots
+                .iter()
+                .any(|r| r.path.trim_end_matches('/') == root)
+    });
+    let mirror = file.write.iter().any(|w| w.path.trim_end_matches('/') == d);
+    (snapshot || mirror).then(|| Target::Restore(d.to_string(), rels))
 }
 
 /// The options' limits for the target; `--link-dest` rewritten relative to the partial snapshot.
@@ -356,7 +408,11 @@ pub fn serve(s: &Session, file: &ServeFile, words: &[String]) -> i32 {
         Ok(b) => b,
         Err(e) => return s.fail(&format!("cannot make rsync's mount namespace: {e}")),
     };
-    let (dir, arg, sub) = match place(&server.path, &t, server.dry_run) {
+    let placed = match &t {
+        Target::Restore(d, rels) => restore_place(d, rels),
+        t => place(&server.path, t, server.dry_run).map(|(d, a, sub)| (d, vec![a], sub)),
+    };
+    let (dir, args, sub) = match placed {
         Ok(x) => x,
         Err(e) => return s.refuse(&format!("{}: {e}", server.path)),
     };
@@ -381,7 +437,7 @@ pub fn serve(s: &Session, file: &ServeFile, words: &[String]) -> i32 {
             if server.sender {
                 c.arg("--sender");
             }
-            c.args(&server.opts).args(link_dest).arg(".").arg(&arg);
+            c.args(&server.opts).args(link_dest).arg(".").args(&args);
             c.exec()
         }
         Err(e) => e,
@@ -433,6 +489,34 @@ fn place(path: &str, t: &Target, dry_run: bool) -> std::io::Result<(Dir, String,
         };
     }
     Ok((parent, name.to_string_lossy().into_owned(), None))
+}
+
+/// A restore's directory, opened, and the paths to give rsync there: each checked to have no
+/// symlink on the way (the sender would follow one out of the snapshot), `.` for all of it.
+fn restore_place(
+    dir: &str,
+    rels: &[String],
+) -> std::io::Result<(Dir, Vec<String>, Option<String>)> {
+    let base = Dir::open(dir, false)?;
+    for rel in rels {
+        let comps: Vec<&str> = rel.split('/').collect();
+        let mut cur: Option<Dir> = None;
+        for c in &comps[..comps.len() - 1] {
+            let next = cur.as_ref().unwrap_or(&base).sub(&cname(c)?);
+            match next {
+                Ok(d) => cur = Some(d),
+                // Missing: rsync says so itself, as for any path the snapshot lacks.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    let args = if rels.is_empty() {
+        vec![".".to_string()]
+    } else {
+        rels.to_vec()
+    };
+    Ok((base, args, None))
 }
 
 /// The deepest existing directory of `path`, and the rest of it, relative, for rsync to look at.
@@ -521,6 +605,11 @@ mod tests {
             "--server -vlogDtpAXrce.iLsfxCIvu --log-format=%i --max-delete=5 . /srv/dst/",
             "--server -logDtpre.iLsfxCIvu -B2048 --checksum-choice=xxh3 --usermap=1:2 . /srv/dst/",
             "--server -logDtpre.iLsfxCIvu --delete . /srv/snaps/.partial-2026-01-01T000000Z/",
+            // bkc restore: reading a complete snapshot or a mirror, all of it or some paths.
+            "--server --sender -logDtpre.iLsfxCIvu --stats . /srv/snaps/2026-01-01T000000Z/",
+            "--server --sender -logDtpRe.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/./a/b /srv/snaps/2026-01-01T000000Z/./c",
+            "--server --sender -logDtpre.iLsfxCIvu --relative . /srv/mirror/./x",
+            "--server --sender -logDtpre.iLsfxCIvu . /srv/dst/",
             // bkc verify: a dry run against a complete snapshot.
             "--server -nlogDtprce.iLsfxCIvu --log-format=%i --stats --mkpath . /srv/snaps/2026-01-01T000000Z/",
         ] {
@@ -538,8 +627,7 @@ mod tests {
     #[test]
     fn everything_else_is_refused() {
         let refused = [
-            // Directions: sending from a destination, receiving into a source.
-            "--server --sender -logDtpre.iLsfxCIvu . /srv/dst/",
+            // Directions: receiving into a source.
             "--server -logDtpre.iLsfxCIvu . /srv/src/",
             // Other paths, by any spelling.
             "--server -logDtpre.iLsfxCIvu . /etc/",
@@ -552,6 +640,13 @@ mod tests {
             "--server -logDtpre.iLsfxCIvu . /srv/snaps/.partial-../",
             "--server -logDtpre.iLsfxCIvu . /srv/dst/ /etc/",
             "--server --sender -logDtpre.iLsfxCIvu . /srv/src/ /etc/",
+            // Restores: only complete snapshots and mirrors, paths inside them.
+            "--server --sender -logDtpre.iLsfxCIvu . /srv/snaps/.partial-2026-01-01T000000Z/",
+            "--server --sender -logDtpRe.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/./../../etc",
+            "--server --sender -logDtpRe.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/./a /etc/./shadow",
+            "--server --sender -logDtpre.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/./a",
+            "--server --sender -logDtpre.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/ /srv/dst/",
+            "--server --sender -logDtpRe.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/./a /srv/mirror/./b",
             "--server -logDtpre.iLsfxCIvu",
             "--sender --server . /srv/src/",
             // Options that delete, follow, or name other paths.
