@@ -6,12 +6,19 @@
 //! carry several labels. Each kind is still named by its own stable code (`bkc::unknown_host`),
 //! which is what tests and users match on; [`Code`] lists them all in one place.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 use miette::{
     GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity, SourceSpan,
 };
+
+use crate::printable::{masked, printable, printable_line};
+
+fn shown(text: impl Into<String>) -> String {
+    printable(&text.into()).into_owned()
+}
 
 /// The topology source a diagnostic points into: its file name and text.
 pub type Source = NamedSource<Arc<str>>;
@@ -182,11 +189,13 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    // Every text of a diagnostic is made printable where it is set: a message often quotes the
+    // file (a name, a path), and the file may come from a stranger (an imported config).
     pub fn error(code: Code, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             severity: Severity::Error,
             code,
-            message: message.into(),
+            message: printable_line(&message.into()).into_owned(),
             labels: Vec::new(),
             help: None,
             source: None,
@@ -203,23 +212,23 @@ impl Diagnostic {
     /// The primary label: the span the message is about.
     pub fn label(mut self, span: SourceSpan, text: impl Into<String>) -> Diagnostic {
         self.labels
-            .push(LabeledSpan::new_primary_with_span(Some(text.into()), span));
+            .push(LabeledSpan::new_primary_with_span(Some(shown(text)), span));
         self
     }
 
     /// A secondary label, such as "first defined here".
     pub fn also(mut self, span: SourceSpan, text: impl Into<String>) -> Diagnostic {
         self.labels
-            .push(LabeledSpan::new_with_span(Some(text.into()), span));
+            .push(LabeledSpan::new_with_span(Some(shown(text)), span));
         self
     }
 
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
-        self.help = Some(help.into());
+        self.help = Some(shown(help));
         self
     }
 
-    pub fn with_source(mut self, source: Source) -> Diagnostic {
+    fn with_source(mut self, source: Source) -> Diagnostic {
         self.source = Some(source);
         self
     }
@@ -313,6 +322,12 @@ impl Diagnostics {
     /// output reads top to bottom like the file does.
     pub fn finish(mut self, source: &Source) -> Vec<Diagnostic> {
         self.items.sort_by_key(Diagnostic::first_offset);
+        // The snippet miette prints is the source text itself: a control character in it is
+        // shown as `?` (one per byte, so every label still points at its place).
+        let source = match masked(source.inner()) {
+            Cow::Borrowed(_) => source.clone(),
+            Cow::Owned(m) => NamedSource::new(source.name(), Arc::<str>::from(m)),
+        };
         self.items
             .into_iter()
             .map(|d| d.with_source(source.clone()))

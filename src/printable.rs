@@ -16,6 +16,7 @@ fn shown_as_is(c: char) -> bool {
     !(c.is_control()
         || matches!(c,
             '\u{200B}'..='\u{200F}' // zero-width characters, left-to-right and right-to-left marks
+            | '\u{2028}' | '\u{2029}' // line and paragraph separators: line breaks to KDL
             | '\u{202A}'..='\u{202E}' // bidirectional embeddings and overrides
             | '\u{2066}'..='\u{2069}' // bidirectional isolates
             | '\u{FEFF}'))
@@ -35,6 +36,25 @@ pub fn printable(s: &str) -> Cow<'_, str> {
             let _ = write!(out, "\\x{:02x}", c as u32);
         } else {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `s` with every character [`printable`] would escape replaced by one `?` per byte, so each
+/// byte offset into it still points at the same place: for source text that diagnostics point
+/// into by offset. A carriage return stays (CRLF files).
+pub fn masked(s: &str) -> Cow<'_, str> {
+    let shown = |c: char| c == '\r' || shown_as_is(c);
+    if s.chars().all(shown) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if shown(c) {
+            out.push(c);
+        } else {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
         }
     }
     Cow::Owned(out)
@@ -63,5 +83,19 @@ mod tests {
         assert_eq!(printable("tab\tand\nline"), "tab\tand\nline");
         assert_eq!(printable_line("two\nlines"), "two\\nlines");
         assert!(matches!(printable("plain ünïcode"), Cow::Borrowed(_)));
+        // KDL ends a `//` comment at any of these, so they never reach a written file as is.
+        assert_eq!(
+            printable_line("a\x0cb\u{85}c\u{2028}d"),
+            "a\\x0cb\\x85c\\u{2028}d"
+        );
+    }
+
+    #[test]
+    fn masking_keeps_every_offset() {
+        let s = "job \"a\u{202E}b\" {\r\n\x1b[2J}";
+        let m = masked(s);
+        assert_eq!(m.len(), s.len());
+        assert_eq!(m, "job \"a???b\" {\r\n?[2J}");
+        assert!(matches!(masked("plain\r\n"), Cow::Borrowed(_)));
     }
 }

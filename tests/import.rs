@@ -444,3 +444,35 @@ fn junk_never_panics() {
     let i = rsyncdirector(&[config("h", "deep.yaml", &deep)], &[]);
     assert_eq!(codes(&i), ["bkc::yaml_syntax"]);
 }
+
+/// Found by the `import` fuzz target: a job id holding a form feed (or any other character KDL
+/// reads as a line break) was written raw into a `//` comment, so the rest of the comment became
+/// nodes and the topology did not compile. Every such character in a config reaches the written
+/// topology and the terminal escaped.
+#[test]
+fn line_breaks_in_config_text_stay_in_their_comment() {
+    for brk in ["\x0c", "\u{85}", "\u{2028}", "\u{2029}", "\x0b"] {
+        let text = std::fs::read_to_string(BACKUP_A)
+            .unwrap()
+            .replacen("id: backup_a_to_b", &format!("id: backup_{brk}_to_b"), 1)
+            .replacen(
+                "pid_file_dir: ",
+                &format!("pid_file_dir: /var/run/x{brk}y/"),
+                1,
+            );
+        assert!(text.contains(brk), "the example changed: {BACKUP_A}");
+        let i = rsyncdirector(&[config("backup_a", "backup_a.yaml", &text)], &[]);
+        let kdl = i
+            .kdl
+            .as_deref()
+            .unwrap_or_else(|| panic!("{brk:?}: {:?}", codes(&i)));
+        let c = compile("imported.kdl", &kdl);
+        assert_eq!(c.errors(), 0, "{brk:?}:\n{kdl}");
+        assert!(!kdl.contains(brk), "{brk:?} written raw:\n{kdl}");
+        let shown = bkc::diag::render(&i.diagnostics, false, 80);
+        assert!(
+            !shown.contains(brk),
+            "{brk:?} reached the terminal:\n{shown}"
+        );
+    }
+}

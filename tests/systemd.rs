@@ -25,10 +25,15 @@ fn topologies() -> Vec<std::path::PathBuf> {
     v
 }
 
+/// Where the roots go: a copy of /usr/lib/systemd each, hundreds of megabytes in all.
+fn base() -> PathBuf {
+    std::env::temp_dir().join(format!("bkc-systemd-{}", std::process::id()))
+}
+
 /// Each topology's hosts, each written into its own root directory as `verify --root` needs it:
 /// the units, systemd's own units, and the runner and mkdir at the paths the units name.
 fn roots() -> Vec<(String, PathBuf)> {
-    let base = std::env::temp_dir().join(format!("bkc-systemd-{}", std::process::id()));
+    let base = base();
     let _ = std::fs::remove_dir_all(&base);
     let mut out = Vec::new();
     for path in topologies() {
@@ -139,4 +144,5 @@ fn every_unit_passes_verify_and_the_security_bar() {
         }
     }
     assert!(checked >= 6, "only {checked} services checked");
+    std::fs::remove_dir_all(base()).unwrap();
 }

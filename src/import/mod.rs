@@ -18,6 +18,7 @@ use miette::{NamedSource, SourceSpan};
 
 use crate::analyze::paths;
 use crate::diag::{Code, Diagnostic, Source};
+use crate::printable::printable_line;
 use crate::schedule::{cron_to_calendar, parse_size};
 use crate::syntax::ast::Spanned;
 use yaml::{Node, Reader};
@@ -747,7 +748,7 @@ fn write_topology(
     readers: &mut [Reader],
 ) -> String {
     let mut o = String::new();
-    let files: Vec<&str> = configs.iter().map(|c| c.file.as_str()).collect();
+    let files: Vec<_> = configs.iter().map(|c| printable_line(&c.file)).collect();
     let _ = writeln!(
         o,
         "// Imported by `bkc import rsyncdirector` from {}.\n\
@@ -828,7 +829,14 @@ impl Writer<'_> {
     fn job(&mut self, p: &Parsed, earlier: &[usize], i: usize, j: &Job, readers: &mut [Reader]) {
         let c = &self.configs[j.file];
         let o = &mut self.o;
-        let _ = writeln!(o, "\n// From {}, job `{}`.", c.file, j.id.value);
+        // Text from the config goes into `//` comments printable: KDL ends a comment at a form
+        // feed or a line separator as at a newline, and the rest would be read as nodes.
+        let _ = writeln!(
+            o,
+            "\n// From {}, job `{}`.",
+            printable_line(&c.file),
+            printable_line(&j.id.value)
+        );
         let _ = writeln!(o, "job {} on={} {{", q(&self.names[i]), q(&c.host));
         if let Some(cron) = &p.cron {
             let _ = writeln!(o, "    cron {}", q(cron));
@@ -837,7 +845,7 @@ impl Writer<'_> {
             let _ = writeln!(
                 o,
                 "    // The old daemon ran the jobs of {} one after another; these keep them apart.",
-                c.file
+                printable_line(&c.file)
             );
             for &e in earlier {
                 let _ = writeln!(o, "    blocks-on {}", q(&self.names[e]));
@@ -845,7 +853,8 @@ impl Writer<'_> {
         } else if let Some(dir) = &p.pid_file_dir {
             let _ = writeln!(
                 o,
-                "    // pid_file_dir {dir}: each bkc job holds its own lock instead."
+                "    // pid_file_dir {}: each bkc job holds its own lock instead.",
+                printable_line(dir)
             );
         }
         for lf in &j.lock_files {
