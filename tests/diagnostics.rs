@@ -117,6 +117,10 @@ cases! {
     invalid_io_class: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    io-class \"idel\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_io_class"];
     lock_file_at_the_top: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    lock-file \"/j.lock\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unsafe_writable_path"];
     state_dir_over_staging: kdl("defaults {\n    state-dir \"/var/lib/bkc\"\n}\n") => ["bkc::unsafe_writable_path"];
+    restore_to_etc: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n    restore-to \"/etc\" host=\"backup_a\"\n}\n") => ["bkc::unsafe_writable_path"];
+    restore_to_own_host: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n    restore-to \"/srv/a\"\n}\n") => ["bkc::unused_setting"];
+    restore_to_unknown_host: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n    restore-to \"/srv/b\" host=\"backup_c\"\n}\n") => ["bkc::unknown_host"];
+    restore_to_relative: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n    restore-to \"srv/b\" host=\"backup_a\"\n}\n") => ["bkc::invalid_path"];
     sync_into_etc: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/etc/\" \"/etc\"\n}\n") => ["bkc::unsafe_writable_path"];
     invalid_retries: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    retries 500 delay=\"1m\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_retries"];
     invalid_retention: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        snapshot keep-daily=0 keep-weekly=4\n    }\n}\n") => ["bkc::invalid_retention"];

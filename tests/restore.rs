@@ -78,6 +78,8 @@ job "pull-web1" on="vault" {
         opts "-a" "--delete" "--numeric-ids"
         snapshot keep-daily=7
     }
+    // Restores go back to web1: vault's key may write there only below /srv.
+    restore-to "/srv" host="web1"
 }
 "#;
 

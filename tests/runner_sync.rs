@@ -547,6 +547,7 @@ fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
         notify: vec![],
         ping: None,
         fresh_markers: vec![],
+        restore_to: vec![],
     }
 }
 

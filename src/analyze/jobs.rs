@@ -109,6 +109,11 @@ fn job(
         .iter()
         .filter_map(|l| scope.file(cx, &l.path, l.host.as_ref(), "lock-file"))
         .collect();
+    let restore_to: Vec<Location> = j
+        .restore_to
+        .iter()
+        .filter_map(|r| scope.restore_to(cx, r))
+        .collect();
     let wait_files: Vec<WaitFile> = j
         .blocks_on_files
         .iter()
@@ -151,6 +156,7 @@ fn job(
         notify,
         ping,
         fresh_markers,
+        restore_to,
     };
     let writes_home = reached.read_write_paths.iter().any(|p| paths::is_home(p));
     Some(Draft {
@@ -549,6 +555,35 @@ impl<'h> Scope<'h> {
             }
             self.rw_paths.push(parent(&path.value));
         }
+        Some(Location {
+            host: host.name.clone(),
+            path: path.value.clone(),
+        })
+    }
+
+    /// A `restore-to` directory: on another host (on its own host a restore needs no leave),
+    /// and one the job's key may be let write into.
+    fn restore_to(&mut self, cx: &mut Ctx, r: &ast::LockFile) -> Option<Location> {
+        let named = r.host.as_ref().map(|n| (n.value.as_str(), n.span));
+        let host = self.host_or_own(cx, named, "this restore-to")?;
+        if host.name == self.on.name {
+            cx.push(
+                Diagnostic::warning(
+                    Code::UnusedSetting,
+                    "a restore on the job's own host needs no `restore-to`",
+                )
+                .label(r.span, "on the job's host")
+                .help("name the host to restore onto with host=\"…\", such as the host of a pull job's source"),
+            );
+            return None;
+        }
+        let path = &r.path;
+        if !cx.path(path, &path.value, 0, "restore-to")
+            || !cx.writable(path, &path.value, &path.value)
+        {
+            return None;
+        }
+        self.used_hosts.insert(host.name.clone());
         Some(Location {
             host: host.name.clone(),
             path: path.value.clone(),

@@ -68,6 +68,8 @@ pub struct Job {
     pub accuracy: Option<Str>,
     pub blocks_on: Vec<BlocksOn>,
     pub lock_files: Vec<LockFile>,
+    /// `restore-to`: directories on hosts the job reaches that a restore may write into.
+    pub restore_to: Vec<LockFile>,
     pub blocks_on_files: Vec<BlocksOnFile>,
     pub syncs: Vec<Sync>,
     pub nice: Option<Spanned<i128>>,
@@ -105,6 +107,7 @@ pub struct BlocksOn {
     pub timeout: Option<Str>,
 }
 
+/// A path on a host: the job's own unless `host` names another (`lock-file`, `restore-to`).
 #[derive(Debug)]
 pub struct LockFile {
     pub span: SourceSpan,

@@ -47,6 +47,7 @@ const JOB: &[&str] = &[
     "notify",
     "ping",
     "key",
+    "restore-to",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -372,6 +373,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         accuracy: None,
         blocks_on: Vec::new(),
         lock_files: Vec::new(),
+        restore_to: Vec::new(),
         blocks_on_files: Vec::new(),
         syncs: Vec::new(),
         nice: None,
@@ -421,7 +423,14 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
         "alert-after" => set_duration(&mut j.alert_after, d, c, "alert-after \"30h\""),
         "timeout" => set_duration(&mut j.timeout, d, c, "timeout \"6h\""),
         "blocks-on" => j.blocks_on.extend(blocks_on(c, d)),
-        "lock-file" => j.lock_files.extend(lock_file(c, d)),
+        "lock-file" => j.lock_files.extend(path_at(
+            c,
+            d,
+            "lock-file \"/var/run/backup.lock\" host=\"backup_a\"",
+        )),
+        "restore-to" => j
+            .restore_to
+            .extend(path_at(c, d, "restore-to \"/srv/www\" host=\"web1\"")),
         "blocks-on-file" => j.blocks_on_files.extend(blocks_on_file(c, d)),
         "sync" => j.syncs.extend(sync(c, d)),
         "nice" => set_int(&mut j.nice, d, c, "a niceness from -20 to 19", "nice 10"),
@@ -474,14 +483,10 @@ fn blocks_on(node: &KdlNode, d: &mut Diagnostics) -> Option<BlocksOn> {
     b
 }
 
-fn lock_file(node: &KdlNode, d: &mut Diagnostics) -> Option<LockFile> {
+/// A `lock-file` or `restore-to`: a path and the host it is on.
+fn path_at(node: &KdlNode, d: &mut Diagnostics, example: &str) -> Option<LockFile> {
     let mut r = Reader::new(node);
-    let path = r.req_str(
-        d,
-        0,
-        "a path",
-        "lock-file \"/var/run/backup.lock\" host=\"backup_a\"",
-    );
+    let path = r.req_str(d, 0, "a path", example);
     let l = path.map(|path| LockFile {
         span: node.span(),
         path,

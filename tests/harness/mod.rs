@@ -398,6 +398,7 @@ impl Net {
             notify: vec![],
             ping: None,
             fresh_markers: vec![],
+            restore_to: vec![],
         }
     }
 

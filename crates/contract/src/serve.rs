@@ -58,6 +58,10 @@ pub struct ServeFile {
     /// The freshness markers a successful run leaves in the job's destinations here (see
     /// `fresh`), each written whole with the job's marker and nothing else.
     pub fresh_markers: Vec<String>,
+    /// Directories a restore may write into, at or below each (`restore-to`), and whose state
+    /// (missing, empty) it may ask. Nothing else here is ever written for a restore.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_to: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +112,7 @@ impl ServeFile {
             wait_files: Vec::new(),
             hooks: Vec::new(),
             fresh_markers: Vec::new(),
+            restore_to: Vec::new(),
         };
         for s in &spec.syncs {
             if s.source.host == host {
@@ -150,7 +155,10 @@ impl ServeFile {
         );
         f.fresh_markers
             .extend(spec.fresh_markers.iter().filter_map(&here));
+        f.restore_to
+            .extend(spec.restore_to.iter().filter_map(&here));
         f.read = dedup(f.read);
+        f.restore_to = dedup(f.restore_to);
         f.fresh_markers = dedup(f.fresh_markers);
         f.lock_files = dedup(f.lock_files);
         f.wait_files = dedup(f.wait_files);
@@ -161,8 +169,18 @@ impl ServeFile {
             && f.lock_files.is_empty()
             && f.wait_files.is_empty()
             && f.hooks.is_empty()
-            && f.fresh_markers.is_empty();
+            && f.fresh_markers.is_empty()
+            && f.restore_to.is_empty();
         (!empty).then_some(f)
+    }
+
+    /// The `restore-to` directory that holds `path`, if one does: `path` absolute, with no `.`
+    /// or `..` component, at or below it.
+    pub fn restore_root(&self, path: &str) -> Option<&str> {
+        self.restore_to
+            .iter()
+            .map(String::as_str)
+            .find(|root| at_or_below(root, path))
     }
 
     /// Parse and check a serve file as `bkc-run serve` reads it.
@@ -176,6 +194,17 @@ impl ServeFile {
         s.push('\n');
         s
     }
+}
+
+/// Whether `path` is `root` or inside it: absolute, with no `.` or `..` component (which would
+/// make the comparison of components mean nothing).
+pub fn at_or_below(root: &str, path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    if !path.starts_with('/') || parts.iter().any(|c| *c == "." || *c == "..") {
+        return false;
+    }
+    let r: Vec<&str> = root.split('/').filter(|c| !c.is_empty()).collect();
+    parts.starts_with(&r)
 }
 
 /// Sorted and without repeats, so two syncs from one source give one entry.
@@ -446,6 +475,7 @@ mod tests {
             notify: vec![],
             ping: None,
             fresh_markers: vec![at("b", "/srv/plain/.bkc-fresh.j")],
+            restore_to: vec![at("b", "/srv/in/"), at("c", "/var/tmp/r")],
         }
     }
 
@@ -471,9 +501,34 @@ mod tests {
         assert_eq!(ServeFile::from_json(&f.to_json()).unwrap(), f);
         assert!(ServeFile::for_host(&s, "a").is_none(), "the job's own host");
         assert!(
-            ServeFile::for_host(&s, "c").is_none(),
+            ServeFile::for_host(&s, "c").is_some_and(|c| c.restore_to == ["/var/tmp/r"]),
+            "only a restore target there"
+        );
+        let mut nothing = s.clone();
+        nothing.restore_to.clear();
+        assert!(
+            ServeFile::for_host(&nothing, "c").is_none(),
             "nothing to do there"
         );
+    }
+
+    #[test]
+    fn a_restore_writes_only_at_or_below_its_directories() {
+        let f = ServeFile::for_host(&spec(), "b").unwrap();
+        assert_eq!(f.restore_to, ["/srv/in/"]);
+        for inside in ["/srv/in", "/srv/in/", "/srv/in/x/y", "//srv//in/x"] {
+            assert_eq!(f.restore_root(inside), Some("/srv/in/"), "{inside}");
+        }
+        for outside in [
+            "/srv",
+            "/srv/inx",
+            "/srv/in/../etc",
+            "/srv/in/./x",
+            "srv/in/x",
+            "/",
+        ] {
+            assert_eq!(f.restore_root(outside), None, "{outside}");
+        }
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct JobSpec {
     /// destination on another host, read there by `bkc-fresh-<job>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fresh_markers: Vec<Location>,
+    /// Directories on other hosts a restore may write into (`restore-to`), through those hosts'
+    /// serve: the job's key writes nowhere else there but its destinations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_to: Vec<Location>,
 }
 
 /// What a notification is about.

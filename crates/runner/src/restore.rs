@@ -237,10 +237,13 @@ fn target(spec: &JobSpec, sync: &Sync, args: &Args, own: bool) -> Result<Locatio
             (true, Some((parent, _))) => parent.to_string(),
             _ => sync.source.path.clone(),
         };
-        return Ok(Location {
-            host: sync.source.host.clone(),
-            path,
-        });
+        return allowed(
+            spec,
+            Location {
+                host: sync.source.host.clone(),
+                path,
+            },
+        );
     }
     let to = args.to.as_deref().unwrap_or_default();
     let (host, path) = match to.split_once(':') {
@@ -262,7 +265,25 @@ fn target(spec: &JobSpec, sync: &Sync, args: &Args, own: bool) -> Result<Locatio
             known.join(", ")
         ));
     }
-    Ok(Location { host, path })
+    allowed(spec, Location { host, path })
+}
+
+/// `to` if the job may write there: anywhere on its own host; on another host only at or below
+/// the job's `restore-to` there (its serve file), said here with the fix before any lock is taken.
+fn allowed(spec: &JobSpec, to: Location) -> Result<Location, String> {
+    let Location { host, path } = &to;
+    if spec.is_local(host)
+        || spec
+            .restore_to
+            .iter()
+            .any(|r| r.host == *host && bkc_contract::serve::at_or_below(&r.path, path))
+    {
+        return Ok(to);
+    }
+    Err(format!(
+        "job {} may not write on host {host:?}: its key only reads there. Add `restore-to \"{path}\" host=\"{host}\"` (or a directory above it) to the job, apply, and restore again; or restore onto the job's host with --to {}:DIR and copy on from there",
+        spec.job, spec.host
+    ))
 }
 
 /// The restore proper, once the request is sound: locks, snapshot, checks, rsync.
@@ -684,6 +705,7 @@ mod tests {
             sync(at("a", "/home/alice/Music"), at("b", "/srv/snap/")),
             sync(at("c", "/var/www/"), at("a", "/srv/web/")),
         ];
+        s.restore_to = vec![at("c", "/r"), at("b", "/r/")];
         s
     }
 
@@ -712,8 +734,19 @@ mod tests {
             req(&["--sync", "1", "--to", "/r"]).unwrap(),
             (0, l("a", "/r"), vec!["Music".to_string()])
         );
-        // A pull job pushes back to its source's host, or to the job's own host.
+        // A pull job pushes back to its source's host, or to the job's own host; on another
+        // host only at or below its restore-to there.
         assert_eq!(req(&["--sync", "2", "--to", "/r"]).unwrap().1, l("c", "/r"));
+        assert_eq!(
+            req(&["--sync", "2", "--to", "/r/deep/er"]).unwrap().1,
+            l("c", "/r/deep/er")
+        );
+        for outside in ["/var/www", "/rr", "/r/../etc"] {
+            let e = req(&["--sync", "2", "--to", outside]).unwrap_err();
+            assert!(e.contains("Add `restore-to"), "{outside}: {e}");
+        }
+        let e = req(&["--sync", "2", "--in-place", "--yes"]).unwrap_err();
+        assert!(e.contains("restore-to \"/var/www/\" host=\"c\""), "{e}");
         assert_eq!(
             req(&["--sync", "2", "--to", "a:/r"]).unwrap().1,
             l("a", "/r")

@@ -183,6 +183,7 @@ pub(crate) mod tests {
             notify: vec![],
             ping: None,
             fresh_markers: vec![],
+            restore_to: vec![],
         }
     }
 

@@ -196,8 +196,11 @@ fn json(s: &mut Session, file: &ServeFile) -> i32 {
 
 /// `source-state`: what a pull source holds, for the empty-source guard.
 fn source_state(s: &Session, file: &ServeFile, path: &str) -> i32 {
-    if !file.read.iter().any(|p| p == path) {
-        return s.refuse(&format!("{path} is not one of the job's sources here"));
+    // A source (the empty-source guard), or a restore's target (new or empty unless forced).
+    if !file.read.iter().any(|p| p == path) && file.restore_root(path).is_none() {
+        return s.refuse(&format!(
+            "{path} is not one of the job's sources here, nor inside a directory it may restore to"
+        ));
     }
     let state = match Dir::parent_of(path, false) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(SourceState::Missing),

@@ -281,6 +281,8 @@ enum Target<'f> {
     /// A restore reading from a complete snapshot, or from a mirror the job writes here: the
     /// directory, and the paths inside it (none: all of it).
     Restore(String, Vec<String>),
+    /// A restore writing at or below one of the serve file's `restore-to` directories.
+    RestoreInto,
 }
 
 /// The serve file's entry for the path, in the direction asked.
@@ -295,6 +297,9 @@ fn target<'f>(file: &'f ServeFile, s: &Server) -> Result<Target<'f>, String> {
     }
     if let Some(w) = file.write.iter().find(|w| w.path == p) {
         return Ok(Target::Write(w));
+    }
+    if s.more.is_empty() && file.restore_root(p).is_some() {
+        return Ok(Target::RestoreInto);
     }
     if let Some((parent, name)) = p.trim_end_matches('/').rsplit_once('/')
         && parse_partial(name).is_some()
@@ -316,7 +321,7 @@ fn target<'f>(file: &'f ServeFile, s: &Server) -> Result<Target<'f>, String> {
         return Ok(Target::Compare);
     }
     Err(format!(
-        "{p} is not one of the job's destinations, nor a partial snapshot in one of its snapshot roots here (nor, in a dry run, a complete one)"
+        "{p} is not one of the job's destinations, nor a partial snapshot in one of its snapshot roots here (nor, in a dry run, a complete one), nor inside a directory it may restore to"
     ))
 }
 
@@ -586,6 +591,7 @@ mod tests {
             wait_files: vec![],
             hooks: vec![],
             fresh_markers: vec![],
+            restore_to: vec!["/srv/r/".into()],
         }
     }
 
@@ -612,6 +618,9 @@ mod tests {
             "--server --sender -logDtpre.iLsfxCIvu . /srv/dst/",
             // bkc verify: a dry run against a complete snapshot.
             "--server -nlogDtprce.iLsfxCIvu --log-format=%i --stats --mkpath . /srv/snaps/2026-01-01T000000Z/",
+            // bkc restore onto this host: at or below a restore-to directory, --delete if asked.
+            "--server -logDtpRe.iLsfxCIvu --stats --mkpath . /srv/r/",
+            "--server -logDtpre.iLsfxCIvu --delete . /srv/r/new/dir/",
         ] {
             assert_eq!(verdict(line), Ok(None), "{line}");
         }
@@ -647,6 +656,10 @@ mod tests {
             "--server --sender -logDtpre.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/./a",
             "--server --sender -logDtpre.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/ /srv/dst/",
             "--server --sender -logDtpRe.iLsfxCIvu . /srv/snaps/2026-01-01T000000Z/./a /srv/mirror/./b",
+            // Restores onto this host: nowhere but at or below restore-to, never through `..`.
+            "--server -logDtpre.iLsfxCIvu . /srv/rx/",
+            "--server -logDtpre.iLsfxCIvu . /srv/r/../../etc/",
+            "--server -logDtpre.iLsfxCIvu --link-dest=/srv/snaps/2025-12-31T000000Z . /srv/r/",
             "--server -logDtpre.iLsfxCIvu",
             "--sender --server . /srv/src/",
             // Options that delete, follow, or name other paths.
