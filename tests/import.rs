@@ -466,7 +466,7 @@ fn line_breaks_in_config_text_stay_in_their_comment() {
             .kdl
             .as_deref()
             .unwrap_or_else(|| panic!("{brk:?}: {:?}", codes(&i)));
-        let c = compile("imported.kdl", &kdl);
+        let c = compile("imported.kdl", kdl);
         assert_eq!(c.errors(), 0, "{brk:?}:\n{kdl}");
         assert!(!kdl.contains(brk), "{brk:?} written raw:\n{kdl}");
         let shown = bkc::diag::render(&i.diagnostics, false, 80);
