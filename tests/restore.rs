@@ -431,6 +431,15 @@ fn pull_job_pull_server() {
         sent: '>',
     };
     case.all();
+    // Outside its restore-to, the job's key may not write on web1: refused before any lock,
+    // with the setting that would allow it.
+    let s = case.restore(&["--to", "/var/tmp/elsewhere"]);
+    assert_ne!(s.code, 0, "{s:?}");
+    assert!(
+        s.err.contains("may not write on host \"web1\"")
+            && s.err.contains("restore-to \"/var/tmp/elsewhere\" host=\"web1\""),
+        "{s:?}"
+    );
 }
 
 /// A restore started while the job runs waits for the job's lock, then restores what the run
