@@ -9,7 +9,7 @@
 # to one sshd of this script's own on 127.0.0.1, in a private mount namespace whose /etc is an
 # overlay holding the serve files, with root's login by a fresh key (no forced command, so the
 # shell path and serve get the same login; docs/SECURITY.md covers the forced command). Needs
-# root, /usr/sbin/sshd, hyperfine and python3.
+# root, /usr/sbin/sshd, GNU time and python3.
 #
 # Cases, 10,000 small files, nothing changed since the last run:
 #   desktop-to-a: its own lock here, its own and a-to-b's (shared) on the peer in one session,
@@ -20,8 +20,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 old_commit=${1:-590ff86}
-if [ "$(id -u)" != 0 ] || [ ! -x /usr/sbin/sshd ] || ! command -v hyperfine > /dev/null; then
-  echo "benches/serve.sh needs root, /usr/sbin/sshd and hyperfine" >&2
+if [ "$(id -u)" != 0 ] || [ ! -x /usr/sbin/sshd ] || [ ! -x /usr/bin/time ]; then
+  echo "benches/serve.sh needs root, /usr/sbin/sshd and GNU time (/usr/bin/time)" >&2
   exit 1
 fi
 (cd "$root" && cargo build --quiet --release -p bkc-runner --bin bkc-run)
@@ -135,46 +135,64 @@ for s in d2a-old d2a-new a2b-old a2b-new; do
   sleep 1.1
 done
 
-table() { # json
-  python3 - "$1" << 'PY'
-import json, sys
-res = json.load(open(sys.argv[1]))["results"]
-ms = lambda v: "%.1f" % (v * 1000)
-for r in res:
-    print("| %s | %s ± %s | %s | %s | %s |" % (r["command"], ms(r["mean"]), ms(r["stddev"] or 0),
-          ms(r["min"]), ms(r["median"]), ms(r["user"] + r["system"])))
-old, new = res[0], res[1]
-print("| ratio serve / shell | %.3f (means) | | %.3f | %.3f | |" % (new["mean"] / old["mean"],
-      new["min"] / old["min"], new["median"] / old["median"]))
+# Old and new alternate run by run (the order flipping each round), so that whatever else the
+# machine does weighs on both alike; each run's wall time from the clock, its CPU from GNU time.
+# Printed: mean, min and median wall time, mean CPU, and the ratio serve / shell of each.
+compare() { # runs, pause, name, old-spec, new-spec
+  local runs=$1 pause=$2 name=$3
+  : > "$work/times"
+  for i in $(seq "$runs"); do
+    local order="old new"
+    [ $((i % 2)) = 0 ] && order="new old"
+    for side in $order; do
+      local bin=$old spec=$4
+      [ "$side" = new ] && bin=$new spec=$5
+      sleep "$pause"
+      local t0 t1
+      t0=$(date +%s%N)
+      /usr/bin/time -f "%U %S" -o "$work/cpu" "$bin" "$work/$spec.json" > /dev/null 2>&1 ||
+        { echo "$name: a $side run failed" >&2; exit 1; }
+      t1=$(date +%s%N)
+      echo "$side $(((t1 - t0) / 1000)) $(cat "$work/cpu")" >> "$work/times"
+    done
+  done
+  python3 - "$work/times" "$name" << 'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1])]
+stat = {}
+for side in ("old", "new"):
+    wall = [int(r[1]) / 1000 for r in rows if r[0] == side]
+    cpu = [(float(r[2]) + float(r[3])) * 1000 for r in rows if r[0] == side]
+    stat[side] = (statistics.mean(wall), statistics.stdev(wall), min(wall), statistics.median(wall),
+                  statistics.mean(cpu))
+    label = "shell" if side == "old" else "serve"
+    print("| %s: %s | %.1f ± %.1f | %.1f | %.1f | %.1f |" % ((sys.argv[2], label) + stat[side]))
+o, n = stat["old"], stat["new"]
+print("| %s: serve / shell | %.3f | %.3f | %.3f | %.3f |" % (sys.argv[2], n[0] / o[0], n[2] / o[2],
+      n[3] / o[3], n[4] / o[4]))
 PY
 }
 
 echo
-echo "# no-change runs, shell scripts (old) against serve (new)"
+echo "# no-change runs, shell scripts (old) against serve (new), alternating"
 echo "| case | wall mean ± σ [ms] | wall min [ms] | wall median [ms] | CPU user+sys mean [ms] |"
 echo "|---|---|---|---|---|"
-hyperfine --runs 20 --warmup 2 -N --time-unit millisecond --export-json "$work/d2a.json" \
-  -n "desktop-to-a: shell" "$old $work/d2a-old.json" \
-  -n "desktop-to-a: serve" "$new $work/d2a-new.json" > /dev/null
-table "$work/d2a.json"
+compare 20 0 "desktop-to-a" d2a-old d2a-new
 # Snapshot names have a resolution of one second: a pause before each run, not timed.
-hyperfine --runs 10 --prepare "sleep 1.1" -N --time-unit millisecond --export-json "$work/a2b.json" \
-  -n "a-to-b (snapshot): shell" "$old $work/a2b-old.json" \
-  -n "a-to-b (snapshot): serve" "$new $work/a2b-new.json" > /dev/null
-table "$work/a2b.json"
+compare 10 1.1 "a-to-b (snapshot)" a2b-old a2b-new
 
 # The hand-off: another process holds the remote lock file; the runner waits for it through
 # its session; the holder notes the time and exits. From the release to the runner's `locked`
 # event (read as it comes) is the hand-off.
 echo
-echo "# remote lock hand-off, 10 tries each"
+echo "# remote lock hand-off, 15 tries each"
 echo "| runner | hand-off min [ms] | median [ms] | max [ms] |"
 echo "|---|---|---|---|"
 for side in old new; do
   bin=$old
   [ "$side" = new ] && bin=$new
   rm -f "$work/handoff"
-  for _ in $(seq 10); do
+  for _ in $(seq 15); do
     flock -x "$work/rlocks/lk.lock" -c "sleep 0.5; date +%s%N > $work/released" &
     holder=$!
     sleep 0.1

@@ -124,6 +124,8 @@ codes! {
     InvalidOption = "bkc::invalid_option",
     /// An rsync option bkc sets itself.
     ConflictingOption = "bkc::conflicting_option",
+    /// An rsync option `bkc-run serve` refuses on the far side of a sync.
+    RefusedOption = "bkc::refused_option",
     InvalidRetention = "bkc::invalid_retention",
     /// A snapshot without any keep-* setting (a warning).
     NoRetention = "bkc::no_retention",

@@ -84,6 +84,7 @@ cases! {
     wait_cycle: kdl("job \"a\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"b\"\n    sync \"/a/\" \"backup_a:/a/\"\n}\njob \"b\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"c\"\n    sync \"/b/\" \"backup_a:/b/\"\n}\njob \"c\" on=\"desktop\" {\n    schedule \"daily\"\n    blocks-on \"a\"\n    sync \"/c/\" \"backup_a:/c/\"\n}\n") => ["bkc::wait_cycle"];
     derived_exclusion: kdl("job \"a\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/a/\" \"backup_a:/srv/backup/\"\n}\njob \"b\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/b/\" \"backup_a:/srv/backup/\"\n}\n") => ["bkc::derived_exclusion"];
     reserved_option: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        opts \"-a\" \"-e\" \"ssh -p 2222\"\n    }\n}\n") => ["bkc::conflicting_option", "bkc::invalid_option"];
+    refused_option: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        opts \"-avL\" \"--backup-dir=/tmp\"\n    }\n}\n") => ["bkc::refused_option", "bkc::refused_option"];
     invalid_port: kdl("host \"c\" port=70000\n") => ["bkc::invalid_port"];
     invalid_host_key: kdl("host \"c\" {\n    host-key \"ssh-ed2559 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiHVL3zFL6h\"\n}\n") => ["bkc::invalid_host_key"];
     invalid_notify_event: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    notify on=\"failure,recover\" \"/usr/local/bin/page-me\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_notify"];

@@ -457,6 +457,9 @@ impl<'h> Scope<'h> {
             return None;
         }
         let (opts, deletes) = opts(cx, sy);
+        if source.host != self.on.name || dest.host != self.on.name {
+            served_opts(cx, sy);
+        }
         let snapshot = snapshot(cx, sy, dest.host != self.on.name);
         let bwlimit = sy
             .bwlimit
@@ -902,6 +905,66 @@ const RESERVED: &[(&str, &str)] = &[
     ("--dry-run", "use `bkc-run --dry-run` to try a job"),
     ("-n", "use `bkc-run --dry-run` to try a job"),
 ];
+
+/// Options whose far side `bkc-run serve` refuses (docs/SERVE.md), with why: rsync would follow
+/// symlinks, name a path serve does not check, delete what it reads, or hide its paths.
+const REFUSED_BY_SERVE: &[(&str, &str)] = &[
+    ("-L", "it follows symlinks out of the tree"),
+    ("--copy-links", "it follows symlinks out of the tree"),
+    ("--copy-unsafe-links", "it follows symlinks out of the tree"),
+    ("-k", "it follows symlinks out of the tree"),
+    ("--copy-dirlinks", "it follows symlinks out of the tree"),
+    ("-K", "it follows symlinks out of the tree"),
+    ("--keep-dirlinks", "it follows symlinks out of the tree"),
+    ("--remove-source-files", "it deletes what it reads"),
+    ("--backup-dir", "it names a path on the far host"),
+    ("-T", "it names a path on the far host"),
+    ("--temp-dir", "it names a path on the far host"),
+    ("--partial-dir", "it names a path on the far host"),
+    ("--compare-dest", "it names a path on the far host"),
+    ("--copy-dest", "it names a path on the far host"),
+    ("--files-from", "it names a path on the far host"),
+    ("--copy-devices", "it reads a device's contents"),
+    ("--write-devices", "it writes a device's contents"),
+    ("-s", "it sends the paths where serve cannot check them"),
+    (
+        "--protect-args",
+        "it sends the paths where serve cannot check them",
+    ),
+    (
+        "--secluded-args",
+        "it sends the paths where serve cannot check them",
+    ),
+    ("-R", "it changes what the path serve checks means"),
+    ("--relative", "it changes what the path serve checks means"),
+];
+
+/// A sync with a remote end goes through `bkc-run serve` there, which refuses these options:
+/// say so now rather than at the first run. Short options count inside a cluster (`-avL`).
+fn served_opts(cx: &mut Ctx, sy: &ast::Sync) {
+    for o in sy.opts.iter().flatten() {
+        let v = o.value.as_str();
+        let key = v.split('=').next().unwrap_or(v);
+        let hit = match key.strip_prefix('-') {
+            Some(cluster) if !cluster.starts_with('-') => REFUSED_BY_SERVE
+                .iter()
+                .find(|(r, _)| r.len() == 2 && cluster.contains(&r[1..])),
+            _ => REFUSED_BY_SERVE.iter().find(|(r, _)| *r == key),
+        };
+        if let Some((name, why)) = hit {
+            cx.push(
+                Diagnostic::error(
+                    Code::RefusedOption,
+                    format!("`{name}` cannot go to the far side of a sync"),
+                )
+                .label(o.span, "refused by bkc-run serve there")
+                .help(format!(
+                    "remove it: {why}, and bkc-run serve, which runs rsync on the other host, refuses that (docs/SERVE.md)"
+                )),
+            );
+        }
+    }
+}
 
 fn opts(cx: &mut Ctx, sy: &ast::Sync) -> (Vec<String>, bool) {
     let Some(list) = &sy.opts else {

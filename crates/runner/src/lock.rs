@@ -361,31 +361,57 @@ pub fn acquire_remote(ctx: &Ctx, locks: &[&Lock]) -> Result<(Held, Vec<Duration>
             Line::Timeout => {}
             Line::Eof => {
                 drop(stdin);
-                let code = match run.wait_for(Duration::from_secs(5)) {
-                    Ok(Some(st)) => child::code(&st),
-                    _ => {
-                        run.terminate();
-                        -1
-                    }
+                let ended = Ended {
+                    lock,
+                    host,
+                    ep,
+                    holder: &holder,
+                    since: cur_start,
+                    run_deadline: is_run_deadline,
+                    refused,
                 };
-                return Err(match (code, refused) {
-                    (1, None) => timeout_fail(lock, &holder, cur_start, is_run_deadline),
-                    (255, _) => Fail::Lock(format!(
-                        "cannot reach host {host} ({}) for lock {}: ssh failed",
-                        ep.address, lock.at.path
-                    )),
-                    (_, Some(m)) => Fail::Lock(format!(
-                        "bkc-run serve on host {host} could not give lock {}: {m}",
-                        lock.at.path
-                    )),
-                    (c, None) => Fail::Lock(format!(
-                        "remote lock session for {} ended with exit code {c} (is bkc-run {} installed there?)",
-                        loc(&lock.at),
-                        ep.runner
-                    )),
-                });
+                return Err(session_ended(&mut run, ended));
             }
         }
+    }
+}
+
+/// What a lock session that ended before it held everything was doing.
+struct Ended<'a> {
+    lock: &'a Lock,
+    host: &'a str,
+    ep: &'a Endpoint,
+    holder: &'a str,
+    since: Instant,
+    run_deadline: bool,
+    /// The reason serve gave, if it refused or failed.
+    refused: Option<String>,
+}
+
+/// Why a lock session ended early, from its exit code and serve's reason.
+fn session_ended(run: &mut Running, e: Ended) -> Fail {
+    let code = match run.wait_for(Duration::from_secs(5)) {
+        Ok(Some(st)) => child::code(&st),
+        _ => {
+            run.terminate();
+            -1
+        }
+    };
+    match (code, e.refused) {
+        (1, None) => timeout_fail(e.lock, e.holder, e.since, e.run_deadline),
+        (255, _) => Fail::Lock(format!(
+            "cannot reach host {} ({}) for lock {}: ssh failed",
+            e.host, e.ep.address, e.lock.at.path
+        )),
+        (_, Some(m)) => Fail::Lock(format!(
+            "bkc-run serve on host {} could not give lock {}: {m}",
+            e.host, e.lock.at.path
+        )),
+        (c, None) => Fail::Lock(format!(
+            "remote lock session for {} ended with exit code {c} (is bkc-run {} installed there?)",
+            loc(&e.lock.at),
+            e.ep.runner
+        )),
     }
 }
 

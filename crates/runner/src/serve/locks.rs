@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -113,7 +113,9 @@ enum Waited {
 }
 
 /// Take `l` on `f`: at once if free, else block in flock(2) on a helper thread (so the kernel
-/// wakes serve the moment the lock is freed) while this thread watches stdin and the clock.
+/// wakes serve the moment the lock is freed) while this thread watches stdin and the clock. The
+/// helper says it is done through a pipe this thread polls with stdin, so the hand-off to the
+/// runner waits for nothing.
 fn wait_for(f: &File, l: &LockRequest) -> Waited {
     let op = match l.mode {
         LockMode::Exclusive => libc::LOCK_EX,
@@ -127,8 +129,8 @@ fn wait_for(f: &File, l: &LockRequest) -> Waited {
     if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
         return Waited::Error(e);
     }
-    let fd = match f.try_clone() {
-        Ok(c) => c,
+    let (fd, (wake_rd, wake_wr)) = match f.try_clone().and_then(|c| Ok((c, pipe()?))) {
+        Ok(x) => x,
         Err(e) => return Waited::Error(e),
     };
     let (tx, rx) = mpsc::channel();
@@ -145,23 +147,38 @@ fn wait_for(f: &File, l: &LockRequest) -> Waited {
             }
         };
         let _ = tx.send(r);
+        // Dropping the write end wakes the poll below.
+        drop(wake_wr);
     });
     let end = crate::child::later(Instant::now(), Duration::from_secs(l.timeout_secs));
     loop {
-        match rx.try_recv() {
-            Ok(Ok(())) => return Waited::Locked,
-            Ok(Err(e)) => return Waited::Error(e),
-            Err(_) => {}
-        }
         let now = Instant::now();
         if now >= end {
             return Waited::Timeout;
         }
-        let slice = (end - now).min(Duration::from_millis(50));
-        if stdin::ended_within(slice) {
-            return Waited::Gone;
+        match stdin::wait(Some(wake_rd.as_raw_fd()), end - now) {
+            stdin::Woke::Ended => return Waited::Gone,
+            stdin::Woke::Timeout => {}
+            stdin::Woke::Other => {
+                return match rx.recv() {
+                    Ok(Ok(())) => Waited::Locked,
+                    Ok(Err(e)) => Waited::Error(e),
+                    Err(_) => Waited::Error(io::Error::other("the lock helper ended")),
+                };
+            }
         }
     }
+}
+
+/// A pipe, both ends close-on-exec.
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2(2) into a local array; both descriptors are owned below.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptors nobody else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// `create-file`: make a seed-style lock file exclusively, with the holder as its first line.

@@ -58,61 +58,66 @@ const MAP: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345678
 const FORMAT: &str = "%ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ._:-'";
 const CHMOD: &str = "DFugoarwxXst+-=,01234567";
 
+/// Long options without a value that stay in the tree.
+const FLAGS: &[&str] = &[
+    "stats",
+    "mkpath",
+    "numeric-ids",
+    "force",
+    "ignore-errors",
+    "safe-links",
+    "munge-links",
+    "size-only",
+    "ignore-existing",
+    "existing",
+    "ignore-non-existing",
+    "delay-updates",
+    "partial",
+    "sparse",
+    "preallocate",
+    "fake-super",
+    "super",
+    "no-implied-dirs",
+    "list-only",
+    "ignore-missing-args",
+    "open-noatime",
+    "specials",
+    "no-specials",
+    "qsort",
+    "use-qsort",
+    "hard-links",
+    "checksum",
+    "ignore-times",
+    "whole-file",
+    "no-whole-file",
+    "one-file-system",
+    "prune-empty-dirs",
+    "omit-dir-times",
+    "omit-link-times",
+    "fuzzy",
+    "atimes",
+    "crtimes",
+    "xattrs",
+    "acls",
+    "executability",
+    "perms",
+    "owner",
+    "group",
+    "times",
+    "links",
+    "recursive",
+    "dirs",
+    "compress",
+    "dry-run",
+    "relative",
+    "update",
+];
+
 fn long(name: &str) -> Option<Long> {
     const FOLLOWS: &str = "follows symlinks out of the tree";
     const PATH: &str = "names a path serve does not check";
     Some(match name {
-        "stats"
-        | "mkpath"
-        | "numeric-ids"
-        | "force"
-        | "ignore-errors"
-        | "safe-links"
-        | "munge-links"
-        | "size-only"
-        | "ignore-existing"
-        | "existing"
-        | "ignore-non-existing"
-        | "delay-updates"
-        | "partial"
-        | "sparse"
-        | "preallocate"
-        | "fake-super"
-        | "super"
-        | "no-implied-dirs"
-        | "list-only"
-        | "ignore-missing-args"
-        | "open-noatime"
-        | "specials"
-        | "no-specials"
-        | "qsort"
-        | "use-qsort"
-        | "hard-links"
-        | "checksum"
-        | "ignore-times"
-        | "whole-file"
-        | "no-whole-file"
-        | "one-file-system"
-        | "prune-empty-dirs"
-        | "omit-dir-times"
-        | "omit-link-times"
-        | "fuzzy"
-        | "atimes"
-        | "crtimes"
-        | "xattrs"
-        | "acls"
-        | "executability"
-        | "perms"
-        | "owner"
-        | "group"
-        | "times"
-        | "links"
-        | "recursive"
-        | "dirs"
-        | "compress"
-        | "dry-run"
-        | "relative"
-        | "update" => Long::Flag,
+        n if FLAGS.contains(&n) => Long::Flag,
         "timeout" | "checksum-seed" | "block-size" => Long::Value(DIGITS),
         "max-delete" | "modify-window" | "compress-level" => Long::Value(SIGNED),
         "bwlimit" | "max-size" | "min-size" | "max-alloc" => Long::Value(SIZE),
@@ -204,50 +209,7 @@ fn parse(args: &[String]) -> Result<Server, String> {
             break;
         }
         if let Some(body) = a.strip_prefix("--") {
-            let (name, value) = match body.split_once('=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (body, None),
-            };
-            let kind =
-                long(name).ok_or(format!("--{name} is not an option serve passes to rsync"))?;
-            let flag_only = |s: &mut Server| {
-                if value.is_some() {
-                    return Err(format!("--{name} takes no value"));
-                }
-                s.opts.push(a.to_string());
-                Ok(())
-            };
-            match kind {
-                Long::Flag => {
-                    s.dry_run |= name == "dry-run";
-                    s.relative |= name == "relative";
-                    flag_only(&mut s)?;
-                }
-                Long::Delete => {
-                    s.deletes = true;
-                    flag_only(&mut s)?;
-                }
-                Long::InPlace => {
-                    s.in_place = true;
-                    flag_only(&mut s)?;
-                }
-                Long::Refused(why) => return Err(format!("--{name} {why}")),
-                Long::Value(chars) => {
-                    let v = value
-                        .or_else(|| it.next())
-                        .ok_or(format!("--{name} needs a value"))?;
-                    if v.is_empty() || !v.chars().all(|c| chars.contains(c)) {
-                        return Err(format!("--{name}={v:?} is not a value serve passes on"));
-                    }
-                    s.opts.push(format!("--{name}={v}"));
-                }
-                Long::LinkDest => {
-                    let v = value
-                        .or_else(|| it.next())
-                        .ok_or("--link-dest needs a value")?;
-                    s.link_dest = Some(v.to_string());
-                }
-            }
+            take_long(&mut s, a, body, &mut it)?;
         } else if let Some(cluster) = a.strip_prefix('-').filter(|c| !c.is_empty()) {
             s.dry_run |= short(cluster)?;
             // Before an `e`, `R` is --relative; after it, part of the compatibility string.
@@ -267,6 +229,51 @@ fn parse(args: &[String]) -> Result<Server, String> {
         return Err("more than one path; a sync names one (only a restore's --relative sender sends several)".into());
     }
     Ok(s)
+}
+
+/// One long option `a` (`--body`), its value from `=` or the next argument.
+fn take_long<'a>(
+    s: &mut Server,
+    a: &str,
+    body: &str,
+    next: &mut impl Iterator<Item = &'a str>,
+) -> Result<(), String> {
+    let (name, value) = match body.split_once('=') {
+        Some((n, v)) => (n, Some(v)),
+        None => (body, None),
+    };
+    let kind = long(name).ok_or(format!("--{name} is not an option serve passes to rsync"))?;
+    match kind {
+        Long::Refused(why) => return Err(format!("--{name} {why}")),
+        Long::Value(chars) => {
+            let v = value
+                .or_else(|| next.next())
+                .ok_or(format!("--{name} needs a value"))?;
+            if v.is_empty() || !v.chars().all(|c| chars.contains(c)) {
+                return Err(format!("--{name}={v:?} is not a value serve passes on"));
+            }
+            s.opts.push(format!("--{name}={v}"));
+            return Ok(());
+        }
+        Long::LinkDest => {
+            let v = value
+                .or_else(|| next.next())
+                .ok_or("--link-dest needs a value")?;
+            s.link_dest = Some(v.to_string());
+            return Ok(());
+        }
+        Long::Flag => {
+            s.dry_run |= name == "dry-run";
+            s.relative |= name == "relative";
+        }
+        Long::Delete => s.deletes = true,
+        Long::InPlace => s.in_place = true,
+    }
+    if value.is_some() {
+        return Err(format!("--{name} takes no value"));
+    }
+    s.opts.push(a.to_string());
+    Ok(())
 }
 
 /// Where an allowed transfer goes.

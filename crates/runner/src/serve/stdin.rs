@@ -38,33 +38,54 @@ pub fn line(max: usize) -> io::Result<Option<String>> {
         .map_err(|_| io::Error::other("the request is not UTF-8"))
 }
 
-/// Whether stdin ends (or fails) within `d`. Anything the peer sends meanwhile is read and
-/// dropped: a lock session has nothing more to say.
-pub fn ended_within(d: Duration) -> bool {
-    let mut p = libc::pollfd {
-        fd: 0,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { libc::poll(&mut p, 1, d.as_millis().clamp(1, 1000) as i32) };
+/// What [`wait`] saw first.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Woke {
+    /// `other` became readable.
+    Other,
+    /// stdin ended (or failed): the peer is gone.
+    Ended,
+    /// Neither, within the time given.
+    Timeout,
+}
+
+/// Wait up to `d` for stdin to end or for `other` (a descriptor, if any) to become readable.
+/// Anything the peer sends meanwhile is read and dropped: a lock session has nothing more to say.
+pub fn wait(other: Option<i32>, d: Duration) -> Woke {
+    let mut fds = [
+        libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: other.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: two valid pollfds (a negative fd is ignored by poll).
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, d.as_millis().clamp(1, 1000) as i32) };
     if n <= 0 {
-        return false;
+        return Woke::Timeout;
+    }
+    if fds[1].revents != 0 {
+        return Woke::Other;
     }
     let mut buf = [0u8; 512];
     // SAFETY: read(2) into a local buffer of its size.
     let r = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
     if r < 0 {
         let e = io::Error::last_os_error();
-        return !matches!(
-            e.kind(),
-            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-        );
+        return match e.kind() {
+            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => Woke::Timeout,
+            _ => Woke::Ended,
+        };
     }
-    r == 0
+    if r == 0 { Woke::Ended } else { Woke::Timeout }
 }
 
 /// Block until stdin ends.
 pub fn wait_for_end() {
-    while !ended_within(Duration::from_secs(1)) {}
+    while wait(None, Duration::from_secs(1)) != Woke::Ended {}
 }
