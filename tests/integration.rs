@@ -36,6 +36,7 @@ mod duration_systemd;
 mod examples;
 mod fmt;
 mod graph;
+mod hooks;
 mod hostile;
 mod import;
 mod junk;
