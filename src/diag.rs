@@ -127,6 +127,8 @@ codes! {
     /// An rsync option `bkc-run serve` refuses on the far side of a sync.
     RefusedOption = "bkc::refused_option",
     InvalidRetention = "bkc::invalid_retention",
+    /// A `source-snapshot` of a kind bkc cannot take, or of a source it cannot take it of.
+    InvalidSourceSnapshot = "bkc::invalid_source_snapshot",
     /// A snapshot without any keep-* setting (a warning).
     NoRetention = "bkc::no_retention",
     InvalidHook = "bkc::invalid_hook",

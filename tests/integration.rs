@@ -50,6 +50,7 @@ mod runner_locks;
 mod runner_sync;
 mod serve;
 mod simulate;
+mod source_snapshot;
 mod systemd;
 
 #[test]

@@ -21,6 +21,7 @@ fn topologies() -> Vec<std::path::PathBuf> {
         .collect();
     v.push("tests/data/edge-cases.kdl".into());
     v.push("tests/data/dotted-names.kdl".into());
+    v.push("tests/data/source-snapshot.kdl".into());
     v.sort();
     v
 }

@@ -478,6 +478,10 @@ impl<'h> Scope<'h> {
             }
             self.rw_paths.push(paths::normalize(&dest.path).to_string());
         }
+        let source_snapshot = match &sy.source_snapshot {
+            Some(v) => Some(self.source_snapshot(cx, sy, v, &source)?),
+            None => None,
+        };
         self.reads.push((source.clone(), sy.source.span));
         self.writes.push((dest.clone(), sy.dest.span));
         Some(spec::Sync {
@@ -489,7 +493,56 @@ impl<'h> Scope<'h> {
             deletes,
             allow_empty_source,
             snapshot,
+            source_snapshot,
         })
+    }
+
+    /// `source-snapshot`: a kind the runner can take, of a source on the job's own host written
+    /// as a directory's contents (the snapshot is the whole subvolume); its directory inside the
+    /// source is the one place there the sandbox opens.
+    fn source_snapshot(
+        &mut self,
+        cx: &mut Ctx,
+        sy: &ast::Sync,
+        v: &ast::Str,
+        source: &Location,
+    ) -> Option<spec::SourceSnapshot> {
+        let problem = match v.value.as_str() {
+            "btrfs" if source.host != self.on.name => Some((
+                "the source is on another host",
+                "take the snapshot on the source's host: run the job there and push, or drop `source-snapshot` (a pull's source is not frozen yet)".to_string(),
+            )),
+            "btrfs" if !source.path.ends_with('/') => Some((
+                "the source is copied as a directory of its own",
+                format!("write the source with a trailing slash, \"{}/\": the snapshot is of the whole subvolume, whose contents the sync copies", sy.source.value),
+            )),
+            "btrfs" => None,
+            "lvm" | "zfs" => Some((
+                "not built yet",
+                "only \"btrfs\" is built so far; until then copy from a snapshot a before hook takes".to_string(),
+            )),
+            _ => Some((
+                "unknown kind",
+                "the kinds are: \"btrfs\"".to_string(),
+            )),
+        };
+        if let Some((label, help)) = problem {
+            cx.push(
+                Diagnostic::error(
+                    Code::InvalidSourceSnapshot,
+                    format!("`source-snapshot \"{}\"` cannot be used here", v.value),
+                )
+                .label(v.span, label)
+                .help(help),
+            );
+            return None;
+        }
+        let dir = bkc_contract::names::source_snapshot_dir(&source.path);
+        if !cx.writable(v, &v.value, &dir) {
+            return None;
+        }
+        self.rw_paths.push(dir);
+        Some(spec::SourceSnapshot::Btrfs)
     }
 
     fn hook(&mut self, cx: &mut Ctx, h: &ast::Hook) -> Option<Hook> {

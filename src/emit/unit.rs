@@ -247,6 +247,18 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
         ),
         set("TimeoutStopSec", "30s"),
     ];
+    if job.spec.syncs.iter().any(|s| s.source_snapshot.is_some()) {
+        let drop = format!("drop-source-snapshots {}", unit_arg(spec_path)?);
+        service.push(
+            set("ExecStartPre", drop.clone())
+                .exec("+", "runner", unit_exec(&svc.runner)?)
+                .why(
+                    "Source snapshots are deleted outside the sandbox, which has no CAP_SYS_ADMIN to delete\n\
+                     a btrfs subvolume: a killed run's before this run, this run's after it.",
+                ),
+        );
+        service.push(set("ExecStopPost", drop).exec("+", "runner", unit_exec(&svc.runner)?));
+    }
     if let Some(nice) = job.spec.nice {
         service.push(set("Nice", nice.to_string()));
     }

@@ -134,6 +134,8 @@ pub struct Sync {
     pub bwlimit: Option<Str>,
     pub snapshot: Option<Snapshot>,
     pub allow_empty_source: Option<Spanned<bool>>,
+    /// `source-snapshot "btrfs"`: copy from a file-system snapshot of the source.
+    pub source_snapshot: Option<Str>,
 }
 
 #[derive(Debug)]

@@ -55,6 +55,7 @@ const SYNC: &[&str] = &[
     "bwlimit",
     "snapshot",
     "allow-empty-source",
+    "source-snapshot",
 ];
 
 pub(crate) fn file(doc: &KdlDocument, d: &mut Diagnostics) -> File {
@@ -539,6 +540,7 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
         bwlimit: None,
         snapshot: None,
         allow_empty_source: None,
+        source_snapshot: None,
     };
     for c in children(node) {
         let cname = c.name().value();
@@ -558,6 +560,13 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
             "exclude" => s.exclude.extend(strings(c, d)),
             "bwlimit" => set_str(&mut s.bwlimit, d, c, "a rate", "bwlimit \"5M\""),
             "allow-empty-source" => set_flag(&mut s.allow_empty_source, d, c),
+            "source-snapshot" => set_str(
+                &mut s.source_snapshot,
+                d,
+                c,
+                "a file system",
+                "source-snapshot \"btrfs\"",
+            ),
             "snapshot" => {
                 let snap = snapshot(c, d);
                 match &s.snapshot {

@@ -711,6 +711,7 @@ pub fn sync(src: Location, dst: Location) -> Sync {
         deletes: false,
         allow_empty_source: false,
         snapshot: None,
+        source_snapshot: None,
     }
 }
 

@@ -159,6 +159,21 @@ pub fn prune_unit_base(job: &str) -> String {
 }
 
 /// The job's spec on its host.
+/// The directory, inside a source, where its file-system snapshots are taken (`source-snapshot`):
+/// bkc's own, never data, so every sync excludes it.
+pub const SOURCE_SNAPSHOTS: &str = ".bkc-snapshots";
+
+/// The directory of a source's snapshots: `<source>/.bkc-snapshots`.
+pub fn source_snapshot_dir(source: &str) -> String {
+    format!("{}/{SOURCE_SNAPSHOTS}", source.trim_end_matches('/'))
+}
+
+/// The name of the snapshot of `job`'s sync `index` in [`source_snapshot_dir`]: one per job and
+/// sync, so a leftover of a killed run is found by name.
+pub fn source_snapshot_name(job: &str, index: usize) -> String {
+    format!("{job}.{index}")
+}
+
 pub fn spec_path(job: &str) -> String {
     format!("{JOBS_DIR}/{job}.json")
 }

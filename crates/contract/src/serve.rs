@@ -435,6 +435,7 @@ mod tests {
                 },
                 append_only: true,
             }),
+            source_snapshot: None,
         };
         JobSpec {
             version: crate::spec::SPEC_VERSION,

@@ -247,6 +247,19 @@ pub struct Sync {
     pub allow_empty_source: bool,
     /// Hardlinked snapshots under `dest`.
     pub snapshot: Option<Snapshot>,
+    /// Copy from a read-only file-system snapshot of the source, taken once the job's locks are
+    /// held, instead of from the live source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_snapshot: Option<SourceSnapshot>,
+}
+
+/// How a source is frozen for its sync (`source-snapshot` in the topology).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceSnapshot {
+    /// A read-only btrfs snapshot of the source subvolume, in its `.bkc-snapshots` directory.
+    Btrfs,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@
 //! every host and must not drag the compiler along.
 
 mod child;
+mod freeze;
 mod fresh;
 mod hold;
 mod hooks;
@@ -235,6 +236,18 @@ pub fn serve(args: &[std::ffi::OsString]) -> i32 {
 /// `bkc-run prune <job>`: retention for the job's append-only snapshots on this host.
 pub fn prune(args: &[std::ffi::OsString]) -> i32 {
     serve::prune(args)
+}
+
+/// `bkc-run drop-source-snapshots <spec>`: delete the job's source snapshots (the unit runs it
+/// outside the sandbox before and after the job); returns the exit code.
+pub fn drop_source_snapshots(path: &std::path::Path) -> i32 {
+    match load_spec(path) {
+        Ok(spec) => freeze::drop_all(&spec),
+        Err(m) => {
+            eprintln!("bkc-run: {m}");
+            exit::USAGE
+        }
+    }
 }
 
 /// Read and check the spec at `path`, or say why it cannot be used.
@@ -1083,6 +1096,7 @@ mod tests {
             deletes: false,
             allow_empty_source: false,
             snapshot: Some(Default::default()),
+            source_snapshot: None,
         });
         let e = check(&s).unwrap_err();
         assert!(e.contains("a:snaps/") && e.contains("absolute"), "{e}");
@@ -1154,6 +1168,7 @@ mod tests {
                         deletes: false,
                         allow_empty_source: false,
                         snapshot: None,
+                        source_snapshot: None,
                     })
                 },
                 "must be absolute",

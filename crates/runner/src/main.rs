@@ -42,6 +42,12 @@ enum Tool {
     Restore(bkc_runner::restore::Args),
     /// Compare each source with its copy and classify the differences.
     Verify(bkc_runner::verify::Args),
+    /// Delete the job's source snapshots (`source-snapshot`), left by its run or a killed one;
+    /// the job's unit runs it outside its sandbox before and after each run.
+    DropSourceSnapshots {
+        /// The job spec.
+        spec: PathBuf,
+    },
 }
 
 fn main() {
@@ -59,6 +65,7 @@ fn main() {
         (Some(Tool::Snapshots(a)), _) => bkc_runner::listing::main(&a),
         (Some(Tool::Restore(a)), _) => bkc_runner::restore::main(&a),
         (Some(Tool::Verify(a)), _) => bkc_runner::verify::main(&a),
+        (Some(Tool::DropSourceSnapshots { spec }), _) => bkc_runner::drop_source_snapshots(&spec),
         (None, Some(spec)) => bkc_runner::run(&bkc_runner::Options {
             spec,
             dry_run: args.dry_run,

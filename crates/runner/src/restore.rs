@@ -700,6 +700,7 @@ mod tests {
             deletes: false,
             allow_empty_source: false,
             snapshot: Some(Default::default()),
+            source_snapshot: None,
         };
         s.syncs = vec![
             sync(at("a", "/home/alice/Music"), at("b", "/srv/snap/")),

@@ -52,6 +52,12 @@ pub fn argv(
     // bkc's own, not data: a chain's next hop must not copy them into its snapshots, and an
     // excluded file is also never deleted by `--delete`.
     a.push(format!("--exclude={FRESH_MARKERS}"));
+    // Source snapshots (`.bkc-snapshots/`) are bkc's too: a sync of a directory that holds one
+    // would copy a whole snapshot of it.
+    a.push(format!(
+        "--exclude={}/",
+        bkc_contract::names::SOURCE_SNAPSHOTS
+    ));
     if let Some(bw) = &sync.bwlimit {
         a.push(format!("--bwlimit={bw}"));
     }
@@ -203,6 +209,7 @@ pub(crate) mod tests {
             deletes: true,
             allow_empty_source: false,
             snapshot: None,
+            source_snapshot: None,
         }
     }
 
@@ -225,6 +232,7 @@ pub(crate) mod tests {
                 "--exclude=.cache",
                 "--exclude=a b",
                 "--exclude=.bkc-fresh.*",
+                "--exclude=.bkc-snapshots/",
                 "--bwlimit=5M",
                 "--dry-run",
                 "--link-dest=/srv/dst dir/T0",

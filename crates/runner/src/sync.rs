@@ -11,7 +11,7 @@ use bkc_contract::state::SyncReport;
 
 use super::child::{self, Stop};
 use super::snapshot::{self, Dest};
-use super::{Ctx, Fail, Outcome, Run, dry, loc, rsync};
+use super::{Ctx, Fail, Outcome, Run, dry, freeze, loc, rsync};
 
 /// Why a sync failed, and what that makes of the run.
 type Failed = (Outcome, String);
@@ -115,6 +115,43 @@ fn sync_inner(
     rep: &mut SyncReport,
 ) -> Result<(), Failed> {
     guard_source(ctx, sync, rep)?;
+    // A frozen source: the rest of the sync copies from the snapshot (a dry run from the live
+    // source, which it does not change).
+    let frozen = match sync.source_snapshot {
+        Some(_) if !ctx.dry_run => {
+            Some(freeze::take(&ctx.spec, i, sync).map_err(|m| (Outcome::Failed, m))?)
+        }
+        _ => None,
+    };
+    let thawed;
+    let sync = match &frozen {
+        Some(f) => {
+            thawed = Sync {
+                source: Location {
+                    host: sync.source.host.clone(),
+                    path: f.source(),
+                },
+                ..sync.clone()
+            };
+            &thawed
+        }
+        None => sync,
+    };
+    let copied = copy_into(ctx, run, i, sync, rep);
+    if let Some(f) = frozen {
+        f.drop_now();
+    }
+    copied
+}
+
+/// The transfer of a sync whose source is ready, and its snapshot if it makes one.
+fn copy_into(
+    ctx: &Ctx,
+    run: &mut Run,
+    i: usize,
+    sync: &Sync,
+    rep: &mut SyncReport,
+) -> Result<(), Failed> {
     let snap = match sync.snapshot {
         Some(_) => Some(start_snapshot(ctx, sync, rep)?),
         None => None,

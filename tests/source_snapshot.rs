@@ -1,0 +1,215 @@
+//! `source-snapshot "btrfs"` on a real btrfs file system: a loop-mounted image in a namespace
+//! host, the job's push to another host through real sshd and rsync (tests/harness). The sync
+//! copies the source as it was when the job's locks were held, whatever is written meanwhile;
+//! the snapshot is gone after the run, and after a killed run by the next.
+
+use crate::common;
+use crate::harness::site::Site;
+use crate::harness::{self, Live};
+
+use std::path::Path;
+use std::time::Duration;
+
+const MIB: usize = 1 << 20;
+
+/// The snapshot the runner takes of the source for sync 0 of job `home`.
+const FROZEN: &str = "/srv/vol/home/.bkc-snapshots/home.0";
+
+fn sh_ok(site: &Site, host: &str, script: &str) {
+    let o = site.net.sh(site.h(host), script);
+    assert!(
+        o.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Whether `path` exists as `host` sees it.
+fn exists(site: &Site, host: &str, path: &str) -> bool {
+    site.net
+        .sh(site.h(host), &format!("test -e {path}"))
+        .status
+        .success()
+}
+
+/// The bytes of the copy on backup_a, counted by value: (count of `A`, count of `B`).
+fn copy_bytes(site: &Site) -> (usize, usize) {
+    let got = std::fs::read(site.srv("backup_a", "backup/home/big.bin")).unwrap();
+    assert_eq!(got.len(), 8 * MIB);
+    let a = got.iter().filter(|b| **b == b'A').count();
+    (a, got.len() - a)
+}
+
+/// The runner of `home` on desktop, started; returns once its snapshot exists.
+fn start_and_wait_for_the_snapshot(site: &Site) -> Live {
+    let cmd = site.net.cmd(
+        site.h("desktop"),
+        &[harness::runner(), "/etc/bkc/jobs/home.json"],
+    );
+    let live = Live::new(site.net.spawn(cmd));
+    assert!(
+        harness::poll(Duration::from_secs(20), Duration::from_millis(5), || {
+            exists(site, "desktop", FROZEN)
+        }),
+        "no snapshot appeared"
+    );
+    live
+}
+
+#[test]
+#[ignore = "needs root, sshd, rsync, btrfs-progs and a loop device (namespace hosts)"]
+fn a_sync_copies_the_source_as_it_was_when_it_began() {
+    let _g = harness::shared();
+    if !common::require_tool("mkfs.btrfs") || !common::require_tool("btrfs") {
+        return;
+    }
+    // The bandwidth limit makes the copy of 8 MiB last a few seconds, long enough to write into
+    // the source while it runs.
+    let jobs = r#"
+job "home" on="desktop" {
+    sync "/srv/vol/home/" "backup_a:/srv/backup/home/" {
+        opts "-a" "--delete"
+        bwlimit "2M"
+        source-snapshot "btrfs"
+    }
+}
+"#;
+    let Some(site) = Site::new(&["desktop", "backup_a"], jobs) else {
+        return;
+    };
+    let image = site.net.dir.join("btrfs.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(160 * MIB as u64)
+        .unwrap();
+    sh_ok(
+        &site,
+        "desktop",
+        &format!(
+            "mkfs.btrfs -q {} && mkdir -p /srv/vol && mount -o loop {} /srv/vol && \
+             btrfs -q subvolume create /srv/vol/home",
+            image.display(),
+            image.display()
+        ),
+    );
+    // Unmounted when the test ends, pass or fail, before the host goes.
+    struct Mounted<'a>(&'a Site);
+    impl Drop for Mounted<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.net.sh(self.0.h("desktop"), "umount -l /srv/vol");
+        }
+    }
+    let _m = Mounted(&site);
+    let big = "/srv/vol/home/big.bin";
+    sh_ok(
+        &site,
+        "desktop",
+        &format!("head -c {} /dev/zero | tr '\\0' A > {big}", 8 * MIB),
+    );
+
+    // 1. Half the file is rewritten once the snapshot is taken: the copy is the file before.
+    let live = start_and_wait_for_the_snapshot(&site);
+    sh_ok(
+        &site,
+        "desktop",
+        &format!(
+            "head -c {} /dev/zero | tr '\\0' B | dd of={big} conv=notrunc status=none",
+            4 * MIB
+        ),
+    );
+    let ran = live.finish(60);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        copy_bytes(&site),
+        (8 * MIB, 0),
+        "a half-written file was copied"
+    );
+    assert!(
+        !exists(&site, "desktop", FROZEN),
+        "the snapshot outlived its run"
+    );
+    assert!(
+        !site.srv("backup_a", "backup/home/.bkc-snapshots").exists(),
+        "bkc's snapshot directory was copied as data"
+    );
+
+    // 2. A run killed in the middle leaves its snapshot; the next run removes it, takes its own
+    //    of the source as it is now, and removes that one too.
+    let live = start_and_wait_for_the_snapshot(&site);
+    harness::signal(live.pid(), libc::SIGKILL);
+    let _ = live.finish(30);
+    assert!(
+        exists(&site, "desktop", FROZEN),
+        "the killed run's snapshot"
+    );
+    harness::Net::eventually(5.0, || {
+        site.net
+            .sh(site.h("desktop"), "! pgrep -x rsync")
+            .status
+            .success()
+    });
+    let cmd = site.net.cmd(
+        site.h("desktop"),
+        &[harness::runner(), "/etc/bkc/jobs/home.json"],
+    );
+    let ran = harness::collect(site.net.spawn(cmd));
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(copy_bytes(&site), (4 * MIB, 4 * MIB));
+    assert!(!exists(&site, "desktop", FROZEN));
+
+    // 3. What the unit runs outside the sandbox removes a snapshot the sandboxed run could not.
+    sh_ok(
+        &site,
+        "desktop",
+        &format!("btrfs -q subvolume snapshot -r /srv/vol/home {FROZEN}"),
+    );
+    let o = site
+        .net
+        .cmd(
+            site.h("desktop"),
+            &[
+                harness::runner(),
+                "drop-source-snapshots",
+                "/etc/bkc/jobs/home.json",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!exists(&site, "desktop", FROZEN));
+    assert!(Path::new(&image).exists());
+}
+
+#[test]
+#[ignore = "needs root, sshd and rsync (namespace hosts)"]
+fn a_source_that_is_no_subvolume_fails_the_sync_and_says_so() {
+    let _g = harness::shared();
+    let jobs = r#"
+job "home" on="desktop" {
+    sync "/srv/plain/" "backup_a:/srv/backup/home/" {
+        source-snapshot "btrfs"
+    }
+}
+"#;
+    let Some(site) = Site::new(&["desktop", "backup_a"], jobs) else {
+        return;
+    };
+    sh_ok(
+        &site,
+        "desktop",
+        "mkdir -p /srv/plain && echo x > /srv/plain/f",
+    );
+    let cmd = site.net.cmd(
+        site.h("desktop"),
+        &[harness::runner(), "/etc/bkc/jobs/home.json"],
+    );
+    let ran = harness::collect(site.net.spawn(cmd));
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("/srv/plain is not the root of a btrfs subvolume"),
+        "{}",
+        ran.stderr
+    );
+    assert!(!site.srv("backup_a", "backup/home/f").exists());
+}
