@@ -1139,3 +1139,106 @@ fn a_drop_in_sshd_refuses_rolls_the_host_back_whole() {
     assert_eq!(f.sh("backup_b", "id -un").trim(), "root");
     baseline(&f);
 }
+
+/// `source-snapshot "btrfs"` under real systemd: the job's sandboxed runner takes the snapshot
+/// (no capability but write access to the source's `.bkc-snapshots`), and the unit's
+/// `drop-source-snapshots` outside the sandbox deletes a killed run's leftover before the run and
+/// the run's own after it.
+#[test]
+#[ignore = "needs root, systemd-nspawn, debootstrap, btrfs-progs and a loop device"]
+fn a_source_snapshot_is_taken_in_the_sandbox_and_deleted_outside_it() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(f) = fleet::shared(&NAMES) else {
+        return;
+    };
+    if !common::require_tool("mkfs.btrfs") || !common::require_tool("losetup") {
+        return;
+    }
+    let run = |c: &mut Command| {
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{c:?}: {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    // The file system, made on the host (the containers have no btrfs-progs): the source
+    // subvolume with a mail in it, and a killed run's leftover snapshot.
+    let image = f.dir.join("mail.img");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(160 << 20)
+        .unwrap();
+    run(Command::new("mkfs.btrfs").arg("-q").arg(&image));
+    let dev = run(Command::new("losetup")
+        .args(["--find", "--show"])
+        .arg(&image));
+    // Detached when the test ends, pass or fail.
+    struct Loop(String);
+    impl Drop for Loop {
+        fn drop(&mut self) {
+            let _ = Command::new("losetup").args(["-d", &self.0]).status();
+        }
+    }
+    let _loop = Loop(dev.clone());
+    let mnt = f.dir.join("mail-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let m = mnt.display().to_string();
+    let frozen = "inbox/.bkc-snapshots/mail.0";
+    run(Command::new("sh").arg("-c").arg(format!(
+        "mount {dev} {m} && btrfs -q subvolume create {m}/inbox && echo hello > {m}/inbox/1.eml && \
+         mkdir {m}/inbox/.bkc-snapshots && btrfs -q subvolume snapshot -r {m}/inbox {m}/{frozen}; \
+         r=$?; umount {m}; exit $r"
+    )));
+    // Mounted into desktop's mount namespace from the host, with the host's rights: the
+    // container has no loop device of its own, so a node for this one is made in its /dev.
+    let rdev = std::fs::metadata(&dev).unwrap().rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let leader = f.leader("desktop").to_string();
+    run(Command::new("nsenter")
+        .args(["-t", &leader, "-m", "--"])
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "mknod /dev/bkc-test-mail b {major} {minor} && mkdir -p /srv/mail && \
+             mount -t btrfs /dev/bkc-test-mail /srv/mail"
+            ),
+        ]));
+    let extra = r#"job "mail" on="desktop" {
+    schedule "yearly"
+    sync "/srv/mail/inbox/" "/srv/mail-copy/" {
+        source-snapshot "btrfs"
+    }
+}
+"#;
+    let file = write_topology(&f, "mail.kdl", &topology(&f, extra));
+    apply_ok(&f, &file);
+    let out = f.ssh("desktop", "systemctl start bkc-mail.service");
+    let log = f.sh(
+        "desktop",
+        "journalctl -u bkc-mail -o cat --no-pager | tail -20",
+    );
+    assert!(out.status.success(), "{}\n{log}", text(&out));
+    assert_eq!(
+        f.sh("desktop", "cat /srv/mail-copy/1.eml").trim(),
+        "hello",
+        "{log}"
+    );
+    assert_eq!(
+        f.sh("desktop", "ls -A /srv/mail-copy").trim(),
+        "1.eml",
+        "only the data was copied"
+    );
+    assert_eq!(
+        f.sh("desktop", "ls -A /srv/mail/inbox/.bkc-snapshots")
+            .trim(),
+        "",
+        "the leftover and the run's own snapshot are gone: {log}"
+    );
+    // The run took its snapshot in its sandbox: it copied what the snapshot holds, and the
+    // journal has no word of a failed snapshot.
+    assert!(!log.contains("source-snapshot"), "{log}");
+    let _ = Command::new("nsenter")
+        .args(["-t", &leader, "-m", "--", "sh", "-c"])
+        .arg("umount /srv/mail; rm -f /dev/bkc-test-mail")
+        .status();
+    baseline(&f);
+}

@@ -215,6 +215,18 @@ impl Fleet {
             .unwrap_or_else(|| panic!("no machine {name}"))
     }
 
+    /// The pid of a machine's init (systemd), for entering its namespaces from the host.
+    pub fn leader(&self, name: &str) -> u32 {
+        let nspawn = self.machine(name).nspawn.as_ref().expect("booted").id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{nspawn}/task/{nspawn}/children")).unwrap();
+        children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: systemd-nspawn {nspawn} has no child"))
+    }
+
     /// Run a shell command on a machine as root, over ssh.
     pub fn ssh(&self, name: &str, command: &str) -> Output {
         self.ssh_cmd(name, command).output().unwrap()
