@@ -70,7 +70,7 @@ fn sqlite_backup_before_a_push() {
     // docs/HOOKS.md's SQLite recipe, its paths under the hosts' own /srv.
     let jobs = r#"
 job "notes" on="desktop" {
-    hook "before" "sqlite3 /srv/notes/notes.db '.backup /srv/dump/notes.db'" writes="/srv/dump"
+    hook "before" "sqlite3 -cmd '.timeout 60000' /srv/notes/notes.db '.backup /srv/dump/notes.db'" writes="/srv/dump"
     sync "/srv/dump/" "backup_a:/srv/backup/notes/"
 }
 "#;

@@ -468,7 +468,6 @@ const MAY_FAIL: &[(&str, &str)] = &[
         "lock-file-trailing.kdl",
         "a lock file named like a directory cannot be created",
     ),
-    ("opts-joined.kdl", "rsync refuses an unknown option"),
     ("opts-newline.kdl", "rsync refuses an unknown option"),
     ("spec-port-zero.json", "nothing listens on port 0"),
     (
