@@ -157,6 +157,7 @@ fn job(
         ping,
         fresh_markers,
         restore_to,
+        verify: None,
     };
     let writes_home = reached.read_write_paths.iter().any(|p| paths::is_home(p));
     Some(Draft {

@@ -184,6 +184,7 @@ pub(crate) mod tests {
             ping: None,
             fresh_markers: vec![],
             restore_to: vec![],
+            verify: None,
         }
     }
 
