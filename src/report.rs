@@ -78,6 +78,10 @@ struct Row {
     bytes: String,
     lock_wait: String,
     snapshots: String,
+    /// The last scheduled verify, for a job that has one ("" for none).
+    verify: String,
+    /// That verify failed.
+    verify_failed: bool,
     runs: Vec<RunRow>,
 }
 
@@ -144,6 +148,14 @@ fn row(s: &JobStatus, runs: &[PastRun]) -> Row {
             .lock_wait_secs
             .map_or_else(|| "-".into(), |w| rounded(w.round() as u64)),
         snapshots,
+        verify: s
+            .verify
+            .as_ref()
+            .map_or_else(String::new, |v| match (&v.end, &v.result) {
+                (Some(end), Some(_)) => v.cell().replacen(end.as_str(), &when(end), 1),
+                _ => v.cell(),
+            }),
+        verify_failed: s.verify.as_ref().is_some_and(|v| v.failed()),
         runs: runs
             .iter()
             .map(|r| RunRow {
@@ -214,6 +226,7 @@ pub fn page(
     env.add_template(TEMPLATE, include_str!("../templates/report.html.j2"))?;
     env.get_template(TEMPLATE)?.render(minijinja::context! {
         generated => now.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        verifies => rows.iter().any(|r| r.verify.is_some()),
         jobs => table,
         counts,
         svg,
@@ -232,5 +245,48 @@ mod tests {
         assert_eq!(bytes(1023), "1023 B");
         assert_eq!(bytes(1536), "1.5 KiB");
         assert_eq!(bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+
+    #[test]
+    fn a_verify_has_a_column_only_when_a_job_has_one() {
+        let src = r#"host "a" address="a.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
+host "b" address="b.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC"; }
+job "j" on="a" {
+    schedule "daily"
+    sync "/data/" "b:/srv/data/"
+    verify "weekly"
+}
+"#;
+        let t = crate::analyze::compile("t.kdl", src).topology.unwrap();
+        let now: jiff::Timestamp = "2026-01-05T00:00:00Z".parse().unwrap();
+        let mut row = JobStatus {
+            job: "j".into(),
+            host: "a".into(),
+            verify: Some(crate::deploy::status::VerifyStatus {
+                end: Some("2026-01-04T04:00:00Z".into()),
+                result: Some("failed".into()),
+                corrupted: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let html = page(
+            &t,
+            std::slice::from_ref(&row),
+            &Default::default(),
+            &[],
+            now,
+        )
+        .unwrap();
+        assert!(html.contains("<th>Last verify</th>"), "{html}");
+        assert!(
+            html.contains(
+                "<td class=\"verify-failed\">FAILED 2026-01-04 04:00 UTC: 1 corrupted, 0 missing</td>"
+            ),
+            "{html}"
+        );
+        row.verify = None;
+        let html = page(&t, &[row], &Default::default(), &[], now).unwrap();
+        assert!(!html.contains("Last verify"));
     }
 }

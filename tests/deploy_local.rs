@@ -791,3 +791,51 @@ fn a_configuration_sshd_refuses_rolls_the_host_back_whole() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A job's scheduled verify is part of the job: its units are planned under the job's item,
+/// applied with its timer enabled, and gone with the setting.
+#[test]
+fn a_verify_is_planned_and_applied_with_its_job() {
+    let dir = root("verify");
+    let t = Local::new("desktop", &dir);
+    let with = TOPOLOGY.replace(
+        "    sync \"/home/music/\" \"nas:/srv/music/\"\n",
+        "    sync \"/home/music/\" \"nas:/srv/music/\"\n    verify \"weekly\" checksum=#true\n",
+    );
+    let runner = b"#!/bin/sh\n".to_vec();
+    let w = want(TOPOLOGY, "desktop");
+    apply(&t, &w, &runner);
+    let w = want(&with, "desktop");
+    let arch = arch();
+    let sha = bkc::emit::sha256_hex(&runner);
+    let obs = observe(&t, &w).unwrap();
+    let p = compare(&w, &obs, Some((&sha, &arch)));
+    let changed: Vec<(ItemKind, &str, Action)> = p
+        .items
+        .iter()
+        .map(|i| (i.kind, i.name.as_str(), i.action))
+        .collect();
+    assert_eq!(changed, [(ItemKind::Job, "music", Action::Change)], "{p:?}");
+    let files: Vec<&str> = p.items[0].files.iter().map(|(_, f)| f.as_str()).collect();
+    for f in [
+        "/etc/systemd/system/bkc-verify@music.service",
+        "/etc/systemd/system/bkc-verify@music.timer",
+        "/etc/bkc/jobs/music.json",
+    ] {
+        assert!(files.contains(&f), "{f} in {files:?}");
+    }
+    apply(&t, &w, &runner);
+    assert!(enabled(&dir, "bkc-verify@music.timer"));
+    assert!(at(&dir, "/etc/systemd/system/bkc-verify@music.service").is_file());
+
+    // Without the setting, the units go and the timer is switched off.
+    let w = want(TOPOLOGY, "desktop");
+    apply(&t, &w, &runner);
+    assert!(!at(&dir, "/etc/systemd/system/bkc-verify@music.timer").exists());
+    assert!(!enabled(&dir, "bkc-verify@music.timer"));
+    let log = std::fs::read_to_string(dir.join("systemctl.log")).unwrap();
+    assert!(
+        log.contains("disable --now bkc-verify@music.timer"),
+        "{log}"
+    );
+}

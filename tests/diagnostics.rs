@@ -120,6 +120,11 @@ cases! {
     state_dir_over_staging: kdl("defaults {\n    state-dir \"/var/lib/bkc\"\n}\n") => ["bkc::unsafe_writable_path"];
     restore_to_etc: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n    restore-to \"/etc\" host=\"backup_a\"\n}\n") => ["bkc::unsafe_writable_path"];
     restore_to_own_host: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n    restore-to \"/srv/a\"\n}\n") => ["bkc::unused_setting"];
+    verify_bad_calendar: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n    verify \"weakly\"\n}\n") => ["bkc::invalid_calendar"];
+    verify_never_fires: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n    verify \"*-02-30\"\n}\n") => ["bkc::never_fires"];
+    verify_twice: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n    verify \"weekly\"\n    verify \"monthly\" checksum=#true\n}\n") => ["bkc::duplicate_setting"];
+    verify_checksum_not_a_flag: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n    verify \"weekly\" checksum=\"yes\"\n}\n") => ["bkc::wrong_type"];
+    verify_without_sync: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"true\"\n    verify \"weekly\"\n}\n") => ["bkc::unused_setting"];
     restore_to_unknown_host: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n    restore-to \"/srv/b\" host=\"backup_c\"\n}\n") => ["bkc::unknown_host"];
     restore_to_relative: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n    restore-to \"srv/b\" host=\"backup_a\"\n}\n") => ["bkc::invalid_path"];
     source_snapshot_of_a_pull: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\" {\n        source-snapshot \"btrfs\"\n    }\n}\n") => ["bkc::invalid_source_snapshot"];

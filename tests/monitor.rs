@@ -568,6 +568,38 @@ fn promtool_accepts_the_rules_of_every_example() {
     }
 }
 
+/// The rules docs/MONITORING.md shows as examples of one's own are rules promtool accepts.
+#[test]
+#[ignore = "needs promtool (prometheus)"]
+fn promtool_accepts_the_rules_the_docs_show() {
+    if !common::require_tool("promtool") {
+        return;
+    }
+    let doc = std::fs::read_to_string("docs/MONITORING.md").unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(!blocks.is_empty(), "no yaml block in docs/MONITORING.md");
+    let dir = common::scratch("monitor", "doc-rules");
+    for (i, block) in blocks.iter().enumerate() {
+        let file = dir.join(format!("doc-{i}.yml"));
+        std::fs::write(&file, block).unwrap();
+        let out = Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "block {i}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The seed chain's rules fire as they should on made-up series: stale past alert-after (and
 /// not before), a failed run at once, a lock wait near its timeout.
 #[test]

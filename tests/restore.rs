@@ -488,3 +488,221 @@ fn a_restore_waits_for_the_running_job() {
     let got = std::fs::read_to_string(site.srv("backup_a", "r/file.txt")).unwrap();
     assert_eq!(got, "day 2\n");
 }
+
+/// The pull server with a scheduled verify, metrics and a failure notification.
+const VERIFIED: &str = r#"
+job "pull-web1" on="vault" {
+    schedule "daily"
+    notify "echo \"$BKC_EVENT|$BKC_RESULT|$BKC_MESSAGE\" >> /srv/notified" on="failure"
+    sync "web1:/srv/www/" "/srv/snapshots/web1/www/" {
+        opts "-a" "--delete" "--numeric-ids"
+        snapshot keep-daily=7
+    }
+    verify "weekly" checksum=#true
+}
+"#;
+
+/// The command line of `Key=` in the unit `name` that `bkc build` wrote for `host`, split
+/// into words (bkc's own units quote nothing here).
+fn exec_of(site: &Site, host: &str, name: &str, key: &str) -> Vec<String> {
+    let path = site
+        .net
+        .dir
+        .join("out")
+        .join(host)
+        .join("etc/systemd/system")
+        .join(name);
+    let unit = std::fs::read_to_string(&path).unwrap();
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {}", path.display()));
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// The scheduled verify as systemd starts it (the ExecStart of `bkc-verify@<job>.service`,
+/// with its INVOCATION_ID): its outcome lands in the state file beside the run's, in the
+/// metrics, and in `bkc status`; a byte flipped in the latest snapshot fails it, and the
+/// notification systemd then starts (`OnFailure=bkc-notify@<job>.service`) tells it; a later
+/// run keeps the verify's record.
+#[test]
+#[ignore = "needs root, sshd and rsync (namespace hosts)"]
+fn a_scheduled_verify_records_and_notifies() {
+    let _g = harness::shared();
+    let Some(site) = Site::new_with(
+        &["vault", "web1"],
+        "    metrics-dir \"/srv/metrics\"\n",
+        VERIFIED,
+    ) else {
+        return;
+    };
+    put(
+        &site.srv("web1", "www/base.txt"),
+        "the same every day\n",
+        0o644,
+        OLD,
+    );
+    put(&site.srv("web1", "www/song.flac"), "la la la\n", 0o640, OLD);
+    site.run_job("pull-web1", "vault", DAYS[0]);
+
+    let service = exec_of(&site, "vault", "bkc-verify@pull-web1.service", "ExecStart");
+    assert_eq!(
+        service[1..],
+        [
+            "verify",
+            "--record",
+            "--checksum",
+            "/etc/bkc/jobs/pull-web1.json"
+        ]
+    );
+    let unit = std::fs::read_to_string(
+        site.net
+            .dir
+            .join("out/vault/etc/systemd/system/bkc-verify@pull-web1.service"),
+    )
+    .unwrap();
+    assert!(unit.contains("OnFailure=bkc-notify@pull-web1.service\n"));
+    let verify = |invocation: &str| {
+        let argv: Vec<&str> = service.iter().map(String::as_str).collect();
+        let o = site
+            .net
+            .cmd(site.h("vault"), &argv)
+            .env("INVOCATION_ID", invocation)
+            .output()
+            .unwrap();
+        Said::of(o)
+    };
+    let state = || -> Value {
+        let text = std::fs::read_to_string(site.srv("vault", "bkc/state/pull-web1.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let metrics =
+        || std::fs::read_to_string(site.srv("vault", "metrics/bkc_pull-web1.prom")).unwrap();
+
+    // Clean: recorded as a success, the run's own record untouched.
+    let run_before = state();
+    let s = verify("inv-clean");
+    assert_eq!(s.code, 0, "{s:?}");
+    let st = state();
+    let v = &st["verify"];
+    assert_eq!(v["result"], "success", "{st}");
+    assert_eq!(
+        (v["corrupted"].as_u64(), v["missing"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(v["checksum"], true);
+    assert_eq!(v["invocation"], "inv-clean");
+    assert_eq!(v["last_success"], v["end"]);
+    let clean_end = v["end"].clone();
+    for k in [
+        "run",
+        "result",
+        "end",
+        "last_success",
+        "runs_total",
+        "syncs",
+    ] {
+        assert_eq!(st[k], run_before[k], "{k} changed: {st}");
+    }
+    let m = metrics();
+    assert!(
+        m.contains("bkc_verify_last_exit_code{job=\"pull-web1\"} 0\n"),
+        "{m}"
+    );
+    assert!(m.contains("bkc_verify_last_success_timestamp_seconds{job=\"pull-web1\"} "));
+    assert!(m.contains("bkc_verify_problems{job=\"pull-web1\",class=\"corrupted\"} 0\n"));
+    assert!(
+        m.contains("bkc_last_exit_code{job=\"pull-web1\"} 0\n"),
+        "the run's: {m}"
+    );
+
+    // A byte flips in the latest snapshot, its size and time kept.
+    let copy = site.srv(
+        "vault",
+        &format!("snapshots/web1/www/{}/base.txt", NAMES[0]),
+    );
+    let t = std::fs::metadata(&copy).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes[4] ^= 0x20;
+    std::fs::write(&copy, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let s = verify("inv-rot");
+    assert_eq!(s.code, 1, "{s:?}");
+    let st = state();
+    let v = &st["verify"];
+    assert_eq!(v["result"], "failed", "{st}");
+    assert_eq!(v["exit_code"], 1);
+    assert_eq!(
+        (v["corrupted"].as_u64(), v["missing"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        v["last_success"], clean_end,
+        "the last clean verify is kept"
+    );
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 corrupted, 0 missing"),
+        "{st}"
+    );
+    assert_eq!(st["result"], "success", "the run's result stays");
+    let m = metrics();
+    assert!(
+        m.contains("bkc_verify_last_exit_code{job=\"pull-web1\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("bkc_verify_problems{job=\"pull-web1\",class=\"corrupted\"} 1\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("bkc_last_success_timestamp_seconds{job=\"pull-web1\"} "),
+        "{m}"
+    );
+
+    // systemd's OnFailure= starts the notification unit, which tells the verify's failure.
+    let notify = exec_of(&site, "vault", "bkc-notify@pull-web1.service", "ExecStart");
+    let argv: Vec<&str> = notify.iter().map(String::as_str).collect();
+    let o = site
+        .net
+        .cmd(site.h("vault"), &argv)
+        .env("MONITOR_INVOCATION_ID", "inv-rot")
+        .env("MONITOR_SERVICE_RESULT", "exit-code")
+        .env("MONITOR_EXIT_STATUS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let told = std::fs::read_to_string(site.srv("vault", "notified")).unwrap();
+    assert!(
+        told.starts_with("failure|failed|verify: 1 corrupted, 0 missing"),
+        "{told}"
+    );
+
+    // bkc status shows it, and --check finds it.
+    let file = site.file();
+    let s = site.bkc(&["status", &file]);
+    assert_eq!(s.code, 0, "{s:?}");
+    assert!(
+        s.out.lines().next().unwrap().ends_with("VERIFY")
+            && s.out.contains("FAILED ")
+            && s.out.contains(": 1 corrupted, 0 missing"),
+        "{s:?}"
+    );
+    let s = site.bkc(&["status", &file, "--check"]);
+    assert_ne!(s.code, 0, "{s:?}");
+    assert!(s.out.contains("verify failed: pull-web1 on vault"), "{s:?}");
+
+    // The next run writes its own record and keeps the verify's.
+    site.run_job("pull-web1", "vault", DAYS[1]);
+    let st = state();
+    assert_eq!(st["start"], DAYS[1], "{st}");
+    assert_eq!(st["verify"]["corrupted"], 1, "{st}");
+    assert!(metrics().contains("bkc_verify_problems{job=\"pull-web1\",class=\"corrupted\"} 1\n"));
+}

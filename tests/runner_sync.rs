@@ -548,6 +548,7 @@ fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
         ping: None,
         fresh_markers: vec![],
         restore_to: vec![],
+        verify: None,
     }
 }
 
@@ -790,7 +791,11 @@ fn synced_rename(calls: &str, dir: &str, file: &str) -> Vec<&'static str> {
         if call.starts_with("openat(") && call.contains(&tmp_prefix) {
             tmp_fd = result.map(str::to_string);
             steps.push("open temporary");
-        } else if call.starts_with("openat(") && call.contains(&format!("\"{dir}\"")) {
+        } else if call.starts_with("openat(")
+            && call.contains(&format!("\"{dir}\""))
+            // The lock a state update holds on its directory is no step of the replacing.
+            && !call.contains("O_DIRECTORY")
+        {
             dir_fd = result.map(str::to_string);
             steps.push("open directory");
         } else if call.starts_with("fsync(") || call.starts_with("fdatasync(") {

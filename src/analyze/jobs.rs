@@ -93,6 +93,17 @@ fn job(
     let (timer, every) = timer::timer(cx, j);
     let limits = limits(cx, j);
     let freshness = fresh::freshness(cx, j, timer.as_ref(), every.as_ref(), limits.timeout_secs);
+    let mut verify = j.verify.as_ref().and_then(|v| timer::verify(cx, v));
+    if let (Some(v), true) = (&j.verify, j.syncs.is_empty()) {
+        verify = None;
+        cx.push(
+            Diagnostic::warning(Code::UnusedSetting, "this job has no sync to verify")
+                .label(v.span, "nothing to compare")
+                .help(
+                    "verify compares a sync's source with its copy; remove `verify`, or add a sync",
+                ),
+        );
+    }
 
     // Without its host nothing below can be resolved; the checks above still ran.
     let on = on?;
@@ -157,6 +168,7 @@ fn job(
         ping,
         fresh_markers,
         restore_to,
+        verify,
     };
     let writes_home = reached.read_write_paths.iter().any(|p| paths::is_home(p));
     Some(Draft {

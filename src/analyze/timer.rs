@@ -2,7 +2,7 @@
 
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::{Calendar, cron_to_calendar, format_duration, parse_duration};
-use crate::spec::Interval;
+use crate::spec::{Interval, ScheduledVerify};
 use crate::syntax::ast;
 use crate::topology::Timer;
 
@@ -66,6 +66,15 @@ pub(crate) fn timer(cx: &mut Ctx, j: &ast::Job) -> (Option<Timer>, Option<Interv
         accuracy_secs,
     };
     (Some(timer), interval)
+}
+
+/// `verify "weekly" checksum=#true`: its calendar, checked as a `schedule` is.
+pub(crate) fn verify(cx: &mut Ctx, v: &ast::Verify) -> Option<ScheduledVerify> {
+    schedule(cx, &v.calendar)?;
+    Some(ScheduledVerify {
+        calendar: v.calendar.value.trim().to_string(),
+        checksum: v.checksum.as_ref().is_some_and(|c| c.value),
+    })
 }
 
 /// A `schedule` that parses and fires again.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::collections::BTreeMap;
 
 use bkc_contract::event::{Event, EventLine};
-use bkc_contract::state::{RunState, state_file};
+use bkc_contract::state::{RunState, VerifyState, state_file};
 use serde::Serialize;
 
 use super::transport::{Transport, run};
@@ -47,6 +47,68 @@ pub struct JobStatus {
     pub lock_wait_secs: Option<f64>,
     /// Snapshots the last run completed.
     pub snapshots: Vec<String>,
+    /// The last recorded verify (`bkc-verify@<job>`); for a job with `verify` that has none
+    /// yet, one without a result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyStatus>,
+}
+
+/// How the last recorded verify of a job went.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyStatus {
+    /// When it ended; None when the job has not been verified yet.
+    pub end: Option<String>,
+    pub result: Option<String>,
+    pub checksum: bool,
+    pub corrupted: u64,
+    pub missing: u64,
+    pub changed: u64,
+    pub reason: Option<String>,
+    /// When the last verify that found nothing wrong ended.
+    pub last_success: Option<String>,
+}
+
+impl VerifyStatus {
+    fn of(v: VerifyState) -> VerifyStatus {
+        let shown = |t: String| printable_line(&t).into_owned();
+        VerifyStatus {
+            end: v.end.or(v.start).map(shown),
+            result: v.result.map(|r| r.to_string()),
+            checksum: v.checksum,
+            corrupted: v.corrupted,
+            missing: v.missing,
+            changed: v.changed,
+            reason: v.reason.map(shown),
+            last_success: v.last_success.map(shown),
+        }
+    }
+
+    /// The verify found something corrupted or missing, or could not compare.
+    pub fn failed(&self) -> bool {
+        self.result
+            .as_deref()
+            .is_some_and(|r| r != "success" && r != "skipped")
+    }
+
+    /// The table's cell: "ok 2026-…", "failed 2026-…: 1 corrupted, 0 missing", "never".
+    pub fn cell(&self) -> String {
+        match (&self.result, &self.end) {
+            (Some(r), end) => {
+                let when = end.as_deref().unwrap_or("?");
+                if r == "success" {
+                    format!("ok {when}")
+                } else if r == "failed" {
+                    format!(
+                        "FAILED {when}: {} corrupted, {} missing",
+                        self.corrupted, self.missing
+                    )
+                } else {
+                    format!("{} {when}", r.to_uppercase())
+                }
+            }
+            (None, _) => "never".to_string(),
+        }
+    }
 }
 
 /// An age as people say it, to the two largest units: "3d 4h", "2h 5min", "40s".
@@ -66,6 +128,8 @@ pub enum Problem {
     Stale,
     /// The last run ended with a result other than success or skipped.
     Failed,
+    /// The last recorded verify found corrupted or missing files, or could not compare.
+    VerifyFailed,
 }
 
 impl JobStatus {
@@ -96,6 +160,9 @@ impl JobStatus {
             .is_some_and(|r| r != "success" && r != "skipped")
         {
             p.push(Problem::Failed);
+        }
+        if self.verify.as_ref().is_some_and(VerifyStatus::failed) {
+            p.push(Problem::VerifyFailed);
         }
         p
     }
@@ -129,6 +196,18 @@ impl JobStatus {
                     .as_deref()
                     .map_or_else(String::new, |r| format!(": {r}"))
             ),
+            Problem::VerifyFailed => {
+                let v = self.verify.clone().unwrap_or_default();
+                format!(
+                    "verify failed: {} on {}: last verify {}{}",
+                    self.job,
+                    self.host,
+                    v.result.as_deref().unwrap_or("?"),
+                    v.reason
+                        .as_deref()
+                        .map_or_else(String::new, |r| format!(": {r}"))
+                )
+            }
         }
     }
 }
@@ -188,6 +267,7 @@ pub fn read_status(jobs: &[&Job], stdout: &[u8]) -> Result<Vec<JobStatus>, Optio
         .map(|j| JobStatus {
             job: j.name.clone(),
             host: j.host.clone(),
+            verify: j.spec.verify.as_ref().map(|_| VerifyStatus::default()),
             ..JobStatus::default()
         })
         .collect();
@@ -232,6 +312,9 @@ pub fn read_status(jobs: &[&Job], stdout: &[u8]) -> Result<Vec<JobStatus>, Optio
             .filter_map(|y| y.snapshot)
             .map(shown)
             .collect();
+        if let Some(v) = state.verify {
+            s.verify = Some(VerifyStatus::of(v));
+        }
     }
     Ok(all)
 }
@@ -241,6 +324,7 @@ pub fn table(rows: &[JobStatus]) -> String {
     let head = [
         "JOB", "HOST", "LAST RUN", "RESULT", "AGE", "FRESH", "NEXT RUN", "LOCK",
     ];
+    let verifies = rows.iter().any(|r| r.verify.is_some());
     let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
@@ -265,7 +349,23 @@ pub fn table(rows: &[JobStatus]) -> String {
             ]
         })
         .collect();
-    let mut width = head.map(str::len);
+    // The verify column only when some job has one, so that other fleets see what they did.
+    let head: Vec<&str> = head
+        .into_iter()
+        .chain(verifies.then_some("VERIFY"))
+        .collect();
+    let cells: Vec<Vec<String>> = cells
+        .into_iter()
+        .zip(rows)
+        .map(|(c, r)| {
+            let verify = r
+                .verify
+                .as_ref()
+                .map_or_else(|| "-".into(), VerifyStatus::cell);
+            c.into_iter().chain(verifies.then_some(verify)).collect()
+        })
+        .collect();
+    let mut width: Vec<usize> = head.iter().map(|h| h.len()).collect();
     for c in &cells {
         for (w, v) in width.iter_mut().zip(c) {
             *w = (*w).max(v.chars().count());
@@ -284,7 +384,7 @@ pub fn table(rows: &[JobStatus]) -> String {
         out.push_str(l.trim_end());
         out.push('\n');
     };
-    line(head.to_vec());
+    line(head.clone());
     for c in &cells {
         line(c.iter().map(String::as_str).collect());
     }
@@ -423,6 +523,62 @@ fn past_run(entry: &str) -> Option<(String, PastRun)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_verify_shows_in_the_table_and_in_check() {
+        let src = r#"host "a" address="a.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
+host "b" address="b.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC"; }
+job "checked" on="a" {
+    schedule "daily"
+    sync "/data/" "b:/srv/data/"
+    verify "weekly" checksum=#true
+}
+job "new" on="a" {
+    schedule "daily"
+    sync "/etc/" "b:/srv/etc/"
+    verify "weekly"
+}
+job "plain" on="a" {
+    schedule "daily"
+    sync "/srv/" "b:/srv/a/"
+}
+"#;
+        let t = crate::analyze::compile("t.kdl", src).topology.unwrap();
+        let jobs: Vec<&Job> = t.jobs.values().collect();
+        let state = r#"{"job":"checked","result":"success","end":"2026-01-01T00:00:00Z","verify":{"result":"failed","end":"2026-01-04T04:00:00Z","checksum":true,"corrupted":1,"missing":2,"changed":5,"reason":"1 corrupted, 2 missing, 5 changed since the copy was made"}}"#;
+        let out = format!(
+            "job checked\nF {} checked\n{state}job new\njob plain\nend\n",
+            state.len()
+        );
+        let rows = read_status(&jobs, out.as_bytes()).unwrap();
+        let checked = rows.iter().find(|r| r.job == "checked").unwrap();
+        let v = checked.verify.as_ref().unwrap();
+        assert_eq!((v.corrupted, v.missing, v.changed), (1, 2, 5));
+        assert_eq!(checked.problems(), vec![Problem::VerifyFailed]);
+        assert_eq!(
+            checked.problem_line(Problem::VerifyFailed),
+            "verify failed: checked on a: last verify failed: 1 corrupted, 2 missing, 5 changed since the copy was made"
+        );
+        let new = rows.iter().find(|r| r.job == "new").unwrap();
+        assert_eq!(new.verify.as_ref().unwrap().cell(), "never");
+        assert!(
+            rows.iter()
+                .find(|r| r.job == "plain")
+                .unwrap()
+                .verify
+                .is_none()
+        );
+        let text = table(&rows);
+        let head = text.lines().next().unwrap();
+        assert!(head.ends_with("VERIFY"), "{text}");
+        assert!(
+            text.contains("FAILED 2026-01-04T04:00:00Z: 1 corrupted, 2 missing"),
+            "{text}"
+        );
+        // A fleet without verifies keeps its table as it was.
+        let plain: Vec<JobStatus> = rows.into_iter().filter(|r| r.job == "plain").collect();
+        assert!(!table(&plain).contains("VERIFY"));
+    }
 
     #[test]
     fn a_journal_entry_is_a_past_run() {

@@ -123,7 +123,8 @@ fn failed(what: String) -> impl FnOnce(minijinja::Error) -> EmitError {
     move |source| EmitError { what, source }
 }
 
-/// The job's own service, timer and spec, and its notification unit when it has `notify`.
+/// The job's own service, timer and spec, its notification unit when it has `notify`, and its
+/// verify's service and timer when it has `verify`.
 fn job_files(job: &Job) -> Result<Vec<JobFiles>, EmitError> {
     let spec_path = format!("{JOB_DIR}/{}.json", job.name);
     let service = unit::service(job, &spec_path)
@@ -146,6 +147,15 @@ fn job_files(job: &Job) -> Result<Vec<JobFiles>, EmitError> {
             service: unit::notify_service(job, &spec_path)
                 .map_err(failed(format!("the notification unit of job {}", job.name)))?,
             timer: None,
+            etc: Vec::new(),
+        });
+    }
+    if let Some(v) = &job.spec.verify {
+        let what = |w: &str| format!("the verify {w} of job {}", job.name);
+        out.push(JobFiles {
+            unit: bkc_contract::names::verify_unit_base(&job.name),
+            service: unit::verify_service(job, &spec_path, v).map_err(failed(what("service")))?,
+            timer: Some(unit::verify_timer(job, v).map_err(failed(what("timer")))?),
             etc: Vec::new(),
         });
     }
@@ -501,4 +511,73 @@ fn known_hosts(topology: &Topology, jobs: &[&Job]) -> Option<String> {
         }
     }
     (!out.is_empty()).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPOLOGY: &str = r#"host "a" address="a.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
+host "b" address="b.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC"; }
+job "checked" on="a" {
+    schedule "daily"
+    notify "/usr/local/bin/page-me" on="failure"
+    sync "/data/" "b:/srv/data/" { snapshot keep-daily=7; }
+    verify "weekly" checksum=#true
+}
+job "quick" on="a" {
+    schedule "daily"
+    sync "/etc/" "b:/srv/etc/"
+    verify "Sun 05:00"
+}
+job "plain" on="a" {
+    schedule "daily"
+    sync "/srv/" "b:/srv/a/"
+}
+"#;
+
+    fn text(files: &HostFiles, path: &str) -> String {
+        String::from_utf8(files.files[path].bytes.clone()).unwrap()
+    }
+
+    #[test]
+    fn a_verify_gets_its_own_timer_and_service_on_the_jobs_host() {
+        let c = crate::analyze::compile("t.kdl", TOPOLOGY);
+        let t = c.topology.expect("compiles");
+        let v = t.jobs["checked"].spec.verify.clone().unwrap();
+        assert_eq!((v.calendar.as_str(), v.checksum), ("weekly", true));
+        assert!(!t.jobs["quick"].spec.verify.as_ref().unwrap().checksum);
+        assert!(t.jobs["plain"].spec.verify.is_none());
+        let out = emit(&t, &[]).unwrap();
+        let a = &out.hosts["a"];
+        let service = text(a, "/etc/systemd/system/bkc-verify@checked.service");
+        assert!(
+            service.contains(
+                "ExecStart=/usr/local/bin/bkc-run verify --record --checksum /etc/bkc/jobs/checked.json\n"
+            ),
+            "{service}"
+        );
+        assert!(service.contains("OnFailure=bkc-notify@checked.service\n"));
+        assert!(service.contains("ProtectSystem=strict\n"));
+        let timer = text(a, "/etc/systemd/system/bkc-verify@checked.timer");
+        assert!(timer.contains("OnCalendar=weekly\n") && timer.contains("Persistent=true\n"));
+        assert!(timer.contains("Unit=bkc-verify@checked.service\n"));
+        let quick = text(a, "/etc/systemd/system/bkc-verify@quick.service");
+        assert!(quick.contains("bkc-run verify --record /etc/bkc/jobs/quick.json\n"));
+        assert!(!quick.contains("OnFailure"));
+        assert!(
+            !a.files
+                .keys()
+                .any(|p| p.contains("verify@plain") || p.contains("bkc-verify-"))
+        );
+        assert!(!out.hosts["b"].files.keys().any(|p| p.contains("verify")));
+        let manifest = text(a, MANIFEST_PATH);
+        assert!(manifest.contains("bkc-verify@checked.timer"));
+        let nix = emit_nixos(&t, &[]).unwrap();
+        let module = text(&nix.hosts["a"], NIXOS_MODULE_PATH);
+        assert!(
+            module.contains("\"bkc-verify@checked\"") || module.contains("bkc-verify@checked =")
+        );
+        assert!(module.contains("verify --record --checksum /etc/bkc/jobs/checked.json"));
+    }
 }

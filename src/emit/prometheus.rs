@@ -1,11 +1,12 @@
 //! Prometheus alerting rules from the topology (`bkc build --emit prometheus`): each job's
-//! staleness with its own `alert-after`, a failed last run, a lock wait near its timeout, and
+//! staleness with its own `alert-after`, a failed last run, a failed scheduled verify, a lock
+//! wait near its timeout, and
 //! per host, textfiles that stopped changing. The rules are data here; the template
 //! (templates/prometheus.rules.yml.j2) only lays them out as YAML.
 
 use std::collections::BTreeMap;
 
-use bkc_contract::metrics::{LAST_EXIT_CODE, LAST_SUCCESS, LOCK_WAIT};
+use bkc_contract::metrics::{LAST_EXIT_CODE, LAST_SUCCESS, LOCK_WAIT, VERIFY_EXIT_CODE};
 use serde::Serialize;
 
 use super::{EmitError, PROMETHEUS, render};
@@ -133,6 +134,21 @@ fn job_rules(job: &Job) -> Vec<Rule> {
         format!("the last run of bkc job {name} on {} failed", job.host),
         &format!("It exited with {{{{ $value }}}} (docs/RUNNER.md lists the codes); `journalctl -u bkc-{name} EVENT=error` says why."),
     ));
+    if job.spec.verify.is_some() {
+        rules.push(annotate(
+            rule(
+                "BkcVerifyFailed",
+                job,
+                "critical",
+                format!("max({}{sel}) != 0", VERIFY_EXIT_CODE.name),
+                String::new(),
+            ),
+            format!("the last verify of bkc job {name} on {} failed", job.host),
+            &format!(
+                "It exited with {{{{ $value }}}}: 1 when files are corrupted or missing (bkc_verify_problems counts them), 2 when it could not compare; `bkc verify {name}` lists them."
+            ),
+        ));
+    }
     let timeout = job
         .spec
         .locks

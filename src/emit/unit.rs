@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::escape::{unit_arg, unit_exec, unit_path, unit_text};
 use crate::schedule::format_duration;
-use crate::spec::{IoClass, NotifyEvent};
+use crate::spec::{IoClass, NotifyEvent, ScheduledVerify};
 use crate::topology::{Job, JobKey, Service, Timer};
 
 /// Creates the sandbox's writable paths before the sandbox exists (see [`sandbox`]).
@@ -229,6 +229,112 @@ pub(crate) fn fresh_timer(job: &Job) -> Result<Unit, minijinja::Error> {
     })
 }
 
+/// `bkc-verify@<job>.service`: `bkc-run verify --record` on the job spec, in the job's own
+/// sandbox and with its priority, its failure told as a failed run's is.
+pub(crate) fn verify_service(
+    job: &Job,
+    spec_path: &str,
+    v: &ScheduledVerify,
+) -> Result<Unit, minijinja::Error> {
+    let mut unit = vec![
+        set(
+            "Description",
+            unit_text(&format!("Verify the copies of bkc job {}", job.name))?,
+        ),
+        set("After", "network-online.target"),
+        set("Wants", "network-online.target"),
+    ];
+    if job
+        .spec
+        .notify
+        .iter()
+        .any(|n| n.on.contains(&NotifyEvent::Failure))
+    {
+        unit.push(set("OnFailure", format!("{}.service", notify_unit_name(job))).why(
+            "A verify that finds corrupted or missing files, or cannot compare, is told as a failed run is.",
+        ));
+    }
+    let mut args = String::from("verify --record");
+    if v.checksum {
+        args.push_str(" --checksum");
+    }
+    args.push(' ');
+    args.push_str(&unit_arg(spec_path)?);
+    let mut service = vec![
+        set("Type", "oneshot"),
+        set("ExecStart", args).exec("", "runner", unit_exec(&job.service.runner)?),
+        set("TimeoutStartSec", "infinity")
+            .why("Reading every byte of a large backup may take longer than any run of the job."),
+        set("KillMode", "mixed"),
+        set("TimeoutStopSec", "30s"),
+    ];
+    service.extend(priority(job));
+    service.push(set("UMask", "0077"));
+    service.extend(sandbox(&job.service, job.key.as_ref())?);
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: unit,
+            },
+            Section {
+                name: "Service",
+                settings: service,
+            },
+        ],
+    })
+}
+
+/// `bkc-verify@<job>.timer`, on the calendar of the job's `verify`.
+pub(crate) fn verify_timer(job: &Job, v: &ScheduledVerify) -> Result<Unit, minijinja::Error> {
+    let base = bkc_contract::names::verify_unit_base(&job.name);
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: vec![set(
+                    "Description",
+                    unit_text(&format!(
+                        "Timer for verifying bkc job {}: {}",
+                        job.name, v.calendar
+                    ))?,
+                )],
+            },
+            Section {
+                name: "Timer",
+                settings: vec![
+                    set("OnCalendar", unit_text(&v.calendar)?),
+                    set("Persistent", "true"),
+                    set("Unit", format!("{base}.service")),
+                ],
+            },
+            Section {
+                name: "Install",
+                settings: vec![set("WantedBy", "timers.target")],
+            },
+        ],
+    })
+}
+
+/// The job's `nice` and `io-class`.
+fn priority(job: &Job) -> Vec<Setting> {
+    let mut out = Vec::new();
+    if let Some(nice) = job.spec.nice {
+        out.push(set("Nice", nice.to_string()));
+    }
+    if let Some(class) = job.spec.io_class {
+        out.push(set(
+            "IOSchedulingClass",
+            match class {
+                IoClass::Realtime => "realtime",
+                IoClass::BestEffort => "best-effort",
+                IoClass::Idle => "idle",
+            },
+        ));
+    }
+    out
+}
+
 /// How the service runs the runner: its command, its timeouts and its priority.
 fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
     let svc = &job.service;
@@ -259,19 +365,7 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
         );
         service.push(set("ExecStopPost", drop).exec("+", "runner", unit_exec(&svc.runner)?));
     }
-    if let Some(nice) = job.spec.nice {
-        service.push(set("Nice", nice.to_string()));
-    }
-    if let Some(class) = job.spec.io_class {
-        service.push(set(
-            "IOSchedulingClass",
-            match class {
-                IoClass::Realtime => "realtime",
-                IoClass::BestEffort => "best-effort",
-                IoClass::Idle => "idle",
-            },
-        ));
-    }
+    service.extend(priority(job));
     service.push(set("UMask", "0077"));
     Ok(service)
 }

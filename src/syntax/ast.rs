@@ -86,6 +86,16 @@ pub struct Job {
     pub ping: Option<Str>,
     /// The public half of the job's own SSH key, pinned.
     pub key: Option<Str>,
+    /// `verify "weekly" checksum=#true`: compare the copies on a schedule of their own.
+    pub verify: Option<Verify>,
+}
+
+#[derive(Debug)]
+pub struct Verify {
+    pub span: SourceSpan,
+    /// A calendar, as `schedule` takes.
+    pub calendar: Str,
+    pub checksum: Option<Spanned<bool>>,
 }
 
 #[derive(Debug)]

@@ -48,6 +48,7 @@ const JOB: &[&str] = &[
     "ping",
     "key",
     "restore-to",
+    "verify",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -389,6 +390,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         notify: Vec::new(),
         ping: None,
         key: None,
+        verify: None,
     };
     for c in children(node) {
         job_child(&mut j, c, d);
@@ -455,6 +457,14 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
             "ping \"https://hc-ping.com/<uuid>\"",
         ),
         "allow-empty-source" => set_flag(&mut j.allow_empty_source, d, c),
+        "verify" => {
+            if let Some(v) = verify(c, d) {
+                match &j.verify {
+                    Some(old) => d.push(duplicate_setting("verify", v.span, old.span)),
+                    None => j.verify = Some(v),
+                }
+            }
+        }
         "key" => set_str(
             &mut j.key,
             d,
@@ -464,6 +474,24 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
         ),
         other => d.push(unknown_node(c, other, "a `job`", JOB)),
     }
+}
+
+/// `verify "weekly" checksum=#true`.
+fn verify(node: &KdlNode, d: &mut Diagnostics) -> Option<Verify> {
+    let mut r = Reader::new(node);
+    let calendar = r.req_str(
+        d,
+        0,
+        "a calendar expression",
+        "verify \"weekly\" checksum=#true",
+    );
+    let checksum = r.prop_bool(d, "checksum");
+    r.finish(d, &["checksum"], false);
+    Some(Verify {
+        span: node.span(),
+        calendar: calendar?,
+        checksum,
+    })
 }
 
 fn blocks_on(node: &KdlNode, d: &mut Diagnostics) -> Option<BlocksOn> {

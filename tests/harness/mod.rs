@@ -399,6 +399,7 @@ impl Net {
             ping: None,
             fresh_markers: vec![],
             restore_to: vec![],
+            verify: None,
         }
     }
 

@@ -47,6 +47,11 @@ pub struct Site {
 impl Site {
     /// `hosts` are the topology's host names in order; `jobs` is the rest of the topology.
     pub fn new(hosts: &[&'static str], jobs: &str) -> Option<Site> {
+        Site::new_with(hosts, "", jobs)
+    }
+
+    /// [`Site::new`], with `defaults` lines added to the topology's `defaults`.
+    pub fn new_with(hosts: &[&'static str], defaults: &str, jobs: &str) -> Option<Site> {
         let net = Net::new(hosts.len())?;
         let names: Vec<(&'static str, String)> = hosts
             .iter()
@@ -54,7 +59,7 @@ impl Site {
             .map(|(i, n)| (*n, format!("h{}", i + 1)))
             .collect();
         let mut kdl = format!(
-            "defaults {{\n    ssh-keys \"operator\"\n    identity \"/etc/bkc/id_ed25519\"\n    lock-dir \"/srv/bkc/locks\"\n    state-dir \"/srv/bkc/state\"\n    runner \"{}\"\n    lock-wait \"1s\"\n}}\n",
+            "defaults {{\n    ssh-keys \"operator\"\n    identity \"/etc/bkc/id_ed25519\"\n    lock-dir \"/srv/bkc/locks\"\n    state-dir \"/srv/bkc/state\"\n    runner \"{}\"\n    lock-wait \"1s\"\n{defaults}}}\n",
             super::runner()
         );
         for (name, h) in &names {

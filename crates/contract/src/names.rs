@@ -158,6 +158,12 @@ pub fn prune_unit_base(job: &str) -> String {
     format!("bkc-prune@{job}")
 }
 
+/// `bkc-verify@<job>`: the units of the job's scheduled verify, on the job's host, without their
+/// suffix. An instance name like `bkc-prune@<job>`, so no job's own unit can share it.
+pub fn verify_unit_base(job: &str) -> String {
+    format!("bkc-verify@{job}")
+}
+
 /// The job's spec on its host.
 /// The directory, inside a source, where its file-system snapshots are taken (`source-snapshot`):
 /// bkc's own, never data, so every sync excludes it.
@@ -187,8 +193,12 @@ pub fn job_of(path: &str) -> Option<&str> {
         let unit = unit
             .strip_suffix(".service")
             .or_else(|| unit.strip_suffix(".timer"))?;
-        // A job's notification unit is part of the job.
-        return Some(unit.strip_prefix("notify@").unwrap_or(unit));
+        // A job's notification and verify units are part of the job.
+        return Some(
+            unit.strip_prefix("notify@")
+                .or_else(|| unit.strip_prefix("verify@"))
+                .unwrap_or(unit),
+        );
     }
     path.strip_prefix(JOBS_DIR)?
         .strip_prefix('/')?
@@ -278,6 +288,8 @@ mod tests {
             job_of("/etc/systemd/system/bkc-notify@x.service"),
             Some("x")
         );
+        assert_eq!(job_of("/etc/systemd/system/bkc-verify@x.timer"), Some("x"));
+        assert_eq!(verify_unit_base("x"), "bkc-verify@x");
         assert_eq!(
             timer_of("/etc/systemd/system/bkc-x.timer"),
             Some("bkc-x.timer")

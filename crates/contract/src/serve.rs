@@ -477,6 +477,7 @@ mod tests {
             ping: None,
             fresh_markers: vec![at("b", "/srv/plain/.bkc-fresh.j")],
             restore_to: vec![at("b", "/srv/in/"), at("c", "/var/tmp/r")],
+            verify: None,
         }
     }
 

@@ -68,6 +68,21 @@ pub struct JobSpec {
     /// serve: the job's key writes nowhere else there but its destinations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restore_to: Vec<Location>,
+    /// `verify "weekly"`: compare the sources with their copies on a schedule of its own
+    /// (`bkc-verify@<job>`), recording the result in the state file and the metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<ScheduledVerify>,
+}
+
+/// A job's scheduled verify: `bkc-verify@<job>.timer` starts `bkc-run verify --record` on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ScheduledVerify {
+    /// The timer's `OnCalendar=`, as written.
+    pub calendar: String,
+    /// Read and compare every byte, not only sizes and modification times.
+    pub checksum: bool,
 }
 
 /// What a notification is about.

@@ -131,6 +131,47 @@ pub struct RunState {
     /// systemd's `INVOCATION_ID` of the service run that wrote this file, so that the
     /// notification of a service's end can tell whether this report is that run's.
     pub invocation: Option<String>,
+    /// The last recorded verify (`bkc-run verify --record`, what `bkc-verify@<job>` runs). A run
+    /// keeps it as it found it; a verify changes nothing else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyState>,
+}
+
+/// How the last recorded verify of the job went.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(default)]
+pub struct VerifyState {
+    /// The verify's id, as in its event lines.
+    pub run: String,
+    /// RFC 3339.
+    pub start: Option<String>,
+    /// RFC 3339.
+    pub end: Option<String>,
+    pub duration_secs: f64,
+    /// `success` (nothing corrupted or missing), `failed` (something was), `error` (a sync could
+    /// not be compared), `lock-failed`, `interrupted`.
+    pub result: Option<RunResult>,
+    pub exit_code: i32,
+    /// Every byte was read and compared.
+    pub checksum: bool,
+    /// The counts of findings by class, over every sync compared.
+    pub corrupted: u64,
+    pub missing: u64,
+    pub changed: u64,
+    /// What was found, or why the comparison failed.
+    pub reason: Option<String>,
+    /// Kept across verifies: the end of the last verify that found nothing wrong (RFC 3339).
+    pub last_success: Option<String>,
+    /// systemd's `INVOCATION_ID` of the service run that wrote it (see [`RunState::invocation`]).
+    pub invocation: Option<String>,
+}
+
+impl VerifyState {
+    /// Files found corrupted or missing: what makes a verify fail.
+    pub fn problems(&self) -> u64 {
+        self.corrupted + self.missing
+    }
 }
 
 impl RunResult {
@@ -176,6 +217,24 @@ mod tests {
         assert_eq!(s.result, Some(RunResult::LockFailed));
         assert_eq!(s.runs_total[&RunResult::Success], 3);
         assert_eq!(s.last_success.as_deref(), Some("2026-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_state_without_a_verify_is_written_as_before() {
+        let s = RunState::default();
+        assert!(!s.to_json().contains("verify"));
+        let with = RunState {
+            verify: Some(VerifyState {
+                result: Some(RunResult::Failed),
+                corrupted: 1,
+                missing: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let back: RunState = serde_json::from_str(&with.to_json()).unwrap();
+        assert_eq!(back, with);
+        assert_eq!(back.verify.unwrap().problems(), 3);
     }
 
     #[test]

@@ -994,29 +994,33 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
         previous_result,
         // systemd sets it in every service it starts; the notification compares it.
         invocation: std::env::var("INVOCATION_ID").ok(),
+        verify: prev.verify,
     };
-    write_report(ctx, &state);
+    // The last verify as it is now: one may have been recorded while this run waited.
+    write_report(ctx, |now| RunState {
+        verify: now.and_then(|n| n.verify).or(state.verify.clone()),
+        ..state
+    });
     code
 }
 
-/// The state file, and the metrics if the spec asks for them. A failure to write either is a
-/// warning: the run itself is over, and its locks are already released.
-fn write_report(ctx: &Ctx, state: &RunState) {
+/// The state file, through `change` of what it holds now (see [`report::update_state`]), and
+/// the metrics if the spec asks for them. A failure to write either is a warning: the run
+/// itself is over, and its locks are already released.
+pub(crate) fn write_report(ctx: &Ctx, change: impl FnOnce(Option<RunState>) -> RunState) {
     let path = report::state_path(&ctx.spec.state_dir, &ctx.spec.job);
-    if let Err(e) = report::write_atomic(&path, state.to_json().as_bytes()) {
+    let (state, written) = report::update_state(&path, change);
+    if let Err(e) = written {
         ctx.say(&format!(
             "warning: cannot write state file {}: {e}",
             path.display()
         ));
     }
     if let Some(dir) = &ctx.spec.metrics_dir {
-        let last = state
-            .last_success
-            .as_deref()
-            .and_then(|s| s.parse::<Timestamp>().ok())
-            .map(|t| t.as_second());
         let p = std::path::Path::new(dir).join(format!("bkc_{}.prom", ctx.spec.job));
-        let text = bkc_contract::metrics::textfile(state, last);
+        let text = bkc_contract::metrics::textfile(&state, |t| {
+            t.parse::<Timestamp>().ok().map(|t| t.as_second())
+        });
         if let Err(e) = report::write_atomic(&p, text.as_bytes()) {
             ctx.say(&format!(
                 "warning: cannot write metrics {}: {e}",

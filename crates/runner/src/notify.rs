@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bkc_contract::spec::{Command as Cmd, JobSpec, Notify, NotifyEvent};
-use bkc_contract::state::{RunResult, RunState};
+use bkc_contract::state::{RunResult, RunState, VerifyState};
 
 use crate::child;
 use crate::report::{self, say};
@@ -39,8 +39,19 @@ impl Monitor {
     }
 }
 
-/// The events of a run's end, with its result and message.
+/// The events of a run's end, or of a recorded verify's (`bkc-verify@<job>`, whose failure
+/// systemd tells through the same unit), with its result and message.
 pub fn events_of(state: Option<&RunState>, m: &Monitor) -> (Vec<NotifyEvent>, RunResult, String) {
+    if let Some(v) = state.and_then(|s| verify_of(s, m)) {
+        let result = v.result.unwrap_or(RunResult::Failed);
+        let events = if result.is_failure() {
+            vec![NotifyEvent::Failure]
+        } else {
+            Vec::new()
+        };
+        let why = v.reason.clone().unwrap_or_else(|| result.to_string());
+        return (events, result, format!("verify: {why}"));
+    }
     let ours = state.filter(|s| m.invocation.is_none() || s.invocation == m.invocation);
     let Some(s) = ours.filter(|s| s.result.is_some()) else {
         // The service ended without the runner writing its report.
@@ -67,6 +78,22 @@ pub fn events_of(state: Option<&RunState>, m: &Monitor) -> (Vec<NotifyEvent>, Ru
         _ => vec![NotifyEvent::Failure],
     };
     (events, result, message)
+}
+
+/// The recorded verify the notification is about: the one of the service that ended, or, when
+/// systemd does not say which service that was (before 251), the verify when it ended after the
+/// last run.
+fn verify_of<'s>(s: &'s RunState, m: &Monitor) -> Option<&'s VerifyState> {
+    let v = s.verify.as_ref().filter(|v| v.result.is_some())?;
+    match &m.invocation {
+        Some(inv) => (v.invocation.as_ref() == Some(inv)).then_some(v),
+        None => {
+            let time = |t: Option<&String>| t.and_then(|t| t.parse::<jiff::Timestamp>().ok());
+            let run = time(s.end.as_ref());
+            let verify = time(v.end.as_ref());
+            (verify.is_some() && (run.is_none() || verify > run)).then_some(v)
+        }
+    }
 }
 
 /// `bkc-run --notify SPEC`: tell the job's notify commands how its last run ended. Exit 1
@@ -185,6 +212,43 @@ mod tests {
         );
         let s = state(RunResult::Skipped, Some(RunResult::Failed), "d");
         assert!(events_of(Some(&s), &Monitor::default()).0.is_empty());
+    }
+
+    #[test]
+    fn a_failed_verify_is_told_as_a_failure_and_a_run_still_as_itself() {
+        let mut s = state(RunResult::Success, None, "run");
+        s.end = Some("2026-01-01T00:00:00Z".into());
+        s.verify = Some(VerifyState {
+            result: Some(RunResult::Failed),
+            reason: Some("1 corrupted, 0 missing".into()),
+            end: Some("2026-01-02T00:00:00Z".into()),
+            invocation: Some("ver".into()),
+            ..Default::default()
+        });
+        let (e, r, m) = events_of(Some(&s), &monitor("ver", "exit-code"));
+        assert_eq!(
+            (e, r, m.as_str()),
+            (
+                vec![NotifyEvent::Failure],
+                RunResult::Failed,
+                "verify: 1 corrupted, 0 missing"
+            )
+        );
+        // The run's own end is told as before.
+        assert_eq!(
+            events_of(Some(&s), &monitor("run", "success")).0,
+            vec![NotifyEvent::Success]
+        );
+        // Without the invocation, the newer of the two.
+        assert_eq!(
+            events_of(Some(&s), &Monitor::default()).1,
+            RunResult::Failed
+        );
+        s.end = Some("2026-01-03T00:00:00Z".into());
+        assert_eq!(
+            events_of(Some(&s), &Monitor::default()).1,
+            RunResult::Success
+        );
     }
 
     #[test]

@@ -140,6 +140,35 @@ pub fn read_state(path: &Path) -> Result<Option<RunState>, String> {
     }
 }
 
+/// Replace the state file at `path` with `change` of what it holds now (`None` when there is no
+/// readable one), under an exclusive lock on its directory: a run and a recorded verify each
+/// write their own part, and one that ends while the other writes keeps the other's part.
+/// Returns the state written.
+pub fn update_state(
+    path: &Path,
+    change: impl FnOnce(Option<RunState>) -> RunState,
+) -> (RunState, std::io::Result<()>) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let _ = fs::create_dir_all(dir);
+    // Released when the file closes. Without the lock (a directory that cannot be opened, a
+    // file system without flock) the state is still written, as it was before verifies.
+    let guard = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+        .ok();
+    if let Some(g) = &guard {
+        // SAFETY: flock on a descriptor this function owns; no memory is involved.
+        unsafe { libc::flock(g.as_raw_fd(), libc::LOCK_EX) };
+    }
+    let state = change(read_state(path).ok().flatten());
+    let written = write_atomic(path, state.to_json().as_bytes());
+    drop(guard);
+    (state, written)
+}
+
 /// Write `bytes` to `path` through a temporary file in the same directory and a rename, so a
 /// reader (or node_exporter) never sees half a file.
 ///
@@ -186,6 +215,36 @@ mod tests {
             read_state(&p).unwrap().unwrap().last_success.as_deref(),
             Some("2026-01-01T00:00:00Z")
         );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_update_keeps_what_it_does_not_change() {
+        let dir = std::env::temp_dir().join(format!("bkc-update-{}", std::process::id()));
+        let p = dir.join("j.json");
+        let _ = fs::remove_dir_all(&dir);
+        let (s, r) = update_state(&p, |now| {
+            assert!(now.is_none());
+            RunState {
+                job: "j".into(),
+                exit_code: 1,
+                ..Default::default()
+            }
+        });
+        r.unwrap();
+        assert_eq!(s.exit_code, 1);
+        let (s, r) = update_state(&p, |now| {
+            let mut s = now.unwrap();
+            s.verify = Some(bkc_contract::state::VerifyState {
+                missing: 2,
+                ..Default::default()
+            });
+            s
+        });
+        r.unwrap();
+        let back = read_state(&p).unwrap().unwrap();
+        assert_eq!(back, s);
+        assert_eq!((back.exit_code, back.verify.unwrap().missing), (1, 2));
         let _ = fs::remove_dir_all(dir);
     }
 

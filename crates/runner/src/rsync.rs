@@ -190,6 +190,7 @@ pub(crate) mod tests {
             ping: None,
             fresh_markers: vec![],
             restore_to: vec![],
+            verify: None,
         }
     }
 

@@ -9,12 +9,18 @@
 //!
 //! stdout carries event lines; the report is the `verified` event. Exit 0: nothing corrupted
 //! or missing; 1: something was; 2: a sync could not be compared.
+//!
+//! With `--record` (what the scheduled `bkc-verify@<job>` runs) the outcome and the counts go
+//! into the job's state file (its `verify`, written while the locks are still held, the run's
+//! own fields untouched) and metrics; a failure is then told by systemd's `OnFailure=` as a
+//! failed run is, through `bkc-run --notify`, which finds this verify by its invocation.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bkc_contract::event::{Event, SyncClass};
 use bkc_contract::spec::Sync;
+use bkc_contract::state::{RunState, STATE_VERSION, VerifyState};
 use bkc_contract::verify::{Class, Finding, SyncVerify, VERIFY_VERSION, VerifyReport};
 use jiff::Timestamp;
 
@@ -31,8 +37,11 @@ pub struct Args {
     #[arg(long)]
     checksum: bool,
     /// Only this sync, from 1.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "record")]
     sync: Option<usize>,
+    /// Record the outcome in the job's state file and metrics (the scheduled verify).
+    #[arg(long)]
+    record: bool,
 }
 
 pub fn main(args: &Args) -> i32 {
@@ -53,37 +62,101 @@ pub fn main(args: &Args) -> i32 {
         Some(n) => match pick_sync(&ctx.spec, Some(n)) {
             Ok((i, _)) => Some(i),
             Err(m) => {
-                return end(
-                    &ctx,
-                    started,
-                    Outcome::Spec,
-                    Some(m),
-                    Stats::default(),
-                    Duration::ZERO,
-                );
+                return stop(&ctx, args, started, Outcome::Spec, m);
             }
         },
         None => None,
     };
     let (held, waited) = match hold::take(&ctx) {
         Ok(v) => v,
-        Err(f) => {
-            let o = lock_outcome(&f);
-            return end(
-                &ctx,
-                started,
-                o,
-                Some(f.message()),
-                Stats::default(),
-                Duration::ZERO,
-            );
-        }
+        Err(f) => return stop(&ctx, args, started, lock_outcome(&f), f.message()),
     };
     let report = compare_all(&ctx, args.checksum, only);
-    hold::release(&ctx, held);
     let (outcome, message) = judge(&report);
+    if args.record {
+        // Under the locks: no run of the job writes its state meanwhile.
+        record(
+            &ctx,
+            args.checksum,
+            started,
+            outcome,
+            message.clone(),
+            Some(&report),
+        );
+    }
+    hold::release(&ctx, held);
     ctx.report.event(Event::Verified { report });
     end(&ctx, started, outcome, message, Stats::default(), waited)
+}
+
+/// End a verify that compared nothing.
+fn stop(ctx: &Ctx, args: &Args, started: Instant, outcome: Outcome, message: String) -> i32 {
+    if args.record {
+        record(
+            ctx,
+            args.checksum,
+            started,
+            outcome,
+            Some(message.clone()),
+            None,
+        );
+    }
+    end(
+        ctx,
+        started,
+        outcome,
+        Some(message),
+        Stats::default(),
+        Duration::ZERO,
+    )
+}
+
+/// Put the verify's outcome into the job's state file and metrics.
+fn record(
+    ctx: &Ctx,
+    checksum: bool,
+    started: Instant,
+    outcome: Outcome,
+    message: Option<String>,
+    report: Option<&VerifyReport>,
+) {
+    let elapsed = started.elapsed();
+    let end = jiff::SignedDuration::try_from(elapsed)
+        .ok()
+        .and_then(|d| ctx.start.checked_add(d).ok())
+        .unwrap_or(ctx.start);
+    let count = |c: Class| report.map_or(0, |r| r.count(c) as u64);
+    let result = outcome.result();
+    let mut v = VerifyState {
+        run: ctx.report.run().to_string(),
+        start: Some(ctx.start.to_string()),
+        end: Some(end.to_string()),
+        duration_secs: elapsed.as_secs_f64(),
+        result: Some(result),
+        exit_code: outcome.exit_code(),
+        checksum,
+        corrupted: count(Class::Corrupted),
+        missing: count(Class::Missing),
+        changed: count(Class::Changed),
+        reason: message,
+        last_success: None,
+        invocation: std::env::var("INVOCATION_ID").ok(),
+    };
+    super::write_report(ctx, |now| {
+        let mut s = now.unwrap_or_else(|| RunState {
+            version: STATE_VERSION,
+            job: ctx.spec.job.clone(),
+            ..RunState::default()
+        });
+        let before = s.verify.take().and_then(|v| v.last_success);
+        v.last_success = if result.is_failure() {
+            before
+        } else {
+            v.end.clone()
+        };
+        s.verify = Some(v);
+        s
+    });
 }
 
 /// What the report makes of the verify: a sync that could not be compared is an error (exit 2),
