@@ -437,7 +437,8 @@ fn pull_job_pull_server() {
     assert_ne!(s.code, 0, "{s:?}");
     assert!(
         s.err.contains("may not write on host \"web1\"")
-            && s.err.contains("restore-to \"/var/tmp/elsewhere\" host=\"web1\""),
+            && s.err
+                .contains("restore-to \"/var/tmp/elsewhere\" host=\"web1\""),
         "{s:?}"
     );
 }
