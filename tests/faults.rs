@@ -8,8 +8,11 @@
 //!   random moment of the run;
 //! - the link to the far host cut and restored during the run;
 //! - the snapshot destination's file system filled up;
-//! - the clock a day back, or a week ahead, for one run (through the runner's `BKC_RUN_NOW`: the
-//!   hosts share the machine's clock, which a test must not move);
+//! - the clocks of the job's host and of the snapshots' host a day back, or a week ahead, for
+//!   one run. The hosts share the machine's clock, which a test must not move, so every process
+//!   of the hosts' sessions (the runner, `bkc-run serve` and `bkc-run prune`, and what they start)
+//!   reads its host's clock through a small `LD_PRELOAD` library, compiled here, that adds the
+//!   host's `/srv/.clock-shift` seconds to the time;
 //! - a power cut in the middle of a snapshot: every process of the three hosts but their
 //!   listening sshd killed at once.
 //!
@@ -38,7 +41,6 @@ use crate::common;
 use crate::harness::*;
 use bkc::deploy::transport::Transport as _;
 use bkc::spec::{JobSpec, Location, LockMode, Retention, Snapshot};
-use jiff::{SignedDuration, Timestamp};
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,8 +81,8 @@ impl Fault {
             Fault::KillSshd => "kill -9 of the far sshd's sessions",
             Fault::LinkCut => "link cut for 0.3 to 2 s",
             Fault::DiskFull => "snapshot file system full",
-            Fault::ClockBack => "clock a day back",
-            Fault::ClockForward => "clock a week ahead",
+            Fault::ClockBack => "clocks a day back for a run",
+            Fault::ClockForward => "clocks a week ahead for a run",
             Fault::PowerCut => "power cut mid-snapshot (everything killed)",
             Fault::ApplyLinkCut => "link cut for 0.3 to 6 s during `bkc apply`",
             Fault::ApplyTwice => "two `bkc apply` at once on one host",
@@ -112,6 +114,56 @@ struct Tally {
 }
 
 const KEEP_LAST: u32 = 3;
+/// Each host's clock offset, in seconds, as the clock library reads it.
+const CLOCK_SHIFT: &str = "/srv/.clock-shift";
+
+/// The clock library: `clock_gettime` (and `gettimeofday`, `time`) of the wall clock plus the
+/// seconds in the file `$BKC_CLOCK_SHIFT_FILE`, read at every call.
+const CLOCK_SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/time.h>
+#include <time.h>
+
+static long shift(void) {
+    const char *p = getenv("BKC_CLOCK_SHIFT_FILE");
+    long s = 0;
+    FILE *f = p ? fopen(p, "r") : NULL;
+    if (f) {
+        if (fscanf(f, "%ld", &s) != 1) s = 0;
+        fclose(f);
+    }
+    return s;
+}
+
+int clock_gettime(clockid_t c, struct timespec *t) {
+    static int (*real)(clockid_t, struct timespec *);
+    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    int r = real(c, t);
+    if (r == 0 && (c == CLOCK_REALTIME || c == CLOCK_REALTIME_COARSE)) t->tv_sec += shift();
+    return r;
+}
+
+int gettimeofday(struct timeval *tv, void *tz) {
+    struct timespec ts;
+    int r = clock_gettime(CLOCK_REALTIME, &ts);
+    if (r == 0 && tv) {
+        tv->tv_sec = ts.tv_sec;
+        tv->tv_usec = ts.tv_nsec / 1000;
+    }
+    (void)tz;
+    return r;
+}
+
+time_t time(time_t *out) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (out) *out = ts.tv_sec;
+    return ts.tv_sec;
+}
+"#;
 const SNAPS: &str = "/srv/offsite/backup_a";
 const SEED_LOCK: &str = "/srv/seed-locks/desktop-sync.lock";
 
@@ -424,7 +476,8 @@ struct Chain {
     deploy: Deploy,
     d2a: JobSpec,
     a2b: JobSpec,
-    clock: Timestamp,
+    /// The clock library (see [`CLOCK_SHIM`]).
+    shim: PathBuf,
     rng: common::Rng,
     /// Complete snapshots under SNAPS and their digests, as last checked.
     snaps: BTreeMap<String, String>,
@@ -437,6 +490,9 @@ struct Chain {
 
 impl Chain {
     fn new(seed: u64) -> Option<Chain> {
+        if !common::require_tool("cc") {
+            return None;
+        }
         // h1 desktop, h2 backup_a, h3 backup_b; h4 takes the applies.
         let net = Net::new(4)?;
         // backup_b's snapshots live on a small file system of their own, in h3's namespace.
@@ -487,12 +543,34 @@ impl Chain {
             net.restrict(spec);
         }
         let deploy = Deploy::new(&net);
+        let shim = net.dir.join("clock.so");
+        std::fs::write(net.dir.join("clock.c"), CLOCK_SHIM).unwrap();
+        run_ok(
+            std::process::Command::new("cc")
+                .args(["-shared", "-fPIC", "-o"])
+                .arg(&shim)
+                .arg(net.dir.join("clock.c"))
+                .arg("-ldl"),
+        );
+        // Every process a job's key starts on a host reads that host's clock.
+        for h in ["h1", "h2", "h3"] {
+            let ak = net.host(h).dir.join("authorized_keys");
+            let text = std::fs::read_to_string(&ak).unwrap().replace(
+                &format!("command=\"{} serve ", runner()),
+                &format!(
+                    "command=\"env LD_PRELOAD={} BKC_CLOCK_SHIFT_FILE={CLOCK_SHIFT} {} serve ",
+                    shim.display(),
+                    runner()
+                ),
+            );
+            std::fs::write(&ak, text).unwrap();
+        }
         let mut chain = Chain {
             net,
             deploy,
             d2a,
             a2b,
-            clock: "2026-01-05T03:00:00Z".parse().unwrap(),
+            shim,
             rng: common::Rng(seed | 1),
             snaps: BTreeMap::new(),
             tally: BTreeMap::new(),
@@ -556,14 +634,27 @@ impl Chain {
         (out, latest)
     }
 
-    fn runner_at(&self, spec: &JobSpec, now: Timestamp) -> std::process::Command {
+    /// The runner of `spec` on its host, reading the host's clock.
+    fn runner(&self, spec: &JobSpec) -> std::process::Command {
         let mut c = self.net.runner(spec, &[]);
-        c.env("BKC_RUN_NOW", now.to_string());
+        c.env("LD_PRELOAD", &self.shim)
+            .env("BKC_CLOCK_SHIFT_FILE", CLOCK_SHIFT);
         c
     }
 
-    /// Run `spec` at `now`, with `fault` at a random moment; returns the run.
-    fn run(&mut self, spec: &JobSpec, now: Timestamp, fault: Option<Fault>) -> Ran {
+    /// Set `host`'s clock `secs` off the machine's.
+    fn shift_clock(&self, host: &str, secs: i64) {
+        write(
+            &self
+                .net
+                .srv(host)
+                .join(CLOCK_SHIFT.trim_start_matches("/srv/")),
+            &format!("{secs}\n"),
+        );
+    }
+
+    /// Run `spec`, with `fault` at a random moment; returns the run.
+    fn run(&mut self, spec: &JobSpec, fault: Option<Fault>) -> Ran {
         let far = spec
             .syncs
             .iter()
@@ -586,7 +677,16 @@ impl Chain {
             let fill = avail.saturating_sub(300) * 1024;
             std::fs::write(&ballast, vec![0u8; fill]).unwrap();
         }
-        let live = Live::new(self.net.spawn(self.runner_at(spec, now)));
+        let shift = match fault {
+            Some(Fault::ClockBack) => -24 * 3600,
+            Some(Fault::ClockForward) => 7 * 24 * 3600,
+            _ => 0,
+        };
+        if shift != 0 {
+            self.shift_clock(&spec.host, shift);
+            self.shift_clock(&far, shift);
+        }
+        let live = Live::new(self.net.spawn(self.runner(spec)));
         let moment = Duration::from_millis(self.rng.below(1500) as u64);
         let job_ns = self.net.host(&spec.host).ns.clone();
         let far_ns = self.net.host(&far).ns.clone();
@@ -619,7 +719,7 @@ impl Chain {
         }
         let r = live.finish(180);
         if std::env::var_os("BKC_FAULT_TRACE").is_some() {
-            eprintln!("  {} at {now} with {fault:?}: exit {}", spec.job, r.code);
+            eprintln!("  {} with {fault:?}: exit {}", spec.job, r.code);
         }
         let _ = std::fs::remove_file(&ballast);
         // What a killed runner left behind ends with it (or with its session on the far side).
@@ -654,26 +754,40 @@ impl Chain {
                 self.d2a.clone()
             };
             let faulted = a2b == target_a2b;
-            self.clock += SignedDuration::from_secs(3600 + self.rng.below(600) as i64);
-            let now = match (faulted, fault) {
-                (true, Fault::ClockBack) => self.clock - SignedDuration::from_hours(24),
-                (true, Fault::ClockForward) => self.clock + SignedDuration::from_hours(24 * 7),
-                _ => self.clock,
-            };
             let source = self.source_digest(a2b);
             let before = self.snaps.clone();
-            let r = self.run(&spec, now, faulted.then_some(fault));
+            let r = self.run(&spec, faulted.then_some(fault));
             if faulted && r.code != 0 {
                 t.hit += 1;
             }
+            if faulted && r.code == 0 && matches!(fault, Fault::ClockBack | Fault::ClockForward) {
+                // The snapshot's name is backup_b's clock: off by the shift, or the clock library
+                // did not take and the fault was none.
+                let name = r.events("snapshot")[0]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                let at = jiff::civil::DateTime::strptime("%Y-%m-%dT%H%M%SZ", &name).unwrap();
+                let now = jiff::Timestamp::now()
+                    .to_zoned(jiff::tz::TimeZone::UTC)
+                    .datetime();
+                let off = at.duration_since(now).as_secs();
+                assert!(
+                    off.abs() > 20 * 3600,
+                    "snapshot {name} is not named by a shifted clock"
+                );
+            }
+            // The host's prune runs on the clock the run had.
             let (d, p) = self.check_after(a2b, &r, &source, &before, fault);
             data &= d;
             partial &= p;
+            for h in ["h1", "h2", "h3"] {
+                self.shift_clock(h, 0);
+            }
             if faulted {
-                self.clock += SignedDuration::from_secs(600);
                 let source = self.source_digest(a2b);
                 let before = self.snaps.clone();
-                let again = self.run(&spec, self.clock, None);
+                let again = self.run(&spec, None);
                 if again.code != 0 {
                     ok = false;
                     self.note(fault, &format!("the next run failed: {}", again.stderr));
@@ -796,9 +910,11 @@ impl Chain {
     /// backup_b's own prune of the job's append-only snapshots (`bkc-prune@a-to-b`), as its
     /// timer runs it; true if it succeeded.
     fn prune(&mut self, fault: Fault) -> bool {
+        let shim = format!("LD_PRELOAD={}", self.shim.display());
+        let shift = format!("BKC_CLOCK_SHIFT_FILE={CLOCK_SHIFT}");
         let out = self
             .net
-            .cmd("h3", &[runner(), "prune", "a-to-b"])
+            .cmd("h3", &["env", &shim, &shift, runner(), "prune", "a-to-b"])
             .output()
             .unwrap();
         if !out.status.success() {
@@ -835,7 +951,7 @@ impl Chain {
                 }
             }
         } else {
-            let (made, _) = self.snapshots();
+            let (made, made_latest) = self.snapshots();
             // Snapshots that were not there before the run: at most the run's own, whole.
             let appeared: Vec<String> = made
                 .keys()
@@ -860,6 +976,12 @@ impl Chain {
                 }
             }
             if r.code == 0 {
+                if made_latest.as_ref() != named.first() {
+                    data = false;
+                    problems.push(format!(
+                        "latest is {made_latest:?}, not the run's snapshot {named:?}"
+                    ));
+                }
                 if appeared != named {
                     data = false;
                     problems.push(format!(
@@ -883,7 +1005,8 @@ impl Chain {
             let pruned = self.prune(fault);
             data &= pruned;
             let (now_snaps, latest) = self.snapshots();
-            // backup_b's retention keeps the newest KEEP_LAST by name; names are its own clock's.
+            // backup_b's retention keeps the newest KEEP_LAST by name (names are its own clock's),
+            // and the last snapshot made, which `latest` points at, whatever its name.
             let mut all: Vec<&String> = before.keys().chain(appeared.iter()).collect();
             all.sort();
             all.dedup();
@@ -892,6 +1015,7 @@ impl Chain {
                 .rev()
                 .take(KEEP_LAST as usize)
                 .map(|s| s.to_string())
+                .chain(made_latest.clone().filter(|l| made.contains_key(l)))
                 .collect();
             for s in &expected {
                 match (before.get(s).or(made.get(s)), now_snaps.get(s)) {
@@ -912,10 +1036,11 @@ impl Chain {
                     problems.push(format!("snapshot {s} should have been pruned"));
                 }
             }
-            let newest = expected.iter().next_back();
-            if r.code == 0 && latest.as_ref() != newest {
+            if latest != made_latest {
                 data = false;
-                problems.push(format!("latest is {latest:?}, not the newest {newest:?}"));
+                problems.push(format!(
+                    "the prune moved latest from {made_latest:?} to {latest:?}"
+                ));
             }
             if let Some(l) = &latest
                 && !now_snaps.contains_key(l)
@@ -976,8 +1101,7 @@ fn campaign(count: usize) -> Option<Report> {
     let mut chain = Chain::new(seed)?;
     // A first, clean run of the chain: the state every fault starts from.
     for spec in [chain.d2a.clone(), chain.a2b.clone()] {
-        let now = chain.clock;
-        let r = chain.run(&spec, now, None);
+        let r = chain.run(&spec, None);
         assert_eq!(r.code, 0, "{}", r.stderr);
     }
     chain.snaps = chain.snapshots().0;
