@@ -34,6 +34,7 @@ mod deploy_local;
 mod diagnostics;
 mod duration_systemd;
 mod examples;
+mod faults;
 mod fmt;
 mod graph;
 mod hooks;

@@ -631,3 +631,33 @@ fn a_killed_runner_frees_the_remote_lock_at_once() {
         "the far lock must go with the session"
     );
 }
+
+#[test]
+#[ignore = "needs root, sshd and rsync"]
+fn an_append_only_push_starting_in_the_second_its_last_snapshot_was_named_succeeds() {
+    let _serial = shared();
+    let Some(net) = Net::new(2) else { return };
+    write(&net.srv("h1").join("data/f"), "new");
+    let spec = push_snapshots(&net, "same-second", 2, true);
+    // The destination named the last run's snapshot by its own clock, in the very second this
+    // run starts by the runner's: the runner's name is only its partial's, so nothing clashes.
+    let last = "2026-03-01T120000Z";
+    write(&net.srv("h2").join("snaps").join(last).join("f"), "old");
+    let r = net.run(&spec, &[], &[("BKC_RUN_NOW", "2026-03-01T12:00:00Z")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let snaps = net.srv("h2").join("snaps");
+    let made = r.events("snapshot")[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(made, last);
+    assert_eq!(complete_snapshots(&snaps), [last.to_string(), made.clone()]);
+    assert_eq!(
+        std::fs::read_to_string(snaps.join(last).join("f")).unwrap(),
+        "old"
+    );
+    assert_eq!(
+        std::fs::read_to_string(snaps.join("latest/f")).unwrap(),
+        "new"
+    );
+}

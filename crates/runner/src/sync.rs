@@ -205,7 +205,12 @@ fn start_snapshot<'a>(ctx: &'a Ctx, sync: &'a Sync, rep: &SyncReport) -> Result<
         .list(!ctx.dry_run, ctx.deadline)
         .map_err(|m| (Outcome::Failed, m))?;
     let name = snapshot::name_for(ctx.start);
-    if listing.complete.iter().any(|c| c.0 == name) {
+    // An append-only destination on another host names the snapshot itself, by its own clock,
+    // when it completes it: this name is only the partial's, and one of its snapshots may well
+    // have it already (the last run's, completed there in the second this run started here).
+    let named_there = sync.snapshot.as_ref().is_some_and(|s| s.append_only)
+        && matches!(dest, Dest::Remote { .. });
+    if !named_there && listing.complete.iter().any(|c| c.0 == name) {
         return Err((
             Outcome::Failed,
             format!("snapshot {name} already exists in {}", rep.dest),

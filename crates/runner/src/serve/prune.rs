@@ -1,6 +1,7 @@
 //! `bkc-run prune <job>`: retention for a job's append-only snapshots, run on their own host by
 //! `bkc-prune@<job>.timer`. The job may only add snapshots there; what goes is decided here, from
-//! this host's serve file and this host's clock, the newest snapshot always staying.
+//! this host's serve file and this host's clock, the newest snapshot and the last one made (which
+//! `latest` points at) always staying.
 
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
@@ -10,7 +11,6 @@ use bkc_contract::spec::LockMode;
 
 use super::{load, locks, snap};
 use crate::report::say;
-use crate::snapshot;
 
 /// Returns the exit code: 0, 1 when a root could not be pruned, 2 for bad usage or serve file.
 pub fn main(args: &[OsString]) -> i32 {
@@ -53,17 +53,7 @@ pub fn main(args: &[OsString]) -> i32 {
     }
     let mut code = 0;
     for r in file.snapshots.iter().filter(|r| r.append_only) {
-        let newest = match super::fsx::Dir::open(&r.path, false).and_then(|d| snap::dirs(&d)) {
-            Ok(names) => snapshot::classify(&names).newest().map(String::from),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
-            Err(e) => {
-                say!("bkc-run prune {job}: cannot list {}: {e}", r.path);
-                code = 1;
-                continue;
-            }
-        };
-        let Some(newest) = newest else { continue };
-        match snap::prune_root(r, &newest) {
+        match snap::prune_on_host(r) {
             Ok(removed) => {
                 for n in removed {
                     say!(

@@ -159,3 +159,64 @@ pub fn prune_root(r: &SnapshotRoot, current: &str) -> io::Result<Vec<String>> {
     }
     Ok(del)
 }
+
+/// What `bkc-run prune` does to an append-only root: its retention, and beside the newest
+/// snapshot by name, which the retention always keeps, the one `latest` points at, the one made
+/// last. They differ when this host's clock was set back between two runs: the last run's
+/// snapshot then has the older name, and pruning from the newest by name alone removed it,
+/// leaving `latest` pointing at nothing and the destination without the last run's data.
+pub fn prune_on_host(r: &SnapshotRoot) -> io::Result<Vec<String>> {
+    let dir = match Dir::open(&r.path, false) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Vec::new()),
+        d => d?,
+    };
+    let listing = snapshot::classify(&dirs(&dir)?);
+    let latest = std::fs::read_link(dir.proc_path().join(LATEST))
+        .ok()
+        .and_then(|t| t.to_str().map(String::from))
+        .filter(|t| listing.complete.iter().any(|c| c.0 == *t));
+    let Some(current) = latest.or_else(|| listing.newest().map(String::from)) else {
+        return Ok(Vec::new());
+    };
+    prune_root(r, &current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bkc_contract::spec::Retention;
+
+    #[test]
+    fn the_hosts_prune_keeps_the_last_snapshot_made_when_its_clock_went_back() {
+        let base = std::env::temp_dir().join(format!("bkc-snap-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        // Three snapshots a day apart; then the host's clock went back two days, and the run
+        // after that made the last one, named before them all, which `latest` points at.
+        let made = [
+            "2026-01-03T030000Z",
+            "2026-01-04T030000Z",
+            "2026-01-05T030000Z",
+            "2026-01-03T040000Z",
+        ];
+        for n in made {
+            std::fs::create_dir_all(base.join(n)).unwrap();
+            std::fs::write(base.join(n).join("data"), n).unwrap();
+        }
+        std::os::unix::fs::symlink(made[3], base.join(LATEST)).unwrap();
+        let r = SnapshotRoot {
+            path: format!("{}/", base.display()),
+            retention: Retention {
+                keep_last: Some(2),
+                ..Default::default()
+            },
+            append_only: true,
+        };
+        let removed = prune_on_host(&r).unwrap();
+        assert_eq!(removed, ["2026-01-03T030000Z"]);
+        // The last made stays, with the newest by name.
+        let target = std::fs::read_link(base.join(LATEST)).unwrap();
+        assert!(base.join(&target).join("data").is_file(), "{target:?}");
+        assert!(base.join("2026-01-05T030000Z").is_dir());
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
