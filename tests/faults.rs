@@ -495,25 +495,6 @@ impl Chain {
         }
         // h1 desktop, h2 backup_a, h3 backup_b; h4 takes the applies.
         let net = Net::new(4)?;
-        // Sessions on the hosts run root's shell: plain sh, so that the machine's root
-        // dotfiles (a bash that runs its rc file for every ssh command) do not slow each one.
-        let passwd: String = std::fs::read_to_string("/etc/passwd")
-            .unwrap()
-            .lines()
-            .map(|l| match l.strip_prefix("root:") {
-                Some(rest) => {
-                    let mut f: Vec<&str> = rest.split(':').collect();
-                    if let Some(shell) = f.last_mut() {
-                        *shell = "/bin/sh";
-                    }
-                    format!("root:{}\n", f.join(":"))
-                }
-                None => format!("{l}\n"),
-            })
-            .collect();
-        for h in ["h1", "h2", "h3", "h4"] {
-            net.write_etc(h, "/etc/passwd", &passwd);
-        }
         // backup_b's snapshots live on a small file system of their own, in h3's namespace.
         let out = net.sh(
             "h3",

@@ -35,16 +35,6 @@ fn writer(site: &Site, host: &str, script: &str) -> Writer {
     Writer(c)
 }
 
-fn sh_ok(site: &Site, host: &str, script: &str) -> String {
-    let o = site.net.sh(site.h(host), script);
-    assert!(
-        o.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
 /// Run `job` on host `on` through its spec, as its timer would.
 fn run(site: &Site, job: &str, on: &str) {
     let spec = format!("/etc/bkc/jobs/{job}.json");
@@ -70,15 +60,14 @@ fn sqlite_backup_before_a_push() {
     // docs/HOOKS.md's SQLite recipe, its paths under the hosts' own /srv.
     let jobs = r#"
 job "notes" on="desktop" {
-    hook "before" "sqlite3 -cmd '.timeout 60000' /srv/notes/notes.db '.backup /srv/dump/notes.db'" writes="/srv/dump"
+    hook "before" "rm -f /srv/dump/notes.db.new && sqlite3 -cmd '.timeout 60000' /srv/notes/notes.db \"VACUUM INTO '/srv/dump/notes.db.new'\" && mv /srv/dump/notes.db.new /srv/dump/notes.db" writes="/srv/dump"
     sync "/srv/dump/" "backup_a:/srv/backup/notes/"
 }
 "#;
     let Some(site) = Site::new(&["desktop", "backup_a"], jobs) else {
         return;
     };
-    sh_ok(
-        &site,
+    site.sh_ok(
         "desktop",
         &format!(
             // /srv/dump: the unit's ExecStartPre makes a hook's `writes` directory.
@@ -102,30 +91,29 @@ job "notes" on="desktop" {
         run(&site, "notes", "desktop");
         let copy = "/srv/backup/notes/notes.db";
         assert_eq!(
-            sh_ok(
-                &site,
+            site.sh_ok(
                 "backup_a",
                 &format!("sqlite3 {copy} 'PRAGMA integrity_check;'")
             ),
             "ok"
         );
-        let sum: i64 = sh_ok(
-            &site,
-            "backup_a",
-            &format!("sqlite3 {copy} 'SELECT sum(v) FROM a;'"),
-        )
-        .parse()
-        .unwrap();
+        let sum: i64 = site
+            .sh_ok(
+                "backup_a",
+                &format!("sqlite3 {copy} 'SELECT sum(v) FROM a;'"),
+            )
+            .parse()
+            .unwrap();
         assert_eq!(sum, TOTAL, "the copy mixes two moments of the database");
     }
     // The writer was writing all along: the last copy is not the first state.
-    let moved: i64 = sh_ok(
-        &site,
-        "backup_a",
-        "sqlite3 /srv/backup/notes/notes.db 'SELECT v FROM a WHERE id = 2;'",
-    )
-    .parse()
-    .unwrap();
+    let moved: i64 = site
+        .sh_ok(
+            "backup_a",
+            "sqlite3 /srv/backup/notes/notes.db 'SELECT v FROM a WHERE id = 2;'",
+        )
+        .parse()
+        .unwrap();
     assert!(moved > 0, "the writer never ran during the backups");
 }
 
@@ -190,16 +178,14 @@ job "pull-db" on="vault" {
     let Some(site) = Site::new(&["vault", "db"], jobs) else {
         return;
     };
-    sh_ok(
-        &site,
+    site.sh_ok(
         "db",
         &format!(
             "install -d -o postgres -g postgres -m 0700 /srv/pg /srv/dump && \
              runuser -u postgres -- {bin}/initdb -D /srv/pg/data -A trust -U postgres >/dev/null"
         ),
     );
-    sh_ok(
-        &site,
+    site.sh_ok(
         "db",
         &format!(
             "runuser -u postgres -- {bin}/pg_ctl -D /srv/pg/data -w -l /srv/pg/log \
@@ -212,9 +198,7 @@ job "pull-db" on="vault" {
         bin: bin.clone(),
     };
     let psql = |db: &str, sql: &str| {
-        sh_ok(
-            &site,
-            "db",
+        site.sh_ok("db",
             &format!(
                 "runuser -u postgres -- psql -h /srv/pg -d {db} -Atq -v ON_ERROR_STOP=1 -c \"{sql}\""
             ),
@@ -247,10 +231,9 @@ job "pull-db" on="vault" {
         site.srv("vault", "snapshots/db/postgres/latest/globals.sql")
             .exists()
     );
-    sh_ok(&site, "db", "chown postgres /srv/pg/restored.dump");
+    site.sh_ok("db", "chown postgres /srv/pg/restored.dump");
     psql("postgres", "CREATE DATABASE app_restored");
-    sh_ok(
-        &site,
+    site.sh_ok(
         "db",
         "runuser -u postgres -- pg_restore --host=/srv/pg --dbname=app_restored \
          --exit-on-error /srv/pg/restored.dump",

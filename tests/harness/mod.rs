@@ -199,7 +199,31 @@ impl Net {
             specs: AtomicU32::new(0),
         };
         net.setup(n);
+        net.plain_root_shell();
         Some(net)
+    }
+
+    /// Sessions on the hosts run root's shell: plain sh, so that this machine's root dotfiles
+    /// (a bash that runs its rc file for every ssh command, which may take a lock of its own)
+    /// neither slow nor stall each one. Each host has its own /etc/passwd for it.
+    fn plain_root_shell(&self) {
+        let passwd: String = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .map(|l| match l.strip_prefix("root:") {
+                Some(rest) => {
+                    let mut f: Vec<&str> = rest.split(':').collect();
+                    if let Some(shell) = f.last_mut() {
+                        *shell = "/bin/sh";
+                    }
+                    format!("root:{}\n", f.join(":"))
+                }
+                None => format!("{l}\n"),
+            })
+            .collect();
+        for h in &self.hosts {
+            self.write_etc(&h.name, "/etc/passwd", &passwd);
+        }
     }
 
     fn setup(&mut self, n: usize) {

@@ -105,6 +105,17 @@ impl Site {
         self.net.srv(self.h(name)).join(rel)
     }
 
+    /// stdout of a shell script run in topology host `name`, trimmed; it must succeed.
+    pub fn sh_ok(&self, name: &str, script: &str) -> String {
+        let o = self.net.sh(self.h(name), script);
+        assert!(
+            o.status.success(),
+            "{name}: {script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
     /// Run `job` on its host `on` as if it were `day`.
     pub fn run_job(&self, job: &str, on: &str, day: &str) {
         let spec = format!("/etc/bkc/jobs/{job}.json");

@@ -31,6 +31,7 @@ pub struct Args {
 
 /// Print the listing of every spec; exit 2 if a spec cannot be read (the others are listed).
 pub fn main(args: &Args) -> i32 {
+    let _shared = super::ssh::share_connections();
     let now = match super::now() {
         Ok(t) => t,
         Err(m) => {

@@ -82,6 +82,7 @@ struct Request<'a> {
 
 pub fn main(args: &Args) -> i32 {
     child::install_signal_handlers();
+    let _shared = super::ssh::share_connections();
     let (spec, start) = match super::load_spec(&args.spec).and_then(|s| Ok((s, super::now()?))) {
         Ok(v) => v,
         Err(m) => {

@@ -3,9 +3,48 @@
 //! (pinned known_hosts, no prompts, bounded connect and liveness) cannot drift between the lock
 //! sessions, hooks, directory listings and rsync's own transport.
 
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use bkc_contract::spec::{Endpoint, JobSpec};
+
+/// The directory of the shared connections' sockets, once [`share_connections`] made it.
+static SHARED: OnceLock<PathBuf> = OnceLock::new();
+
+/// While it lives, every connection to one host goes through one SSH connection (ssh's
+/// `ControlMaster`): the first one made, a lock session in practice, carries the listing and
+/// rsync after it. For the operator's commands (restore, verify, snapshots), where each step's
+/// own handshake was a fixed cost paid while someone waits: three of them made a restore of
+/// 1 GiB 8 to 10 % slower than bare rsync. A scheduled run keeps one connection per step, so a
+/// step that fails does not take the others' connection with it. Dropped, it removes the
+/// sockets' directory.
+pub struct Shared(PathBuf);
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Share connections from now on (see [`Shared`]); `None` if a private directory for the sockets
+/// cannot be made, and each connection is then its own, as in a run.
+pub fn share_connections() -> Option<Shared> {
+    let template = std::env::temp_dir().join("bkc-ssh-XXXXXX");
+    let mut bytes = std::ffi::CString::new(template.into_os_string().into_encoded_bytes())
+        .ok()?
+        .into_bytes_with_nul();
+    // SAFETY: a writable NUL-terminated template; mkdtemp(3) makes the directory 0700 and
+    // writes its name into the template.
+    if unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) }.is_null() {
+        return None;
+    }
+    bytes.pop();
+    let dir = PathBuf::from(std::ffi::OsString::from_vec(bytes));
+    SHARED.set(dir.clone()).ok()?;
+    Some(Shared(dir))
+}
 
 /// Quote `s` for a POSIX shell: the one quoter bkc's deploy scripts use too.
 pub use bkc_contract::names::shell_quote as quote;
@@ -52,6 +91,17 @@ pub fn options(spec: &JobSpec, ep: &Endpoint) -> Vec<String> {
     ] {
         o.push("-o".into());
         o.push(opt);
+    }
+    if let Some(dir) = SHARED.get() {
+        // %C: a hash of this host, the peer, its port and user, so each peer has its own.
+        for opt in [
+            "ControlMaster=auto".to_string(),
+            format!("ControlPath={}/%C", dir.display()),
+            "ControlPersist=no".to_string(),
+        ] {
+            o.push("-o".into());
+            o.push(opt);
+        }
     }
     o
 }
