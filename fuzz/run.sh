@@ -4,9 +4,10 @@
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 20 seconds, every target)
 #
-# BKC_FUZZ_SEED=N fixes libFuzzer's seed: the run then tries the same inputs in the same order,
-# so a short run (CI's) is a prefix of a longer one with the same seed. Without it every run
-# explores afresh.
+# BKC_FUZZ_SEED=N fixes libFuzzer's seed, and BKC_FUZZ_RUNS=N stops each target after N inputs
+# (the seconds then only cap it): the run then tries the same inputs in the same order on any
+# machine, however fast, so a run that passed once passes again. Without them every run explores
+# afresh.
 # Each target starts from its seeds in fuzz/corpus/<target>/ and grows its corpus in a scratch
 # directory, so a run never changes the repository. A crash stops the script with libFuzzer's
 # report; the input is in fuzz/artifacts/<target>/ and becomes a regression test (FUZZING.md).
@@ -32,7 +33,8 @@ for t in "${targets[@]}"; do
     # -timeout: an input slower than this is a finding too (an exponential parse, say).
     if ! "${fuzz[@]}" run -O -s none "$t" "$scratch/$t" "corpus/$t" -- \
         -max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 ${BKC_FUZZ_SEED:+-seed="$BKC_FUZZ_SEED"} > "$scratch/$t.log" 2>&1; then
+        -print_final_stats=1 ${BKC_FUZZ_SEED:+-seed="$BKC_FUZZ_SEED"} \
+        ${BKC_FUZZ_RUNS:+-runs="$BKC_FUZZ_RUNS"} > "$scratch/$t.log" 2>&1; then
         tail -n 40 "$scratch/$t.log" >&2
         echo "fuzz target $t failed; the input is in fuzz/artifacts/$t/" >&2
         exit 1
