@@ -377,7 +377,13 @@ impl Deploy {
         self.in_ctl(|| self.apply_here(g))
     }
 
-    fn apply_here(&self, g: usize) -> Result<u64, String> {
+    /// `f` with h4 behind bkc's real ssh transport and the stand-in root, generation `g`'s
+    /// build, and what h4 holds now against it.
+    fn on_h4<R>(
+        &self,
+        g: usize,
+        f: impl FnOnce(&Standin, &bkc::deploy::plan::Observed, &str) -> Result<R, String>,
+    ) -> Result<R, String> {
         let (w, target) = &self.gens[g];
         let session = bkc::deploy::transport::SshSession::new(
             [target],
@@ -391,14 +397,21 @@ impl Deploy {
         };
         let sha = bkc::emit::sha256_hex(&self.runner);
         let obs = bkc::deploy::plan::observe(&t, w).map_err(|e| e.to_string())?;
-        let p = bkc::deploy::plan::compare(w, &obs, Some((&sha, &self.arch)));
-        let runner = bkc::deploy::apply::Runner {
-            bytes: &self.runner,
-            arch: &self.arch,
-        };
-        bkc::deploy::apply::apply_host(&t, w, &obs, &p, Some(&runner), &|_| {})
-            .map(|a| a.generation)
-            .map_err(|e| e.to_string())
+        f(&t, &obs, &sha)
+    }
+
+    fn apply_here(&self, g: usize) -> Result<u64, String> {
+        let w = &self.gens[g].0;
+        self.on_h4(g, |t, obs, sha| {
+            let p = bkc::deploy::plan::compare(w, obs, Some((sha, &self.arch)));
+            let runner = bkc::deploy::apply::Runner {
+                bytes: &self.runner,
+                arch: &self.arch,
+            };
+            bkc::deploy::apply::apply_host(t, w, obs, &p, Some(&runner), &|_| {})
+                .map(|a| a.generation)
+                .map_err(|e| e.to_string())
+        })
     }
 
     /// Whether a plan for generation `g` finds nothing to do.
@@ -407,20 +420,10 @@ impl Deploy {
     }
 
     fn plan_here(&self, g: usize) -> Result<bool, String> {
-        let (w, target) = &self.gens[g];
-        let session = bkc::deploy::transport::SshSession::new(
-            [target],
-            None,
-            vec![format!("IdentityFile={}", self.key.display())],
-        )
-        .map_err(|e| e.to_string())?;
-        let t = Standin {
-            ssh: session.host("desktop", target, 0),
-            preamble: bkc::deploy::transport::Local::new("desktop", Path::new(STANDIN)).preamble(),
-        };
-        let sha = bkc::emit::sha256_hex(&self.runner);
-        let obs = bkc::deploy::plan::observe(&t, w).map_err(|e| e.to_string())?;
-        Ok(!bkc::deploy::plan::compare(w, &obs, Some((&sha, &self.arch))).has_changes())
+        let w = &self.gens[g].0;
+        self.on_h4(g, |_, obs, sha| {
+            Ok(!bkc::deploy::plan::compare(w, obs, Some((sha, &self.arch))).has_changes())
+        })
     }
 
     /// Run `f` in a thread of its own in the bridge's namespace.

@@ -642,7 +642,16 @@ fn an_append_only_push_starting_in_the_second_its_last_snapshot_was_named_succee
     // The destination named the last run's snapshot by its own clock, in the very second this
     // run starts by the runner's: the runner's name is only its partial's, so nothing clashes.
     let last = "2026-03-01T120000Z";
-    write(&net.srv("h2").join("snaps").join(last).join("f"), "old");
+    let old = net.srv("h2").join("snaps").join(last).join("f");
+    write(&old, "old");
+    // Its own time, as a real run's would be: with the new file's size and second, rsync's
+    // quick check would take it for the same file and link it into the new snapshot.
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_772_366_400))
+        .unwrap();
     let r = net.run(&spec, &[], &[("BKC_RUN_NOW", "2026-03-01T12:00:00Z")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let snaps = net.srv("h2").join("snaps");
