@@ -93,17 +93,7 @@ fn job(
     let (timer, every) = timer::timer(cx, j);
     let limits = limits(cx, j);
     let freshness = fresh::freshness(cx, j, timer.as_ref(), every.as_ref(), limits.timeout_secs);
-    let mut verify = j.verify.as_ref().and_then(|v| timer::verify(cx, v));
-    if let (Some(v), true) = (&j.verify, j.syncs.is_empty()) {
-        verify = None;
-        cx.push(
-            Diagnostic::warning(Code::UnusedSetting, "this job has no sync to verify")
-                .label(v.span, "nothing to compare")
-                .help(
-                    "verify compares a sync's source with its copy; remove `verify`, or add a sync",
-                ),
-        );
-    }
+    let verify = verify(cx, j);
 
     // Without its host nothing below can be resolved; the checks above still ran.
     let on = on?;
@@ -138,11 +128,7 @@ fn job(
     let fresh_markers = fresh_markers(&on.name, &j.name.value, &syncs);
     let reached = scope.finish(s);
     let key = job_key(cx, j, s, !reached.endpoints.is_empty());
-    // With restricted keys a runner uses its job's own key, and no key when it reaches no host.
-    let identity = match s.ssh_keys {
-        SshKeys::Restricted => key.as_ref().map(|k| k.path.clone()),
-        SshKeys::Operator => s.identity.clone(),
-    };
+    let identity = identity(s, key.as_ref());
 
     let spec = JobSpec {
         version: SPEC_VERSION,
@@ -193,6 +179,32 @@ fn job(
         reads: reached.reads,
         writes: reached.writes,
     })
+}
+
+/// The job's scheduled verify, checked; a warning and none when the job has no sync to verify.
+fn verify(cx: &mut Ctx, j: &ast::Job) -> Option<spec::ScheduledVerify> {
+    let v = j.verify.as_ref()?;
+    let verify = timer::verify(cx, v);
+    if j.syncs.is_empty() {
+        cx.push(
+            Diagnostic::warning(Code::UnusedSetting, "this job has no sync to verify")
+                .label(v.span, "nothing to compare")
+                .help(
+                    "verify compares a sync's source with its copy; remove `verify`, or add a sync",
+                ),
+        );
+        return None;
+    }
+    verify
+}
+
+/// The key a job's runner uses: with restricted keys its job's own (none when it reaches no
+/// host), with operator keys the `identity` of `defaults`.
+fn identity(s: &Settings, key: Option<&JobKey>) -> Option<String> {
+    match s.ssh_keys {
+        SshKeys::Restricted => key.map(|k| k.path.clone()),
+        SshKeys::Operator => s.identity.clone(),
+    }
 }
 
 fn pinned_key(d: &Draft) -> Option<String> {

@@ -78,7 +78,6 @@ fn build(
     let mut tail = String::new();
     let mut payload = Vec::new();
     let mut steps = String::new();
-    let fail = |what: &str| format!(" || die {}\n", quote(&format!("cannot stage {what}")));
     let removed_timers: Vec<&str> = plan.remove.iter().filter_map(|p| timer_of(p)).collect();
     if !removed_timers.is_empty() {
         let names: Vec<String> = removed_timers.iter().map(|u| quote(u)).collect();
@@ -89,22 +88,7 @@ fn build(
         );
     }
     if let Some(r) = runner.filter(|_| !plan.runner_install.is_empty()) {
-        let _ = writeln!(
-            tail,
-            "[ \"$(uname -m)\" = {arch} ] || die \"the host is $(uname -m), the local bkc-run is built for {arch}\"",
-            arch = quote(r.arch)
-        );
-        tail.push_str(&format!(
-            "recv {} {} 0755 runner{}",
-            r.bytes.len(),
-            sha256_hex(r.bytes),
-            fail("bkc-run")
-        ));
-        payload.extend_from_slice(r.bytes);
-        for p in &plan.runner_install {
-            let _ = writeln!(tail, "keep {}", quote(p));
-            let _ = writeln!(steps, "put runner {} 0755 || return 1", quote(p));
-        }
+        stage_runner(r, plan, &mut tail, &mut payload, &mut steps);
     }
     for (path, f) in &want.files.files {
         let name = format!("files{path}");
@@ -114,7 +98,7 @@ fn build(
             sha256_hex(&f.bytes),
             f.mode,
             quote(&name),
-            fail(path)
+            stage_fail(path)
         ));
         payload.extend_from_slice(&f.bytes);
         let _ = writeln!(tail, "keep {}", quote(path));
@@ -129,21 +113,7 @@ fn build(
             );
         }
     }
-    for path in &plan.remove {
-        let _ = writeln!(tail, "keep {}", quote(path));
-        // What a run may read stays while it runs: a job's own service and spec while that job
-        // runs, a file of no one job (known_hosts) while any job of the host does. Who may log
-        // in is no file a run of this host reads.
-        let service = match job_of(path) {
-            Some(_) if timer_of(path).is_some() => String::new(),
-            Some(job) => quote(&service_unit(job)),
-            // A serve file is in use while a session of its job, run from another host, is.
-            None if path.starts_with(SERVE_DIR) => quote(path),
-            None if is_access(path) => String::new(),
-            None => "$(services)".to_string(),
-        };
-        let _ = writeln!(steps, "drop {} {service} || return 1", quote(path));
-    }
+    drop_steps(plan, &mut tail, &mut steps);
     // sshd must accept what it will read before it is told to, and must then read bkc's
     // authorized keys; otherwise the switch fails and everything is put back.
     let dropin = SSHD_DROPIN_PATH.to_string();
@@ -167,35 +137,7 @@ fn build(
     if dropin_touched {
         steps.push_str("sshd_reload || return 1\n");
     }
-    let timers: Vec<&str> = want
-        .files
-        .files
-        .keys()
-        .filter_map(|p| timer_of(p))
-        .collect();
-    let all_timers: Vec<&str> = timers.iter().chain(&removed_timers).copied().collect();
-    for u in &all_timers {
-        let _ = writeln!(tail, "timer {}", quote(u));
-    }
-    if !timers.is_empty() {
-        let names: Vec<String> = timers.iter().map(|u| quote(u)).collect();
-        let _ = writeln!(
-            steps,
-            "systemctl enable {} >/dev/null 2>&1 || return 1",
-            names.join(" ")
-        );
-        // A changed schedule takes effect now; restarting a timer never touches its service.
-        let changed: Vec<String> = plan
-            .changed
-            .iter()
-            .filter_map(|p| timer_of(p))
-            .map(quote)
-            .collect();
-        if !changed.is_empty() {
-            let _ = writeln!(steps, "systemctl restart {} || return 1", changed.join(" "));
-        }
-        let _ = writeln!(steps, "systemctl start {} || return 1", names.join(" "));
-    }
+    timer_steps(want, plan, &removed_timers, &mut tail, &mut steps);
     steps.push_str(":\n");
     let act = format!(
         "{}\nS=$(cd \"${{0%/*}}\" && pwd) || exit 1\nn=${{S##*/}}\nKEEP={KEEP_GENERATIONS}\nDROPIN={}\nPATTERN={}\n{}steps() {{\n{steps}}}\n{ACTIVATE}",
@@ -225,6 +167,98 @@ fn build(
         quote(&act)
     );
     (script, payload)
+}
+
+/// ` || die "cannot stage WHAT"`, after a staging line.
+fn stage_fail(what: &str) -> String {
+    format!(" || die {}\n", quote(&format!("cannot stage {what}")))
+}
+
+/// The runner's bytes staged once, after a check of the host's architecture, and put at each
+/// path the plan installs it.
+fn stage_runner(
+    r: &Runner,
+    plan: &HostPlan,
+    tail: &mut String,
+    payload: &mut Vec<u8>,
+    steps: &mut String,
+) {
+    let _ = writeln!(
+        tail,
+        "[ \"$(uname -m)\" = {arch} ] || die \"the host is $(uname -m), the local bkc-run is built for {arch}\"",
+        arch = quote(r.arch)
+    );
+    tail.push_str(&format!(
+        "recv {} {} 0755 runner{}",
+        r.bytes.len(),
+        sha256_hex(r.bytes),
+        stage_fail("bkc-run")
+    ));
+    payload.extend_from_slice(r.bytes);
+    for p in &plan.runner_install {
+        let _ = writeln!(tail, "keep {}", quote(p));
+        let _ = writeln!(steps, "put runner {} 0755 || return 1", quote(p));
+    }
+}
+
+/// Removing `plan`'s removed files: kept in the staging (for a rollback), dropped by the switch
+/// unless something reads them now.
+fn drop_steps(plan: &HostPlan, tail: &mut String, steps: &mut String) {
+    for path in &plan.remove {
+        let _ = writeln!(tail, "keep {}", quote(path));
+        // What a run may read stays while it runs: a job's own service and spec while that job
+        // runs, a file of no one job (known_hosts) while any job of the host does. Who may log
+        // in is no file a run of this host reads.
+        let service = match job_of(path) {
+            Some(_) if timer_of(path).is_some() => String::new(),
+            Some(job) => quote(&service_unit(job)),
+            // A serve file is in use while a session of its job, run from another host, is.
+            None if path.starts_with(SERVE_DIR) => quote(path),
+            None if is_access(path) => String::new(),
+            None => "$(services)".to_string(),
+        };
+        let _ = writeln!(steps, "drop {} {service} || return 1", quote(path));
+    }
+}
+
+/// The timers of the generation enabled and started (a changed one restarted), and those of both
+/// generations named for a rollback.
+fn timer_steps(
+    want: &Desired,
+    plan: &HostPlan,
+    removed_timers: &[&str],
+    tail: &mut String,
+    steps: &mut String,
+) {
+    let timers: Vec<&str> = want
+        .files
+        .files
+        .keys()
+        .filter_map(|p| timer_of(p))
+        .collect();
+    let all_timers: Vec<&str> = timers.iter().chain(removed_timers).copied().collect();
+    for u in &all_timers {
+        let _ = writeln!(tail, "timer {}", quote(u));
+    }
+    if !timers.is_empty() {
+        let names: Vec<String> = timers.iter().map(|u| quote(u)).collect();
+        let _ = writeln!(
+            steps,
+            "systemctl enable {} >/dev/null 2>&1 || return 1",
+            names.join(" ")
+        );
+        // A changed schedule takes effect now; restarting a timer never touches its service.
+        let changed: Vec<String> = plan
+            .changed
+            .iter()
+            .filter_map(|p| timer_of(p))
+            .map(quote)
+            .collect();
+        if !changed.is_empty() {
+            let _ = writeln!(steps, "systemctl restart {} || return 1", changed.join(" "));
+        }
+        let _ = writeln!(steps, "systemctl start {} || return 1", names.join(" "));
+    }
 }
 
 /// Apply `plan` to the host behind `t`, reporting progress lines as they come.

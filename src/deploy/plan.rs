@@ -289,39 +289,7 @@ type PathDiff<'a> = (&'a String, Option<Action>, Option<String>);
 /// architecture (none: leave the runner alone).
 pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> HostPlan {
     let mut plan = HostPlan::default();
-    let listed = |p: &str| obs.manifest.as_ref().and_then(|m| m.files.get(p));
-    // Per path: the action, and what was done behind bkc's back.
-    let mut per_path: BTreeMap<String, (Option<Action>, Option<String>)> = BTreeMap::new();
-    let all: BTreeSet<&String> = want
-        .files
-        .files
-        .keys()
-        .chain(obs.files.keys())
-        .filter(|p| p.as_str() != MANIFEST_PATH)
-        .collect();
-    for path in all {
-        let wanted = want.files.files.get(path);
-        let have = obs.files.get(path);
-        let drift = match (listed(path), have) {
-            (Some(_), None) => Some(format!("{path} was deleted by hand")),
-            (Some(e), Some((h, _))) if &e.sha256 != h => Some(format!("{path} was edited by hand")),
-            (None, Some(_)) => Some(format!("{path} is not in the manifest")),
-            _ => None,
-        };
-        let action = match (wanted, have) {
-            (Some(_), None) => Some(Action::Add),
-            (Some(f), Some((h, m))) if sha256_hex(&f.bytes) != *h || Some(f.mode) != *m => {
-                plan.changed.push(path.clone());
-                Some(Action::Change)
-            }
-            (None, Some(_)) => {
-                plan.remove.push(path.clone());
-                Some(Action::Remove)
-            }
-            _ => None,
-        };
-        per_path.insert(path.clone(), (action, drift));
-    }
+    let per_path = diff_paths(want, obs, &mut plan);
     // Group by job.
     let mut jobs: BTreeMap<String, Vec<PathDiff>> = BTreeMap::new();
     let mut loose = Vec::new();
@@ -385,30 +353,8 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
             });
         }
     }
-    if plan.items.is_empty()
-        && want
-            .files
-            .files
-            .get(MANIFEST_PATH)
-            .map(|f| sha256_hex(&f.bytes))
-            != obs.manifest_sha()
-    {
-        let action = if obs.manifest_bytes.is_some() {
-            Action::Change
-        } else {
-            Action::Add
-        };
-        plan.items.push(Item {
-            action,
-            kind: ItemKind::File,
-            name: MANIFEST_PATH.into(),
-            files: vec![(action, MANIFEST_PATH.into())],
-            drift: if obs.manifest_bytes.is_some() {
-                vec![format!("{MANIFEST_PATH} was edited by hand")]
-            } else {
-                vec![]
-            },
-        });
+    if plan.items.is_empty() {
+        manifest_item(want, obs, &mut plan);
     }
     keys(want, obs, &mut plan);
     if want.asks_sshd()
@@ -421,31 +367,7 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
         ));
     }
     if let Some((sha, arch)) = runner {
-        for p in &want.runner_paths {
-            let have = obs.runners.get(p).cloned().flatten();
-            if have.as_deref() == Some(sha) {
-                continue;
-            }
-            plan.runner_install.push(p.clone());
-            let action = if have.is_some() {
-                Action::Change
-            } else {
-                Action::Add
-            };
-            plan.items.push(Item {
-                action,
-                kind: ItemKind::Runner,
-                name: p.clone(),
-                files: vec![(action, p.clone())],
-                drift: vec![],
-            });
-            if obs.arch != arch {
-                plan.blocked = Some(format!(
-                    "bkc-run must be installed at {p}, but the host is {} and the local bkc-run is built for {arch}; install a {} bkc-run there by hand",
-                    obs.arch, obs.arch
-                ));
-            }
-        }
+        runner_items(want, obs, sha, arch, &mut plan);
     }
     for g in &obs.interrupted {
         plan.notes.push(format!(
@@ -453,6 +375,108 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
         ));
     }
     plan
+}
+
+/// Per path of the host's files and the wanted ones: the action, and what was done behind bkc's
+/// back; changed and removed paths are noted in `plan` too.
+fn diff_paths(
+    want: &Desired,
+    obs: &Observed,
+    plan: &mut HostPlan,
+) -> BTreeMap<String, (Option<Action>, Option<String>)> {
+    let listed = |p: &str| obs.manifest.as_ref().and_then(|m| m.files.get(p));
+    // Per path: the action, and what was done behind bkc's back.
+    let mut per_path: BTreeMap<String, (Option<Action>, Option<String>)> = BTreeMap::new();
+    let all: BTreeSet<&String> = want
+        .files
+        .files
+        .keys()
+        .chain(obs.files.keys())
+        .filter(|p| p.as_str() != MANIFEST_PATH)
+        .collect();
+    for path in all {
+        let wanted = want.files.files.get(path);
+        let have = obs.files.get(path);
+        let drift = match (listed(path), have) {
+            (Some(_), None) => Some(format!("{path} was deleted by hand")),
+            (Some(e), Some((h, _))) if &e.sha256 != h => Some(format!("{path} was edited by hand")),
+            (None, Some(_)) => Some(format!("{path} is not in the manifest")),
+            _ => None,
+        };
+        let action = match (wanted, have) {
+            (Some(_), None) => Some(Action::Add),
+            (Some(f), Some((h, m))) if sha256_hex(&f.bytes) != *h || Some(f.mode) != *m => {
+                plan.changed.push(path.clone());
+                Some(Action::Change)
+            }
+            (None, Some(_)) => {
+                plan.remove.push(path.clone());
+                Some(Action::Remove)
+            }
+            _ => None,
+        };
+        per_path.insert(path.clone(), (action, drift));
+    }
+    per_path
+}
+
+/// With nothing else to do, a manifest that is missing or not the one bkc would write.
+fn manifest_item(want: &Desired, obs: &Observed, plan: &mut HostPlan) {
+    if want
+        .files
+        .files
+        .get(MANIFEST_PATH)
+        .map(|f| sha256_hex(&f.bytes))
+        == obs.manifest_sha()
+    {
+        return;
+    }
+    let action = if obs.manifest_bytes.is_some() {
+        Action::Change
+    } else {
+        Action::Add
+    };
+    plan.items.push(Item {
+        action,
+        kind: ItemKind::File,
+        name: MANIFEST_PATH.into(),
+        files: vec![(action, MANIFEST_PATH.into())],
+        drift: if obs.manifest_bytes.is_some() {
+            vec![format!("{MANIFEST_PATH} was edited by hand")]
+        } else {
+            vec![]
+        },
+    });
+}
+
+/// The runner to install at each path the host's units name where it is not this one (`sha`);
+/// blocked when the host's architecture is not the one it is built for.
+fn runner_items(want: &Desired, obs: &Observed, sha: &str, arch: &str, plan: &mut HostPlan) {
+    for p in &want.runner_paths {
+        let have = obs.runners.get(p).cloned().flatten();
+        if have.as_deref() == Some(sha) {
+            continue;
+        }
+        plan.runner_install.push(p.clone());
+        let action = if have.is_some() {
+            Action::Change
+        } else {
+            Action::Add
+        };
+        plan.items.push(Item {
+            action,
+            kind: ItemKind::Runner,
+            name: p.clone(),
+            files: vec![(action, p.clone())],
+            drift: vec![],
+        });
+        if obs.arch != arch {
+            plan.blocked = Some(format!(
+                "bkc-run must be installed at {p}, but the host is {} and the local bkc-run is built for {arch}; install a {} bkc-run there by hand",
+                obs.arch, obs.arch
+            ));
+        }
+    }
 }
 
 /// The jobs' own keys on this host: one to make where none is there and none is pinned;
