@@ -554,18 +554,23 @@ fn promtool_accepts_the_rules_of_every_example() {
     }
     for (name, text) in common::examples() {
         let dir = rules_of(&name, &text);
-        let out = Command::new("promtool")
-            .args(["check", "rules"])
-            .arg(dir.join("bkc.rules.yml"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{name}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        promtool_check_rules(&dir.join("bkc.rules.yml"), &name);
     }
+}
+
+/// `promtool check rules FILE` must accept it; `what` names it in the failure.
+fn promtool_check_rules(file: &std::path::Path, what: &str) {
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The rules docs/MONITORING.md shows as examples of one's own are rules promtool accepts.
@@ -586,17 +591,7 @@ fn promtool_accepts_the_rules_the_docs_show() {
     for (i, block) in blocks.iter().enumerate() {
         let file = dir.join(format!("doc-{i}.yml"));
         std::fs::write(&file, block).unwrap();
-        let out = Command::new("promtool")
-            .args(["check", "rules"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "block {i}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        promtool_check_rules(&file, &format!("block {i}"));
     }
 }
 
