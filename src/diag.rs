@@ -79,6 +79,8 @@ codes! {
     InvalidAddress = "bkc::invalid_address",
     InvalidUser = "bkc::invalid_user",
     InvalidPort = "bkc::invalid_port",
+    /// A `max-parallel` that is not a number of jobs from 1 to 1024.
+    InvalidMaxParallel = "bkc::invalid_max_parallel",
     InvalidHostKey = "bkc::invalid_host_key",
     /// A host runners reach over SSH without a pinned key (a warning).
     NoHostKey = "bkc::no_host_key",
@@ -101,6 +103,8 @@ codes! {
     InvalidSize = "bkc::invalid_size",
     InvalidDescription = "bkc::invalid_description",
     InvalidNice = "bkc::invalid_nice",
+    /// A `priority` outside -1000..=1000.
+    InvalidPriority = "bkc::invalid_priority",
     InvalidIoClass = "bkc::invalid_io_class",
     InvalidRetries = "bkc::invalid_retries",
 

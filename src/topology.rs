@@ -41,6 +41,8 @@ pub struct Host {
     pub host_keys: Vec<String>,
     pub tags: Vec<String>,
     pub lock_dir: String,
+    /// `max-parallel`: at most this many of the host's jobs run at once; none for no limit.
+    pub max_parallel: Option<u32>,
 }
 
 #[derive(Debug, Clone)]

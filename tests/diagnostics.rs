@@ -91,6 +91,9 @@ cases! {
     invalid_ping_url: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    ping \"hc-ping.com/abc\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_url"];
     unit_clash: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\njob \"fresh-x\" on=\"backup_a\" {\n    schedule \"daily\"\n    sync \"/d/\" \"/c/\"\n}\n") => ["bkc::unit_clash"];
     invalid_hook_policy: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"true\" on-failure=\"stop\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_hook"];
+    invalid_max_parallel: kdl("host \"c\" max-parallel=0\n") => ["bkc::invalid_max_parallel"];
+    invalid_priority: kdl("host \"c\" max-parallel=2\njob \"x\" on=\"c\" {\n    schedule \"daily\"\n    priority 5000\n    sync \"/a/\" \"/b/\"\n}\n") => ["bkc::invalid_priority"];
+    priority_without_slots: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    priority 10\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::unused_setting"];
     invalid_nice: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    nice 40\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_nice"];
     conflicting_schedule: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    every \"4d\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::conflicting_schedule"];
     derived_from_hook_writes: kdl("job \"dump\" on=\"desktop\" {\n    schedule \"daily\"\n    hook \"before\" \"tar -cf /srv/data/etc.tar /etc\" writes=\"/srv/data\"\n}\njob \"copy\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/srv/data/\" \"backup_a:/srv/copy/\"\n}\n") => ["bkc::derived_exclusion"];

@@ -126,6 +126,7 @@ fn job(
     let notify: Vec<Notify> = j.notify.iter().filter_map(|n| notify(cx, n)).collect();
     let ping = j.ping.as_ref().and_then(|p| ping(cx, p));
     let fresh_markers = fresh_markers(&on.name, &j.name.value, &syncs);
+    let slot = slot(cx, j, on, s);
     let reached = scope.finish(s);
     let key = job_key(cx, j, s, !reached.endpoints.is_empty());
     let identity = identity(s, key.as_ref());
@@ -155,6 +156,7 @@ fn job(
         fresh_markers,
         restore_to,
         verify,
+        slot,
     };
     let writes_home = reached.read_write_paths.iter().any(|p| paths::is_home(p));
     Some(Draft {
@@ -179,6 +181,62 @@ fn job(
         reads: reached.reads,
         writes: reached.writes,
     })
+}
+
+/// The job's place among its host's `max-parallel` slots; a warning for a `priority` or
+/// `queue-timeout` on a host without them, which nothing would read.
+fn slot(cx: &mut Ctx, j: &ast::Job, on: &Host, s: &Settings) -> Option<spec::Slot> {
+    let priority = j.priority.as_ref().and_then(|p| priority(cx, p));
+    let queue_timeout_secs = j.queue_timeout.as_ref().and_then(|q| cx.duration(q, false));
+    let Some(count) = on.max_parallel else {
+        let given = [
+            j.priority.as_ref().map(|p| (p.span, "priority")),
+            j.queue_timeout.as_ref().map(|q| (q.span, "queue-timeout")),
+        ];
+        for (span, what) in given.into_iter().flatten() {
+            cx.push(
+                Diagnostic::warning(
+                    Code::UnusedSetting,
+                    format!("`{what}` has no effect: host `{}` runs any number of jobs at once", on.name),
+                )
+                .label(span, "only jobs waiting for a slot are ordered or time out")
+                .help(format!(
+                    "give the host a limit, host \"{}\" max-parallel=2, or `max-parallel` in defaults; or remove `{what}`",
+                    on.name
+                )),
+            );
+        }
+        return None;
+    };
+    Some(spec::Slot {
+        dir: format!("{}/slots", on.lock_dir),
+        count,
+        priority: priority.unwrap_or(0),
+        queue_timeout_secs,
+        wait_secs: s.lock_wait,
+    })
+}
+
+/// The highest and lowest `priority`.
+const PRIORITY: i32 = 1000;
+
+fn priority(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<i32> {
+    match i32::try_from(p.value) {
+        Ok(v) if (-PRIORITY..=PRIORITY).contains(&v) => Some(v),
+        _ => {
+            cx.push(
+                Diagnostic::error(
+                    Code::InvalidPriority,
+                    format!("priority {} is out of range", p.value),
+                )
+                .label(p.span, "out of range")
+                .help(format!(
+                    "priority goes from -{PRIORITY} to {PRIORITY}; jobs without one have 0, and a waiting job with a higher one goes first"
+                )),
+            );
+            None
+        }
+    }
 }
 
 /// The job's scheduled verify, checked; a warning and none when the job has no sync to verify.

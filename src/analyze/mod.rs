@@ -91,6 +91,7 @@ pub(crate) struct Settings {
     pub lock_wait: u64,
     pub lock_timeout: u64,
     pub ssh_keys: SshKeys,
+    pub max_parallel: Option<u32>,
 }
 
 /// Warnings about something missing, dropped when the file has errors (see `compile`).
@@ -323,6 +324,7 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
         lock_wait: 60,
         lock_timeout: 6 * 3600,
         ssh_keys: SshKeys::Restricted,
+        max_parallel: None,
     };
     let Some(df) = defaults else { return s };
     if let Some(k) = &df.ssh_keys {
@@ -381,7 +383,30 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
     if let Some(v) = &df.lock_timeout {
         s.lock_timeout = cx.duration(v, false).unwrap_or(s.lock_timeout);
     }
+    s.max_parallel = df.max_parallel.as_ref().and_then(|m| max_parallel(cx, m));
     s
+}
+
+/// The most slots a host may have: more would only be files nobody waits for.
+const MAX_SLOTS: u32 = 1024;
+
+fn max_parallel(cx: &mut Ctx, m: &ast::Spanned<i128>) -> Option<u32> {
+    match u32::try_from(m.value) {
+        Ok(v) if (1..=MAX_SLOTS).contains(&v) => Some(v),
+        _ => {
+            cx.push(
+                Diagnostic::error(
+                    Code::InvalidMaxParallel,
+                    format!("max-parallel {} is not a number of jobs", m.value),
+                )
+                .label(m.span, "out of range")
+                .help(format!(
+                    "max-parallel takes 1 to {MAX_SLOTS} jobs at once; leave it out for no limit"
+                )),
+            );
+            None
+        }
+    }
 }
 
 fn port(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<u16> {
@@ -528,6 +553,10 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
             _ => s.user.clone(),
         };
         let port = h.port.as_ref().and_then(|p| port(cx, p)).unwrap_or(s.port);
+        let max_parallel = match &h.max_parallel {
+            Some(m) => max_parallel(cx, m),
+            None => s.max_parallel,
+        };
         let lock_dir = match &h.lock_dir {
             Some(v)
                 if cx.path(v, &v.value, 0, "lock-dir") && cx.writable(v, &v.value, &v.value) =>
@@ -557,6 +586,7 @@ fn hosts(cx: &mut Ctx, list: &[ast::Host], s: &Settings) -> BTreeMap<String, Hos
                 host_keys,
                 tags,
                 lock_dir,
+                max_parallel,
             },
         );
     }

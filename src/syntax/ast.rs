@@ -40,6 +40,8 @@ pub struct Defaults {
     pub lock_timeout: Option<Str>,
     /// `"restricted"` (a key per job, a forced command per edge) or `"operator"` (one identity).
     pub ssh_keys: Option<Str>,
+    /// The default `max-parallel` of every host.
+    pub max_parallel: Option<Spanned<i128>>,
 }
 
 #[derive(Debug)]
@@ -50,6 +52,8 @@ pub struct Host {
     pub port: Option<Spanned<i128>>,
     pub user: Option<Str>,
     pub lock_dir: Option<Str>,
+    /// At most this many of the host's jobs run at once.
+    pub max_parallel: Option<Spanned<i128>>,
     pub host_keys: Vec<Str>,
     pub tags: Vec<Str>,
 }
@@ -88,6 +92,10 @@ pub struct Job {
     pub key: Option<Str>,
     /// `verify "weekly" checksum=#true`: compare the copies on a schedule of their own.
     pub verify: Option<Verify>,
+    /// Among the jobs of a host waiting for a `max-parallel` slot, the higher goes first.
+    pub priority: Option<Spanned<i128>>,
+    /// How long a run may wait for a `max-parallel` slot.
+    pub queue_timeout: Option<Str>,
 }
 
 #[derive(Debug)]

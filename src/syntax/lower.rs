@@ -20,9 +20,18 @@ const DEFAULTS: &[&str] = &[
     "lock-wait",
     "lock-timeout",
     "ssh-keys",
+    "max-parallel",
 ];
-const HOST_PROPS: &[&str] = &["address", "port", "user", "lock-dir"];
-const HOST: &[&str] = &["host-key", "tag", "address", "port", "user", "lock-dir"];
+const HOST_PROPS: &[&str] = &["address", "port", "user", "lock-dir", "max-parallel"];
+const HOST: &[&str] = &[
+    "host-key",
+    "tag",
+    "address",
+    "port",
+    "user",
+    "lock-dir",
+    "max-parallel",
+];
 const JOB: &[&str] = &[
     "description",
     "schedule",
@@ -49,6 +58,8 @@ const JOB: &[&str] = &[
     "key",
     "restore-to",
     "verify",
+    "priority",
+    "queue-timeout",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -217,6 +228,7 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
         lock_wait: None,
         lock_timeout: None,
         ssh_keys: None,
+        max_parallel: None,
     };
     Reader::new(node).finish(d, &[], true);
     for c in children(node) {
@@ -268,6 +280,13 @@ fn defaults(node: &KdlNode, d: &mut Diagnostics) -> Defaults {
                 "`restricted` or `operator`",
                 "ssh-keys \"restricted\"",
             ),
+            "max-parallel" => set_int(
+                &mut out.max_parallel,
+                d,
+                c,
+                "a number of jobs",
+                "max-parallel 2",
+            ),
             other => d.push(unknown_node(c, other, "`defaults`", DEFAULTS)),
         }
     }
@@ -291,6 +310,7 @@ fn host(node: &KdlNode, d: &mut Diagnostics) -> Option<Host> {
         port: r.prop_int(d, "port"),
         user: r.prop_str(d, "user"),
         lock_dir: r.prop_str(d, "lock-dir"),
+        max_parallel: r.prop_int(d, "max-parallel"),
         host_keys: Vec::new(),
         tags: Vec::new(),
     };
@@ -320,6 +340,13 @@ fn host(node: &KdlNode, d: &mut Diagnostics) -> Option<Host> {
                 c,
                 "a directory",
                 "lock-dir \"/run/bkc/locks\"",
+            ),
+            "max-parallel" => set_int(
+                &mut h.max_parallel,
+                d,
+                c,
+                "a number of jobs",
+                "max-parallel 2",
             ),
             other => d.push(unknown_node(c, other, "a `host`", HOST)),
         }
@@ -391,6 +418,8 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         ping: None,
         key: None,
         verify: None,
+        priority: None,
+        queue_timeout: None,
     };
     for c in children(node) {
         job_child(&mut j, c, d);
@@ -437,6 +466,8 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
         "blocks-on-file" => j.blocks_on_files.extend(blocks_on_file(c, d)),
         "sync" => j.syncs.extend(sync(c, d)),
         "nice" => set_int(&mut j.nice, d, c, "a niceness from -20 to 19", "nice 10"),
+        "priority" => set_int(&mut j.priority, d, c, "a priority", "priority 10"),
+        "queue-timeout" => set_duration(&mut j.queue_timeout, d, c, "queue-timeout \"2h\""),
         "io-class" => set_str(&mut j.io_class, d, c, "an I/O class", "io-class \"idle\""),
         "bwlimit" => set_str(&mut j.bwlimit, d, c, "a rate", "bwlimit \"5M\""),
         "retries" => {

@@ -60,6 +60,11 @@ pub enum Event {
         mode: LockMode,
         waited_secs: f64,
     },
+    /// One of the host's `max-parallel` slots is held.
+    Slot {
+        count: u32,
+        waited_secs: f64,
+    },
     /// Still waiting for a lock or for a wait file to go; repeated while the wait lasts.
     LockWait(LockWait),
     /// A wait file that was waited for has gone.
@@ -191,6 +196,17 @@ pub enum LockWait {
         file: String,
         holder: String,
         waited_secs: f64,
+    },
+    /// Waiting for one of the host's `max-parallel` slots.
+    Slot {
+        /// Live waiters that go before this run.
+        ahead: usize,
+        /// The host's `max-parallel`.
+        count: u32,
+        priority: i32,
+        waited_secs: f64,
+        /// In words: who holds the slots, and who is ahead.
+        waiting_for: String,
     },
 }
 

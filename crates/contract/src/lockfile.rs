@@ -28,3 +28,33 @@ impl Holder {
         serde_json::to_string(self).expect("a Holder always serialises")
     }
 }
+
+/// What a run waiting for one of its host's `max-parallel` slots writes into its file in the
+/// slots' `queue/` directory: enough for the other waiters, of whatever version, to rank it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Waiter {
+    pub job: String,
+    pub priority: i32,
+    /// When it began to wait, in nanoseconds since the Unix epoch.
+    pub since_ns: i128,
+    pub pid: u32,
+}
+
+impl Waiter {
+    /// The order of the queue: lower ranks go first. Higher priority first, then the one
+    /// waiting longest, then the name, so that two waiters never tie.
+    pub fn rank(&self) -> (std::cmp::Reverse<i32>, i128, &str) {
+        (std::cmp::Reverse(self.priority), self.since_ns, &self.job)
+    }
+
+    /// The waiter a queue file names; `None` for anything else.
+    pub fn read(content: &str) -> Option<Waiter> {
+        serde_json::from_str(content.lines().next()?.trim()).ok()
+    }
+
+    /// The line to write: one JSON object, no newline.
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("a Waiter always serialises")
+    }
+}

@@ -50,6 +50,14 @@ pub const LOCK_WAIT: Metric = gauge(
     "bkc_lock_wait_seconds",
     "Time the last run waited for locks and lock files.",
 );
+pub const SLOT_WAIT: Metric = gauge(
+    "bkc_slot_wait_seconds",
+    "Time the last run waited for one of its host's max-parallel slots.",
+);
+pub const QUEUED_SINCE: Metric = gauge(
+    "bkc_queued_since_timestamp_seconds",
+    "Unix time the run now waiting for a max-parallel slot began to wait; absent when none waits.",
+);
 pub const RUNS_TOTAL: Metric = Metric {
     name: "bkc_runs_total",
     kind: Kind::Counter,
@@ -78,12 +86,14 @@ pub const VERIFY_PROBLEMS: Metric = Metric {
 
 /// Every metric, in the order of the file. The verify's are there once the job has a recorded
 /// verify (`bkc-verify@<job>`).
-pub const METRICS: [Metric; 10] = [
+pub const METRICS: [Metric; 12] = [
     LAST_SUCCESS,
     LAST_DURATION,
     LAST_EXIT_CODE,
     BYTES_TRANSFERRED,
     LOCK_WAIT,
+    SLOT_WAIT,
+    QUEUED_SINCE,
     RUNS_TOTAL,
     VERIFY_LAST,
     VERIFY_LAST_SUCCESS,
@@ -160,6 +170,10 @@ fn run_lines(
         (state.bytes_sent + state.bytes_received).to_string(),
     );
     gauge(LOCK_WAIT, format!("{:.3}", state.lock_wait_secs));
+    gauge(SLOT_WAIT, format!("{:.3}", state.slot_wait_secs));
+    if let Some(t) = state.queued_since.as_deref().and_then(unix) {
+        gauge(QUEUED_SINCE, t.to_string());
+    }
     head(out, RUNS_TOTAL);
     for (result, n) in &state.runs_total {
         let _ = writeln!(

@@ -72,6 +72,29 @@ pub struct JobSpec {
     /// (`bkc-verify@<job>`), recording the result in the state file and the metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<ScheduledVerify>,
+    /// `max-parallel` of the job's host: once its locks are held, the run takes one of the
+    /// host's slots before it does anything else, and gives it back at its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<Slot>,
+}
+
+/// One of a host's `max-parallel` slots: a counting lock made of `count` files under `dir`, each
+/// held with flock(2), so that the kernel frees a slot when its runner dies however it dies.
+/// Waiters queue in `dir/queue/`: higher `priority` first, then the one waiting longest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Slot {
+    /// The host's slot directory, under its lock directory.
+    pub dir: String,
+    /// How many jobs of the host may run at once.
+    pub count: u32,
+    /// The job's `priority`: among waiters, the higher goes first.
+    pub priority: i32,
+    /// Give up waiting for a slot after this long; none waits for as long as the run may.
+    pub queue_timeout_secs: Option<u64>,
+    /// How often a waiting run says that it waits.
+    pub wait_secs: u64,
 }
 
 /// A job's scheduled verify: `bkc-verify@<job>.timer` starts `bkc-run verify --record` on it.

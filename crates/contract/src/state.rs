@@ -117,6 +117,14 @@ pub struct RunState {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub lock_wait_secs: f64,
+    /// Time the run waited for one of its host's `max-parallel` slots.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub slot_wait_secs: f64,
+    /// While a run waits for a slot: since when (RFC 3339). Written when the wait begins and
+    /// gone from the file the run writes at its end; a reader trusts it only while the job's
+    /// service is running (a killed run leaves it behind).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_since: Option<String>,
     pub syncs: Vec<SyncReport>,
     /// Kept across runs: the end of the last successful run (RFC 3339).
     pub last_success: Option<String>,
@@ -135,6 +143,10 @@ pub struct RunState {
     /// keeps it as it found it; a verify changes nothing else.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyState>,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 /// How the last recorded verify of the job went.

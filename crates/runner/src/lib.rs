@@ -4,6 +4,7 @@
 //! 2. take the locks in the spec's order (the compiler sorted them, which is what rules out
 //!    deadlocks between runners), wait for seed-style wait files, create seed-style lock files
 //!    (and start over if a wait file appeared meanwhile);
+//!    then take one of the host's `max-parallel` slots, if it has them (slot.rs);
 //! 3. before hooks, syncs (with retries, snapshots), pruning after a fully successful run,
 //!    after hooks;
 //! 4. release everything, write the state file and metrics, exit with a documented code.
@@ -17,6 +18,7 @@ mod freeze;
 mod fresh;
 mod hold;
 mod hooks;
+mod inotify;
 mod itemize;
 mod journal;
 pub mod listing;
@@ -27,6 +29,7 @@ mod report;
 pub mod restore;
 mod rsync;
 mod serve;
+mod slot;
 mod snapshot;
 mod ssh;
 mod sync;
@@ -187,6 +190,7 @@ struct Run {
     reason: Option<String>,
     held: Vec<Held>,
     lock_wait: Duration,
+    slot_wait: Duration,
     syncs: Vec<SyncReport>,
     /// Syncs whose snapshot completed, with the entries now under their dest (we hold the
     /// locks, so nobody else changed them), pruned once the whole run has succeeded.
@@ -606,6 +610,7 @@ fn execute(ctx: &Ctx, started: Instant) -> i32 {
         reason: None,
         held: Vec::new(),
         lock_wait: Duration::ZERO,
+        slot_wait: Duration::ZERO,
         syncs: Vec::new(),
         snapshotted: Vec::new(),
     };
@@ -666,6 +671,12 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
                 &format!("would create lock file {}:{}", f.host, f.path),
             );
         }
+        if let Some(s) = &spec.slot {
+            dry(
+                ctx,
+                &format!("would take one of the {} slots in {}", s.count, s.dir),
+            );
+        }
         return;
     }
     // Consecutive locks on one remote host share one session; the order stays the spec's.
@@ -702,6 +713,21 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
         i += group.len();
     }
     lock_and_wait_files(ctx, run);
+    if let Some(s) = &spec.slot
+        && !run.outcome.stops()
+    {
+        match slot::acquire(ctx, s) {
+            Ok((h, waited)) => {
+                run.held.push(h);
+                run.slot_wait = waited;
+                ctx.report.event(Event::Slot {
+                    count: s.count,
+                    waited_secs: waited.as_secs_f64(),
+                });
+            }
+            Err(f) => run.fail_with(ctx, f),
+        }
+    }
 }
 
 /// Seed-style lock files and wait files. Kernel locks cannot deadlock because every runner takes
@@ -987,6 +1013,8 @@ fn finish(ctx: &Ctx, started: Instant, prev: RunState, run: Run, reason: Option<
         bytes_sent: sent,
         bytes_received: received,
         lock_wait_secs: run.lock_wait.as_secs_f64(),
+        slot_wait_secs: run.slot_wait.as_secs_f64(),
+        queued_since: None,
         syncs: run.syncs,
         last_success,
         last_success_start,
