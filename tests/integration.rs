@@ -51,6 +51,7 @@ mod runner_locks;
 mod runner_sync;
 mod serve;
 mod simulate;
+mod slots;
 mod source_snapshot;
 mod systemd;
 

@@ -45,6 +45,11 @@ pub struct JobStatus {
     pub bytes: Option<u64>,
     /// Seconds the last run waited for locks.
     pub lock_wait_secs: Option<f64>,
+    /// Seconds the last run waited for one of its host's `max-parallel` slots.
+    pub slot_wait_secs: Option<f64>,
+    /// While the running service waits for a `max-parallel` slot: since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued_since: Option<String>,
     /// Snapshots the last run completed.
     pub snapshots: Vec<String>,
     /// The last recorded verify (`bkc-verify@<job>`); for a job with `verify` that has none
@@ -306,6 +311,11 @@ pub fn read_status(jobs: &[&Job], stdout: &[u8]) -> Result<Vec<JobStatus>, Optio
         s.last_success = state.last_success.map(shown);
         s.bytes = Some(state.bytes_sent + state.bytes_received);
         s.lock_wait_secs = Some(state.lock_wait_secs);
+        s.slot_wait_secs = Some(state.slot_wait_secs);
+        // A killed run leaves its mark behind: believed only while the service runs.
+        if s.service.as_deref().is_some_and(is_running) {
+            s.queued_since = state.queued_since.map(shown);
+        }
         s.snapshots = state
             .syncs
             .into_iter()
@@ -329,7 +339,10 @@ pub fn table(rows: &[JobStatus]) -> String {
         .iter()
         .map(|r| {
             let result = match (&r.result, &r.service) {
-                (_, Some(s)) if is_running(s) => "running".to_string(),
+                (_, Some(s)) if is_running(s) => match &r.queued_since {
+                    Some(_) => "queued".to_string(),
+                    None => "running".to_string(),
+                },
                 (Some(res), _) => res.clone(),
                 (None, _) => "never run".to_string(),
             };
@@ -578,6 +591,49 @@ job "plain" on="a" {
         // A fleet without verifies keeps its table as it was.
         let plain: Vec<JobStatus> = rows.into_iter().filter(|r| r.job == "plain").collect();
         assert!(!table(&plain).contains("VERIFY"));
+    }
+
+    #[test]
+    fn a_run_waiting_for_a_slot_is_queued_while_its_service_runs() {
+        let src = r#"host "a" max-parallel=1
+job "waits" on="a" {
+    sync "/data/" "/srv/data/"
+}
+job "died" on="a" {
+    sync "/etc/" "/srv/etc/"
+}
+"#;
+        let t = crate::analyze::compile("t.kdl", src).topology.unwrap();
+        let jobs: Vec<&Job> = t.jobs.values().collect();
+        let state = |job: &str| {
+            format!(
+                r#"{{"job":"{job}","result":"success","slot_wait_secs":2.5,"queued_since":"2026-01-01T00:00:00Z"}}"#
+            )
+        };
+        let (waits, died) = (state("waits"), state("died"));
+        // The killed run of `died` left its mark; its service is no longer running.
+        let out = format!(
+            "job waits\nF {} waits\n{waits}service waits activating\njob died\nF {} died\n{died}service died failed\nend\n",
+            waits.len(),
+            died.len()
+        );
+        let rows = read_status(&jobs, out.as_bytes()).unwrap();
+        let row = |job: &str| rows.iter().find(|r| r.job == job).unwrap();
+        assert_eq!(
+            row("waits").queued_since.as_deref(),
+            Some("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(row("waits").slot_wait_secs, Some(2.5));
+        assert_eq!(row("died").queued_since, None);
+        let text = table(&rows);
+        let line = |job: &str| {
+            text.lines()
+                .find(|l| l.starts_with(job))
+                .unwrap()
+                .to_string()
+        };
+        assert!(line("waits").contains(" queued "), "{text}");
+        assert!(line("died").contains(" success "), "{text}");
     }
 
     #[test]

@@ -716,13 +716,16 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
     if let Some(s) = &spec.slot
         && !run.outcome.stops()
     {
-        match slot::acquire(ctx, s) {
-            Ok((h, waited)) => {
+        let asked = Instant::now();
+        let res = slot::acquire(ctx, s);
+        // Also when it gave up: a queue timeout is a wait the state and metrics show.
+        run.slot_wait = asked.elapsed();
+        match res {
+            Ok(h) => {
                 run.held.push(h);
-                run.slot_wait = waited;
                 ctx.report.event(Event::Slot {
                     count: s.count,
-                    waited_secs: waited.as_secs_f64(),
+                    waited_secs: run.slot_wait.as_secs_f64(),
                 });
             }
             Err(f) => run.fail_with(ctx, f),

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use bkc_contract::event::{Event, LockWait};
 use bkc_contract::lockfile::Waiter;
 use bkc_contract::spec::Slot;
+use bkc_contract::state::{RunState, STATE_VERSION};
 use jiff::Timestamp;
 
 use super::child::{self, Stop};
@@ -200,9 +201,9 @@ impl Slots<'_> {
     }
 }
 
-/// Take one of the host's slots, waiting in the queue as the spec says. Returns the slot (held
-/// like a local lock, released with the others) and the time waited.
-pub fn acquire(ctx: &Ctx, slot: &Slot) -> Result<(Held, Duration), Fail> {
+/// Take one of the host's slots, waiting in the queue as the spec says. Returns the slot, held
+/// like a local lock and released with the others.
+pub fn acquire(ctx: &Ctx, slot: &Slot) -> Result<Held, Fail> {
     let start = Instant::now();
     let dir = PathBuf::from(&slot.dir);
     let queue = dir.join("queue");
@@ -232,7 +233,7 @@ pub fn acquire(ctx: &Ctx, slot: &Slot) -> Result<(Held, Duration), Fail> {
     if ahead(&me) == 0
         && let Some(i) = try_take(&s.files).map_err(|e| s.fail("take", &e))?
     {
-        return Ok((s.taken(i), start.elapsed()));
+        return Ok(s.taken(i));
     }
     // Watch before queueing, so that no slot freed in between goes unseen.
     let ino = Inotify::new().map_err(|e| s.fail("watch", &e))?;
@@ -241,20 +242,24 @@ pub fn acquire(ctx: &Ctx, slot: &Slot) -> Result<(Held, Duration), Fail> {
         .map_err(|e| s.fail("watch", &e))?;
     let (entry, at) = enqueue(&queue, &me).map_err(|e| s.fail("queue for", &e))?;
     let queued_at = Timestamp::now();
-    super::write_report(ctx, |now| bkc_contract::state::RunState {
+    super::write_report(ctx, |now| RunState {
         queued_since: Some(queued_at.to_string()),
-        ..now.unwrap_or_default()
+        ..now.unwrap_or_else(|| RunState {
+            version: STATE_VERSION,
+            job: ctx.spec.job.clone(),
+            ..RunState::default()
+        })
     });
     let res = wait(&s, &ino, &me, start, ahead);
     // Out of the queue whatever happened: the file is this job's alone (see the module's text).
     let _ = fs::remove_file(&at);
     drop(entry);
-    super::write_report(ctx, |now| bkc_contract::state::RunState {
+    super::write_report(ctx, |now| RunState {
         queued_since: None,
         ..now.unwrap_or_default()
     });
     let i = res?;
-    Ok((s.taken(i), start.elapsed()))
+    Ok(s.taken(i))
 }
 
 /// Wait in the queue until this job is first in line and a slot is free; the slot's index.
