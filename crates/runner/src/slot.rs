@@ -376,7 +376,7 @@ mod tests {
         // A file that claims another job's name is not believed.
         let (_liar, _) = enqueue(&dir, &w("other", 9, 1)).unwrap();
         fs::rename(dir.join("other"), dir.join("liar")).unwrap();
-        assert_eq!(live_waiters(&dir, "me"), [live.clone()]);
+        assert_eq!(live_waiters(&dir, "me"), std::slice::from_ref(&live));
         assert!(live_waiters(&dir, "live").is_empty());
         // Unlocked rather than only closed: a process another test forks at this moment holds a
         // copy of the descriptor until it execs, and with it the lock.
