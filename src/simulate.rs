@@ -23,6 +23,10 @@
 //!   A waiting job is taken to hold none of its locks yet (the runner takes them one by one, so
 //!   it may hold some; leaving that out can only make waits shorter for others). Waiters start
 //!   first come, first served when the jobs they wait on end.
+//! - **Slots** (`max-parallel`): a run whose locks are free takes one of its host's slots, or
+//!   queues for one holding its locks, as `bkc-run` does. A freed slot goes to the queued run
+//!   with the highest `priority`, then the one queued longest. A queued run gives up at its
+//!   `queue-timeout` (or its job's `timeout`), reported like a lock timeout.
 //! - **Runs** take the job's `expected-duration`, or an hour when it has none (reported). A
 //!   job's `timeout` counts from the start of the run, waiting included, as `bkc-run`'s does: a
 //!   run still waiting then has timed out; a run still working is stopped.
@@ -82,6 +86,10 @@ pub struct JobReport {
     pub completed: usize,
     /// Runs that had to wait for another job.
     pub waited: usize,
+    /// Runs that queued for one of their host's `max-parallel` slots.
+    pub queued: usize,
+    pub queue_total_secs: u64,
+    pub queue_longest_secs: u64,
     pub wait_total_secs: u64,
     pub wait_longest_secs: u64,
     /// Seconds waited, by the job waited on (the one running when the wait began).
@@ -100,7 +108,7 @@ pub struct Timeout {
     pub started: String,
     /// When it gave up.
     pub gave_up: String,
-    /// The job it was waiting on.
+    /// The job it was waiting on, or `a slot of HOST` for a run that queued for a slot.
     pub on: String,
     /// The limit it hit: the lock's timeout or, when shorter, the job's own.
     pub limit_secs: u64,
@@ -195,6 +203,17 @@ impl Report {
         }
         if j.waited > 0 {
             let _ = writeln!(s, "{}", waited_line(j));
+        }
+        if j.queued > 0 {
+            let _ = writeln!(
+                s,
+                "  queued for a slot of {} in {} run{}: {} in total, longest {}",
+                j.host,
+                j.queued,
+                plural(j.queued),
+                format_duration(j.queue_total_secs),
+                format_duration(j.queue_longest_secs)
+            );
         }
         let mut by_on: BTreeMap<(&str, u64), Vec<&str>> = BTreeMap::new();
         for t in &j.timeouts {
@@ -422,6 +441,9 @@ impl JobReport {
             runs: 0,
             completed: 0,
             waited: 0,
+            queued: 0,
+            queue_total_secs: 0,
+            queue_longest_secs: 0,
             wait_total_secs: 0,
             wait_longest_secs: 0,
             waited_on: BTreeMap::new(),
@@ -535,7 +557,19 @@ enum State {
         /// The job it was blocked by when it began to wait.
         on: usize,
     },
+    /// Its locks are held; it waits for one of its host's slots since `since`.
+    Queued {
+        started: i64,
+        since: i64,
+    },
     Running,
+}
+
+impl State {
+    /// The runner holds its locks while it queues for a slot, as while it runs.
+    fn holds_locks(self) -> bool {
+        matches!(self, State::Running | State::Queued { .. })
+    }
 }
 
 struct Sim<'a, 't> {
@@ -573,6 +607,9 @@ impl Sim<'_, '_> {
                 Kind::Finish if generation == self.generation[job] => {
                     self.state[job] = State::Idle;
                     self.generation[job] += 1;
+                    // The slot goes first, then the locks, as the runner releases them; the
+                    // queued runs are woken by the slot, ahead of those the locks admit.
+                    self.next_in_queue(job, now);
                     self.wake(job, now);
                 }
                 Kind::GiveUp if generation == self.generation[job] => self.give_up(job, now),
@@ -595,7 +632,7 @@ impl Sim<'_, '_> {
         }
         self.reports[job].runs += 1;
         match self.running_blocker(job) {
-            None => self.start(job, now, now),
+            None => self.admit(job, now, now),
             Some(on) => {
                 self.state[job] = State::Waiting { started: now, on };
                 self.generation[job] += 1;
@@ -609,7 +646,7 @@ impl Sim<'_, '_> {
         self.blockers[job]
             .iter()
             .map(|(k, _)| *k)
-            .find(|k| matches!(self.state[*k], State::Running))
+            .find(|k| self.state[*k].holds_locks())
     }
 
     /// When the waiting `job` gives up, given who runs now: the earliest of its lock timeouts
@@ -618,7 +655,7 @@ impl Sim<'_, '_> {
         let own = self.jobs[job].spec.timeout_secs;
         let mut best: Option<(i64, usize, u64)> = None;
         for (k, timeout) in &self.blockers[job] {
-            if matches!(self.state[*k], State::Running) {
+            if self.state[*k].holds_locks() {
                 let limit = own.map_or(*timeout, |o| o.min(*timeout));
                 let at = started.saturating_add(secs_to_usec(limit));
                 if best.is_none_or(|b| at < b.0) {
@@ -630,8 +667,12 @@ impl Sim<'_, '_> {
     }
 
     fn schedule_give_up(&mut self, job: usize, now: i64) {
-        if let State::Waiting { started, .. } = self.state[job] {
-            let (at, _, _) = self.deadline(job, started);
+        let at = match self.state[job] {
+            State::Waiting { started, .. } => Some(self.deadline(job, started).0),
+            State::Queued { started, since } => Some(self.queue_deadline(job, started, since).0),
+            _ => None,
+        };
+        if let Some(at) = at {
             if at != i64::MAX {
                 let at = at.max(now);
                 self.events
@@ -641,6 +682,9 @@ impl Sim<'_, '_> {
     }
 
     fn give_up(&mut self, job: usize, now: i64) {
+        if let State::Queued { started, since } = self.state[job] {
+            return self.give_up_queue(job, started, since, now);
+        }
         let State::Waiting { started, on } = self.state[job] else {
             return;
         };
@@ -683,7 +727,7 @@ impl Sim<'_, '_> {
                 if let State::Waiting { on, .. } = self.state[job] {
                     self.record_wait(job, on, now - started);
                 }
-                self.start(job, started, now);
+                self.admit(job, started, now);
             }
         }
     }
@@ -697,7 +741,107 @@ impl Sim<'_, '_> {
         *r.waited_on.entry(self.jobs[on].name.clone()).or_default() += secs;
     }
 
-    /// The run that began at `started` gets its locks at `now` and works.
+    /// The run that began at `started` has its locks at `now`: it takes a slot of its host and
+    /// works, or queues for one.
+    fn admit(&mut self, job: usize, started: i64, now: i64) {
+        if self.slot_free(job) {
+            return self.start(job, started, now);
+        }
+        self.state[job] = State::Queued {
+            started,
+            since: now,
+        };
+        self.generation[job] += 1;
+        self.reports[job].queued += 1;
+        self.schedule_give_up(job, now);
+        // Queued, it holds its locks: a waiter it now blocks may give up sooner.
+        for (_, w) in self.waiting_on(job) {
+            self.generation[w] += 1;
+            self.schedule_give_up(w, now);
+        }
+    }
+
+    /// Whether `job`'s host has a slot free (or no limit).
+    fn slot_free(&self, job: usize) -> bool {
+        let Some(slot) = &self.jobs[job].spec.slot else {
+            return true;
+        };
+        let host = &self.jobs[job].host;
+        let busy = self
+            .jobs
+            .iter()
+            .zip(&self.state)
+            .filter(|(j, s)| j.host == *host && matches!(s, State::Running))
+            .count();
+        busy < usize::try_from(slot.count).unwrap_or(usize::MAX)
+    }
+
+    /// `finished` freed a slot of its host: the queued run of that host with the highest
+    /// priority, then queued longest, then by name, starts.
+    fn next_in_queue(&mut self, finished: usize, now: i64) {
+        let host = &self.jobs[finished].host;
+        let best = (0..self.jobs.len())
+            .filter_map(|k| match self.state[k] {
+                State::Queued { started, since } if self.jobs[k].host == *host => {
+                    let priority = self.jobs[k].spec.slot.as_ref().map_or(0, |s| s.priority);
+                    Some(((Reverse(priority), since, &self.jobs[k].name), k, started))
+                }
+                _ => None,
+            })
+            .min();
+        if let Some(((_, since, _), k, started)) = best
+            && self.slot_free(k)
+        {
+            self.record_queue(k, now - since);
+            self.start(k, started, now);
+        }
+    }
+
+    /// When the queued `job` gives up: its `queue-timeout` from when it queued, or its own
+    /// timeout from the start of the run, whichever comes first; with the limit that hit.
+    fn queue_deadline(&self, job: usize, started: i64, since: i64) -> (i64, u64) {
+        let spec = &self.jobs[job].spec;
+        let queue = spec
+            .slot
+            .as_ref()
+            .and_then(|s| s.queue_timeout_secs)
+            .map(|t| (since.saturating_add(secs_to_usec(t)), t));
+        let own = spec
+            .timeout_secs
+            .map(|t| (started.saturating_add(secs_to_usec(t)), t));
+        [queue, own]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or((i64::MAX, 0))
+    }
+
+    fn give_up_queue(&mut self, job: usize, started: i64, since: i64, now: i64) {
+        let (at, limit) = self.queue_deadline(job, started, since);
+        if at > now {
+            return;
+        }
+        self.state[job] = State::Idle;
+        self.generation[job] += 1;
+        self.record_queue(job, now - since);
+        self.reports[job].timeouts.push(Timeout {
+            started: stamp(started),
+            gave_up: stamp(now),
+            on: format!("a slot of {}", self.jobs[job].host),
+            limit_secs: limit,
+        });
+        // It held its locks while it queued: whoever waited for them may go now.
+        self.wake(job, now);
+    }
+
+    fn record_queue(&mut self, job: usize, usec: i64) {
+        let secs = u64::try_from(usec / USEC).unwrap_or(0);
+        let r = &mut self.reports[job];
+        r.queue_total_secs += secs;
+        r.queue_longest_secs = r.queue_longest_secs.max(secs);
+    }
+
+    /// The run that began at `started` has its locks and a slot at `now`, and works.
     fn start(&mut self, job: usize, started: i64, now: i64) {
         let j = self.jobs[job];
         let work = secs_to_usec(j.expected_duration.unwrap_or(DEFAULT_DURATION_SECS));

@@ -518,3 +518,60 @@ fn random_topologies_play_out_consistently() {
         let _ = r.json();
     }
 }
+
+/// `max-parallel 1`: a run whose locks are free queues for its host's slot; the freed slot goes
+/// to the highest priority, and a `queue-timeout` gives up as a lock timeout does.
+#[test]
+fn slots_queue_runs_by_priority_and_give_up_at_their_queue_timeout() {
+    let mut text = String::from("host \"box\" max-parallel=1\n");
+    for (job, at, hours, extra) in [
+        ("long", "02:00", "2h", ""),
+        ("low", "03:00", "30m", ""),
+        ("high", "03:00", "30m", "    priority 10\n"),
+        ("impatient", "03:00", "30m", "    queue-timeout \"30m\"\n"),
+    ] {
+        text.push_str(&format!(
+            "job \"{job}\" on=\"box\" {{\n    schedule \"*-*-* {at}\"\n    expected-duration \"{hours}\"\n{extra}    sync \"/srv/{job}/\" \"/backup/{job}/\"\n}}\n"
+        ));
+    }
+    let r = run(&text, "2026-01-01", 1);
+    let src = text;
+    // long 02:00-04:00; high 04:00-04:30 (queued 1h); low 04:30-05:00 (queued 1h30).
+    let (long, high, low) = (job(&r, "long"), job(&r, "high"), job(&r, "low"));
+    assert_eq!((long.queued, long.completed), (0, 1));
+    assert_eq!(
+        (high.queued, high.queue_total_secs, high.completed),
+        (1, 3600, 1)
+    );
+    assert_eq!(
+        (low.queued, low.queue_total_secs, low.completed),
+        (1, 5400, 1)
+    );
+    let impatient = job(&r, "impatient");
+    assert_eq!(impatient.completed, 0);
+    assert_eq!(
+        impatient.timeouts,
+        [bkc::simulate::Timeout {
+            started: "2026-01-01T03:00:00Z".into(),
+            gave_up: "2026-01-01T03:30:00Z".into(),
+            on: "a slot of box".into(),
+            limit_secs: 1800,
+        }]
+    );
+    let text = r.text();
+    assert!(
+        text.contains("queued for a slot of box in 1 run: 1h 30min in total"),
+        "{text}"
+    );
+    assert!(
+        text.contains("timed out after 30min waiting on a slot of box"),
+        "{text}"
+    );
+    // Without the limit, all four run at once.
+    let unlimited = src
+        .replace(" max-parallel=1", "")
+        .replace("    priority 10\n", "");
+    let unlimited = unlimited.replace("    queue-timeout \"30m\"\n", "");
+    let free = run(&unlimited, "2026-01-01", 1);
+    assert!(free.jobs.iter().all(|j| j.queued == 0 && j.completed == 1));
+}
