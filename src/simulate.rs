@@ -672,12 +672,12 @@ impl Sim<'_, '_> {
             State::Queued { started, since } => Some(self.queue_deadline(job, started, since).0),
             _ => None,
         };
-        if let Some(at) = at {
-            if at != i64::MAX {
-                let at = at.max(now);
-                self.events
-                    .push(Reverse((at, Kind::GiveUp, job, self.generation[job])));
-            }
+        if let Some(at) = at
+            && at != i64::MAX
+        {
+            let at = at.max(now);
+            self.events
+                .push(Reverse((at, Kind::GiveUp, job, self.generation[job])));
         }
     }
 
