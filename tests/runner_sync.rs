@@ -549,6 +549,7 @@ fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
         fresh_markers: vec![],
         restore_to: vec![],
         verify: None,
+        watch: None,
     }
 }
 

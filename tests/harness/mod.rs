@@ -424,6 +424,7 @@ impl Net {
             fresh_markers: vec![],
             restore_to: vec![],
             verify: None,
+            watch: None,
         }
     }
 

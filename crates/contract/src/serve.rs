@@ -478,6 +478,7 @@ mod tests {
             fresh_markers: vec![at("b", "/srv/plain/.bkc-fresh.j")],
             restore_to: vec![at("b", "/srv/in/"), at("c", "/var/tmp/r")],
             verify: None,
+            watch: None,
         }
     }
 

@@ -191,6 +191,7 @@ pub(crate) mod tests {
             fresh_markers: vec![],
             restore_to: vec![],
             verify: None,
+            watch: None,
         }
     }
 
