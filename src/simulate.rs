@@ -92,6 +92,10 @@ pub struct JobReport {
     pub stopped: Vec<Stopped>,
     /// Elapses that came while the previous run still ran or waited; systemd skips them.
     pub while_previous_runs: Vec<String>,
+    /// The job's `watch` in words: it also starts on changes, which no simulation can foresee,
+    /// so no such run is played.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unscheduled: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -178,6 +182,12 @@ impl Report {
             }
         );
         let _ = writeln!(s, "{}", runs_line(j));
+        if let Some(w) = &j.unscheduled {
+            let _ = writeln!(
+                s,
+                "  also starts {w}: when files change cannot be foreseen, so none of those runs is played here"
+            );
+        }
         if let Some(limit) = j.timeout_secs.filter(|t| *t < j.duration_secs) {
             let _ = writeln!(
                 s,
@@ -428,6 +438,7 @@ impl JobReport {
             timeouts: Vec::new(),
             stopped: Vec::new(),
             while_previous_runs: Vec::new(),
+            unscheduled: j.watch_words(),
         }
     }
 }

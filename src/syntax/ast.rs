@@ -88,6 +88,16 @@ pub struct Job {
     pub key: Option<Str>,
     /// `verify "weekly" checksum=#true`: compare the copies on a schedule of their own.
     pub verify: Option<Verify>,
+    /// `watch "/srv/data" quiet="5m"`, repeatable: also start the job when files there change.
+    pub watch: Vec<Watch>,
+}
+
+#[derive(Debug)]
+pub struct Watch {
+    pub span: SourceSpan,
+    pub path: Str,
+    /// How long changes must stop before the job starts; a duration, as `timeout` takes.
+    pub quiet: Option<Str>,
 }
 
 #[derive(Debug)]

@@ -49,6 +49,7 @@ const JOB: &[&str] = &[
     "key",
     "restore-to",
     "verify",
+    "watch",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -391,6 +392,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         ping: None,
         key: None,
         verify: None,
+        watch: Vec::new(),
     };
     for c in children(node) {
         job_child(&mut j, c, d);
@@ -465,6 +467,7 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
                 }
             }
         }
+        "watch" => j.watch.extend(watch(c, d)),
         "key" => set_str(
             &mut j.key,
             d,
@@ -492,6 +495,19 @@ fn verify(node: &KdlNode, d: &mut Diagnostics) -> Option<Verify> {
         calendar: calendar?,
         checksum,
     })
+}
+
+/// `watch "/srv/data" quiet="5m"`.
+fn watch(node: &KdlNode, d: &mut Diagnostics) -> Option<Watch> {
+    let mut r = Reader::new(node);
+    let path = r.req_str(d, 0, "a path", "watch \"/srv/data\" quiet=\"5m\"");
+    let w = path.map(|path| Watch {
+        span: node.span(),
+        path,
+        quiet: r.prop_duration(d, "quiet"),
+    });
+    r.finish(d, &["quiet"], false);
+    w
 }
 
 fn blocks_on(node: &KdlNode, d: &mut Diagnostics) -> Option<BlocksOn> {
