@@ -53,6 +53,7 @@ mod serve;
 mod simulate;
 mod source_snapshot;
 mod systemd;
+mod watch;
 
 #[test]
 fn every_test_file_is_compiled() {
