@@ -182,10 +182,10 @@ impl Report {
             }
         );
         let _ = writeln!(s, "{}", runs_line(j));
-        if let Some(w) = &j.unscheduled {
+        if j.unscheduled.is_some() {
             let _ = writeln!(
                 s,
-                "  also starts {w}: when files change cannot be foreseen, so none of those runs is played here"
+                "  its starts on changes to files are not played: when files change cannot be foreseen"
             );
         }
         if let Some(limit) = j.timeout_secs.filter(|t| *t < j.duration_secs) {
