@@ -66,6 +66,7 @@ in
   config = lib.mkIf cfg.enable {
     systemd.services = generated.systemd.services;
     systemd.timers = generated.systemd.timers;
+    systemd.paths = generated.systemd.paths;
     environment.etc = generated.environment.etc;
     services.openssh.authorizedKeysFiles = generated.services.openssh.authorizedKeysFiles;
     system.activationScripts = generated.system.activationScripts;

@@ -145,6 +145,11 @@ codes! {
     UnitClash = "bkc::unit_clash",
     /// A job with no sync and no hook (a warning).
     EmptyJob = "bkc::empty_job",
+    /// A `watch` that cannot work: on another host, on what the job writes itself, or with a
+    /// `quiet` out of range.
+    InvalidWatch = "bkc::invalid_watch",
+    /// A `watch` outside every source of the job's syncs (a warning).
+    WatchOutsideSource = "bkc::watch_outside_source",
 
     // Between jobs.
     /// A job that blocks on itself.

@@ -100,6 +100,10 @@ pub struct JobReport {
     pub stopped: Vec<Stopped>,
     /// Elapses that came while the previous run still ran or waited; systemd skips them.
     pub while_previous_runs: Vec<String>,
+    /// The job's `watch` in words: it also starts on changes, which no simulation can foresee,
+    /// so no such run is played.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unscheduled: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -186,6 +190,12 @@ impl Report {
             }
         );
         let _ = writeln!(s, "{}", runs_line(j));
+        if j.unscheduled.is_some() {
+            let _ = writeln!(
+                s,
+                "  its starts on changes to files are not played: when files change cannot be foreseen"
+            );
+        }
         if let Some(limit) = j.timeout_secs.filter(|t| *t < j.duration_secs) {
             let _ = writeln!(
                 s,
@@ -450,6 +460,7 @@ impl JobReport {
             timeouts: Vec::new(),
             stopped: Vec::new(),
             while_previous_runs: Vec::new(),
+            unscheduled: j.watch_words(),
         }
     }
 }

@@ -161,12 +161,31 @@ pub struct Derived {
 
 impl Job {
     /// The job's schedule as a person says it: "daily 02:15", "every 4 days", "Mon..Fri 02:15,
-    /// up to 15min late", "started by hand". Cron lines are described by the calendars they
-    /// became, and an `every` interval by the interval, not by the daily timer that asks for it.
+    /// up to 15min late", "started by hand", and its watch, "daily 02:15; on changes to
+    /// /srv/data (quiet 5min)". Cron lines are described by the calendars they became, and an
+    /// `every` interval by the interval, not by the daily timer that asks for it.
     pub fn schedule_words(&self) -> String {
-        let Some(timer) = &self.timer else {
-            return "started by hand".to_string();
-        };
+        let watch = self.watch_words();
+        match (self.timer_words(), watch) {
+            (Some(t), Some(w)) => format!("{t}; {w}"),
+            (Some(t), None) => t,
+            (None, Some(w)) => w,
+            (None, None) => "started by hand".to_string(),
+        }
+    }
+
+    /// "on changes to /srv/data, /srv/mail (quiet 5min)", for a job with `watch`.
+    pub fn watch_words(&self) -> Option<String> {
+        let w = self.spec.watch.as_ref()?;
+        Some(format!(
+            "on changes to {} (quiet {})",
+            w.paths.join(", "),
+            format_duration(w.quiet_secs)
+        ))
+    }
+
+    fn timer_words(&self) -> Option<String> {
+        let timer = self.timer.as_ref()?;
         let mut words = match &self.spec.every {
             Some(every) => every_words(every.secs),
             None => {
@@ -185,7 +204,7 @@ impl Job {
         if let Some(delay) = timer.random_delay_secs {
             words.push_str(&format!(", up to {} late", format_duration(delay)));
         }
-        words
+        Some(words)
     }
 }
 

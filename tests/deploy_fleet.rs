@@ -1242,3 +1242,133 @@ fn a_source_snapshot_is_taken_in_the_sandbox_and_deleted_outside_it() {
         .status();
     baseline(&f);
 }
+
+/// The runs of job `watched` on desktop, by result, as its state file counts them.
+fn watched_runs(f: &Fleet) -> Option<serde_json::Value> {
+    let text = f.sh(
+        "desktop",
+        "cat /var/lib/bkc/state/watched.json 2>/dev/null; true",
+    );
+    serde_json::from_str(&text).ok()
+}
+
+#[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
+fn a_burst_of_changes_under_a_watch_runs_the_job_once() {
+    let Some(f) = fleet::shared(&NAMES) else {
+        return;
+    };
+    baseline(&f);
+    f.sh(
+        "desktop",
+        "rm -rf /srv/watched /srv/watched-copy /var/lib/bkc/state/watched.json && mkdir -p /srv/watched",
+    );
+    // The after hook keeps each run going for a while after its copy, so that a change can
+    // come while it runs.
+    let extra = r#"job "watched" on="desktop" {
+    watch "/srv/watched" quiet="2s"
+    sync "/srv/watched/" "/srv/watched-copy/"
+    hook "after" "sleep 4"
+}
+"#;
+    let file = write_topology(&f, "watch.kdl", &topology(&f, extra));
+    apply_ok(&f, &file);
+    for unit in ["bkc-watch@watched.path", "bkc-watch@watched.service"] {
+        let state = f.sh(
+            "desktop",
+            &format!("systemctl is-enabled {unit}; systemctl is-active {unit}; true"),
+        );
+        assert_eq!(state, "enabled\nactive\n", "{unit}");
+    }
+    let journal = || {
+        f.sh(
+            "desktop",
+            "journalctl -u bkc-watch@watched -u bkc-watched -o cat --no-pager; true",
+        )
+    };
+    assert!(
+        Fleet::eventually(20, || journal().contains("watching")),
+        "the watcher never started watching: {}",
+        journal()
+    );
+    // 100 changes in a burst: files created and written again, directories made, a file in
+    // them. The last change's time comes from the host's clock, which the container shares.
+    let last: f64 = f
+        .sh(
+            "desktop",
+            "cd /srv/watched && for i in $(seq 90); do echo $i > f$i; done && \
+             for i in 1 2 3 4 5; do echo again > f$i; done && mkdir -p sub/deeper && \
+             echo deep > sub/deeper/file && echo y > sub/file && date +%s.%N",
+        )
+        .trim()
+        .parse()
+        .unwrap();
+    let success = |n: u64| move |s: serde_json::Value| s["runs_total"]["success"] == n;
+    assert!(
+        Fleet::eventually(30, || watched_runs(&f).is_some_and(success(1))),
+        "the job never ran: {}",
+        journal()
+    );
+    let s = watched_runs(&f).unwrap();
+    assert_eq!(s["runs_total"], serde_json::json!({"success": 1}), "{s}");
+    let start: jiff::Timestamp = s["start"].as_str().unwrap().parse().unwrap();
+    let after = start.as_duration().as_secs_f64() - last;
+    assert!(
+        after >= 2.0,
+        "the run began {after:.2} s after the last change, before the quiet time"
+    );
+    assert_eq!(
+        f.sh("desktop", "cat /srv/watched-copy/sub/deeper/file")
+            .trim(),
+        "deep",
+        "the data arrived"
+    );
+    assert_eq!(
+        f.sh("desktop", "ls /srv/watched-copy | wc -l").trim(),
+        "91",
+        "f1..f90 and sub"
+    );
+    // Twice the quiet time more: nothing else starts it.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(watched_runs(&f).unwrap()["runs_total"]["success"], 1);
+
+    // A change while a run goes on (past its copy, in its after hook): the watcher's start,
+    // a quiet time later, finds the run still going and merges into it; once it has ended,
+    // the watcher starts the job again, and that run copies the change.
+    f.sh("desktop", "echo first > /srv/watched/again");
+    assert!(
+        Fleet::eventually(20, || f
+            .sh("desktop", "systemctl is-active bkc-watched.service; true")
+            .starts_with("activating")),
+        "the job did not start: {}",
+        journal()
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    f.sh("desktop", "echo during > /srv/watched/during");
+    assert!(
+        Fleet::eventually(40, || watched_runs(&f).is_some_and(success(3))),
+        "no run after the one the change came during: {}",
+        journal()
+    );
+    assert!(
+        journal().contains("merged into a run already going on"),
+        "{}",
+        journal()
+    );
+    assert_eq!(
+        f.sh("desktop", "cat /srv/watched-copy/during").trim(),
+        "during"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(watched_runs(&f).unwrap()["runs_total"]["success"], 3);
+
+    // The job removed: its watcher and path unit are stopped and gone.
+    baseline(&f);
+    assert_eq!(
+        f.sh(
+            "desktop",
+            "systemctl is-active bkc-watch@watched.service bkc-watch@watched.path; ls /etc/systemd/system/bkc-watch@* 2>/dev/null; true"
+        ),
+        "inactive\ninactive\n"
+    );
+}

@@ -139,6 +139,13 @@ cases! {
     no_retention: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        snapshot\n    }\n}\n") => ["bkc::no_retention"];
     empty_job: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n}\n") => ["bkc::empty_job"];
     file_too_large: kdl(&"x".repeat(bkc::syntax::MAX_BYTES)) => ["bkc::file_too_large"];
+    watch_on_another_host: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    watch \"backup_a:/srv/b\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n}\n") => ["bkc::invalid_watch"];
+    watch_where_the_job_writes: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    watch \"/srv\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\"\n}\n") => ["bkc::invalid_watch"];
+    watch_quiet_too_long: kdl("job \"x\" on=\"desktop\" {\n    watch \"/home/\" quiet=\"2d\"\n    sync \"/home/\" \"backup_a:/srv/home/\"\n}\n") => ["bkc::invalid_watch"];
+    watch_quiet_zero: kdl("job \"x\" on=\"desktop\" {\n    watch \"/home/\" quiet=0\n    sync \"/home/\" \"backup_a:/srv/home/\"\n}\n") => ["bkc::invalid_duration"];
+    watch_two_quiet_times: kdl("job \"x\" on=\"desktop\" {\n    watch \"/home/alice\" quiet=\"5m\"\n    watch \"/home/bob\" quiet=\"1m\"\n    sync \"/home/\" \"backup_a:/srv/home/\"\n}\n") => ["bkc::invalid_watch"];
+    watch_relative_path: kdl("job \"x\" on=\"desktop\" {\n    watch \"home/alice\"\n    sync \"/home/\" \"backup_a:/srv/home/\"\n}\n") => ["bkc::invalid_path"];
+    watch_outside_source: kdl("job \"x\" on=\"desktop\" {\n    watch \"/var/mail\"\n    sync \"/home/\" \"backup_a:/srv/home/\"\n}\n") => ["bkc::watch_outside_source"];
 
     yaml_syntax: yaml("cron_schedule: '0 2 * * *'\njobs: [\n") => ["bkc::yaml_syntax"];
     yaml_unknown_key: yaml("cron_schedule: '0 2 * * *'\njobs: []\nretries: 3\n") => ["bkc::yaml_unknown_key"];

@@ -9,14 +9,17 @@ use std::process::{Command, Output};
 use bkc::analyze::compile;
 use bkc::graph::{Picture, svg};
 
-/// The bundled examples, and the topology of odd names and paths made to test escaping.
+/// The bundled examples, the topology of odd names and paths made to test escaping, and jobs
+/// that start on changes to files (`watch`).
 fn topologies() -> Vec<(String, String)> {
     let mut out = common::examples();
     assert!(out.len() >= 2, "the seed chain and the pull server");
-    out.push((
-        "odd-labels".to_string(),
-        std::fs::read_to_string("tests/data/odd-labels.kdl").unwrap(),
-    ));
+    for name in ["odd-labels", "watch"] {
+        out.push((
+            name.to_string(),
+            std::fs::read_to_string(format!("tests/data/{name}.kdl")).unwrap(),
+        ));
+    }
     out
 }
 

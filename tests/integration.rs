@@ -54,6 +54,7 @@ mod simulate;
 mod slots;
 mod source_snapshot;
 mod systemd;
+mod watch;
 
 #[test]
 fn every_test_file_is_compiled() {

@@ -72,6 +72,7 @@ fn topologies() -> Vec<PathBuf> {
         .collect();
     v.push("tests/data/edge-cases.kdl".into());
     v.push("tests/data/dotted-names.kdl".into());
+    v.push("tests/data/watch.kdl".into());
     v.sort();
     v
 }
@@ -307,6 +308,10 @@ fn every_module_declares_what_the_unit_files_say() {
                     "timers",
                     &[("unitConfig", "Unit"), ("timerConfig", "Timer")][..],
                 ),
+                (
+                    "paths",
+                    &[("unitConfig", "Unit"), ("pathConfig", "Path")][..],
+                ),
             ] {
                 let suffix = &kind[..kind.len() - 1];
                 for (name, unit) in config["systemd"][kind].as_object().unwrap() {
@@ -326,8 +331,7 @@ fn every_module_declares_what_the_unit_files_say() {
                         }
                     }
                     let mut got = nix_sections(unit, options);
-                    if kind == "timers" {
-                        let wanted_by = unit["wantedBy"].as_array().unwrap();
+                    if let Some(wanted_by) = unit["wantedBy"].as_array() {
                         got.insert(
                             "Install".into(),
                             wanted_by
@@ -335,8 +339,12 @@ fn every_module_declares_what_the_unit_files_say() {
                                 .map(|t| ("WantedBy".into(), t.as_str().unwrap().into()))
                                 .collect(),
                         );
-                    } else {
-                        assert_eq!(unit["restartIfChanged"], false, "{what}: {file}");
+                    }
+                    if kind == "services" {
+                        // A backup is never restarted by a deploy; a watcher, which runs as
+                        // long as the host, is.
+                        let watcher = name.starts_with("bkc-watch@");
+                        assert_eq!(unit["restartIfChanged"], watcher, "{what}: {file}");
                         assert_eq!(unit["path"].as_array().unwrap().len(), 2, "{what}: {file}");
                     }
                     assert_eq!(by_key(got), by_key(want), "{what}: {file}");

@@ -550,6 +550,7 @@ fn local_spec(job: &str, dir: &str) -> bkc::spec::JobSpec {
         restore_to: vec![],
         verify: None,
         slot: None,
+        watch: None,
     }
 }
 

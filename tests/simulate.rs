@@ -229,6 +229,28 @@ fn an_every_job_runs_when_due() {
     assert_eq!(e.not_due, 15);
 }
 
+/// A job that also starts on changes to files keeps the runs of its schedule; one that starts
+/// only on changes runs not at all: when files change cannot be foreseen, and the report says
+/// so rather than inventing runs.
+#[test]
+fn runs_on_changes_to_files_are_named_and_not_played() {
+    let text = std::fs::read_to_string("tests/data/watch.kdl").unwrap();
+    let r = run(&text, "2026-01-01", 2);
+    let docs = job(&r, "docs-to-vault");
+    assert_eq!(docs.runs, 2, "its daily runs");
+    assert_eq!(
+        docs.unscheduled.as_deref(),
+        Some("on changes to /srv/docs/contracts, /srv/docs/letters (quiet 5min)")
+    );
+    let scans = job(&r, "scans-to-vault");
+    assert_eq!((scans.elapses, scans.runs), (0, 0));
+    assert_snapshot!("watch", r.text());
+    assert!(
+        r.json()
+            .contains("\"unscheduled\": \"on changes to /srv/scans (quiet 1min)\"")
+    );
+}
+
 /// A job that waits for a seed-style lock file waits while the job creating it runs.
 #[test]
 fn a_wait_file_waits_for_the_job_holding_it() {

@@ -22,6 +22,7 @@ fn topologies() -> Vec<std::path::PathBuf> {
     v.push("tests/data/edge-cases.kdl".into());
     v.push("tests/data/dotted-names.kdl".into());
     v.push("tests/data/source-snapshot.kdl".into());
+    v.push("tests/data/watch.kdl".into());
     v.sort();
     v
 }
@@ -120,6 +121,16 @@ fn every_unit_passes_verify_and_the_security_bar() {
                 assert!(
                     units.contains(&format!("{service}.service")),
                     "{what}: {unit} has no service"
+                );
+                continue;
+            }
+            if let Some(job) = unit
+                .strip_prefix("/etc/systemd/system/bkc-watch@")
+                .and_then(|u| u.strip_suffix(".path"))
+            {
+                assert!(
+                    units.contains(&format!("/etc/systemd/system/bkc-{job}.service")),
+                    "{what}: {unit} starts no service"
                 );
                 continue;
             }

@@ -12,7 +12,7 @@ use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::parse_size;
 use crate::spec::{
     self, Command, Hook, HookWhen, IoClass, JobSpec, Location, Notify, NotifyEvent, OnFailure,
-    Retention, SPEC_VERSION, Snapshot, WaitFile,
+    Retention, SPEC_VERSION, Snapshot, WaitFile, Watch,
 };
 use crate::syntax::ast;
 use crate::topology::{Host, Job, JobKey, Service, SshKeys};
@@ -120,7 +120,8 @@ fn job(
         .iter()
         .filter_map(|w| scope.wait_file(cx, w, s))
         .collect();
-    if timer.is_none() {
+    let watch = scope.watch(cx, j);
+    if timer.is_none() && watch.is_none() {
         no_schedule(cx, j);
     }
     let notify: Vec<Notify> = j.notify.iter().filter_map(|n| notify(cx, n)).collect();
@@ -157,6 +158,7 @@ fn job(
         restore_to,
         verify,
         slot,
+        watch,
     };
     let writes_home = reached.read_write_paths.iter().any(|p| paths::is_home(p));
     Some(Draft {
@@ -354,6 +356,46 @@ fn nothing_to_do(cx: &mut Ctx, j: &ast::Job) {
             .help("add a sync: sync \"/data/\" \"backup_a:/srv/backup/data/\""),
         );
     }
+}
+
+/// How long a watched path's changes must stop before the job starts, unless `quiet` says.
+pub(crate) const DEFAULT_QUIET_SECS: u64 = 60;
+/// The longest `quiet`: changes that may wait longer than a day are a schedule's business.
+const MAX_QUIET_SECS: u64 = 86_400;
+
+/// The one `quiet` of a job's watches: given on any of them, the same wherever it is given.
+fn quiet(cx: &mut Ctx, list: &[ast::Watch]) -> Option<u64> {
+    let mut found: Option<(u64, &ast::Str)> = None;
+    let mut ok = true;
+    for q in list.iter().filter_map(|w| w.quiet.as_ref()) {
+        let Some(secs) = cx.duration(q, false) else {
+            ok = false;
+            continue;
+        };
+        if secs > MAX_QUIET_SECS {
+            cx.push(
+                Diagnostic::error(Code::InvalidWatch, "`quiet` is longer than a day")
+                    .label(q.span, "too long")
+                    .help("changes that may wait a day or more are better served by a schedule: schedule \"daily\""),
+            );
+            ok = false;
+            continue;
+        }
+        match found {
+            Some((first, at)) if first != secs => {
+                cx.push(
+                    Diagnostic::error(Code::InvalidWatch, "the job's watches give two `quiet` times")
+                        .label(q.span, "another quiet time here")
+                        .also(at.span, "first given here")
+                        .help("a job starts once its changes are quiet, wherever they are: give `quiet` once, or the same on every `watch`"),
+                );
+                ok = false;
+            }
+            Some(_) => {}
+            None => found = Some((secs, q)),
+        }
+    }
+    ok.then(|| found.map_or(DEFAULT_QUIET_SECS, |(secs, _)| secs))
 }
 
 /// A job that names no schedule at all (one whose schedule is broken has an error already).
@@ -745,6 +787,82 @@ impl<'h> Scope<'h> {
             wait_secs: wait,
             timeout_secs: timeout,
         })
+    }
+
+    /// The job's `watch` paths, once its syncs and hooks have said what it reads and writes:
+    /// on the job's own host, not where the job writes (each run would start the next), and
+    /// with a warning when outside every source the job copies.
+    fn watch(&mut self, cx: &mut Ctx, j: &ast::Job) -> Option<Watch> {
+        if j.watch.is_empty() {
+            return None;
+        }
+        let quiet_secs = quiet(cx, &j.watch);
+        let mut paths = Vec::new();
+        let mut ok = true;
+        for w in &j.watch {
+            match self.watched(cx, j, w) {
+                Some(p) => paths.push(p),
+                None => ok = false,
+            }
+        }
+        Some(Watch {
+            paths: minimal_cover(paths),
+            quiet_secs: quiet_secs.filter(|_| ok)?,
+            trigger: bkc_contract::names::watch_trigger(&j.name.value),
+        })
+    }
+
+    /// One `watch` path, checked.
+    fn watched(&mut self, cx: &mut Ctx, j: &ast::Job, w: &ast::Watch) -> Option<String> {
+        let value = &w.path;
+        let (prefix, path) = paths::split_remote(&value.value);
+        let named = prefix.map(|p| (p, cx.inner(value, 0..p.len())));
+        let host = self.host_or_own(cx, named, "this watch")?;
+        if host.name != self.on.name {
+            cx.push(
+                Diagnostic::error(Code::InvalidWatch, "a watch cannot see files on another host")
+                    .label(value.span, format!("on `{}`", host.name))
+                    .help(format!(
+                        "the watcher runs on the job's host, `{}`, and sees only its files: run a job on `{}` that pushes from there and watch it there, or drop this `watch`",
+                        self.on.name, host.name
+                    )),
+            );
+            return None;
+        }
+        let offset = prefix.map_or(0, |p| p.len() + 1);
+        if !cx.path(value, path, offset, "watch") {
+            return None;
+        }
+        let path = paths::normalize(path).to_string();
+        let here = |l: &Location| l.host == self.on.name;
+        if let Some((_, span)) = self
+            .writes
+            .iter()
+            .find(|(l, _)| here(l) && paths::overlaps(&l.path, &path))
+        {
+            cx.push(
+                Diagnostic::error(Code::InvalidWatch, "the job writes where it watches")
+                    .label(value.span, "watched here")
+                    .also(*span, "written by the job here")
+                    .help("each run would change what it watches and start the next one: watch the data the job copies, not where it copies it to"),
+            );
+            return None;
+        }
+        let within = self
+            .reads
+            .iter()
+            .any(|(l, _)| here(l) && paths::is_ancestor_or_same(paths::normalize(&l.path), &path));
+        if !within && !j.syncs.is_empty() {
+            cx.push(
+                Diagnostic::warning(
+                    Code::WatchOutsideSource,
+                    "this watch is outside every source the job copies from",
+                )
+                .label(value.span, "a change here starts the job")
+                .help("a run copies only its syncs' sources: watch a source (or a path inside one) on the job's host, or drop this `watch` if nothing here is copied"),
+            );
+        }
+        Some(path)
     }
 
     fn finish(mut self, s: &Settings) -> Reached {

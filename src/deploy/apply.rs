@@ -11,7 +11,8 @@ use super::{Desired, HostError, KEEP_GENERATIONS, quote, running_sh};
 use crate::emit::{MANIFEST_PATH, sha256_hex};
 use crate::printable::printable_line;
 use bkc_contract::names::{
-    AUTHORIZED_KEYS_DIR, AUTHORIZED_KEYS_PATTERN, SSHD_DROPIN_PATH, job_of, service_unit, timer_of,
+    AUTHORIZED_KEYS_DIR, AUTHORIZED_KEYS_PATTERN, SSHD_DROPIN_PATH, job_of, service_unit,
+    started_unit_of,
 };
 use bkc_contract::serve::SERVE_DIR;
 
@@ -78,9 +79,13 @@ fn build(
     let mut tail = String::new();
     let mut payload = Vec::new();
     let mut steps = String::new();
-    let removed_timers: Vec<&str> = plan.remove.iter().filter_map(|p| timer_of(p)).collect();
-    if !removed_timers.is_empty() {
-        let names: Vec<String> = removed_timers.iter().map(|u| quote(u)).collect();
+    let removed_started: Vec<&str> = plan
+        .remove
+        .iter()
+        .filter_map(|p| started_unit_of(p))
+        .collect();
+    if !removed_started.is_empty() {
+        let names: Vec<String> = removed_started.iter().map(|u| quote(u)).collect();
         let _ = writeln!(
             steps,
             "systemctl disable --now {} || return 1",
@@ -137,7 +142,7 @@ fn build(
     if dropin_touched {
         steps.push_str("sshd_reload || return 1\n");
     }
-    timer_steps(want, plan, &removed_timers, &mut tail, &mut steps);
+    timer_steps(want, plan, &removed_started, &mut tail, &mut steps);
     steps.push_str(":\n");
     let act = format!(
         "{}\nS=$(cd \"${{0%/*}}\" && pwd) || exit 1\nn=${{S##*/}}\nKEEP={KEEP_GENERATIONS}\nDROPIN={}\nPATTERN={}\n{}steps() {{\n{steps}}}\n{ACTIVATE}",
@@ -210,7 +215,7 @@ fn drop_steps(plan: &HostPlan, tail: &mut String, steps: &mut String) {
         // runs, a file of no one job (known_hosts) while any job of the host does. Who may log
         // in is no file a run of this host reads.
         let service = match job_of(path) {
-            Some(_) if timer_of(path).is_some() => String::new(),
+            Some(_) if started_unit_of(path).is_some() => String::new(),
             Some(job) => quote(&service_unit(job)),
             // A serve file is in use while a session of its job, run from another host, is.
             None if path.starts_with(SERVE_DIR) => quote(path),
@@ -221,12 +226,12 @@ fn drop_steps(plan: &HostPlan, tail: &mut String, steps: &mut String) {
     }
 }
 
-/// The timers of the generation enabled and started (a changed one restarted), and those of both
-/// generations named for a rollback.
+/// The timers, path units and watchers of the generation enabled and started (a changed one
+/// restarted), and those of both generations named for a rollback.
 fn timer_steps(
     want: &Desired,
     plan: &HostPlan,
-    removed_timers: &[&str],
+    removed_started: &[&str],
     tail: &mut String,
     steps: &mut String,
 ) {
@@ -234,10 +239,10 @@ fn timer_steps(
         .files
         .files
         .keys()
-        .filter_map(|p| timer_of(p))
+        .filter_map(|p| started_unit_of(p))
         .collect();
-    let all_timers: Vec<&str> = timers.iter().chain(removed_timers).copied().collect();
-    for u in &all_timers {
+    let all: Vec<&str> = timers.iter().chain(removed_started).copied().collect();
+    for u in &all {
         let _ = writeln!(tail, "timer {}", quote(u));
     }
     if !timers.is_empty() {
@@ -247,11 +252,12 @@ fn timer_steps(
             "systemctl enable {} >/dev/null 2>&1 || return 1",
             names.join(" ")
         );
-        // A changed schedule takes effect now; restarting a timer never touches its service.
+        // A changed schedule takes effect now; restarting a timer or path unit never touches its
+        // service. A changed watcher restarts to watch what the new spec says.
         let changed: Vec<String> = plan
             .changed
             .iter()
-            .filter_map(|p| timer_of(p))
+            .filter_map(|p| started_unit_of(p))
             .map(quote)
             .collect();
         if !changed.is_empty() {

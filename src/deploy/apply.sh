@@ -71,7 +71,8 @@ keep() {
         echo "0 $1" >>"$S/prev.list"
     fi
 }
-# timer NAME: remember whether it is enabled and active now.
+# timer NAME: remember whether a unit a deploy starts (a timer, path unit or watcher) is enabled
+# and active now.
 timer() {
     e=$(systemctl is-enabled "$1" 2>/dev/null) || :
     a=$(systemctl is-active "$1" 2>/dev/null) || :

@@ -47,10 +47,10 @@ if [ $# -gt 0 ]; then
     sha256sum -- "$@" | sed 's/^/sha /'
     stat -c 'mode %a %n' -- "$@"
 fi
-# Whether each bkc timer is enabled: one systemctl call, and none on a host without timers
-# (asking systemd is the slowest step here).
+# Whether each bkc timer, path unit and watcher is enabled: one systemctl call, and none on a
+# host without them (asking systemd is the slowest step here).
 set --
-for f in etc/systemd/system/bkc-*.timer; do
+for f in etc/systemd/system/bkc-*.timer etc/systemd/system/bkc-*.path etc/systemd/system/bkc-watch@*.service; do
     [ -f "$f" ] && set -- "$@" "${f##*/}"
 done
 if [ $# -gt 0 ]; then

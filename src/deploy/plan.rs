@@ -35,7 +35,8 @@ pub struct Observed {
     pub manifest: Option<Manifest>,
     /// Every bkc file present: path -> (sha256, mode; none when the host's answer had none).
     pub files: BTreeMap<String, (String, Option<Mode>)>,
-    /// bkc timers present: name -> `enabled`, `disabled`, ...
+    /// bkc units a deploy enables (timers, path units, watchers) present: name -> `enabled`,
+    /// `disabled`, ...
     pub units: BTreeMap<String, String>,
     /// Jobs' own keys present in `/etc/bkc/keys`: job -> the public half (`TYPE BASE64`) as
     /// the private half gives it, or `None` when ssh-keygen could not read it.
@@ -280,7 +281,7 @@ fn sign(a: Action) -> char {
 }
 
 pub use bkc_contract::names::job_of;
-use bkc_contract::names::timer_of;
+use bkc_contract::names::started_unit_of;
 
 /// One path's action (if any) and its drift note (if any).
 type PathDiff<'a> = (&'a String, Option<Action>, Option<String>);
@@ -309,15 +310,20 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
             .any(|(p, _, _)| want.files.files.contains_key(*p));
         let present = files.iter().any(|(p, _, _)| obs.files.contains_key(*p));
         let mut drift: Vec<String> = files.iter().filter_map(|(_, _, d)| d.clone()).collect();
-        // A timer that is kept but switched off.
+        // A timer, path unit or watcher that is kept but switched off.
         for (p, _, _) in &files {
-            if let Some(t) = timer_of(p)
+            if let Some(t) = started_unit_of(p)
                 && want.files.files.contains_key(*p)
                 && obs.files.contains_key(*p)
                 && obs.units.get(t).map(String::as_str) != Some("enabled")
             {
+                let kind = if t.ends_with(".timer") {
+                    "timer"
+                } else {
+                    "unit"
+                };
                 drift.push(format!(
-                    "timer {t} is {}",
+                    "{kind} {t} is {}",
                     obs.units.get(t).map_or("not loaded", String::as_str)
                 ));
             }

@@ -115,6 +115,11 @@ struct JobFiles {
     unit: String,
     service: Unit,
     timer: Option<Unit>,
+    /// A path unit of the same name (a watch's).
+    path: Option<Unit>,
+    /// The service runs as long as the host (a watcher), so a deploy restarts it when it
+    /// changed, where it never restarts a backup.
+    long_running: bool,
     /// Files under /etc: path and text.
     etc: Vec<(String, String)>,
 }
@@ -139,6 +144,8 @@ fn job_files(job: &Job) -> Result<Vec<JobFiles>, EmitError> {
         unit: bkc_contract::names::unit_base(&job.name),
         service,
         timer,
+        path: None,
+        long_running: false,
         etc: vec![(spec_path.clone(), job.spec.to_json())],
     }];
     if !job.spec.notify.is_empty() {
@@ -147,6 +154,8 @@ fn job_files(job: &Job) -> Result<Vec<JobFiles>, EmitError> {
             service: unit::notify_service(job, &spec_path)
                 .map_err(failed(format!("the notification unit of job {}", job.name)))?,
             timer: None,
+            path: None,
+            long_running: false,
             etc: Vec::new(),
         });
     }
@@ -156,6 +165,19 @@ fn job_files(job: &Job) -> Result<Vec<JobFiles>, EmitError> {
             unit: bkc_contract::names::verify_unit_base(&job.name),
             service: unit::verify_service(job, &spec_path, v).map_err(failed(what("service")))?,
             timer: Some(unit::verify_timer(job, v).map_err(failed(what("timer")))?),
+            path: None,
+            long_running: false,
+            etc: Vec::new(),
+        });
+    }
+    if let Some(w) = &job.spec.watch {
+        let what = |u: &str| format!("the watch {u} of job {}", job.name);
+        out.push(JobFiles {
+            unit: bkc_contract::names::watch_unit_base(&job.name),
+            service: unit::watch_service(job, &spec_path, w).map_err(failed(what("service")))?,
+            timer: None,
+            path: Some(unit::watch_path(job, w).map_err(failed(what("path unit")))?),
+            long_running: true,
             etc: Vec::new(),
         });
     }
@@ -199,6 +221,8 @@ fn fresh_files(job: &Job, host: &str) -> Result<Option<JobFiles>, EmitError> {
         unit: unit::fresh_unit_name(job),
         service: unit::fresh_service(job, &path).map_err(failed(what()))?,
         timer: Some(unit::fresh_timer(job).map_err(failed(what()))?),
+        path: None,
+        long_running: false,
         etc: vec![(path, spec.to_json())],
     }))
 }
@@ -452,6 +476,12 @@ fn render_host(
                 unit_file(timer, "timer")?,
             );
         }
+        if let Some(path) = &job.path {
+            add(
+                format!("{UNIT_DIR}/{}.path", job.unit),
+                unit_file(path, "path")?,
+            );
+        }
         for (path, text) in job.etc {
             add(path, text);
         }
@@ -579,5 +609,50 @@ job "plain" on="a" {
             module.contains("\"bkc-verify@checked\"") || module.contains("bkc-verify@checked =")
         );
         assert!(module.contains("verify --record --checksum /etc/bkc/jobs/checked.json"));
+    }
+
+    #[test]
+    fn a_watch_gets_a_watcher_and_a_path_unit_that_starts_the_job() {
+        let src = r#"host "a" address="a.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
+job "docs" on="a" {
+    watch "/srv/docs/letters"
+    watch "/srv/docs"
+    sync "/srv/docs/" "/srv/copy/"
+}
+"#;
+        let c = crate::analyze::compile("t.kdl", src);
+        assert!(c.diagnostics.is_empty(), "{:?}", c.diagnostics);
+        let t = c.topology.expect("compiles");
+        let w = t.jobs["docs"].spec.watch.clone().unwrap();
+        assert_eq!(
+            w.paths,
+            ["/srv/docs"],
+            "a path inside another is watched with it"
+        );
+        assert_eq!(w.quiet_secs, 60);
+        assert_eq!(w.trigger, "/run/bkc/watch/docs");
+        assert_eq!(
+            t.jobs["docs"].schedule_words(),
+            "on changes to /srv/docs (quiet 1min)"
+        );
+        let out = emit(&t, &[]).unwrap();
+        let a = &out.hosts["a"];
+        assert!(!a.files.contains_key("/etc/systemd/system/bkc-docs.timer"));
+        let watcher = text(a, "/etc/systemd/system/bkc-watch@docs.service");
+        assert!(
+            watcher.contains("ExecStart=/usr/local/bin/bkc-run watch /etc/bkc/jobs/docs.json\n"),
+            "{watcher}"
+        );
+        assert!(watcher.contains("ReadWritePaths=-/run/bkc/watch\n"));
+        assert!(watcher.contains("WantedBy=multi-user.target\n"));
+        let path = text(a, "/etc/systemd/system/bkc-watch@docs.path");
+        assert!(path.contains("PathChanged=/run/bkc/watch/docs\n"), "{path}");
+        assert!(path.contains("Unit=bkc-docs.service\n"));
+        assert!(path.contains("WantedBy=paths.target\n"));
+        let nix = emit_nixos(&t, &[]).unwrap();
+        let module = text(&nix.hosts["a"], NIXOS_MODULE_PATH);
+        assert!(module.contains("systemd.paths = {"), "{module}");
+        assert!(module.contains("PathChanged = \"/run/bkc/watch/docs\";"));
+        assert!(module.contains("restartIfChanged = true;"));
     }
 }

@@ -40,6 +40,8 @@ struct NixUnit<'a> {
     /// The unit's name without its suffix: its attribute in `systemd.services` or `.timers`.
     name: &'a str,
     sections: Vec<NixSection<'a>>,
+    /// A service that runs as long as the host (a watcher): restarted when it changed.
+    restart: bool,
 }
 
 #[derive(Serialize)]
@@ -71,7 +73,7 @@ struct MadeKey {
     comment: String,
 }
 
-fn grouped<'a>(name: &'a str, unit: &'a Unit) -> NixUnit<'a> {
+fn grouped<'a>(name: &'a str, unit: &'a Unit, restart: bool) -> NixUnit<'a> {
     let sections = unit
         .sections
         .iter()
@@ -93,7 +95,11 @@ fn grouped<'a>(name: &'a str, unit: &'a Unit) -> NixUnit<'a> {
             }
         })
         .collect();
-    NixUnit { name, sections }
+    NixUnit {
+        name,
+        sections,
+        restart,
+    }
 }
 
 fn etc_path(path: &str) -> &str {
@@ -111,13 +117,20 @@ pub(super) fn render(
     known_hosts: Option<String>,
     access: &HostAccess,
 ) -> Result<String, EmitError> {
-    let mut services: Vec<NixUnit> = jobs.iter().map(|j| grouped(&j.unit, &j.service)).collect();
-    services.extend(prunes.iter().map(|p| grouped(&p.unit, &p.service)));
+    let mut services: Vec<NixUnit> = jobs
+        .iter()
+        .map(|j| grouped(&j.unit, &j.service, j.long_running))
+        .collect();
+    services.extend(prunes.iter().map(|p| grouped(&p.unit, &p.service, false)));
     let mut timers: Vec<NixUnit> = jobs
         .iter()
-        .filter_map(|j| j.timer.as_ref().map(|t| grouped(&j.unit, t)))
+        .filter_map(|j| j.timer.as_ref().map(|t| grouped(&j.unit, t, false)))
         .collect();
-    timers.extend(prunes.iter().map(|p| grouped(&p.unit, &p.timer)));
+    timers.extend(prunes.iter().map(|p| grouped(&p.unit, &p.timer, false)));
+    let paths: Vec<NixUnit> = jobs
+        .iter()
+        .filter_map(|j| j.path.as_ref().map(|p| grouped(&j.unit, p, false)))
+        .collect();
     let mut etc: Vec<Etc> = jobs
         .iter()
         .flat_map(|j| &j.etc)
@@ -167,7 +180,7 @@ pub(super) fn render(
         NIXOS,
         || format!("the NixOS module of host {host}"),
         minijinja::context! {
-            host, services, timers, etc, authorized_keys_files, made_keys,
+            host, services, timers, paths, etc, authorized_keys_files, made_keys,
             keys_dir => KEYS_DIR, runner_mark => RUNNER_MARK,
         },
     )

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::escape::{unit_arg, unit_exec, unit_path, unit_text};
 use crate::schedule::format_duration;
-use crate::spec::{IoClass, NotifyEvent, ScheduledVerify};
+use crate::spec::{IoClass, NotifyEvent, ScheduledVerify, Watch};
 use crate::topology::{Job, JobKey, Service, Timer};
 
 /// Creates the sandbox's writable paths before the sandbox exists (see [`sandbox`]).
@@ -311,6 +311,99 @@ pub(crate) fn verify_timer(job: &Job, v: &ScheduledVerify) -> Result<Unit, minij
             Section {
                 name: "Install",
                 settings: vec![set("WantedBy", "timers.target")],
+            },
+        ],
+    })
+}
+
+/// `bkc-watch@<job>.service`: `bkc-run watch` on the job spec, running as long as the host does.
+/// It reads the watched paths (all the host is read-only in the sandbox), writes only the
+/// trigger's directory, and needs neither network nor any capability but reading everything.
+pub(crate) fn watch_service(
+    job: &Job,
+    spec_path: &str,
+    w: &Watch,
+) -> Result<Unit, minijinja::Error> {
+    let trigger_dir = std::path::Path::new(&w.trigger)
+        .parent()
+        .map_or_else(|| "/".to_string(), |p| p.display().to_string());
+    let svc = Service {
+        runner: job.service.runner.clone(),
+        read_write_paths: vec![trigger_dir],
+        writes_home: false,
+        timeout_secs: None,
+    };
+    let mut service = vec![
+        set("Type", "simple"),
+        set("ExecStart", format!("watch {}", unit_arg(spec_path)?)).exec(
+            "",
+            "runner",
+            unit_exec(&svc.runner)?,
+        ),
+        set("Restart", "on-failure").why(
+            "The watcher runs as long as the host; one that fails (a watch limit reached) is tried again.",
+        ),
+        set("RestartSec", "30s"),
+        set("UMask", "0077"),
+    ];
+    service.extend(sandbox(&svc, None)?);
+    for s in &mut service {
+        match s.key {
+            "RestrictAddressFamilies" => s.value = "AF_UNIX".into(),
+            "CapabilityBoundingSet" => {
+                s.value = "CAP_DAC_READ_SEARCH".into();
+                s.comment = vec![
+                    "Watching needs to read every directory below the watched paths, nothing more.",
+                ];
+            }
+            _ => {}
+        }
+    }
+    service.push(set("PrivateNetwork", "yes"));
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: vec![set(
+                    "Description",
+                    format!("Watch the files of bkc job {}", job.name),
+                )],
+            },
+            Section {
+                name: "Service",
+                settings: service,
+            },
+            Section {
+                name: "Install",
+                settings: vec![set("WantedBy", "multi-user.target")],
+            },
+        ],
+    })
+}
+
+/// `bkc-watch@<job>.path`: starts the job's service when its watcher writes the trigger file.
+/// `PathChanged=` fires when the file is closed after writing, once per trigger (`PathModified=`
+/// would fire on the write as well).
+pub(crate) fn watch_path(job: &Job, w: &Watch) -> Result<Unit, minijinja::Error> {
+    Ok(Unit {
+        sections: vec![
+            Section {
+                name: "Unit",
+                settings: vec![set(
+                    "Description",
+                    format!("Start bkc job {} when its watched files changed", job.name),
+                )],
+            },
+            Section {
+                name: "Path",
+                settings: vec![
+                    set("PathChanged", unit_path(&w.trigger)?),
+                    set("Unit", bkc_contract::names::service_unit(&job.name)),
+                ],
+            },
+            Section {
+                name: "Install",
+                settings: vec![set("WantedBy", "paths.target")],
             },
         ],
     })

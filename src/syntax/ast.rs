@@ -96,6 +96,16 @@ pub struct Job {
     pub priority: Option<Spanned<i128>>,
     /// How long a run may wait for a `max-parallel` slot.
     pub queue_timeout: Option<Str>,
+    /// `watch "/srv/data" quiet="5m"`, repeatable: also start the job when files there change.
+    pub watch: Vec<Watch>,
+}
+
+#[derive(Debug)]
+pub struct Watch {
+    pub span: SourceSpan,
+    pub path: Str,
+    /// How long changes must stop before the job starts; a duration, as `timeout` takes.
+    pub quiet: Option<Str>,
 }
 
 #[derive(Debug)]

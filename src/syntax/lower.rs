@@ -60,6 +60,7 @@ const JOB: &[&str] = &[
     "verify",
     "priority",
     "queue-timeout",
+    "watch",
 ];
 const SYNC: &[&str] = &[
     "opts",
@@ -420,6 +421,7 @@ fn job(node: &KdlNode, d: &mut Diagnostics) -> Option<Job> {
         verify: None,
         priority: None,
         queue_timeout: None,
+        watch: Vec::new(),
     };
     for c in children(node) {
         job_child(&mut j, c, d);
@@ -496,6 +498,7 @@ fn job_child(j: &mut Job, c: &KdlNode, d: &mut Diagnostics) {
                 }
             }
         }
+        "watch" => j.watch.extend(watch(c, d)),
         "key" => set_str(
             &mut j.key,
             d,
@@ -523,6 +526,19 @@ fn verify(node: &KdlNode, d: &mut Diagnostics) -> Option<Verify> {
         calendar: calendar?,
         checksum,
     })
+}
+
+/// `watch "/srv/data" quiet="5m"`.
+fn watch(node: &KdlNode, d: &mut Diagnostics) -> Option<Watch> {
+    let mut r = Reader::new(node);
+    let path = r.req_str(d, 0, "a path", "watch \"/srv/data\" quiet=\"5m\"");
+    let w = path.map(|path| Watch {
+        span: node.span(),
+        path,
+        quiet: r.prop_duration(d, "quiet"),
+    });
+    r.finish(d, &["quiet"], false);
+    w
 }
 
 fn blocks_on(node: &KdlNode, d: &mut Diagnostics) -> Option<BlocksOn> {

@@ -425,6 +425,7 @@ impl Net {
             restore_to: vec![],
             verify: None,
             slot: None,
+            watch: None,
         }
     }
 

@@ -164,7 +164,21 @@ pub fn verify_unit_base(job: &str) -> String {
     format!("bkc-verify@{job}")
 }
 
-/// The job's spec on its host.
+/// `bkc-watch@<job>`: the watcher of a job's `watch` paths (`.service`) and the path unit that
+/// starts the job when the watcher says so (`.path`), without their suffix. An instance name
+/// like `bkc-verify@<job>`, so no job's own unit can share it.
+pub fn watch_unit_base(job: &str) -> String {
+    format!("bkc-watch@{job}")
+}
+
+/// Where the watchers write the files that start their jobs (see [`watch_trigger`]).
+pub const WATCH_DIR: &str = "/run/bkc/watch";
+
+/// The file `bkc-run watch` writes to start `job`, which `bkc-watch@<job>.path` watches.
+pub fn watch_trigger(job: &str) -> String {
+    format!("{WATCH_DIR}/{job}")
+}
+
 /// The directory, inside a source, where its file-system snapshots are taken (`source-snapshot`):
 /// bkc's own, never data, so every sync excludes it.
 pub const SOURCE_SNAPSHOTS: &str = ".bkc-snapshots";
@@ -180,6 +194,7 @@ pub fn source_snapshot_name(job: &str, index: usize) -> String {
     format!("{job}.{index}")
 }
 
+/// The job's spec on its host.
 pub fn spec_path(job: &str) -> String {
     format!("{JOBS_DIR}/{job}.json")
 }
@@ -192,11 +207,13 @@ pub fn job_of(path: &str) -> Option<&str> {
     {
         let unit = unit
             .strip_suffix(".service")
-            .or_else(|| unit.strip_suffix(".timer"))?;
-        // A job's notification and verify units are part of the job.
+            .or_else(|| unit.strip_suffix(".timer"))
+            .or_else(|| unit.strip_suffix(".path"))?;
+        // A job's notification, verify and watch units are part of the job.
         return Some(
             unit.strip_prefix("notify@")
                 .or_else(|| unit.strip_prefix("verify@"))
+                .or_else(|| unit.strip_prefix("watch@"))
                 .unwrap_or(unit),
         );
     }
@@ -205,11 +222,18 @@ pub fn job_of(path: &str) -> Option<&str> {
         .strip_suffix(".json")
 }
 
-/// The timer unit a path is, if it is one (`/etc/systemd/system/<name>.timer` -> `<name>.timer`).
-pub fn timer_of(path: &str) -> Option<&str> {
+/// The unit a path is, if it is one that a deploy enables and starts rather than leaves to be
+/// started (`/etc/systemd/system/<name>.timer` -> `<name>.timer`): a timer, a path unit, or a
+/// watcher (`bkc-watch@<job>.service`), which runs for as long as the host does.
+pub fn started_unit_of(path: &str) -> Option<&str> {
     path.strip_prefix(UNIT_DIR)?
         .strip_prefix('/')
-        .filter(|u| u.ends_with(".timer") && !u.contains('/'))
+        .filter(|u| !u.contains('/'))
+        .filter(|u| {
+            u.ends_with(".timer")
+                || u.ends_with(".path")
+                || (u.starts_with("bkc-watch@") && u.ends_with(".service"))
+        })
 }
 
 /// Quote `s` as one word for a POSIX shell. Words made only of characters no shell treats
@@ -291,10 +315,21 @@ mod tests {
         assert_eq!(job_of("/etc/systemd/system/bkc-verify@x.timer"), Some("x"));
         assert_eq!(verify_unit_base("x"), "bkc-verify@x");
         assert_eq!(
-            timer_of("/etc/systemd/system/bkc-x.timer"),
+            started_unit_of("/etc/systemd/system/bkc-x.timer"),
             Some("bkc-x.timer")
         );
-        assert_eq!(timer_of("/etc/systemd/system/bkc-x.service"), None);
+        assert_eq!(started_unit_of("/etc/systemd/system/bkc-x.service"), None);
+        assert_eq!(
+            started_unit_of("/etc/systemd/system/bkc-watch@x.service"),
+            Some("bkc-watch@x.service")
+        );
+        assert_eq!(
+            started_unit_of("/etc/systemd/system/bkc-watch@x.path"),
+            Some("bkc-watch@x.path")
+        );
+        assert_eq!(job_of("/etc/systemd/system/bkc-watch@x.path"), Some("x"));
+        assert_eq!(job_of("/etc/systemd/system/bkc-watch@x.service"), Some("x"));
+        assert_eq!(watch_trigger("x"), "/run/bkc/watch/x");
         assert_eq!(shell_quote("/etc/bkc/x.json"), "/etc/bkc/x.json");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");

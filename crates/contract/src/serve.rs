@@ -479,6 +479,7 @@ mod tests {
             restore_to: vec![at("b", "/srv/in/"), at("c", "/var/tmp/r")],
             verify: None,
             slot: None,
+            watch: None,
         }
     }
 

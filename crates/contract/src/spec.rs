@@ -76,6 +76,10 @@ pub struct JobSpec {
     /// host's slots before it does anything else, and gives it back at its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slot: Option<Slot>,
+    /// `watch "/srv/data" quiet="5m"`: the job also starts when something under these paths
+    /// changes, once changes have been quiet for a while (`bkc-run watch`, as `bkc-watch@<job>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<Watch>,
 }
 
 /// One of a host's `max-parallel` slots: a counting lock made of `count` files under `dir`, each
@@ -95,6 +99,20 @@ pub struct Slot {
     pub queue_timeout_secs: Option<u64>,
     /// How often a waiting run says that it waits.
     pub wait_secs: u64,
+}
+
+/// What `bkc-run watch` watches for a job, and how it starts the job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Watch {
+    /// Absolute paths on the job's host, each watched with everything below it.
+    pub paths: Vec<String>,
+    /// Start the job once changes have stopped for this long, and never more often.
+    pub quiet_secs: u64,
+    /// The file the watcher writes to start the job: `bkc-watch@<job>.path` watches it and
+    /// starts the job's service, so the watcher itself needs no right to start units.
+    pub trigger: String,
 }
 
 /// A job's scheduled verify: `bkc-verify@<job>.timer` starts `bkc-run verify --record` on it.

@@ -35,6 +35,7 @@ mod ssh;
 mod sync;
 pub mod verify;
 mod wait;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -1,6 +1,7 @@
 //! `bkc-run /etc/bkc/jobs/<job>.json [--dry-run]`: run one backup job; `bkc-run snapshots`,
 //! `restore` and `verify`: get its data back, or check it; `bkc-run serve <job>`: the far end of
-//! a job's remote steps. See docs/RUNNER.md, docs/RESTORE.md and docs/SERVE.md.
+//! a job's remote steps; `bkc-run watch`: start a job when its watched files change. See
+//! docs/RUNNER.md, docs/RESTORE.md and docs/SERVE.md.
 
 use std::path::PathBuf;
 
@@ -48,6 +49,12 @@ enum Tool {
         /// The job spec.
         spec: PathBuf,
     },
+    /// Watch the job's `watch` paths and start the job when changes there have been quiet for
+    /// its `quiet` time (run as bkc-watch@<job>.service).
+    Watch {
+        /// The job spec.
+        spec: PathBuf,
+    },
 }
 
 fn main() {
@@ -66,6 +73,7 @@ fn main() {
         (Some(Tool::Restore(a)), _) => bkc_runner::restore::main(&a),
         (Some(Tool::Verify(a)), _) => bkc_runner::verify::main(&a),
         (Some(Tool::DropSourceSnapshots { spec }), _) => bkc_runner::drop_source_snapshots(&spec),
+        (Some(Tool::Watch { spec }), _) => bkc_runner::watch::main(&spec),
         (None, Some(spec)) => bkc_runner::run(&bkc_runner::Options {
             spec,
             dry_run: args.dry_run,

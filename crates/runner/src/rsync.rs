@@ -192,6 +192,7 @@ pub(crate) mod tests {
             restore_to: vec![],
             verify: None,
             slot: None,
+            watch: None,
         }
     }
 
