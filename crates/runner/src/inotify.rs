@@ -51,6 +51,12 @@ impl Inotify {
         Ok(wd)
     }
 
+    /// Stop watching `wd`; a watch the kernel dropped already is no error.
+    pub fn remove(&self, wd: i32) {
+        // SAFETY: a watch descriptor of our instance; a stale one only gets EINVAL.
+        unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
+    }
+
     /// Wait up to `timeout` for events and return all that are queued (none when the time
     /// passed or a signal came).
     pub fn wait(&self, timeout: Duration) -> io::Result<Vec<InEvent>> {

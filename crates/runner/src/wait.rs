@@ -4,14 +4,14 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bkc_contract::event::{Event, LockWait};
 use bkc_contract::serve::{Reply, Request};
 use bkc_contract::spec::WaitFile;
+
+use super::inotify::Inotify;
 
 use super::child::{self, Stop};
 use super::lock::{describe, give_up_at, remove_if_unchanged};
@@ -60,7 +60,7 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> 
     let every = Duration::from_secs(wf.wait_secs.max(1));
     let local = ctx.spec.is_local(&wf.at.host);
     let watch = if local {
-        Inotify::watch_parent(Path::new(&wf.at.path))
+        watch_parent(Path::new(&wf.at.path))
     } else {
         None
     };
@@ -108,7 +108,10 @@ pub fn wait(ctx: &Ctx, wf: &WaitFile, start: Instant) -> Result<Duration, Fail> 
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(100));
         match &watch {
-            Some(w) => w.wait(slice),
+            // Events only wake it: the file is looked at again either way.
+            Some(w) => {
+                let _ = w.wait(slice.max(Duration::from_millis(1)));
+            }
             None => {
                 if let Some(stop) = child::sleep(slice, None) {
                     return Err(Fail::Stopped(stop));
@@ -162,52 +165,19 @@ fn remote_state(ctx: &Ctx, wf: &WaitFile) -> Result<Option<String>, Fail> {
 /// An inotify watch on a file's directory, for deletions and renames of anything in it (the
 /// file itself cannot be watched for its own removal reliably: it may not exist yet, or be
 /// replaced).
-struct Inotify {
-    fd: OwnedFd,
-}
-
-impl Inotify {
-    fn watch_parent(path: &Path) -> Option<Inotify> {
-        let dir = path.parent()?;
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        // SAFETY: inotify_init1(2); the fd is owned below.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if fd < 0 {
-            return None;
-        }
-        // SAFETY: fd is fresh and ours.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut c = dir.as_os_str().as_bytes().to_vec();
-        c.push(0);
-        let mask = libc::IN_DELETE
-            | libc::IN_MOVED_FROM
-            | libc::IN_DELETE_SELF
-            | libc::IN_MOVE_SELF
-            | libc::IN_CLOSE_WRITE;
-        // SAFETY: c is NUL-terminated.
-        let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr().cast(), mask) };
-        (wd >= 0).then_some(Inotify { fd })
-    }
-
-    /// Sleep until an event or `d`; events are drained, since the caller re-checks the file.
-    fn wait(&self, d: Duration) {
-        let mut p = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, d.as_millis().clamp(1, 1000) as i32) };
-        if n > 0 {
-            let mut buf = [0u8; 4096];
-            // SAFETY: reading into a local buffer; the fd is non-blocking.
-            while unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0
-            {
-            }
-        }
-    }
+fn watch_parent(path: &Path) -> Option<Inotify> {
+    let dir = path.parent()?;
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let ino = Inotify::new().ok()?;
+    let mask = libc::IN_DELETE
+        | libc::IN_MOVED_FROM
+        | libc::IN_DELETE_SELF
+        | libc::IN_MOVE_SELF
+        | libc::IN_CLOSE_WRITE;
+    ino.add(dir, mask).ok()?;
+    Some(ino)
 }

@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use bkc_contract::names::SOURCE_SNAPSHOTS;
 use bkc_contract::spec::{JobSpec, Watch};
 use jiff::Timestamp;
 
+use crate::inotify::Inotify;
 use crate::report::{self, say};
 use crate::{child, exit, load_spec};
 
@@ -114,7 +114,7 @@ const STATE_POLL: Duration = Duration::from_secs(1);
 
 /// A recursive inotify watch over the roots.
 struct Tree {
-    fd: OwnedFd,
+    ino: Inotify,
     /// Watch descriptor -> the directory (or root file) it watches.
     dirs: BTreeMap<i32, PathBuf>,
     roots: Vec<PathBuf>,
@@ -124,19 +124,10 @@ struct Tree {
 
 impl Tree {
     fn new(roots: &[String]) -> Result<Tree, String> {
-        // SAFETY: inotify_init1(2); the fd is owned below.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if fd < 0 {
-            return Err(format!(
-                "cannot start inotify: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: fd is fresh and ours.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let ino = Inotify::new().map_err(|e| format!("cannot start inotify: {e}"))?;
         let roots: Vec<PathBuf> = roots.iter().map(PathBuf::from).collect();
         let mut t = Tree {
-            fd,
+            ino,
             dirs: BTreeMap::new(),
             missing: roots.clone(),
             roots,
@@ -166,25 +157,17 @@ impl Tree {
         let mut first = true;
         while let Some(dir) = stack.pop() {
             let only_dir = if root && first { 0 } else { libc::IN_ONLYDIR };
-            let mut c = dir.as_os_str().as_bytes().to_vec();
-            c.push(0);
-            // SAFETY: c is NUL-terminated.
-            let wd = unsafe {
-                libc::inotify_add_watch(self.fd.as_raw_fd(), c.as_ptr().cast(), MASK | only_dir)
-            };
-            if wd < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::ENOSPC) {
+            let wd = match self.ino.add(&dir, MASK | only_dir) {
+                Ok(wd) => wd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
                     return Err(format!(
                         "cannot watch {}: the limit of inotify watches is reached (raise fs.inotify.max_user_watches)",
                         dir.display()
                     ));
                 }
-                if first {
-                    return Ok(false);
-                }
-                continue;
-            }
+                Err(_) if first => return Ok(false),
+                Err(_) => continue,
+            };
             first = false;
             self.dirs.insert(wd, dir.clone());
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -209,59 +192,19 @@ impl Tree {
             .collect();
         for wd in gone {
             self.dirs.remove(&wd);
-            // SAFETY: a watch descriptor of our fd; a stale one only gets EINVAL.
-            unsafe { libc::inotify_rm_watch(self.fd.as_raw_fd(), wd) };
+            self.ino.remove(wd);
         }
     }
 
     /// Wait for events at most `timeout`; whether any of them is a change to the data.
     fn wait(&mut self, timeout: Duration) -> Result<bool, String> {
-        let mut p = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd. EINTR (a signal) returns at once, as it should.
-        let n = unsafe { libc::poll(&mut p, 1, ms) };
-        if n <= 0 {
-            return Ok(false);
-        }
+        let events = self
+            .ino
+            .wait(timeout.max(Duration::from_millis(1)))
+            .map_err(|e| format!("cannot read inotify events: {e}"))?;
         let mut changed = false;
-        // Aligned for inotify_event; each read returns whole events.
-        let mut buf = vec![0u64; 8192];
-        loop {
-            // SAFETY: reading into our own buffer of that many bytes; the fd is non-blocking.
-            let len = unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len() * std::mem::size_of::<u64>(),
-                )
-            };
-            if len <= 0 {
-                break;
-            }
-            // SAFETY: the kernel wrote `len` bytes there.
-            let bytes =
-                unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len as usize) };
-            changed |= self.events(bytes)?;
-        }
-        Ok(changed)
-    }
-
-    /// Handle one read's events.
-    fn events(&mut self, mut bytes: &[u8]) -> Result<bool, String> {
-        let head = std::mem::size_of::<libc::inotify_event>();
-        let mut changed = false;
-        while bytes.len() >= head {
-            // SAFETY: at least a header's bytes are there; read unaligned to be safe.
-            let ev: libc::inotify_event =
-                unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-            let end = (head + ev.len as usize).min(bytes.len());
-            let raw = &bytes[head..end];
-            bytes = &bytes[end..];
-            let name = OsStr::from_bytes(raw.split(|b| *b == 0).next().unwrap_or(&[]));
+        for ev in events {
+            let name = ev.name.as_deref().unwrap_or_else(|| OsStr::new(""));
             changed |= self.event(ev.wd, ev.mask, name)?;
         }
         Ok(changed)
