@@ -133,6 +133,8 @@ cases! {
     source_snapshot_of_a_pull: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/b/\" \"/srv/a/\" {\n        source-snapshot \"btrfs\"\n    }\n}\n") => ["bkc::invalid_source_snapshot"];
     source_snapshot_without_slash: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/alice\" \"backup_a:/srv/b/\" {\n        source-snapshot \"btrfs\"\n    }\n}\n") => ["bkc::invalid_source_snapshot"];
     source_snapshot_zfs: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/\" \"backup_a:/srv/b/\" {\n        source-snapshot \"zfs\"\n    }\n}\n") => ["bkc::invalid_source_snapshot"];
+    source_snapshot_lvm_bad_size: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/\" \"backup_a:/srv/b/\" {\n        source-snapshot \"lvm\" volume=\"vg0/home\" size=\"lots\"\n    }\n}\n") => ["bkc::invalid_source_snapshot"];
+    source_snapshot_dataset_for_btrfs: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/home/\" \"backup_a:/srv/b/\" {\n        source-snapshot \"btrfs\" dataset=\"tank/home\"\n    }\n}\n") => ["bkc::invalid_source_snapshot"];
     sync_into_etc: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"backup_a:/srv/etc/\" \"/etc\"\n}\n") => ["bkc::unsafe_writable_path"];
     invalid_retries: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    retries 500 delay=\"1m\"\n    sync \"/a/\" \"backup_a:/b/\"\n}\n") => ["bkc::invalid_retries"];
     invalid_retention: kdl("job \"x\" on=\"desktop\" {\n    schedule \"daily\"\n    sync \"/a/\" \"backup_a:/b/\" {\n        snapshot keep-daily=0 keep-weekly=4\n    }\n}\n") => ["bkc::invalid_retention"];

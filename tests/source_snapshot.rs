@@ -224,3 +224,132 @@ job "home" on="desktop" {
     );
     assert!(!site.srv("backup_a", "backup/home/f").exists());
 }
+
+/// `source-snapshot "zfs"` or `"lvm"` on a volume made on a loop file by `setup` (which
+/// mounts it at `$W/vol` with `f` holding "before"), the unit's steps run in its order:
+/// drop the leftovers, take the snapshot under the job's locks, run the job, drop. A change
+/// made after the snapshot was taken does not reach the copy; afterwards no mount and no
+/// snapshot is left (`listed` prints the job's snapshots, which must print nothing).
+fn a_mounted_snapshot_is_one_moment(kind: &str, setup: &str, listed: &str, teardown: &str) {
+    let w = std::path::PathBuf::from(format!("/var/tmp/bkc-{kind}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&w);
+    std::fs::create_dir_all(w.join("vol")).unwrap();
+    let sh = |script: &str| {
+        let o = std::process::Command::new("sh")
+            .arg("-ec")
+            .arg(script)
+            .env("W", &w)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    struct Teardown<'a>(&'a dyn Fn(&str) -> String, &'a str);
+    impl Drop for Teardown<'_> {
+        fn drop(&mut self) {
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.0)(self.1)));
+        }
+    }
+    sh(setup);
+    let _t = Teardown(&sh, teardown);
+    let vol = w.join("vol");
+    let line = sh("cat \"$W/snapshot-line\"");
+    let kdl = format!(
+        "defaults {{\n    lock-dir \"{w}/locks\"\n    state-dir \"{w}/state\"\n    runner \"{run}\"\n}}\nhost \"box\"\njob \"home\" on=\"box\" {{\n    sync \"{vol}/\" \"{w}/copy/\" {{\n        {line}\n    }}\n}}\n",
+        w = w.display(),
+        run = harness::runner(),
+        vol = vol.display(),
+    );
+    std::fs::write(w.join("site.kdl"), kdl).unwrap();
+    harness::run_ok(
+        std::process::Command::new(common::bin("bkc"))
+            .arg("build")
+            .arg(w.join("site.kdl"))
+            .arg("-o")
+            .arg(w.join("out")),
+    );
+    let spec = w.join("out/box/etc/bkc/jobs/home.json");
+    let step = |args: &[&str]| {
+        let o = std::process::Command::new(harness::runner())
+            .args(args)
+            .arg(&spec)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    let frozen = vol.join(".bkc-snapshots/home.0");
+    step(&["drop-source-snapshots"]);
+    step(&["take-source-snapshots"]);
+    assert_eq!(
+        std::fs::read_to_string(frozen.join("f")).unwrap(),
+        "before\n"
+    );
+    std::fs::write(vol.join("f"), "after\n").unwrap();
+    step(&[]);
+    assert_eq!(
+        std::fs::read_to_string(w.join("copy/f")).unwrap(),
+        "before\n",
+        "the live source was copied, not the snapshot"
+    );
+    assert!(!w.join("copy/.bkc-snapshots").exists());
+    step(&["drop-source-snapshots"]);
+    assert!(
+        !frozen.exists(),
+        "the snapshot's mount point outlived the run"
+    );
+    assert_eq!(sh(listed), "", "the snapshot outlived the run");
+}
+
+#[test]
+#[ignore = "needs root and ZFS (the zfs kernel module and zfsutils-linux), which these machines cannot load"]
+fn a_zfs_source_snapshot_is_one_moment() {
+    if !common::require_root("ZFS") || !common::require_tool("zpool") {
+        return;
+    }
+    let pool = format!("bkct{}", std::process::id());
+    a_mounted_snapshot_is_one_moment(
+        "zfs",
+        &format!(
+            "truncate -s 256M \"$W/zfs.img\"
+             zpool create -m \"$W/vol\" {pool} \"$W/zfs.img\"
+             echo before > \"$W/vol/f\"
+             echo 'source-snapshot \"zfs\" dataset=\"{pool}\"' > \"$W/snapshot-line\""
+        ),
+        &format!("zfs list -H -t snapshot -o name -r {pool}"),
+        &format!("zpool destroy -f {pool}"),
+    );
+}
+
+#[test]
+#[ignore = "needs root and LVM (device-mapper in the kernel, lvm2), which these machines lack"]
+fn an_lvm_source_snapshot_is_one_moment() {
+    if !common::require_root("LVM") || !common::require_tool("lvcreate") {
+        return;
+    }
+    let vg = format!("bkct{}", std::process::id());
+    a_mounted_snapshot_is_one_moment(
+        "lvm",
+        &format!(
+            "truncate -s 256M \"$W/lvm.img\"
+             dev=$(losetup -f --show \"$W/lvm.img\")
+             echo \"$dev\" > \"$W/loop\"
+             pvcreate -q \"$dev\" && vgcreate -q {vg} \"$dev\"
+             lvcreate -q -L 96M -n home {vg}
+             mkfs.ext4 -q /dev/{vg}/home && mount /dev/{vg}/home \"$W/vol\"
+             echo before > \"$W/vol/f\"
+             echo 'source-snapshot \"lvm\" volume=\"{vg}/home\" size=\"32M\"' > \"$W/snapshot-line\""
+        ),
+        &format!("lvs --noheadings -o lv_name {vg} | grep bkc- || true"),
+        &format!(
+            "umount \"$W/vol\"; vgremove -f -q {vg}; losetup -d \"$(cat \"$W/loop\")\""
+        ),
+    );
+}

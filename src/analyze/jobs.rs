@@ -185,6 +185,140 @@ fn job(
     })
 }
 
+/// What is wrong with a `source-snapshot`: where, a label, and the help.
+type Problem = (SourceSpan, &'static str, String);
+
+/// The kind of a `source-snapshot` with what it needs: `dataset` for ZFS, `volume` and `size`
+/// for LVM, nothing for btrfs, and nothing a kind does not take.
+fn source_snapshot_kind(v: &ast::SourceSnapshot) -> Result<spec::SourceSnapshot, Problem> {
+    let given = [
+        ("dataset", &v.dataset),
+        ("volume", &v.volume),
+        ("size", &v.size),
+    ];
+    let wanted: &[&str] = match v.kind.value.as_str() {
+        "btrfs" => &[],
+        "zfs" => &["dataset"],
+        "lvm" => &["volume", "size"],
+        _ => {
+            return Err((
+                v.kind.span,
+                "unknown kind",
+                "the kinds are: \"btrfs\", \"zfs\" dataset=\"pool/home\", \"lvm\" volume=\"vg0/home\" size=\"5G\"".into(),
+            ));
+        }
+    };
+    for (name, value) in given {
+        if let Some(x) = value
+            && !wanted.contains(&name)
+        {
+            return Err((
+                x.span,
+                "not for this kind",
+                format!("`{name}` is for another kind of snapshot; remove it"),
+            ));
+        }
+    }
+    let need = |name: &'static str, value: &Option<ast::Str>| {
+        let what = match name {
+            "dataset" => "the ZFS dataset mounted at the source, such as dataset=\"tank/home\"",
+            "volume" => "the LVM volume mounted at the source, such as volume=\"vg0/home\"",
+            _ => {
+                "room for the changes made while the snapshot lives, such as size=\"5G\" (lvcreate --size)"
+            }
+        };
+        value.as_ref().map(|x| x.value.clone()).ok_or((
+            v.kind.span,
+            "something is missing",
+            format!("\"{}\" needs {name}=\"...\": {what}", v.kind.value),
+        ))
+    };
+    let bad = |x: &Option<ast::Str>, why: &str| -> Problem {
+        let at = x.as_ref().map_or(v.kind.span, |x| x.span);
+        (at, "not valid", why.to_string())
+    };
+    Ok(match v.kind.value.as_str() {
+        "zfs" => {
+            let dataset = need("dataset", &v.dataset)?;
+            if !zfs_dataset(&dataset) {
+                return Err(bad(
+                    &v.dataset,
+                    "a dataset is pool/name/...: letters, digits and _ - . : separated by single slashes, no @",
+                ));
+            }
+            spec::SourceSnapshot::Zfs { dataset }
+        }
+        "lvm" => {
+            let volume = need("volume", &v.volume)?;
+            let size = need("size", &v.size)?;
+            if !lvm_volume(&volume) {
+                return Err(bad(
+                    &v.volume,
+                    "a volume is VG/LV: letters, digits and + _ . - in each, neither starting with -",
+                ));
+            }
+            if !lvm_size(&size) {
+                return Err(bad(
+                    &v.size,
+                    "a size is a number with an optional unit (such as \"5G\" or \"512m\"), or a share of the origin, \"20%ORIGIN\"",
+                ));
+            }
+            spec::SourceSnapshot::Lvm { volume, size }
+        }
+        _ => spec::SourceSnapshot::Btrfs,
+    })
+}
+
+fn invalid_source_snapshot(
+    v: &ast::SourceSnapshot,
+    span: SourceSpan,
+    label: &str,
+    help: String,
+) -> Diagnostic {
+    Diagnostic::error(
+        Code::InvalidSourceSnapshot,
+        format!("`source-snapshot \"{}\"` cannot be used here", v.kind.value),
+    )
+    .label(span, label.to_string())
+    .help(help)
+}
+
+/// A ZFS dataset name as `zfs snapshot` takes it (no option, no snapshot of its own).
+fn zfs_dataset(d: &str) -> bool {
+    d.split('/').all(|part| {
+        !part.is_empty()
+            && !part.starts_with('-')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+    })
+}
+
+/// An LVM `VG/LV` as lvcreate takes it.
+fn lvm_volume(v: &str) -> bool {
+    let name = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with('-')
+            && n != "."
+            && n != ".."
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+_.-".contains(c))
+    };
+    v.split_once('/')
+        .is_some_and(|(vg, lv)| name(vg) && name(lv))
+}
+
+/// lvcreate's `--size`: a number with an optional unit, or a percentage of the origin.
+fn lvm_size(s: &str) -> bool {
+    if let Some(n) = s.strip_suffix("%ORIGIN") {
+        return n.parse::<u8>().is_ok_and(|p| (1..=100).contains(&p));
+    }
+    let n = s.trim_end_matches(|c: char| "bBsSkKmMgGtTpPeE".contains(c));
+    s.len() - n.len() <= 1
+        && n.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && n.parse::<f64>().is_ok_and(|x| x > 0.0)
+}
+
 /// The job's place among its host's `max-parallel` slots; a warning for a `priority` or
 /// `queue-timeout` on a host without them, which nothing would read.
 fn slot(cx: &mut Ctx, j: &ast::Job, on: &Host, s: &Settings) -> Option<spec::Slot> {
@@ -621,52 +755,57 @@ impl<'h> Scope<'h> {
         })
     }
 
-    /// `source-snapshot`: a kind the runner can take, of a source on the job's own host written
-    /// as a directory's contents (the snapshot is the whole subvolume); its directory inside the
-    /// source is the one place there the sandbox opens.
+    /// `source-snapshot`: a kind bkc can take, of a source on the job's own host written as a
+    /// directory's contents (the snapshot is of the whole subvolume, dataset or volume). A btrfs
+    /// snapshot's directory inside the source is the one place there the sandbox opens; ZFS and
+    /// LVM snapshots are taken and mounted outside it.
     fn source_snapshot(
         &mut self,
         cx: &mut Ctx,
         sy: &ast::Sync,
-        v: &ast::Str,
+        v: &ast::SourceSnapshot,
         source: &Location,
     ) -> Option<spec::SourceSnapshot> {
-        let problem = match v.value.as_str() {
-            "btrfs" if source.host != self.on.name => Some((
+        let kind = match source_snapshot_kind(v) {
+            Ok(k) => k,
+            Err((span, label, help)) => {
+                cx.push(invalid_source_snapshot(v, span, label, help));
+                return None;
+            }
+        };
+        let whole = match kind {
+            spec::SourceSnapshot::Btrfs => "subvolume",
+            spec::SourceSnapshot::Zfs { .. } => "dataset",
+            spec::SourceSnapshot::Lvm { .. } => "volume",
+        };
+        let place = if source.host != self.on.name {
+            Some((
                 "the source is on another host",
                 "take the snapshot on the source's host: run the job there and push, or drop `source-snapshot` (a pull's source is not frozen yet)".to_string(),
-            )),
-            "btrfs" if !source.path.ends_with('/') => Some((
+            ))
+        } else if !source.path.ends_with('/') {
+            Some((
                 "the source is copied as a directory of its own",
-                format!("write the source with a trailing slash, \"{}/\": the snapshot is of the whole subvolume, whose contents the sync copies", sy.source.value),
-            )),
-            "btrfs" => None,
-            "lvm" | "zfs" => Some((
-                "not built yet",
-                "only \"btrfs\" is built so far; until then copy from a snapshot a before hook takes".to_string(),
-            )),
-            _ => Some((
-                "unknown kind",
-                "the kinds are: \"btrfs\"".to_string(),
-            )),
+                format!(
+                    "write the source with a trailing slash, \"{}/\": the snapshot is of the whole {whole}, whose contents the sync copies",
+                    sy.source.value
+                ),
+            ))
+        } else {
+            None
         };
-        if let Some((label, help)) = problem {
-            cx.push(
-                Diagnostic::error(
-                    Code::InvalidSourceSnapshot,
-                    format!("`source-snapshot \"{}\"` cannot be used here", v.value),
-                )
-                .label(v.span, label)
-                .help(help),
-            );
+        if let Some((label, help)) = place {
+            cx.push(invalid_source_snapshot(v, v.kind.span, label, help));
             return None;
         }
-        let dir = bkc_contract::names::source_snapshot_dir(&source.path);
-        if !cx.writable(v, &v.value, &dir) {
-            return None;
+        if kind == spec::SourceSnapshot::Btrfs {
+            let dir = bkc_contract::names::source_snapshot_dir(&source.path);
+            if !cx.writable(&v.kind, &v.kind.value, &dir) {
+                return None;
+            }
+            self.rw_paths.push(dir);
         }
-        self.rw_paths.push(dir);
-        Some(spec::SourceSnapshot::Btrfs)
+        Some(kind)
     }
 
     fn hook(&mut self, cx: &mut Ctx, h: &ast::Hook) -> Option<Hook> {

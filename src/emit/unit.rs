@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::escape::{unit_arg, unit_exec, unit_path, unit_text};
 use crate::schedule::format_duration;
-use crate::spec::{IoClass, NotifyEvent, ScheduledVerify, Watch};
+use crate::spec::{IoClass, NotifyEvent, ScheduledVerify, SourceSnapshot, Watch};
 use crate::topology::{Job, JobKey, Service, Timer};
 
 /// Creates the sandbox's writable paths before the sandbox exists (see [`sandbox`]).
@@ -456,6 +456,25 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
                      a btrfs subvolume: a killed run's before this run, this run's after it.",
                 ),
         );
+        let mounted = job.spec.syncs.iter().any(|s| {
+            matches!(
+                s.source_snapshot,
+                Some(SourceSnapshot::Zfs { .. } | SourceSnapshot::Lvm { .. })
+            )
+        });
+        if mounted {
+            service.push(
+                set(
+                    "ExecStartPre",
+                    format!("take-source-snapshots {}", unit_arg(spec_path)?),
+                )
+                .exec("+", "runner", unit_exec(&svc.runner)?)
+                .why(
+                    "ZFS and LVM snapshots are taken and mounted read-only outside the sandbox, under the\n\
+                     job's locks; the run copies from the mount.",
+                ),
+            );
+        }
         service.push(set("ExecStopPost", drop).exec("+", "runner", unit_exec(&svc.runner)?));
     }
     service.extend(priority(job));

@@ -163,7 +163,17 @@ pub struct Sync {
     pub snapshot: Option<Snapshot>,
     pub allow_empty_source: Option<Spanned<bool>>,
     /// `source-snapshot "btrfs"`: copy from a file-system snapshot of the source.
-    pub source_snapshot: Option<Str>,
+    pub source_snapshot: Option<SourceSnapshot>,
+}
+
+/// `source-snapshot "btrfs"`, `"zfs" dataset="pool/home"` or `"lvm" volume="vg0/home" size="5G"`.
+#[derive(Debug)]
+pub struct SourceSnapshot {
+    pub span: SourceSpan,
+    pub kind: Str,
+    pub dataset: Option<Str>,
+    pub volume: Option<Str>,
+    pub size: Option<Str>,
 }
 
 #[derive(Debug)]

@@ -635,13 +635,14 @@ fn sync(node: &KdlNode, d: &mut Diagnostics) -> Option<Sync> {
             "exclude" => s.exclude.extend(strings(c, d)),
             "bwlimit" => set_str(&mut s.bwlimit, d, c, "a rate", "bwlimit \"5M\""),
             "allow-empty-source" => set_flag(&mut s.allow_empty_source, d, c),
-            "source-snapshot" => set_str(
-                &mut s.source_snapshot,
-                d,
-                c,
-                "a file system",
-                "source-snapshot \"btrfs\"",
-            ),
+            "source-snapshot" => {
+                if let Some(v) = source_snapshot(c, d) {
+                    match &s.source_snapshot {
+                        Some(old) => d.push(duplicate_setting(cname, v.span, old.span)),
+                        None => s.source_snapshot = Some(v),
+                    }
+                }
+            }
             "snapshot" => {
                 let snap = snapshot(c, d);
                 match &s.snapshot {
@@ -672,6 +673,20 @@ fn strings(node: &KdlNode, d: &mut Diagnostics) -> Vec<Str> {
     }
     r.finish(d, &[], false);
     values
+}
+
+fn source_snapshot(node: &KdlNode, d: &mut Diagnostics) -> Option<SourceSnapshot> {
+    let mut r = Reader::new(node);
+    let kind = r.req_str(d, 0, "a file system", "source-snapshot \"btrfs\"");
+    let v = kind.map(|kind| SourceSnapshot {
+        span: node.span(),
+        kind,
+        dataset: r.prop_str(d, "dataset"),
+        volume: r.prop_str(d, "volume"),
+        size: r.prop_str(d, "size"),
+    });
+    r.finish(d, &["dataset", "volume", "size"], false);
+    v
 }
 
 fn snapshot(node: &KdlNode, d: &mut Diagnostics) -> Snapshot {

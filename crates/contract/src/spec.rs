@@ -309,13 +309,31 @@ pub struct Sync {
     pub source_snapshot: Option<SourceSnapshot>,
 }
 
-/// How a source is frozen for its sync (`source-snapshot` in the topology).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// How a source is frozen for its sync (`source-snapshot` in the topology). The snapshot is
+/// always found at `<source>/.bkc-snapshots/<job>.<sync>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceSnapshot {
-    /// A read-only btrfs snapshot of the source subvolume, in its `.bkc-snapshots` directory.
+    /// A read-only btrfs snapshot of the source subvolume, taken by the run itself.
     Btrfs,
+    /// A snapshot of the ZFS dataset mounted at the source, taken and mounted read-only outside
+    /// the job's sandbox (`bkc-run take-source-snapshots`, under the job's locks).
+    Zfs { dataset: String },
+    /// A snapshot of the LVM volume (`VG/LV`) mounted at the source, with room for `size` of
+    /// changes (lvcreate's `--size`), taken and mounted read-only as a ZFS one is.
+    Lvm { volume: String, size: String },
+}
+
+impl SourceSnapshot {
+    /// The word the topology writes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSnapshot::Btrfs => "btrfs",
+            SourceSnapshot::Zfs { .. } => "zfs",
+            SourceSnapshot::Lvm { .. } => "lvm",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -200,6 +200,18 @@ struct Run {
 }
 
 impl Run {
+    fn new() -> Run {
+        Run {
+            outcome: Outcome::Success,
+            reason: None,
+            held: Vec::new(),
+            lock_wait: Duration::ZERO,
+            slot_wait: Duration::ZERO,
+            syncs: Vec::new(),
+            snapshotted: Vec::new(),
+        }
+    }
+
     /// Record a failure. The first outcome that stops the run wins; a plain failure never hides
     /// one that stops, and a later stopping one replaces a plain failure.
     fn fail(&mut self, ctx: &Ctx, o: Outcome, msg: String) {
@@ -253,6 +265,38 @@ pub fn drop_source_snapshots(path: &std::path::Path) -> i32 {
             exit::USAGE
         }
     }
+}
+
+/// `bkc-run take-source-snapshots <spec>`: take and mount the job's ZFS and LVM source
+/// snapshots, holding the job's locks meanwhile (so that no job of the chain is halfway through
+/// writing the source), outside the sandbox, which cannot (the unit runs it after
+/// `drop-source-snapshots`, before the run). A snapshot that cannot be had is said here and
+/// fails its sync in the run, which records why; so this exits 0 but for a spec it cannot read.
+pub fn take_source_snapshots(path: &std::path::Path) -> i32 {
+    let (spec, start) = match load_spec(path).and_then(|s| Ok((s, now()?))) {
+        Ok(v) => v,
+        Err(m) => {
+            eprintln!("bkc-run: {m}");
+            return exit::USAGE;
+        }
+    };
+    if !spec.syncs.iter().any(freeze::mounted_kind) {
+        return exit::SUCCESS;
+    }
+    child::install_signal_handlers();
+    let run_id = format!("{}-snapshots", start.strftime("%Y%m%dT%H%M%SZ"));
+    let ctx = new_ctx(spec, start, &run_id, false);
+    let mut run = Run::new();
+    take_locks(&ctx, &mut run);
+    if run.outcome.stops() {
+        ctx.say("source snapshots not taken: the job's locks could not be had");
+    } else {
+        freeze::take_mounted(&ctx.spec);
+    }
+    while let Some(h) = run.held.pop() {
+        lock::release(&ctx, h);
+    }
+    exit::SUCCESS
 }
 
 /// Read and check the spec at `path`, or say why it cannot be used.
@@ -606,15 +650,7 @@ fn not_due(ctx: &Ctx, prev: &RunState) -> Option<String> {
 fn execute(ctx: &Ctx, started: Instant) -> i32 {
     apply_priority(ctx);
     let prev = previous_state(ctx);
-    let mut run = Run {
-        outcome: Outcome::Success,
-        reason: None,
-        held: Vec::new(),
-        lock_wait: Duration::ZERO,
-        slot_wait: Duration::ZERO,
-        syncs: Vec::new(),
-        snapshotted: Vec::new(),
-    };
+    let mut run = Run::new();
     if let Some(reason) = not_due(ctx, &prev) {
         ctx.say(&format!("skipped: {reason}"));
         ctx.report.event(Event::Skipped {
@@ -625,6 +661,7 @@ fn execute(ctx: &Ctx, started: Instant) -> i32 {
     ping::send(ctx, ping::Ping::Start, "");
 
     take_locks(ctx, &mut run);
+    take_slot(ctx, &mut run);
     let reached_hooks = !run.outcome.stops();
     if reached_hooks {
         run_hooks(ctx, &mut run, HookWhen::Before);
@@ -714,7 +751,14 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
         i += group.len();
     }
     lock_and_wait_files(ctx, run);
-    if let Some(s) = &spec.slot
+}
+
+/// One of the host's `max-parallel` slots, once the locks are held (slot.rs says why then).
+fn take_slot(ctx: &Ctx, run: &mut Run) {
+    if ctx.dry_run {
+        return;
+    }
+    if let Some(s) = &ctx.spec.slot
         && !run.outcome.stops()
     {
         let asked = Instant::now();

@@ -49,6 +49,12 @@ enum Tool {
         /// The job spec.
         spec: PathBuf,
     },
+    /// Take and mount the job's ZFS and LVM source snapshots under its locks; the job's unit
+    /// runs it outside its sandbox before each run.
+    TakeSourceSnapshots {
+        /// The job spec.
+        spec: PathBuf,
+    },
     /// Watch the job's `watch` paths and start the job when changes there have been quiet for
     /// its `quiet` time (run as bkc-watch@<job>.service).
     Watch {
@@ -73,6 +79,7 @@ fn main() {
         (Some(Tool::Restore(a)), _) => bkc_runner::restore::main(&a),
         (Some(Tool::Verify(a)), _) => bkc_runner::verify::main(&a),
         (Some(Tool::DropSourceSnapshots { spec }), _) => bkc_runner::drop_source_snapshots(&spec),
+        (Some(Tool::TakeSourceSnapshots { spec }), _) => bkc_runner::take_source_snapshots(&spec),
         (Some(Tool::Watch { spec }), _) => bkc_runner::watch::main(&spec),
         (None, Some(spec)) => bkc_runner::run(&bkc_runner::Options {
             spec,

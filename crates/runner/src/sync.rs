@@ -118,10 +118,12 @@ fn sync_inner(
     // A frozen source: the rest of the sync copies from the snapshot (a dry run from the live
     // source, which it does not change).
     let frozen = match sync.source_snapshot {
-        Some(_) if !ctx.dry_run => {
-            Some(freeze::take(&ctx.spec, i, sync).map_err(|m| (Outcome::Failed, m))?)
+        Some(_) if ctx.dry_run => None,
+        Some(_) if freeze::mounted_kind(sync) => {
+            Some(freeze::mounted(&ctx.spec, i, sync).map_err(|m| (Outcome::Failed, m))?)
         }
-        _ => None,
+        Some(_) => Some(freeze::take(&ctx.spec, i, sync).map_err(|m| (Outcome::Failed, m))?),
+        None => None,
     };
     let thawed;
     let sync = match &frozen {
