@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use miette::SourceSpan;
 
 use super::{
-    Ctx, KNOWN_HOSTS, Settings, check_name, fresh, paths, public_key, resolve_host, timer,
+    Ctx, KNOWN_HOSTS, Settings, check_name, fresh, in_range, paths, public_key, resolve_host, timer,
 };
 use crate::diag::{Code, Diagnostic, did_you_mean};
 use crate::schedule::parse_size;
@@ -357,22 +357,16 @@ fn slot(cx: &mut Ctx, j: &ast::Job, on: &Host, s: &Settings) -> Option<spec::Slo
 const PRIORITY: i32 = 1000;
 
 fn priority(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<i32> {
-    match i32::try_from(p.value) {
-        Ok(v) if (-PRIORITY..=PRIORITY).contains(&v) => Some(v),
-        _ => {
-            cx.push(
-                Diagnostic::error(
-                    Code::InvalidPriority,
-                    format!("priority {} is out of range", p.value),
-                )
-                .label(p.span, "out of range")
-                .help(format!(
-                    "priority goes from -{PRIORITY} to {PRIORITY}; jobs without one have 0, and a waiting job with a higher one goes first"
-                )),
-            );
-            None
-        }
-    }
+    in_range(
+        cx,
+        p,
+        -PRIORITY..=PRIORITY,
+        Code::InvalidPriority,
+        format!("priority {} is out of range", p.value),
+        format!(
+            "priority goes from -{PRIORITY} to {PRIORITY}; jobs without one have 0, and a waiting job with a higher one goes first"
+        ),
+    )
 }
 
 /// The job's scheduled verify, checked; a warning and none when the job has no sync to verify.
@@ -577,20 +571,14 @@ fn limits(cx: &mut Ctx, j: &ast::Job) -> Limits {
 }
 
 fn nice(cx: &mut Ctx, n: &ast::Spanned<i128>) -> Option<i32> {
-    match i32::try_from(n.value) {
-        Ok(v) if (-20..=19).contains(&v) => Some(v),
-        _ => {
-            cx.push(
-                Diagnostic::error(
-                    Code::InvalidNice,
-                    format!("nice {} is out of range", n.value),
-                )
-                .label(n.span, "out of range")
-                .help("niceness goes from -20 (most favoured) to 19 (least); 10 suits backups"),
-            );
-            None
-        }
-    }
+    in_range(
+        cx,
+        n,
+        -20..=19,
+        Code::InvalidNice,
+        format!("nice {} is out of range", n.value),
+        "niceness goes from -20 (most favoured) to 19 (least); 10 suits backups".into(),
+    )
 }
 
 fn io_class(cx: &mut Ctx, c: &ast::Str) -> Option<IoClass> {

@@ -391,32 +391,46 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
 const MAX_SLOTS: u32 = 1024;
 
 fn max_parallel(cx: &mut Ctx, m: &ast::Spanned<i128>) -> Option<u32> {
-    match u32::try_from(m.value) {
-        Ok(v) if (1..=MAX_SLOTS).contains(&v) => Some(v),
-        _ => {
-            cx.push(
-                Diagnostic::error(
-                    Code::InvalidMaxParallel,
-                    format!("max-parallel {} is not a number of jobs", m.value),
-                )
-                .label(m.span, "out of range")
-                .help(format!(
-                    "max-parallel takes 1 to {MAX_SLOTS} jobs at once; leave it out for no limit"
-                )),
-            );
-            None
-        }
-    }
+    in_range(
+        cx,
+        m,
+        1..=MAX_SLOTS,
+        Code::InvalidMaxParallel,
+        format!("max-parallel {} is not a number of jobs", m.value),
+        format!("max-parallel takes 1 to {MAX_SLOTS} jobs at once; leave it out for no limit"),
+    )
 }
 
 fn port(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<u16> {
-    match u16::try_from(p.value) {
-        Ok(v) if v > 0 => Some(v),
+    in_range(
+        cx,
+        p,
+        1..=u16::MAX,
+        Code::InvalidPort,
+        format!("{} is not a TCP port", p.value),
+        "a port is a number from 1 to 65535".into(),
+    )
+}
+
+/// An integer setting within `range`; otherwise an error at it, saying `what` and `help`.
+pub(crate) fn in_range<T>(
+    cx: &mut Ctx,
+    v: &ast::Spanned<i128>,
+    range: std::ops::RangeInclusive<T>,
+    code: Code,
+    what: String,
+    help: String,
+) -> Option<T>
+where
+    T: TryFrom<i128> + PartialOrd,
+{
+    match T::try_from(v.value) {
+        Ok(x) if range.contains(&x) => Some(x),
         _ => {
             cx.push(
-                Diagnostic::error(Code::InvalidPort, format!("{} is not a TCP port", p.value))
-                    .label(p.span, "out of range")
-                    .help("a port is a number from 1 to 65535"),
+                Diagnostic::error(code, what)
+                    .label(v.span, "out of range")
+                    .help(help),
             );
             None
         }
