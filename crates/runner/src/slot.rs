@@ -270,14 +270,14 @@ fn wait(
     start: Instant,
     ahead: impl Fn(&Waiter) -> usize,
 ) -> Result<usize, Fail> {
-    let queue_end = s
-        .slot
-        .queue_timeout_secs
-        .map(|t| child::later(start, Duration::from_secs(t)));
-    let (end, is_run_deadline) = match (queue_end, s.ctx.deadline) {
-        (Some(q), Some(d)) if d < q => (Some(d), true),
-        (Some(q), _) => (Some(q), false),
-        (None, d) => (d, d.is_some()),
+    // The queue's timeout or the run's, whichever is first, as for a lock; without a queue
+    // timeout only the run's.
+    let (end, is_run_deadline) = match s.slot.queue_timeout_secs {
+        Some(t) => {
+            let (end, is_run) = lock::give_up_at(s.ctx, start, t);
+            (Some(end), is_run)
+        }
+        None => (s.ctx.deadline, s.ctx.deadline.is_some()),
     };
     let every = Duration::from_secs(s.slot.wait_secs.max(1));
     let mut next_log = start;
