@@ -240,7 +240,7 @@ fn source_snapshot_kind(v: &ast::SourceSnapshot) -> Result<spec::SourceSnapshot,
     Ok(match v.kind.value.as_str() {
         "zfs" => {
             let dataset = need("dataset", &v.dataset)?;
-            if !zfs_dataset(&dataset) {
+            if !bkc_contract::names::is_zfs_dataset(&dataset) {
                 return Err(bad(
                     &v.dataset,
                     "a dataset is pool/name/...: letters, digits and _ - . : separated by single slashes, no @",
@@ -251,13 +251,13 @@ fn source_snapshot_kind(v: &ast::SourceSnapshot) -> Result<spec::SourceSnapshot,
         "lvm" => {
             let volume = need("volume", &v.volume)?;
             let size = need("size", &v.size)?;
-            if !lvm_volume(&volume) {
+            if !bkc_contract::names::is_lvm_volume(&volume) {
                 return Err(bad(
                     &v.volume,
                     "a volume is VG/LV: letters, digits and + _ . - in each, neither starting with -",
                 ));
             }
-            if !lvm_size(&size) {
+            if !bkc_contract::names::is_lvm_size(&size) {
                 return Err(bad(
                     &v.size,
                     "a size is a number with an optional unit (such as \"5G\" or \"512m\"), or a share of the origin, \"20%ORIGIN\"",
@@ -281,42 +281,6 @@ fn invalid_source_snapshot(
     )
     .label(span, label.to_string())
     .help(help)
-}
-
-/// A ZFS dataset name as `zfs snapshot` takes it (no option, no snapshot of its own).
-fn zfs_dataset(d: &str) -> bool {
-    d.split('/').all(|part| {
-        !part.is_empty()
-            && !part.starts_with('-')
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
-    })
-}
-
-/// An LVM `VG/LV` as lvcreate takes it.
-fn lvm_volume(v: &str) -> bool {
-    let name = |n: &str| {
-        !n.is_empty()
-            && !n.starts_with('-')
-            && n != "."
-            && n != ".."
-            && n.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+_.-".contains(c))
-    };
-    v.split_once('/')
-        .is_some_and(|(vg, lv)| name(vg) && name(lv))
-}
-
-/// lvcreate's `--size`: a number with an optional unit, or a percentage of the origin.
-fn lvm_size(s: &str) -> bool {
-    if let Some(n) = s.strip_suffix("%ORIGIN") {
-        return n.parse::<u8>().is_ok_and(|p| (1..=100).contains(&p));
-    }
-    let n = s.trim_end_matches(|c: char| "bBsSkKmMgGtTpPeE".contains(c));
-    s.len() - n.len() <= 1
-        && n.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && n.parse::<f64>().is_ok_and(|x| x > 0.0)
 }
 
 /// The job's place among its host's `max-parallel` slots; a warning for a `priority` or

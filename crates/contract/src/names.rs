@@ -194,6 +194,43 @@ pub fn source_snapshot_name(job: &str, index: usize) -> String {
     format!("{job}.{index}")
 }
 
+/// A ZFS dataset name as `zfs snapshot` takes it (no option, no snapshot of its own): the
+/// compiler's rule for `source-snapshot "zfs" dataset=`, which the runner checks again.
+pub fn is_zfs_dataset(d: &str) -> bool {
+    d.split('/').all(|part| {
+        !part.is_empty()
+            && !part.starts_with('-')
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c))
+    })
+}
+
+/// An LVM `VG/LV` as lvcreate takes it.
+pub fn is_lvm_volume(v: &str) -> bool {
+    let name = |n: &str| {
+        !n.is_empty()
+            && !n.starts_with('-')
+            && n != "."
+            && n != ".."
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+_.-".contains(c))
+    };
+    v.split_once('/')
+        .is_some_and(|(vg, lv)| name(vg) && name(lv))
+}
+
+/// lvcreate's `--size`: a number with an optional unit, or a percentage of the origin.
+pub fn is_lvm_size(s: &str) -> bool {
+    if let Some(n) = s.strip_suffix("%ORIGIN") {
+        return n.parse::<u8>().is_ok_and(|p| (1..=100).contains(&p));
+    }
+    let n = s.trim_end_matches(|c: char| "bBsSkKmMgGtTpPeE".contains(c));
+    s.len() - n.len() <= 1
+        && n.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && n.parse::<f64>().is_ok_and(|x| x > 0.0)
+}
+
 /// The job's spec on its host.
 pub fn spec_path(job: &str) -> String {
     format!("{JOBS_DIR}/{job}.json")
@@ -338,6 +375,44 @@ mod tests {
             authorized_keys_path("backup"),
             "/etc/bkc/authorized_keys/backup"
         );
+    }
+
+    #[test]
+    fn volume_manager_names_take_no_option() {
+        for ok in ["tank", "tank/home", "tank/my-data.v2:x"] {
+            assert!(is_zfs_dataset(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-o",
+            "tank//home",
+            "/tank",
+            "tank/",
+            "tank@s",
+            "tank home",
+        ] {
+            assert!(!is_zfs_dataset(bad), "{bad}");
+        }
+        assert!(is_lvm_volume("vg0/home+x_y.z-1"));
+        for bad in ["vg0", "-vg/x", "vg/-x", "vg/..", "vg/a/b", "vg/a b"] {
+            assert!(!is_lvm_volume(bad), "{bad}");
+        }
+        for ok in ["5G", "5.5g", "512", "20%ORIGIN", "100%ORIGIN"] {
+            assert!(is_lvm_size(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "G",
+            "0",
+            "1e5",
+            "5GG",
+            "-5G",
+            "101%ORIGIN",
+            "0%ORIGIN",
+            "--yes",
+        ] {
+            assert!(!is_lvm_size(bad), "{bad}");
+        }
     }
 
     #[test]

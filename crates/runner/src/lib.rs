@@ -44,7 +44,9 @@ use bkc_contract::event::Event;
 use bkc_contract::lockfile::Holder;
 use bkc_contract::names;
 use bkc_contract::serve::{HookResult, Reply, Request};
-use bkc_contract::spec::{HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, Sync, WaitFile};
+use bkc_contract::spec::{
+    HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, SourceSnapshot, Sync, WaitFile,
+};
 use bkc_contract::state::{RunResult, RunState, STATE_VERSION, SyncReport};
 use jiff::Timestamp;
 
@@ -536,6 +538,7 @@ fn check(spec: &JobSpec) -> Result<(), String> {
             return Err(format!("{what} {p:?} {why}"));
         }
     }
+    check_scheduling(spec)?;
     for (what, dir) in [
         ("state-dir", Some(&spec.state_dir)),
         ("metrics-dir", spec.metrics_dir.as_ref()),
@@ -551,6 +554,46 @@ fn check(spec: &JobSpec) -> Result<(), String> {
 
 /// Deadlock freedom rests on every runner taking its locks in one order; the compiler writes
 /// them sorted, so anything else is a spec from somewhere else and is not run.
+/// The slot, the watch and the source snapshots, by the compiler's rules: their values become
+/// paths the runner creates and arguments of the volume manager's programs, run as root.
+fn check_scheduling(spec: &JobSpec) -> Result<(), String> {
+    if let Some(s) = &spec.slot
+        && (!s.dir.starts_with('/') || s.dir.contains('\0') || !(1..=1024).contains(&s.count))
+    {
+        return Err(format!(
+            "slot {:?} of {} is not usable: an absolute directory and 1 to 1024 slots",
+            s.dir, s.count
+        ));
+    }
+    if let Some(w) = &spec.watch {
+        for p in w.paths.iter().chain([&w.trigger]) {
+            if !p.starts_with('/') || p.contains('\0') {
+                return Err(format!(
+                    "watch path {p:?} is not usable: it must be absolute"
+                ));
+            }
+        }
+    }
+    for s in &spec.syncs {
+        let bad = match &s.source_snapshot {
+            Some(SourceSnapshot::Zfs { dataset }) if !names::is_zfs_dataset(dataset) => {
+                format!("dataset {dataset:?}")
+            }
+            Some(SourceSnapshot::Lvm { volume, size })
+                if !names::is_lvm_volume(volume) || !names::is_lvm_size(size) =>
+            {
+                format!("volume {volume:?} of size {size:?}")
+            }
+            _ => continue,
+        };
+        return Err(format!(
+            "source snapshot {bad} of {} is not usable: not a name the topology could give",
+            s.source.path
+        ));
+    }
+    Ok(())
+}
+
 fn check_lock_order(locks: &[Lock]) -> Result<(), String> {
     for w in locks.windows(2) {
         let (a, b) = (&w[0].at, &w[1].at);
@@ -1262,7 +1305,63 @@ mod tests {
         refused(&|s| s.known_hosts = "/k/\"h\"".into(), "known-hosts");
         refused(&|s| s.known_hosts = "/k/%h".into(), "known-hosts");
         refused(&|s| s.metrics_dir = Some("m".into()), "metrics-dir");
+        let slot = |dir: &str, count| bkc_contract::spec::Slot {
+            dir: dir.into(),
+            count,
+            priority: 0,
+            queue_timeout_secs: None,
+            wait_secs: 1,
+        };
+        refused(&|s| s.slot = Some(slot("slots", 2)), "slot");
+        refused(&|s| s.slot = Some(slot("/run/s", 0)), "slot");
+        refused(
+            &|s| {
+                s.watch = Some(bkc_contract::spec::Watch {
+                    paths: vec!["srv".into()],
+                    quiet_secs: 1,
+                    trigger: "/run/bkc/watch/j".into(),
+                })
+            },
+            "watch path",
+        );
+        let snapshot_of = |kind: SourceSnapshot| {
+            move |s: &mut JobSpec| {
+                s.syncs.push(Sync {
+                    source: place("a", "/src/"),
+                    dest: place("b", "/dst/"),
+                    opts: vec!["-a".into()],
+                    exclude: vec![],
+                    bwlimit: None,
+                    deletes: false,
+                    allow_empty_source: false,
+                    snapshot: None,
+                    source_snapshot: Some(kind.clone()),
+                })
+            }
+        };
+        for kind in [
+            SourceSnapshot::Zfs {
+                dataset: "-o".into(),
+            },
+            SourceSnapshot::Zfs {
+                dataset: "tank/home@x".into(),
+            },
+            SourceSnapshot::Lvm {
+                volume: "vg0/home".into(),
+                size: "--yes".into(),
+            },
+            SourceSnapshot::Lvm {
+                volume: "-vg/x".into(),
+                size: "5G".into(),
+            },
+        ] {
+            refused(&snapshot_of(kind), "source snapshot");
+        }
         let mut ok = spec_with_locks(&[]);
+        snapshot_of(SourceSnapshot::Lvm {
+            volume: "vg0/home".into(),
+            size: "20%ORIGIN".into(),
+        })(&mut ok);
         ok.hosts.get_mut("b").unwrap().address = "[fd00::1]".into();
         assert_eq!(check(&ok), Ok(()));
     }
