@@ -285,7 +285,7 @@ fn a_mounted_snapshot_is_one_moment(kind: &str, setup: &str, listed: &str, teard
             String::from_utf8_lossy(&o.stderr)
         );
     };
-    let frozen = vol.join(".bkc-snapshots/home.0");
+    let frozen = std::path::PathBuf::from(bkc_contract::names::mounted_snapshot_path("home", 0));
     step(&["drop-source-snapshots"]);
     step(&["take-source-snapshots"]);
     assert_eq!(

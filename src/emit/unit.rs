@@ -431,10 +431,20 @@ fn priority(job: &Job) -> Vec<Setting> {
 /// How the service runs the runner: its command, its timeouts and its priority.
 fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
     let svc = &job.service;
-    // Two minutes past the runner's own timeout, so the runner always gets to clean up first.
-    let start_timeout = svc
-        .timeout_secs
-        .map_or_else(|| "infinity".to_string(), |t| format_duration(t + 120));
+    let mounted = job.spec.syncs.iter().any(|s| {
+        matches!(
+            s.source_snapshot,
+            Some(SourceSnapshot::Zfs { .. } | SourceSnapshot::Lvm { .. })
+        )
+    });
+    // Two minutes past the runner's own timeout, so the runner always gets to clean up first;
+    // with ZFS or LVM snapshots, whose step before the run may wait for the locks as long as the
+    // run may, twice that.
+    let runs = if mounted { 2 } else { 1 };
+    let start_timeout = svc.timeout_secs.map_or_else(
+        || "infinity".to_string(),
+        |t| format_duration(t.saturating_mul(runs) + 120),
+    );
     let mut service = vec![
         set("Type", "oneshot"),
         set("ExecStart", unit_arg(spec_path)?).exec("", "runner", unit_exec(&svc.runner)?),
@@ -456,12 +466,6 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
                      a btrfs subvolume: a killed run's before this run, this run's after it.",
                 ),
         );
-        let mounted = job.spec.syncs.iter().any(|s| {
-            matches!(
-                s.source_snapshot,
-                Some(SourceSnapshot::Zfs { .. } | SourceSnapshot::Lvm { .. })
-            )
-        });
         if mounted {
             service.push(
                 set(

@@ -231,6 +231,18 @@ pub fn is_lvm_size(s: &str) -> bool {
         && n.parse::<f64>().is_ok_and(|x| x > 0.0)
 }
 
+/// Where `take-source-snapshots` mounts ZFS and LVM source snapshots: a directory only root can
+/// write, never inside the source (whose owner could put a symlink where root mounts).
+pub const MOUNTED_SNAPSHOTS_DIR: &str = "/run/bkc/source-snapshots";
+
+/// The mount point of `job`'s sync `index`'s ZFS or LVM snapshot.
+pub fn mounted_snapshot_path(job: &str, index: usize) -> String {
+    format!(
+        "{MOUNTED_SNAPSHOTS_DIR}/{}",
+        source_snapshot_name(job, index)
+    )
+}
+
 /// The job's spec on its host.
 pub fn spec_path(job: &str) -> String {
     format!("{JOBS_DIR}/{job}.json")

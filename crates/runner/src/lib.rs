@@ -34,6 +34,7 @@ mod snapshot;
 mod ssh;
 mod sync;
 pub mod verify;
+mod volume;
 mod wait;
 pub mod watch;
 
@@ -282,7 +283,7 @@ pub fn take_source_snapshots(path: &std::path::Path) -> i32 {
             return exit::USAGE;
         }
     };
-    if !spec.syncs.iter().any(freeze::mounted_kind) {
+    if !spec.syncs.iter().any(|s| volume::kind(s).is_some()) {
         return exit::SUCCESS;
     }
     child::install_signal_handlers();
@@ -293,7 +294,7 @@ pub fn take_source_snapshots(path: &std::path::Path) -> i32 {
     if run.outcome.stops() {
         ctx.say("source snapshots not taken: the job's locks could not be had");
     } else {
-        freeze::take_mounted(&ctx.spec);
+        volume::take_all(&ctx.spec);
     }
     while let Some(h) = run.held.pop() {
         lock::release(&ctx, h);

@@ -11,7 +11,7 @@ use bkc_contract::state::SyncReport;
 
 use super::child::{self, Stop};
 use super::snapshot::{self, Dest};
-use super::{Ctx, Fail, Outcome, Run, dry, freeze, loc, rsync};
+use super::{Ctx, Fail, Outcome, Run, dry, freeze, loc, rsync, volume};
 
 /// Why a sync failed, and what that makes of the run.
 type Failed = (Outcome, String);
@@ -119,8 +119,8 @@ fn sync_inner(
     // source, which it does not change).
     let frozen = match sync.source_snapshot {
         Some(_) if ctx.dry_run => None,
-        Some(_) if freeze::mounted_kind(sync) => {
-            Some(freeze::mounted(&ctx.spec, i, sync).map_err(|m| (Outcome::Failed, m))?)
+        Some(_) if volume::kind(sync).is_some() => {
+            Some(volume::mounted(&ctx.spec, i, sync).map_err(|m| (Outcome::Failed, m))?)
         }
         Some(_) => Some(freeze::take(&ctx.spec, i, sync).map_err(|m| (Outcome::Failed, m))?),
         None => None,
