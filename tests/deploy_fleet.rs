@@ -1362,6 +1362,27 @@ fn a_burst_of_changes_under_a_watch_runs_the_job_once() {
     std::thread::sleep(std::time::Duration::from_secs(4));
     assert_eq!(watched_runs(&f).unwrap()["runs_total"]["success"], 3);
 
+    // The watch narrowed to a part of the tree: the spec changed, and with it the watcher's
+    // unit, so the deploy restarts the watcher, which then starts the job for a change there
+    // and for none elsewhere.
+    let narrowed = extra.replace(r#"watch "/srv/watched""#, r#"watch "/srv/watched/sub""#);
+    let file = write_topology(&f, "watch.kdl", &topology(&f, &narrowed));
+    apply_ok(&f, &file);
+    assert!(
+        Fleet::eventually(20, || journal().contains("under /srv/watched/sub;")),
+        "the watcher was not restarted with the new path: {}",
+        journal()
+    );
+    f.sh("desktop", "echo outside > /srv/watched/outside");
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    assert_eq!(watched_runs(&f).unwrap()["runs_total"]["success"], 3);
+    f.sh("desktop", "echo inside > /srv/watched/sub/inside");
+    assert!(
+        Fleet::eventually(30, || watched_runs(&f).is_some_and(success(4))),
+        "a change under the new path started nothing: {}",
+        journal()
+    );
+
     // The job removed: its watcher and path unit are stopped and gone.
     baseline(&f);
     assert_eq!(

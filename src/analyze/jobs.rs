@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bkc_contract::spec::MAX_PRIORITY as PRIORITY;
 use miette::SourceSpan;
 
 use super::{
@@ -316,9 +317,6 @@ fn slot(cx: &mut Ctx, j: &ast::Job, on: &Host, s: &Settings) -> Option<spec::Slo
         wait_secs: s.lock_wait,
     })
 }
-
-/// The highest and lowest `priority`.
-const PRIORITY: i32 = 1000;
 
 fn priority(cx: &mut Ctx, p: &ast::Spanned<i128>) -> Option<i32> {
     in_range(

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bkc_contract::spec::MAX_SLOTS;
 use miette::{NamedSource, SourceSpan};
 
 use crate::diag::{Code, Diagnostic, Diagnostics, Source, did_you_mean};
@@ -386,9 +387,6 @@ fn settings(cx: &mut Ctx, defaults: Option<&ast::Defaults>) -> Settings {
     s.max_parallel = df.max_parallel.as_ref().and_then(|m| max_parallel(cx, m));
     s
 }
-
-/// The most slots a host may have: more would only be files nobody waits for.
-const MAX_SLOTS: u32 = 1024;
 
 fn max_parallel(cx: &mut Ctx, m: &ast::Spanned<i128>) -> Option<u32> {
     in_range(

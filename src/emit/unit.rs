@@ -364,10 +364,20 @@ pub(crate) fn watch_service(
         sections: vec![
             Section {
                 name: "Unit",
-                settings: vec![set(
-                    "Description",
-                    format!("Watch the files of bkc job {}", job.name),
-                )],
+                settings: vec![
+                    set(
+                        "Description",
+                        format!("Watch the files of bkc job {}", job.name),
+                    ),
+                    set(
+                        "X-Bkc-Spec",
+                        format!("sha256:{}", super::sha256_hex(job.spec.to_json().as_bytes())),
+                    )
+                    .why(
+                        "The watcher reads the job spec only when it starts: a changed spec changes this\n\
+                         unit, and a deploy restarts a changed watcher.",
+                    ),
+                ],
             },
             Section {
                 name: "Service",

@@ -82,6 +82,12 @@ pub struct JobSpec {
     pub watch: Option<Watch>,
 }
 
+/// The most slots a host may have (`max-parallel`): more would only be files nobody waits for.
+pub const MAX_SLOTS: u32 = 1024;
+
+/// The highest `priority`, and minus it the lowest.
+pub const MAX_PRIORITY: i32 = 1000;
+
 /// One of a host's `max-parallel` slots: a counting lock made of `count` files under `dir`, each
 /// held with flock(2), so that the kernel frees a slot when its runner dies however it dies.
 /// Waiters queue in `dir/queue/`: higher `priority` first, then the one waiting longest.

@@ -46,7 +46,8 @@ use bkc_contract::lockfile::Holder;
 use bkc_contract::names;
 use bkc_contract::serve::{HookResult, Reply, Request};
 use bkc_contract::spec::{
-    HookWhen, IoClass, JobSpec, Location, Lock, OnFailure, SourceSnapshot, Sync, WaitFile,
+    HookWhen, IoClass, JobSpec, Location, Lock, MAX_PRIORITY, MAX_SLOTS, OnFailure, SourceSnapshot,
+    Sync, WaitFile,
 };
 use bkc_contract::state::{RunResult, RunState, STATE_VERSION, SyncReport};
 use jiff::Timestamp;
@@ -559,11 +560,14 @@ fn check(spec: &JobSpec) -> Result<(), String> {
 /// paths the runner creates and arguments of the volume manager's programs, run as root.
 fn check_scheduling(spec: &JobSpec) -> Result<(), String> {
     if let Some(s) = &spec.slot
-        && (!s.dir.starts_with('/') || s.dir.contains('\0') || !(1..=1024).contains(&s.count))
+        && (!s.dir.starts_with('/')
+            || s.dir.contains('\0')
+            || !(1..=MAX_SLOTS).contains(&s.count)
+            || s.priority.abs() > MAX_PRIORITY)
     {
         return Err(format!(
-            "slot {:?} of {} is not usable: an absolute directory and 1 to 1024 slots",
-            s.dir, s.count
+            "slot {:?} of {} at priority {} is not usable: an absolute directory, 1 to {MAX_SLOTS} slots, a priority of at most {MAX_PRIORITY} either way",
+            s.dir, s.count, s.priority
         ));
     }
     if let Some(w) = &spec.watch {

@@ -80,13 +80,17 @@ fn live_waiters(queue: &Path, me: &str) -> Vec<Waiter> {
         if name.starts_with('.') || name == me {
             continue;
         }
+        // Non-blocking, and regular files only: a FIFO put there must not hang every waiter.
         let Ok(mut f) = OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(e.path())
         else {
             continue;
         };
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
         // A shared lock we get means nobody holds its exclusive one: the waiter is gone.
         match flock(&f, libc::LOCK_SH | libc::LOCK_NB) {
             Err(e) if is_busy(&e) => {}
@@ -233,6 +237,15 @@ pub fn acquire(ctx: &Ctx, slot: &Slot) -> Result<Held, Fail> {
     if ahead(&me) == 0
         && let Some(i) = try_take(&s.files).map_err(|e| s.fail("take", &e))?
     {
+        // A runner killed while it queued left its mark: it would show this run as queued.
+        let path = report::state_path(&ctx.spec.state_dir, &ctx.spec.job);
+        if report::read_state(&path).is_ok_and(|st| st.is_some_and(|st| st.queued_since.is_some()))
+        {
+            super::write_report(ctx, |now| RunState {
+                queued_since: None,
+                ..now.unwrap_or_default()
+            });
+        }
         return Ok(s.taken(i));
     }
     // Watch before queueing, so that no slot freed in between goes unseen.
@@ -299,6 +312,10 @@ fn wait(
                 next_log = child::later(now, every);
             }
             next_look = child::later(now, RECHECK);
+            if let Some(end) = end {
+                // The last look is at the end of the wait, to give up on time.
+                next_look = next_look.min(end.max(now));
+            }
             if let Some(end) = end
                 && now >= end
             {
@@ -313,11 +330,8 @@ fn wait(
                 });
             }
         }
-        let mut sleep = SIGNAL_CHECK.min(next_look.saturating_duration_since(now));
-        if let Some(end) = end {
-            sleep = sleep.min(end.saturating_duration_since(now));
-        }
-        match ino.wait(sleep) {
+        let sleep = SIGNAL_CHECK.min(next_look.saturating_duration_since(Instant::now()));
+        match ino.wait(sleep.max(Duration::from_millis(1))) {
             // Something closed or left: look again at once.
             Ok(ev) if !ev.is_empty() => next_look = Instant::now(),
             Ok(_) => {}
