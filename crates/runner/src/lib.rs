@@ -1216,20 +1216,28 @@ mod tests {
             path: p.into(),
         };
         s.syncs.push(Sync {
-            source: place("/src/"),
-            dest: place("snaps/"),
-            opts: vec!["-a".into()],
-            exclude: vec![],
-            bwlimit: None,
-            deletes: false,
-            allow_empty_source: false,
             snapshot: Some(Default::default()),
-            source_snapshot: None,
+            ..plain_sync(place("/src/"), place("snaps/"))
         });
         let e = check(&s).unwrap_err();
         assert!(e.contains("a:snaps/") && e.contains("absolute"), "{e}");
         s.syncs[0].dest = place("/srv/snaps/");
         assert_eq!(check(&s), Ok(()));
+    }
+
+    /// A sync with `-a` and nothing else.
+    fn plain_sync(source: Location, dest: Location) -> Sync {
+        Sync {
+            source,
+            dest,
+            opts: vec!["-a".into()],
+            exclude: vec![],
+            bwlimit: None,
+            deletes: false,
+            allow_empty_source: false,
+            snapshot: None,
+            source_snapshot: None,
+        }
     }
 
     #[test]
@@ -1286,19 +1294,7 @@ mod tests {
             (place("b", "src/"), place("a", "/d/")),
         ] {
             refused(
-                &|s| {
-                    s.syncs.push(Sync {
-                        source: src.clone(),
-                        dest: dst.clone(),
-                        opts: vec!["-a".into()],
-                        exclude: vec![],
-                        bwlimit: None,
-                        deletes: false,
-                        allow_empty_source: false,
-                        snapshot: None,
-                        source_snapshot: None,
-                    })
-                },
+                &|s| s.syncs.push(plain_sync(src.clone(), dst.clone())),
                 "must be absolute",
             );
         }
@@ -1332,15 +1328,8 @@ mod tests {
         let snapshot_of = |kind: SourceSnapshot| {
             move |s: &mut JobSpec| {
                 s.syncs.push(Sync {
-                    source: place("a", "/src/"),
-                    dest: place("b", "/dst/"),
-                    opts: vec!["-a".into()],
-                    exclude: vec![],
-                    bwlimit: None,
-                    deletes: false,
-                    allow_empty_source: false,
-                    snapshot: None,
                     source_snapshot: Some(kind.clone()),
+                    ..plain_sync(place("a", "/src/"), place("b", "/dst/"))
                 })
             }
         };
