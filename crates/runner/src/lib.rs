@@ -1225,6 +1225,14 @@ mod tests {
         assert_eq!(check(&s), Ok(()));
     }
 
+    /// `check` refuses the spec `change` makes, saying `what`.
+    fn refused(change: &dyn Fn(&mut JobSpec), what: &str) {
+        let mut s = spec_with_locks(&[]);
+        change(&mut s);
+        let e = check(&s).unwrap_err();
+        assert!(e.contains(what), "{e}");
+    }
+
     /// A sync with `-a` and nothing else.
     fn plain_sync(source: Location, dest: Location) -> Sync {
         Sync {
@@ -1242,12 +1250,6 @@ mod tests {
 
     #[test]
     fn a_spec_from_elsewhere_gets_no_more_than_a_topology_could_say() {
-        let refused = |change: &dyn Fn(&mut JobSpec), what: &str| {
-            let mut s = spec_with_locks(&[]);
-            change(&mut s);
-            let e = check(&s).unwrap_err();
-            assert!(e.contains(what), "{e}");
-        };
         refused(&|s| s.job = "-x".into(), "job name");
         refused(&|s| s.job = "ü".into(), "job name");
         refused(&|s| s.host = "-a".into(), "host name");
@@ -1306,6 +1308,17 @@ mod tests {
         refused(&|s| s.known_hosts = "/k/\"h\"".into(), "known-hosts");
         refused(&|s| s.known_hosts = "/k/%h".into(), "known-hosts");
         refused(&|s| s.metrics_dir = Some("m".into()), "metrics-dir");
+        let mut ok = spec_with_locks(&[]);
+        ok.hosts.get_mut("b").unwrap().address = "[fd00::1]".into();
+        assert_eq!(check(&ok), Ok(()));
+    }
+
+    #[test]
+    fn slots_watches_and_volume_names_are_held_to_the_compilers_rules() {
+        let place = |host: &str, p: &str| Location {
+            host: host.into(),
+            path: p.into(),
+        };
         let slot = |dir: &str, count| bkc_contract::spec::Slot {
             dir: dir.into(),
             count,
@@ -1356,7 +1369,6 @@ mod tests {
             volume: "vg0/home".into(),
             size: "20%ORIGIN".into(),
         })(&mut ok);
-        ok.hosts.get_mut("b").unwrap().address = "[fd00::1]".into();
         assert_eq!(check(&ok), Ok(()));
     }
 
