@@ -193,6 +193,32 @@ job "home" on="desktop" {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!exists(&site, "desktop", FROZEN));
     assert!(Path::new(&image).exists());
+
+    // 4. A subvolume nested in the source would be an empty directory in the snapshot, and the
+    //    deleting sync would then empty it in the copy: the sync is refused, the copy untouched.
+    site.sh_ok(
+        "desktop",
+        "btrfs -q subvolume create /srv/vol/home/nested && echo keep > /srv/vol/home/nested/f",
+    );
+    let cmd = site.net.cmd(
+        site.h("desktop"),
+        &[harness::runner(), "/etc/bkc/jobs/home.json"],
+    );
+    let ran = harness::collect(site.net.spawn(cmd));
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(
+            "/srv/vol/home/nested inside /srv/vol/home is a subvolume or mount of its own"
+        ),
+        "{}",
+        ran.stderr
+    );
+    assert_eq!(
+        copy_bytes(&site),
+        (4 * MIB, 4 * MIB),
+        "the copy was changed"
+    );
+    assert!(!exists(&site, "desktop", FROZEN));
 }
 
 #[test]

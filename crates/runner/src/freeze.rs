@@ -92,6 +92,34 @@ fn is_subvolume(dir: &File) -> io::Result<bool> {
     Ok(st.f_type as i64 == BTRFS_MAGIC && dir.metadata()?.ino() == SUBVOL_ROOT_INO)
 }
 
+/// The first directory below `root` on another device than `dev`: a nested btrfs subvolume
+/// (each has a device number of its own) or anything mounted there. Only directories are
+/// looked at, by the type their parent's listing gives, so the walk costs a stat per
+/// directory, not per file; bkc's own snapshot directory is left out.
+fn another_device_below(root: &std::path::Path, dev: u64) -> Option<std::path::PathBuf> {
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = e.path();
+            if dir == root && e.file_name() == bkc_contract::names::SOURCE_SNAPSHOTS {
+                continue;
+            }
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.dev() != dev => return Some(path),
+                Ok(_) => todo.push(path),
+                Err(_) => {}
+            }
+        }
+    }
+    None
+}
+
 /// A source snapshot taken for one sync.
 pub struct Frozen {
     /// `<source>/.bkc-snapshots`, or where ZFS and LVM snapshots are mounted.
@@ -167,6 +195,16 @@ pub fn take(spec: &JobSpec, index: usize, sync: &Sync) -> Result<Frozen, String>
         }
         Err(e) => return Err(format!("source-snapshot: cannot look at {source}: {e}")),
     }
+    let root_dev = src
+        .metadata()
+        .map_err(|e| format!("source-snapshot: cannot look at {source}: {e}"))?
+        .dev();
+    if let Some(inner) = another_device_below(std::path::Path::new(source), root_dev) {
+        return Err(format!(
+            "source-snapshot \"btrfs\": {} inside {source} is a subvolume or mount of its own, which a snapshot holds as an empty directory (and a `--delete` would remove its files from the copy): give it a sync of its own",
+            inner.display()
+        ));
+    }
     let dir = source_snapshot_dir(&sync.source.path);
     let name = source_snapshot_name(&spec.job, index);
     if let Err(e) = std::fs::create_dir(&dir)
@@ -238,6 +276,20 @@ mod tests {
     fn ioctl_arguments_have_the_kernels_size() {
         assert_eq!(std::mem::size_of::<VolArgsV2>(), 4096);
         assert_eq!(std::mem::size_of::<VolArgs>(), 4096);
+    }
+
+    #[test]
+    fn a_directory_on_another_device_below_the_source_is_found() {
+        let dir = std::env::temp_dir().join(format!("bkc-nested-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        let dev = std::fs::metadata(&dir).unwrap().dev();
+        assert_eq!(another_device_below(&dir, dev), None);
+        // Everything is on another device than a made-up one: the first directory is found.
+        assert!(another_device_below(&dir, dev.wrapping_add(1)).is_some());
+        std::fs::remove_dir_all(&dir).unwrap();
+        // /proc is a mount of its own below /.
+        let root = std::fs::metadata("/").unwrap().dev();
+        assert!(another_device_below(std::path::Path::new("/proc/.."), root).is_some());
     }
 
     #[test]
