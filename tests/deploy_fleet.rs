@@ -1393,3 +1393,98 @@ fn a_burst_of_changes_under_a_watch_runs_the_job_once() {
         "inactive\ninactive\n"
     );
 }
+
+/// Slots under systemd: with `max-parallel=1` on desktop, a job started while another holds the
+/// slot is a service that is activating and waits; `bkc status` shows it as queued (and the
+/// holder as running), and once the slot is free it runs and records its wait.
+#[test]
+#[ignore = "needs root, systemd-nspawn and debootstrap"]
+fn a_run_waiting_for_a_slot_is_queued_in_status() {
+    let Some(f) = fleet::shared(&NAMES) else {
+        return;
+    };
+    baseline(&f);
+    f.sh(
+        "desktop",
+        "rm -rf /srv/slot-* /run/bkc/slot-gate /var/lib/bkc/state/holder.json /var/lib/bkc/state/waiter.json && \
+         mkdir -p /srv/slot-src && echo x > /srv/slot-src/f",
+    );
+    // The holder keeps its slot until the test opens the gate.
+    let jobs = r#"job "holder" on="desktop" {
+    hook "before" "until [ -e /run/bkc/slot-gate ]; do sleep 0.1; done"
+    sync "/srv/slot-src/" "/srv/slot-holder/"
+}
+job "waiter" on="desktop" {
+    sync "/srv/slot-src/" "/srv/slot-waiter/"
+}
+"#;
+    let base = topology(&f, "");
+    let chain = base.find("job \"desktop-to-a\"").unwrap();
+    let text =
+        base[..chain].replace("host \"desktop\" ", "host \"desktop\" max-parallel=1 ") + jobs;
+    let file = write_topology(&f, "slots.kdl", &text);
+    apply_ok(&f, &file);
+    f.sh("desktop", "systemctl start --no-block bkc-holder.service");
+    assert!(
+        Fleet::eventually(20, || f
+            .sh("desktop", "cat /run/bkc/locks/slots/0 2>/dev/null; true")
+            .contains("\"holder\"")),
+        "the holder never took the slot"
+    );
+    f.sh("desktop", "systemctl start --no-block bkc-waiter.service");
+    let status = || {
+        let out = bkc(&f, &["status", &file, "--json"]);
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let row = |job: &str| {
+            rows.as_array()
+                .and_then(|r| r.iter().find(|r| r["job"] == job).cloned())
+                .unwrap_or_default()
+        };
+        (row("holder"), row("waiter"))
+    };
+    assert!(
+        Fleet::eventually(20, || status().1["queued_since"].is_string()),
+        "the waiter is not queued: {:?}",
+        status()
+    );
+    let (holder, waiter) = status();
+    assert_eq!(holder["service"], "activating", "{holder}");
+    assert!(holder.get("queued_since").is_none(), "{holder}");
+    assert_eq!(waiter["service"], "activating", "{waiter}");
+    let table = String::from_utf8_lossy(&bkc(&f, &["status", &file]).stdout).into_owned();
+    let line = |job: &str| {
+        table
+            .lines()
+            .find(|l| l.starts_with(job))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("waiter").contains(" queued "), "{table}");
+    assert!(line("holder").contains(" running "), "{table}");
+
+    f.sh("desktop", "touch /run/bkc/slot-gate");
+    let done = |job: &str| {
+        let s = f.sh(
+            "desktop",
+            &format!("cat /var/lib/bkc/state/{job}.json 2>/dev/null; true"),
+        );
+        serde_json::from_str::<serde_json::Value>(&s).unwrap_or_default()
+    };
+    assert!(
+        Fleet::eventually(30, || ["holder", "waiter"]
+            .iter()
+            .all(|j| done(j)["result"] == "success")),
+        "{} {}",
+        done("holder"),
+        done("waiter")
+    );
+    let waiter = done("waiter");
+    assert!(
+        waiter["slot_wait_secs"].as_f64().unwrap_or(0.0) > 0.0,
+        "{waiter}"
+    );
+    assert!(waiter.get("queued_since").is_none(), "{waiter}");
+    assert_eq!(f.sh("desktop", "cat /srv/slot-waiter/f").trim(), "x");
+    f.sh("desktop", "rm -f /run/bkc/slot-gate");
+    baseline(&f);
+}
