@@ -106,21 +106,7 @@ fn job(
         .collect();
     nothing_to_do(cx, j);
     let hooks: Vec<Hook> = j.hooks.iter().filter_map(|h| scope.hook(cx, h)).collect();
-    let lock_files: Vec<Location> = j
-        .lock_files
-        .iter()
-        .filter_map(|l| scope.file(cx, &l.path, l.host.as_ref(), "lock-file"))
-        .collect();
-    let restore_to: Vec<Location> = j
-        .restore_to
-        .iter()
-        .filter_map(|r| scope.restore_to(cx, r))
-        .collect();
-    let wait_files: Vec<WaitFile> = j
-        .blocks_on_files
-        .iter()
-        .filter_map(|w| scope.wait_file(cx, w, s))
-        .collect();
+    let (lock_files, restore_to, wait_files) = scope.places(cx, j, s);
     let watch = scope.watch(cx, j);
     if timer.is_none() && watch.is_none() {
         no_schedule(cx, j);
@@ -756,6 +742,32 @@ impl<'h> Scope<'h> {
             self.rw_paths.push(dir);
         }
         Some(kind)
+    }
+
+    /// The job's lock files, the directories a restore may write into and its wait files,
+    /// each on its host.
+    fn places(
+        &mut self,
+        cx: &mut Ctx,
+        j: &ast::Job,
+        s: &Settings,
+    ) -> (Vec<Location>, Vec<Location>, Vec<WaitFile>) {
+        let lock_files = j
+            .lock_files
+            .iter()
+            .filter_map(|l| self.file(cx, &l.path, l.host.as_ref(), "lock-file"))
+            .collect();
+        let restore_to = j
+            .restore_to
+            .iter()
+            .filter_map(|r| self.restore_to(cx, r))
+            .collect();
+        let wait_files = j
+            .blocks_on_files
+            .iter()
+            .filter_map(|w| self.wait_file(cx, w, s))
+            .collect();
+        (lock_files, restore_to, wait_files)
     }
 
     fn hook(&mut self, cx: &mut Ctx, h: &ast::Hook) -> Option<Hook> {
