@@ -16,7 +16,7 @@ use bkc::deploy::plan::{
 use bkc::deploy::transport::{Local, Target};
 use bkc::deploy::{Desired, desired};
 
-const TOPOLOGY: &str = r#"
+pub(crate) const TOPOLOGY: &str = r#"
 defaults {
     ssh-keys "operator"
 }

@@ -242,38 +242,22 @@ fn kill_in(ns: &str, pick: impl Fn(&(i32, String, i32)) -> bool) -> usize {
 }
 
 /// Two generations of a topology for the host `desktop` (h4), which `bkc apply` switches
-/// between; `@ADDR@` and `@KEY@` are h4's.
-const GENERATIONS: [&str; 2] = [
-    r#"
-defaults {
-    ssh-keys "operator"
-}
-host "desktop" address="@ADDR@" {
-    host-key "@KEY@"
-}
-host "nas" address="10.0.0.2" {
-    host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC0IXDHIYGZ8zdZsxNgy4rD/ctoe01"
-}
-job "music" on="desktop" {
-    schedule "daily"
-    sync "/home/music/" "nas:/srv/music/"
-}
-job "photos" on="desktop" {
-    schedule "weekly"
-    sync "/home/photos/" "nas:/srv/photos/"
-}
-"#,
-    r#"
-defaults {
-    ssh-keys "operator"
-}
-host "desktop" address="@ADDR@" {
-    host-key "@KEY@"
-}
-host "nas" address="10.0.0.2" {
-    host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGPmKn9c+ok429EC0IXDHIYGZ8zdZsxNgy4rD/ctoe01"
-}
-job "music" on="desktop" {
+/// between: deploy_local's, with h4's address and host key, and one with a changed schedule and
+/// an exclude, a job removed and one added.
+fn generations(addr: &str, key: &str) -> [String; 2] {
+    let topology = crate::deploy_local::TOPOLOGY;
+    let desktop = topology.find("host \"desktop\"").unwrap();
+    let end = desktop + topology[desktop..].find('}').unwrap() + 1;
+    let first = format!(
+        "{}host \"desktop\" address=\"{addr}\" {{\n    host-key \"{key}\"\n}}{}",
+        &topology[..desktop],
+        &topology[end..]
+    );
+    let jobs = first.find("job \"music\"").unwrap();
+    let second = format!(
+        "{}{}",
+        &first[..jobs],
+        r#"job "music" on="desktop" {
     schedule "hourly"
     sync "/home/music/" "nas:/srv/music/" {
         exclude "*.tmp"
@@ -283,8 +267,10 @@ job "docs" on="desktop" {
     schedule "daily"
     sync "/home/docs/" "nas:/srv/docs/"
 }
-"#,
-];
+"#
+    );
+    [first, second]
+}
 
 /// Where h4's stand-in root is, as h4 sees it.
 const STANDIN: &str = "/srv/root";
@@ -330,13 +316,10 @@ impl Deploy {
         let h4 = net.host("h4");
         let key = std::fs::read_to_string(h4.dir.join("host_key.pub")).unwrap();
         let key: Vec<&str> = key.split_whitespace().take(2).collect();
-        let gens: Vec<_> = GENERATIONS
+        let gens: Vec<_> = generations(&h4.addr, &key.join(" "))
             .iter()
-            .map(|t| {
-                let text = t
-                    .replace("@ADDR@", &h4.addr)
-                    .replace("@KEY@", &key.join(" "));
-                let c = bkc::analyze::compile("faults.kdl", &text);
+            .map(|text| {
+                let c = bkc::analyze::compile("faults.kdl", text);
                 let topo = c.topology.as_ref().expect("the apply topology compiles");
                 let a = bkc::emit::emit(topo, &["desktop".to_string()]).unwrap();
                 bkc::deploy::desired(topo, a).into_iter().next().unwrap()

@@ -50,6 +50,21 @@ fn put(path: &Path, content: &str, mode: u32, mtime: &str) {
         .unwrap();
 }
 
+/// Rot: one byte of `path` flipped, its size and modification time kept, as a failing disk
+/// leaves it and rsync's quick check cannot see.
+fn flip_a_byte(path: &Path) {
+    let t = std::fs::metadata(path).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[4] ^= 0x20;
+    std::fs::write(path, &bytes).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
 /// The seed chain: the desktop mirrors its home to backup_a, which pushes everything into
 /// snapshots on backup_b. The before hook lets a test make a run slow. backup_b's snapshots are
 /// not append-only: an append-only destination names each snapshot by its own clock, and these
@@ -296,17 +311,7 @@ impl Case<'_> {
         let file = self.site.file();
         let s = self.site.bkc(&["verify", self.job, &file, "--checksum"]);
         assert_eq!(s.code, 0, "clean before: {s:?}");
-        let copy = self.in_snapshot(2, "base.txt");
-        let t = std::fs::metadata(&copy).unwrap().modified().unwrap();
-        let mut bytes = std::fs::read(&copy).unwrap();
-        bytes[4] ^= 0x20;
-        std::fs::write(&copy, &bytes).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&copy)
-            .unwrap()
-            .set_modified(t)
-            .unwrap();
+        flip_a_byte(&self.in_snapshot(2, "base.txt"));
         put(
             &self.source("diary.txt"),
             "edited after the run\n",
@@ -621,16 +626,7 @@ fn a_scheduled_verify_records_and_notifies() {
         "vault",
         &format!("snapshots/web1/www/{}/base.txt", NAMES[0]),
     );
-    let t = std::fs::metadata(&copy).unwrap().modified().unwrap();
-    let mut bytes = std::fs::read(&copy).unwrap();
-    bytes[4] ^= 0x20;
-    std::fs::write(&copy, &bytes).unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&copy)
-        .unwrap()
-        .set_modified(t)
-        .unwrap();
+    flip_a_byte(&copy);
     let s = verify("inv-rot");
     assert_eq!(s.code, 1, "{s:?}");
     let st = state();

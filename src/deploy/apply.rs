@@ -95,29 +95,7 @@ fn build(
     if let Some(r) = runner.filter(|_| !plan.runner_install.is_empty()) {
         stage_runner(r, plan, &mut tail, &mut payload, &mut steps);
     }
-    for (path, f) in &want.files.files {
-        let name = format!("files{path}");
-        tail.push_str(&format!(
-            "recv {} {} {:04o} {}{}",
-            f.bytes.len(),
-            sha256_hex(&f.bytes),
-            f.mode,
-            quote(&name),
-            stage_fail(path)
-        ));
-        payload.extend_from_slice(&f.bytes);
-        let _ = writeln!(tail, "keep {}", quote(path));
-        let fresh = !obs.files.contains_key(path) || plan.changed.contains(path);
-        if fresh && path != MANIFEST_PATH {
-            let _ = writeln!(
-                steps,
-                "put {} {} {:04o} || return 1",
-                quote(&name),
-                quote(path),
-                f.mode
-            );
-        }
-    }
+    stage_files(want, obs, plan, &mut tail, &mut payload, &mut steps);
     drop_steps(plan, &mut tail, &mut steps);
     // sshd must accept what it will read before it is told to, and must then read bkc's
     // authorized keys; otherwise the switch fails and everything is put back.
@@ -151,20 +129,7 @@ fn build(
         quote(AUTHORIZED_KEYS_PATTERN),
         running_sh()
     );
-    tail.push_str(
-        "printf '%s\\n' \"$ACT\" >\"$S/activate.sh\" || die \"cannot write $S/activate.sh\"\n\
-         say \"ready $n\"\n\
-         line=$(timeout 30 head -n 1) || line=\n\
-         if [ \"$line\" != commit ]; then rm -rf \"$S\"; die \"bkc did not confirm the switch (the link was lost?); nothing was changed\"; fi\n\
-         trap - HUP PIPE TERM\n\
-         setsid sh \"$S/activate.sh\" activate </dev/null >\"$B/activate.log\" 2>&1 &\n\
-         wait $!\n\
-         rc=$?\n\
-         sed 's/^/log /' \"$B/activate.log\"\n\
-         rm -rf \"$S\"\n\
-         [ $rc = 0 ] || die \"the switch to generation $n failed and was rolled back\"\n\
-         say \"done $n\"\n",
-    );
+    tail.push_str(SWITCH);
     let expect = obs.manifest_sha().unwrap_or_else(|| "-".into());
     let script = format!(
         "EXPECT={}\nACT={}\n{APPLY}\n{tail}",
@@ -172,6 +137,56 @@ fn build(
         quote(&act)
     );
     (script, payload)
+}
+
+/// The end of the host's script, once everything is staged: write the switch, say so, wait for
+/// bkc's `commit`, and run the switch detached (so a lost link cannot stop it halfway).
+const SWITCH: &str = "printf '%s\\n' \"$ACT\" >\"$S/activate.sh\" || die \"cannot write $S/activate.sh\"\n\
+say \"ready $n\"\n\
+line=$(timeout 30 head -n 1) || line=\n\
+if [ \"$line\" != commit ]; then rm -rf \"$S\"; die \"bkc did not confirm the switch (the link was lost?); nothing was changed\"; fi\n\
+trap - HUP PIPE TERM\n\
+setsid sh \"$S/activate.sh\" activate </dev/null >\"$B/activate.log\" 2>&1 &\n\
+wait $!\n\
+rc=$?\n\
+sed 's/^/log /' \"$B/activate.log\"\n\
+rm -rf \"$S\"\n\
+[ $rc = 0 ] || die \"the switch to generation $n failed and was rolled back\"\n\
+say \"done $n\"\n";
+
+/// Every file of the generation staged (sent and checked by its hash), and put in place by the
+/// switch where it is new or changed; the manifest goes last, by `build`.
+fn stage_files(
+    want: &Desired,
+    obs: &Observed,
+    plan: &HostPlan,
+    tail: &mut String,
+    payload: &mut Vec<u8>,
+    steps: &mut String,
+) {
+    for (path, f) in &want.files.files {
+        let name = format!("files{path}");
+        tail.push_str(&format!(
+            "recv {} {} {:04o} {}{}",
+            f.bytes.len(),
+            sha256_hex(&f.bytes),
+            f.mode,
+            quote(&name),
+            stage_fail(path)
+        ));
+        payload.extend_from_slice(&f.bytes);
+        let _ = writeln!(tail, "keep {}", quote(path));
+        let fresh = !obs.files.contains_key(path) || plan.changed.contains(path);
+        if fresh && path != MANIFEST_PATH {
+            let _ = writeln!(
+                steps,
+                "put {} {} {:04o} || return 1",
+                quote(&name),
+                quote(path),
+                f.mode
+            );
+        }
+    }
 }
 
 /// ` || die "cannot stage WHAT"`, after a staging line.
@@ -267,6 +282,53 @@ fn timer_steps(
     }
 }
 
+/// What the host's script said, line by line.
+#[derive(Default)]
+struct Answer {
+    /// bkc sent `commit`: the switch may have begun.
+    committed: bool,
+    error: Option<String>,
+    /// The generation the host is on now, once it said so.
+    done: Option<u64>,
+    log: Vec<String>,
+    kept: Vec<Kept>,
+}
+
+impl Answer {
+    /// One line of the host's: reported, remembered, or answered with the commit.
+    fn line(&mut self, line: &str, progress: &(dyn Fn(&str) + Sync), commit: &mpsc::Sender<()>) {
+        // Everything below is printed or kept for printing: the host's text, made safe.
+        let line = printable_line(line);
+        let (key, rest) = line.split_once(' ').unwrap_or((&line, ""));
+        match key {
+            "progress" => progress(rest),
+            "ready" => {
+                progress(&format!("staged generation {rest}, switching"));
+                self.committed = commit.send(()).is_ok();
+            }
+            "log" => match rest.strip_prefix("kept ").and_then(|k| k.split_once(' ')) {
+                Some((service, path)) => {
+                    let k = Kept {
+                        path: path.to_string(),
+                        service: service.to_string(),
+                    };
+                    progress(&k.to_string());
+                    self.kept.push(k);
+                }
+                None => {
+                    if !rest.starts_with("activated") {
+                        progress(rest);
+                    }
+                    self.log.push(rest.to_string());
+                }
+            },
+            "error" => self.error = Some(rest.to_string()),
+            "done" => self.done = rest.trim().parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+}
+
 /// Apply `plan` to the host behind `t`, reporting progress lines as they come.
 pub fn apply_host(
     t: &dyn Transport,
@@ -288,11 +350,7 @@ pub fn apply_host(
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let (commit_tx, commit_rx) = mpsc::channel::<()>();
-    let mut committed = false;
-    let mut error = None;
-    let mut done = None;
-    let mut log = Vec::new();
-    let mut kept = Vec::new();
+    let mut answer = Answer::default();
     let stderr_text = std::thread::scope(|s| {
         s.spawn(move || {
             let Some(mut w) = stdin else { return };
@@ -315,51 +373,23 @@ pub fn apply_host(
         if let Some(out) = stdout {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                // Everything below is printed or kept for printing: the host's text, made safe.
-                let line = printable_line(&line);
-                let (key, rest) = line.split_once(' ').unwrap_or((&line, ""));
-                match key {
-                    "progress" => progress(rest),
-                    "ready" => {
-                        progress(&format!("staged generation {rest}, switching"));
-                        committed = commit_tx.send(()).is_ok();
-                    }
-                    "log" => match rest.strip_prefix("kept ").and_then(|k| k.split_once(' ')) {
-                        Some((service, path)) => {
-                            let k = Kept {
-                                path: path.to_string(),
-                                service: service.to_string(),
-                            };
-                            progress(&k.to_string());
-                            kept.push(k);
-                        }
-                        None => {
-                            if !rest.starts_with("activated") {
-                                progress(rest);
-                            }
-                            log.push(rest.to_string());
-                        }
-                    },
-                    "error" => error = Some(rest.to_string()),
-                    "done" => done = rest.trim().parse::<u64>().ok(),
-                    _ => {}
-                }
+                answer.line(&line, progress, &commit_tx);
             }
         }
         drop(commit_tx);
         errs.join().unwrap_or_default()
     });
     let status = child.wait();
-    if let Some(generation) = done {
+    if let Some(generation) = answer.done {
         return Ok(Applied {
             generation,
-            kept,
-            log,
+            kept: answer.kept,
+            log: answer.log,
         });
     }
-    let message = match error {
+    let message = match answer.error {
         Some(e) => e,
-        None if committed => format!(
+        None if answer.committed => format!(
             "the link was lost after the switch began; it finishes or rolls back on the host by itself — run `bkc plan` to see which ({})",
             stderr_text.trim()
         ),

@@ -350,13 +350,12 @@ pub fn compare(want: &Desired, obs: &Observed, runner: Option<(&str, &str)>) -> 
     }
     for (path, action, drift) in loose {
         if let Some(a) = action {
-            plan.items.push(Item {
-                action: a,
-                kind: ItemKind::File,
-                name: path.clone(),
-                files: vec![(a, path.clone())],
-                drift: drift.into_iter().collect(),
-            });
+            plan.items.push(path_item(
+                a,
+                ItemKind::File,
+                path,
+                drift.into_iter().collect(),
+            ));
         }
     }
     if plan.items.is_empty() {
@@ -437,22 +436,34 @@ fn manifest_item(want: &Desired, obs: &Observed, plan: &mut HostPlan) {
     {
         return;
     }
-    let action = if obs.manifest_bytes.is_some() {
-        Action::Change
+    let there = obs.manifest_bytes.is_some();
+    let drift = if there {
+        vec![format!("{MANIFEST_PATH} was edited by hand")]
     } else {
-        Action::Add
+        vec![]
     };
-    plan.items.push(Item {
+    plan.items.push(path_item(
+        add_or_change(there),
+        ItemKind::File,
+        MANIFEST_PATH,
+        drift,
+    ));
+}
+
+/// Add where there is nothing, change where there is something.
+fn add_or_change(there: bool) -> Action {
+    if there { Action::Change } else { Action::Add }
+}
+
+/// An item that is one path (a file, or the runner installed there), named by it.
+fn path_item(action: Action, kind: ItemKind, path: &str, drift: Vec<String>) -> Item {
+    Item {
         action,
-        kind: ItemKind::File,
-        name: MANIFEST_PATH.into(),
-        files: vec![(action, MANIFEST_PATH.into())],
-        drift: if obs.manifest_bytes.is_some() {
-            vec![format!("{MANIFEST_PATH} was edited by hand")]
-        } else {
-            vec![]
-        },
-    });
+        kind,
+        name: path.to_string(),
+        files: vec![(action, path.to_string())],
+        drift,
+    }
 }
 
 /// The runner to install at each path the host's units name where it is not this one (`sha`);
@@ -464,18 +475,12 @@ fn runner_items(want: &Desired, obs: &Observed, sha: &str, arch: &str, plan: &mu
             continue;
         }
         plan.runner_install.push(p.clone());
-        let action = if have.is_some() {
-            Action::Change
-        } else {
-            Action::Add
-        };
-        plan.items.push(Item {
-            action,
-            kind: ItemKind::Runner,
-            name: p.clone(),
-            files: vec![(action, p.clone())],
-            drift: vec![],
-        });
+        plan.items.push(path_item(
+            add_or_change(have.is_some()),
+            ItemKind::Runner,
+            p,
+            vec![],
+        ));
         if obs.arch != arch {
             plan.blocked = Some(format!(
                 "bkc-run must be installed at {p}, but the host is {} and the local bkc-run is built for {arch}; install a {} bkc-run there by hand",

@@ -167,12 +167,7 @@ pub(crate) fn notify_service(job: &Job, spec_path: &str) -> Result<Unit, minijin
 /// spec at `path`. It writes only its own memory under the state directory.
 pub(crate) fn fresh_service(job: &Job, path: &str) -> Result<Unit, minijinja::Error> {
     let state = &job.spec.state_dir;
-    let svc = Service {
-        runner: job.service.runner.clone(),
-        read_write_paths: vec![state.clone()],
-        writes_home: crate::analyze::paths::is_home(state),
-        timeout_secs: None,
-    };
+    let svc = helper_service(job, state.clone());
     let mut service = vec![
         set("Type", "oneshot"),
         set("ExecStart", format!("--fresh {}", unit_arg(path)?)).exec(
@@ -316,6 +311,17 @@ pub(crate) fn verify_timer(job: &Job, v: &ScheduledVerify) -> Result<Unit, minij
     })
 }
 
+/// The sandbox of a job's helper service (freshness check, watcher): the job's runner, one
+/// writable directory, no timeout of the job's.
+fn helper_service(job: &Job, writes: String) -> Service {
+    Service {
+        runner: job.service.runner.clone(),
+        writes_home: crate::analyze::paths::is_home(&writes),
+        read_write_paths: vec![writes],
+        timeout_secs: None,
+    }
+}
+
 /// `bkc-watch@<job>.service`: `bkc-run watch` on the job spec, running as long as the host does.
 /// It reads the watched paths (all the host is read-only in the sandbox), writes only the
 /// trigger's directory, and needs neither network nor any capability but reading everything.
@@ -327,12 +333,7 @@ pub(crate) fn watch_service(
     let trigger_dir = std::path::Path::new(&w.trigger)
         .parent()
         .map_or_else(|| "/".to_string(), |p| p.display().to_string());
-    let svc = Service {
-        runner: job.service.runner.clone(),
-        read_write_paths: vec![trigger_dir],
-        writes_home: false,
-        timeout_secs: None,
-    };
+    let svc = helper_service(job, trigger_dir);
     let mut service = vec![
         set("Type", "simple"),
         set("ExecStart", format!("watch {}", unit_arg(spec_path)?)).exec(

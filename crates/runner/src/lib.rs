@@ -709,7 +709,7 @@ fn execute(ctx: &Ctx, started: Instant) -> i32 {
     ping::send(ctx, ping::Ping::Start, "");
 
     take_locks(ctx, &mut run);
-    take_slot(ctx, &mut run);
+    take_slot(ctx, &mut run, prev.queued_since.is_some());
     let reached_hooks = !run.outcome.stops();
     if reached_hooks {
         run_hooks(ctx, &mut run, HookWhen::Before);
@@ -802,7 +802,7 @@ fn take_locks(ctx: &Ctx, run: &mut Run) {
 }
 
 /// One of the host's `max-parallel` slots, once the locks are held (slot.rs says why then).
-fn take_slot(ctx: &Ctx, run: &mut Run) {
+fn take_slot(ctx: &Ctx, run: &mut Run, stale_mark: bool) {
     if ctx.dry_run {
         return;
     }
@@ -810,7 +810,7 @@ fn take_slot(ctx: &Ctx, run: &mut Run) {
         && !run.outcome.stops()
     {
         let asked = Instant::now();
-        let res = slot::acquire(ctx, s);
+        let res = slot::acquire(ctx, s, stale_mark);
         // Also when it gave up: a queue timeout is a wait the state and metrics show.
         run.slot_wait = asked.elapsed();
         match res {

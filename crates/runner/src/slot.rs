@@ -206,8 +206,9 @@ impl Slots<'_> {
 }
 
 /// Take one of the host's slots, waiting in the queue as the spec says. Returns the slot, held
-/// like a local lock and released with the others.
-pub fn acquire(ctx: &Ctx, slot: &Slot) -> Result<Held, Fail> {
+/// like a local lock and released with the others. `stale_mark`: the state file the run began
+/// with says a run is queued (a killed one's), which this run clears however it gets its slot.
+pub fn acquire(ctx: &Ctx, slot: &Slot, stale_mark: bool) -> Result<Held, Fail> {
     let start = Instant::now();
     let dir = PathBuf::from(&slot.dir);
     let queue = dir.join("queue");
@@ -238,9 +239,7 @@ pub fn acquire(ctx: &Ctx, slot: &Slot) -> Result<Held, Fail> {
         && let Some(i) = try_take(&s.files).map_err(|e| s.fail("take", &e))?
     {
         // A runner killed while it queued left its mark: it would show this run as queued.
-        let path = report::state_path(&ctx.spec.state_dir, &ctx.spec.job);
-        if report::read_state(&path).is_ok_and(|st| st.is_some_and(|st| st.queued_since.is_some()))
-        {
+        if stale_mark {
             super::write_report(ctx, |now| RunState {
                 queued_since: None,
                 ..now.unwrap_or_default()
