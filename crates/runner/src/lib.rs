@@ -571,12 +571,21 @@ fn check_scheduling(spec: &JobSpec) -> Result<(), String> {
         ));
     }
     if let Some(w) = &spec.watch {
+        if w.paths.is_empty() {
+            return Err("the watch has no path".into());
+        }
         for p in w.paths.iter().chain([&w.trigger]) {
             if !p.starts_with('/') || p.contains('\0') {
                 return Err(format!(
                     "watch path {p:?} is not usable: it must be absolute"
                 ));
             }
+        }
+        if w.quiet_secs == 0 || w.quiet_secs > u64::from(u32::MAX) {
+            return Err(format!(
+                "the watch's quiet of {} s is out of range",
+                w.quiet_secs
+            ));
         }
     }
     for s in &spec.syncs {
@@ -1328,16 +1337,14 @@ mod tests {
         };
         refused(&|s| s.slot = Some(slot("slots", 2)), "slot");
         refused(&|s| s.slot = Some(slot("/run/s", 0)), "slot");
-        refused(
-            &|s| {
-                s.watch = Some(bkc_contract::spec::Watch {
-                    paths: vec!["srv".into()],
-                    quiet_secs: 1,
-                    trigger: "/run/bkc/watch/j".into(),
-                })
-            },
-            "watch path",
-        );
+        let watch = |paths: &[&str], quiet_secs| bkc_contract::spec::Watch {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+            quiet_secs,
+            trigger: "/run/bkc/watch/j".into(),
+        };
+        refused(&|s| s.watch = Some(watch(&["srv"], 1)), "watch path");
+        refused(&|s| s.watch = Some(watch(&[], 1)), "no path");
+        refused(&|s| s.watch = Some(watch(&["/srv"], 0)), "quiet");
         let snapshot_of = |kind: SourceSnapshot| {
             move |s: &mut JobSpec| {
                 s.syncs.push(Sync {

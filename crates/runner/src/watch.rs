@@ -260,30 +260,6 @@ impl Tree {
     }
 }
 
-/// The spec's watch, checked as far as the watcher relies on it.
-fn checked(spec: &JobSpec) -> Result<&Watch, String> {
-    let w = spec
-        .watch
-        .as_ref()
-        .ok_or_else(|| format!("job {} has no watch", spec.job))?;
-    if w.paths.is_empty() || w.paths.iter().any(|p| !p.starts_with('/')) {
-        return Err("the watch's paths must be absolute, and at least one".into());
-    }
-    if !w.trigger.starts_with('/') {
-        return Err(format!(
-            "the watch's trigger {:?} is not absolute",
-            w.trigger
-        ));
-    }
-    if w.quiet_secs == 0 || w.quiet_secs > u64::from(u32::MAX) {
-        return Err(format!(
-            "the watch's quiet of {} s is out of range",
-            w.quiet_secs
-        ));
-    }
-    Ok(w)
-}
-
 /// The run the state file reports: its start and end as written.
 fn last_run(spec: &JobSpec) -> Option<(Option<String>, Option<String>)> {
     let path = report::state_path(&spec.state_dir, &spec.job);
@@ -321,12 +297,14 @@ pub fn main(path: &Path) -> i32 {
             return exit::USAGE;
         }
     };
-    let w = match checked(&spec) {
-        Ok(w) => w.clone(),
-        Err(m) => {
-            say!("bkc-run watch: {}: {m}", path.display());
-            return exit::USAGE;
-        }
+    // Its paths, trigger and quiet time were checked with the rest of the spec.
+    let Some(w) = spec.watch.clone() else {
+        say!(
+            "bkc-run watch: {}: job {} has no watch",
+            path.display(),
+            spec.job
+        );
+        return exit::USAGE;
     };
     match watch(&spec, &w) {
         Ok(()) => exit::SUCCESS,
