@@ -612,6 +612,36 @@ job "plain" on="a" {
     }
 
     #[test]
+    fn every_unit_names_a_runner_with_a_dollar_as_it_is() {
+        // systemd expands `$` in arguments, not in the program: `$$` there is no such file.
+        let src = TOPOLOGY.replacen(
+            "host \"a\"",
+            "defaults {\n    runner \"/opt/$x/bkc-run\"\n}\nhost \"a\"",
+            1,
+        ) + "job \"watched\" on=\"a\" {\n    watch \"/srv/w\"\n    sync \"/srv/w/\" \"/srv/w-copy/\"\n}\n";
+        let c = crate::analyze::compile("t.kdl", &src);
+        let t = c.topology.expect("compiles");
+        let out = emit(&t, &[]).unwrap();
+        let mut seen = 0;
+        for files in out.hosts.values() {
+            for (path, f) in &files.files {
+                if !path.starts_with("/etc/systemd/system/") {
+                    continue;
+                }
+                let unit = String::from_utf8(f.bytes.clone()).unwrap();
+                for line in unit.lines().filter(|l| l.contains("bkc-run")) {
+                    let (_, program) = line.split_once('=').unwrap();
+                    let program = program.trim_start_matches(['+', '-']);
+                    assert!(program.starts_with("/opt/$x/bkc-run "), "{path}: {line}");
+                    seen += 1;
+                }
+            }
+        }
+        // The job, its notification, verify, freshness check, prune and watcher units.
+        assert!(seen >= 10, "{seen}");
+    }
+
+    #[test]
     fn a_watch_gets_a_watcher_and_a_path_unit_that_starts_the_job() {
         let src = r#"host "a" address="a.lan" { host-key "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJkCofNOLL62lNiH"; }
 job "docs" on="a" {

@@ -71,13 +71,20 @@ impl Setting {
         self
     }
 
-    fn exec(mut self, prefix: &'static str, program: &'static str, path: String) -> Self {
+    /// The setting runs `program` at `path`, escaped as the program of a command line
+    /// ([`unit_exec`]) in one place, so that no unit escapes it as an argument.
+    fn exec(
+        mut self,
+        prefix: &'static str,
+        program: &'static str,
+        path: &str,
+    ) -> Result<Self, minijinja::Error> {
         self.exec = Some(Exec {
             prefix,
             program,
-            path,
+            path: unit_exec(path)?,
         });
-        self
+        Ok(self)
     }
 }
 
@@ -140,8 +147,8 @@ pub(crate) fn notify_service(job: &Job, spec_path: &str) -> Result<Unit, minijin
         set("ExecStart", format!("--notify {}", unit_arg(spec_path)?)).exec(
             "",
             "runner",
-            unit_arg(&job.service.runner)?,
-        ),
+            &job.service.runner,
+        )?,
         set("TimeoutStartSec", "10min"),
         set("UMask", "0077"),
     ];
@@ -170,11 +177,7 @@ pub(crate) fn fresh_service(job: &Job, path: &str) -> Result<Unit, minijinja::Er
     let svc = helper_service(job, state.clone());
     let mut service = vec![
         set("Type", "oneshot"),
-        set("ExecStart", format!("--fresh {}", unit_arg(path)?)).exec(
-            "",
-            "runner",
-            unit_arg(&svc.runner)?,
-        ),
+        set("ExecStart", format!("--fresh {}", unit_arg(path)?)).exec("", "runner", &svc.runner)?,
         set("TimeoutStartSec", "10min"),
         set("UMask", "0077"),
     ];
@@ -257,7 +260,7 @@ pub(crate) fn verify_service(
     args.push_str(&unit_arg(spec_path)?);
     let mut service = vec![
         set("Type", "oneshot"),
-        set("ExecStart", args).exec("", "runner", unit_exec(&job.service.runner)?),
+        set("ExecStart", args).exec("", "runner", &job.service.runner)?,
         set("TimeoutStartSec", "infinity")
             .why("Reading every byte of a large backup may take longer than any run of the job."),
         set("KillMode", "mixed"),
@@ -336,11 +339,7 @@ pub(crate) fn watch_service(
     let svc = helper_service(job, trigger_dir);
     let mut service = vec![
         set("Type", "simple"),
-        set("ExecStart", format!("watch {}", unit_arg(spec_path)?)).exec(
-            "",
-            "runner",
-            unit_exec(&svc.runner)?,
-        ),
+        set("ExecStart", format!("watch {}", unit_arg(spec_path)?)).exec("", "runner", &svc.runner)?,
         set("Restart", "on-failure").why(
             "The watcher runs as long as the host; one that fails (a watch limit reached) is tried again.",
         ),
@@ -458,7 +457,7 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
     );
     let mut service = vec![
         set("Type", "oneshot"),
-        set("ExecStart", unit_arg(spec_path)?).exec("", "runner", unit_exec(&svc.runner)?),
+        set("ExecStart", unit_arg(spec_path)?).exec("", "runner", &svc.runner)?,
         set("TimeoutStartSec", start_timeout).why(
             "The runner enforces the job's timeout itself and releases its locks; systemd's is a backstop.",
         ),
@@ -471,7 +470,7 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
         let drop = format!("drop-source-snapshots {}", unit_arg(spec_path)?);
         service.push(
             set("ExecStartPre", drop.clone())
-                .exec("+", "runner", unit_exec(&svc.runner)?)
+                .exec("+", "runner", &svc.runner)?
                 .why(
                     "Source snapshots are deleted outside the sandbox, which has no CAP_SYS_ADMIN to delete\n\
                      a btrfs subvolume: a killed run's before this run, this run's after it.",
@@ -483,14 +482,14 @@ fn run(job: &Job, spec_path: &str) -> Result<Vec<Setting>, minijinja::Error> {
                     "ExecStartPre",
                     format!("take-source-snapshots {}", unit_arg(spec_path)?),
                 )
-                .exec("+", "runner", unit_exec(&svc.runner)?)
+                .exec("+", "runner", &svc.runner)?
                 .why(
                     "ZFS and LVM snapshots are taken and mounted read-only outside the sandbox, under the\n\
                      job's locks; the run copies from the mount.",
                 ),
             );
         }
-        service.push(set("ExecStopPost", drop).exec("+", "runner", unit_exec(&svc.runner)?));
+        service.push(set("ExecStopPost", drop).exec("+", "runner", &svc.runner)?);
     }
     service.extend(priority(job));
     service.push(set("UMask", "0077"));
@@ -543,7 +542,7 @@ fn sandbox(svc: &Service, key: Option<&JobKey>) -> Result<Vec<Setting>, minijinj
     }
     service.push(
         set("ExecStartPre", mkdir_args)
-            .exec("+", "mkdir", unit_exec(MKDIR)?)
+            .exec("+", "mkdir", MKDIR)?
             .why(
                 "Writable paths are created before the sandbox is set up: a missing mount point would\n\
                  otherwise stop the unit from starting at all.",
@@ -600,7 +599,7 @@ pub(crate) fn prune_service(
     let args = format!("{} {}", unit_arg("prune")?, unit_arg(job)?);
     let mut service = vec![
         set("Type", "oneshot"),
-        set("ExecStart", args).exec("", "runner", unit_arg(runner)?),
+        set("ExecStart", args).exec("", "runner", runner)?,
         set("IOSchedulingClass", "idle"),
         set("UMask", "0077"),
     ];
