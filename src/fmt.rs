@@ -11,11 +11,11 @@
 
 use kdl::{KdlDocument, KdlEntry, KdlNode};
 
-/// The canonical text of a parsed topology.
-pub fn format(doc: &KdlDocument) -> String {
+/// The canonical text of a topology parsed from `src`.
+pub fn format(doc: &KdlDocument, src: &str) -> String {
     let mut out = String::new();
     let mut emitted = false;
-    let line_start = block(&mut out, doc, 0, true, &mut emitted);
+    let line_start = block(&mut out, doc, src, 0, true, &mut emitted);
     if let Some(f) = doc.format() {
         gap(&mut out, &f.trailing, 0, line_start, &mut emitted);
     }
@@ -50,6 +50,7 @@ fn args_first(doc: &mut KdlDocument) {
 fn block(
     out: &mut String,
     doc: &KdlDocument,
+    src: &str,
     depth: usize,
     mut line_start: bool,
     emitted: &mut bool,
@@ -74,7 +75,7 @@ fn block(
             extra(f.map_or("", |f| f.before_children.as_str()), out);
             out.push_str(" {\n");
             let mut inner = false;
-            let ls = block(out, children, depth + 1, false, &mut inner);
+            let ls = block(out, children, src, depth + 1, false, &mut inner);
             if let Some(cf) = children.format() {
                 gap(out, &cf.trailing, depth + 1, ls, &mut inner);
             }
@@ -90,15 +91,30 @@ fn block(
         });
         extra(before, out);
         extra(terminator.trim_start().trim_start_matches(';'), out);
+        let lost = lost_comment(n, src, terminator);
+        extra(lost, out);
         out.push('\n');
         *emitted = true;
-        line_start = terminator.ends_with('\n');
+        line_start = terminator.ends_with('\n') || !lost.is_empty();
         if !trailing.trim().is_empty() {
             gap(out, trailing, depth, true, emitted);
             line_start = true;
         }
     }
     line_start
+}
+
+/// The comment that ends the line of a node's closing brace when whitespace comes between them
+/// (`} // note`): kdl keeps it in none of the node's format fields, so it is read from the source
+/// after the node's span. Empty when there is none, or kdl kept the terminator.
+fn lost_comment<'s>(n: &KdlNode, src: &'s str, terminator: &str) -> &'s str {
+    if !terminator.is_empty() || n.children().is_none() {
+        return "";
+    }
+    let end = n.span().offset() + n.span().len();
+    let rest = src.get(end..).unwrap_or("");
+    let line = rest.split('\n').next().unwrap_or("").trim();
+    if line.starts_with("//") { line } else { "" }
 }
 
 /// Write the comments in the whitespace between nodes, one per line at `depth`. Returns whether
@@ -178,7 +194,27 @@ mod tests {
     use super::*;
 
     fn fmt(s: &str) -> String {
-        format(&s.parse().unwrap())
+        format(&s.parse().unwrap(), s)
+    }
+
+    #[test]
+    fn a_comment_after_a_closing_brace_stays_with_it() {
+        // kdl keeps `}// x` as the node's terminator but `} // x` nowhere; both stay, and the
+        // blank line after them too, however often the file is formatted.
+        for src in [
+            "job \"a\" {\n}// note\n\njob \"b\"\n",
+            "job \"a\" {\n} // note\n\njob \"b\"\n",
+            "job \"a\" {\n} //\n\njob \"b\"\n",
+        ] {
+            let once = fmt(src);
+            assert!(once.contains("}") && once.contains("//"), "{once}");
+            assert!(once.contains("\n\njob \"b\""), "{once}");
+            assert_eq!(fmt(&once), once, "{src:?}");
+        }
+        assert_eq!(
+            fmt("job \"a\" {\n} // note\n\njob \"b\"\n"),
+            "job \"a\" {\n} // note\n\njob \"b\"\n"
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ fn examples() -> Vec<(String, String)> {
 }
 
 fn fmt(text: &str) -> String {
-    format(&text.parse().unwrap())
+    format(&text.parse().unwrap(), text)
 }
 
 /// The same file laid out carelessly: two-space indents, padded entries, extra blank lines.

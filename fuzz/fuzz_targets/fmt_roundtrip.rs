@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let Some(doc) = bkc::syntax::document(text, &mut d) else {
         return;
     };
-    let formatted = bkc::fmt::format(&doc);
+    let formatted = bkc::fmt::format(&doc, text);
     let mut d2 = Diagnostics::default();
     let again = bkc::syntax::document(&formatted, &mut d2)
         .unwrap_or_else(|| panic!("formatted text does not parse:\n{formatted}"));
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     assert_eq!(
-        bkc::fmt::format(&again),
+        bkc::fmt::format(&again, &formatted),
         formatted,
         "formatting is not idempotent"
     );

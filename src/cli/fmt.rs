@@ -32,7 +32,7 @@ pub fn fmt(args: &FmtArgs, v: Verbosity) -> Result<Exit, Exit> {
         eprintln!("{name}: not formatted: fix the syntax errors first");
         return Err(Exit::Invalid);
     };
-    let formatted = bkc::fmt::format(&doc);
+    let formatted = bkc::fmt::format(&doc, &text);
     // Never write a file whose meaning changed: formatting must only move whitespace and comments.
     let same = formatted
         .parse::<kdl::KdlDocument>()
